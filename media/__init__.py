@@ -1,0 +1,1 @@
+"""Audio for softswitch: decode, resample, play, record, trim, speech."""

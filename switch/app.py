@@ -1,0 +1,108 @@
+"""`softswitch serve`: the control plane (aiohttp + asyncio) and its media workers, wired together."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from switch.api.errors import error_middleware
+from switch.api.twilio import add_twilio_routes
+from switch.calls import CallManager
+from switch.config import Config, Credentials, resolve_credentials
+from switch.store import Store
+from switch.webhooks import WebhookDispatcher
+from switch.workers import WorkerPool
+
+log = logging.getLogger("switch")
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    switch: Switch = request.app[SWITCH_KEY]
+    pool = switch.pool
+    body = {
+        "status": "ok" if pool.healthy else "degraded",
+        "workers": pool.status(),
+        "capacity": sum(w.capacity for w in pool.workers if w.up),
+        "in_use": sum(len(w.legs) for w in pool.workers),
+        "live_calls": len(switch.calls.live),
+    }
+    return web.json_response(body, status=200 if pool.healthy else 503)
+
+
+@dataclass
+class Switch:
+    """A running switch: store, webhooks, call manager, workers and the HTTP server."""
+
+    config: Config
+    credentials: Credentials
+    store: Store
+    webhooks: WebhookDispatcher
+    calls: CallManager
+    pool: WorkerPool
+    runner: web.AppRunner
+
+    @property
+    def base_url(self) -> str:
+        return self.config.base_url
+
+    async def stop(self) -> None:
+        await self.calls.shutdown()
+        await self.pool.close()
+        await self.runner.cleanup()
+        await self.webhooks.close()
+        self.store.close()
+
+
+SWITCH_KEY = web.AppKey("switch", Switch)
+
+
+async def start_switch(config: Config) -> Switch:
+    """Start everything and return once every worker has said hello and HTTP is listening."""
+    credentials = resolve_credentials(config)
+    store = Store(config.data_dir / "softswitch.db")
+    store.ensure_account(credentials.account_sid, credentials.auth_token)
+    webhooks = WebhookDispatcher(store, credentials.auth_token, config.webhook_timeout, config.webhook_retries)
+    await webhooks.start()
+    calls = CallManager(config, credentials.account_sid, credentials.auth_token, store, webhooks)
+    resumed = webhooks.resume()
+    recovered = calls.recover()
+    if resumed or recovered:
+        log.info("start-up: %d pending webhooks resumed, %d calls left live by the last run closed",
+                 resumed, recovered)
+    pool = WorkerPool(config.workers, config.sip_host, config.sip_port, calls.on_worker_event,
+                      calls.on_worker_lost, config.pj_log_level)
+    calls.attach(pool)
+    await pool.start()
+    app = web.Application(middlewares=[error_middleware])
+    app.router.add_get("/healthz", _healthz)
+    add_twilio_routes(app, calls, config.base_url)
+    runner = web.AppRunner(app, access_log=None)
+    switch = Switch(config, credentials, store, webhooks, calls, pool, runner)
+    app[SWITCH_KEY] = switch
+    await runner.setup()
+    site = web.TCPSite(runner, config.http_host, config.http_port)
+    await site.start()
+    return switch
+
+
+async def serve(config: Config) -> None:
+    """Run until SIGINT/SIGTERM, then hang up calls and stop cleanly."""
+    switch = await start_switch(config)
+    creds = switch.credentials
+    total = sum(w.capacity for w in switch.pool.workers)
+    print(f"softswitch: HTTP {switch.base_url}  SIP {config.sip_host}:{config.sip_port} (UDP+TCP)  "
+          f"{config.workers} worker(s), {total} simultaneous calls", flush=True)
+    if creds.generated:
+        print(f"softswitch: generated credentials (kept in {config.data_dir / 'credentials.json'}):", flush=True)
+    print(f"  account SID {creds.account_sid}\n  auth token  {creds.auth_token}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+    await switch.stop()

@@ -1,0 +1,84 @@
+"""The `softswitch` command line: serve, bench, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from switch.config import Config, load_config, parse_hostport
+from switch.errors import ConfigError
+
+
+def _config_from_args(args: argparse.Namespace) -> Config:
+    cfg = load_config(Path(args.config) if args.config else None)
+    if args.data_dir:
+        cfg.data_dir = Path(args.data_dir)
+    if args.http:
+        cfg.http_host, cfg.http_port = parse_hostport(args.http, "--http")
+    if args.sip:
+        cfg.sip_host, cfg.sip_port = parse_hostport(args.sip, "--sip")
+    if args.workers is not None:
+        if args.workers < 1:
+            raise ConfigError("--workers must be at least 1")
+        cfg.workers = args.workers
+    return cfg
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from switch.app import serve
+
+    asyncio.run(serve(_config_from_args(args)))
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from switch.bench import run_bench
+
+    return run_bench(Path(args.output), calls=args.calls, rate=args.rate, workers=args.workers or 2)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from switch.demo import run_demo
+
+    return run_demo()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="softswitch", description="Self-hosted SIP voice platform.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the switch")
+    serve.add_argument("--config", help="TOML config file (default: none)")
+    serve.add_argument("--data-dir", help="where the database and recordings live (default ./var)")
+    serve.add_argument("--http", help="HTTP HOST:PORT (default 127.0.0.1:8080)")
+    serve.add_argument("--sip", help="SIP HOST:PORT for UDP and TCP (default 127.0.0.1:5060)")
+    serve.add_argument("--workers", type=int, help="media worker processes (default 1)")
+    serve.set_defaults(func=_cmd_serve)
+    bench = sub.add_parser("bench", help="measure the switch under sipp load on 127.0.0.1")
+    bench.add_argument("--output", default="bench-results.json")
+    bench.add_argument("--calls", type=int, default=200, help="calls per measured run")
+    bench.add_argument("--rate", type=float, default=20.0, help="offered calls per second")
+    bench.add_argument("--workers", type=int, default=None)
+    bench.set_defaults(func=_cmd_bench)
+    demo = sub.add_parser("demo", help="one whole call on embedded defaults, shown as a timeline")
+    demo.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"softswitch: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

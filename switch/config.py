@@ -1,0 +1,181 @@
+"""Configuration: a TOML file, the environment and command-line flags, in that order of precedence.
+
+Example (`softswitch.toml`)::
+
+    [server]
+    http = "127.0.0.1:8080"
+    sip = "127.0.0.1:5060"
+    workers = 2
+    data_dir = "./var"
+
+    [account]                 # or SOFTSWITCH_ACCOUNT_SID / SOFTSWITCH_AUTH_TOKEN
+    sid = "AC0123456789abcdef0123456789abcdef"
+    auth_token = "0123456789abcdef0123456789abcdef"
+
+    [[trunks]]
+    name = "lab-asterisk"
+    uri = "sip:127.0.0.1:5070"
+    username = "softswitch"   # optional digest credentials
+    password = "secret"
+    prefixes = ["+1", "1"]    # numbers routed here; empty or absent means every number
+
+    [[numbers]]
+    number = "+15550100"
+    voice_url = "http://127.0.0.1:9000/voice"
+    voice_method = "POST"
+    status_callback = "http://127.0.0.1:9000/status"
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from switch.errors import ConfigError
+from switch.model import new_sid
+
+ACCOUNT_SID_RE = re.compile(r"^AC[0-9a-f]{32}$")
+
+
+def parse_hostport(value: str, what: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{what}: expected HOST:PORT, got {value!r}")
+    return host, int(port)
+
+
+@dataclass(frozen=True)
+class Trunk:
+    """A SIP trunk that phone numbers are sent to."""
+
+    name: str
+    uri: str  # sip:host[:port]
+    username: str | None = None
+    password: str | None = None
+    prefixes: tuple[str, ...] = ()
+
+    @property
+    def hostport(self) -> str:
+        rest = self.uri.split(":", 1)[1] if ":" in self.uri else self.uri
+        return rest.split("@", 1)[-1].split(";", 1)[0]
+
+    def matches(self, number: str) -> bool:
+        return not self.prefixes or any(number.startswith(p) for p in self.prefixes)
+
+
+@dataclass(frozen=True)
+class Number:
+    """A phone number (or SIP user) the switch answers, with the app that handles it."""
+
+    number: str
+    voice_url: str | None = None
+    voice_method: str = "POST"
+    voice_fallback_url: str | None = None
+    voice_fallback_method: str = "POST"
+    status_callback: str | None = None
+    status_callback_method: str = "POST"
+
+
+@dataclass
+class Config:
+    """Everything `softswitch serve` needs."""
+
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    sip_host: str = "127.0.0.1"
+    sip_port: int = 5060
+    workers: int = 1
+    data_dir: Path = Path("var")
+    public_url: str | None = None
+    account_sid: str | None = None
+    auth_token: str | None = None
+    trunks: list[Trunk] = field(default_factory=list)
+    numbers: list[Number] = field(default_factory=list)
+    webhook_timeout: float = 10.0
+    webhook_retries: int = 3
+    pj_log_level: int = 1
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url or f"http://{self.http_host}:{self.http_port}"
+
+
+def _table(raw: dict[str, Any], name: str) -> dict[str, Any]:
+    value = raw.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"[{name}] must be a table")
+    return value
+
+
+def load_config(path: Path | None) -> Config:
+    """Read `path` (if given) into a Config; unknown or ill-typed keys are errors, not surprises."""
+    cfg = Config()
+    if path is None:
+        return cfg
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    server = _table(raw, "server")
+    if "http" in server:
+        cfg.http_host, cfg.http_port = parse_hostport(str(server["http"]), "server.http")
+    if "sip" in server:
+        cfg.sip_host, cfg.sip_port = parse_hostport(str(server["sip"]), "server.sip")
+    cfg.workers = int(server.get("workers", cfg.workers))
+    if "data_dir" in server:
+        cfg.data_dir = Path(str(server["data_dir"]))
+    cfg.public_url = server.get("public_url")
+    account = _table(raw, "account")
+    cfg.account_sid = account.get("sid")
+    cfg.auth_token = account.get("auth_token")
+    hooks = _table(raw, "webhooks")
+    cfg.webhook_timeout = float(hooks.get("timeout", cfg.webhook_timeout))
+    cfg.webhook_retries = int(hooks.get("retries", cfg.webhook_retries))
+    try:
+        cfg.trunks = [
+            Trunk(name=str(t.get("name", f"trunk{i}")), uri=str(t["uri"]), username=t.get("username"),
+                  password=t.get("password"), prefixes=tuple(str(p) for p in t.get("prefixes", ())))
+            for i, t in enumerate(raw.get("trunks", []))
+        ]
+        cfg.numbers = [Number(**n) for n in raw.get("numbers", [])]
+    except (KeyError, TypeError) as exc:
+        raise ConfigError(f"{path}: bad [[trunks]] or [[numbers]] entry: {exc}") from exc
+    for trunk in cfg.trunks:
+        if not trunk.uri.startswith(("sip:", "sips:")):
+            raise ConfigError(f"trunk {trunk.name}: uri must start with sip:, got {trunk.uri!r}")
+    return cfg
+
+
+@dataclass(frozen=True)
+class Credentials:
+    account_sid: str
+    auth_token: str
+    generated: bool
+
+
+def resolve_credentials(cfg: Config, env: dict[str, str] | None = None) -> Credentials:
+    """Account SID and token from the environment, the config, or (once) generated into the data dir."""
+    env = dict(os.environ) if env is None else env
+    sid = env.get("SOFTSWITCH_ACCOUNT_SID") or cfg.account_sid
+    token = env.get("SOFTSWITCH_AUTH_TOKEN") or cfg.auth_token
+    if sid and token:
+        if not ACCOUNT_SID_RE.match(sid):
+            raise ConfigError(f"account SID must be AC followed by 32 lowercase hex digits, got {sid!r}")
+        return Credentials(sid, token, generated=False)
+    if sid or token:
+        raise ConfigError("give both the account SID and the auth token, or neither")
+    path = cfg.data_dir / "credentials.json"
+    if path.exists():
+        saved = json.loads(path.read_text())
+        return Credentials(saved["account_sid"], saved["auth_token"], generated=False)
+    creds = Credentials(new_sid("AC"), secrets.token_hex(16), generated=True)
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"account_sid": creds.account_sid, "auth_token": creds.auth_token}))
+    path.chmod(0o600)
+    return creds

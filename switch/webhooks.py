@@ -1,0 +1,143 @@
+"""The one webhook dispatcher: persisted first, delivered in order per call, signed, retried with backoff.
+
+`send()` writes the webhook to the store and returns at once; a per-call delivery task sends that call's
+webhooks one after another, so callbacks of one call never overtake each other while calls never wait
+for each other.  A slow endpoint gets `timeout` seconds per attempt and `retries` more attempts with
+exponential backoff; then the webhook is marked failed and logged.  Webhooks still pending at start-up
+(the switch stopped or crashed before delivering them) are sent by `resume()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import urllib.parse
+from collections.abc import Callable
+
+import aiohttp
+
+from switch import __version__
+from switch.signature import compute_signature
+from switch.store import PendingWebhook, Store
+
+log = logging.getLogger("switch.webhooks")
+
+Observer = Callable[[PendingWebhook, int | None, float], None]
+
+
+def url_with_query(url: str, params: list[tuple[str, str]]) -> str:
+    """`url` with `params` appended to its query string (Twilio's GET webhooks)."""
+    if not params:
+        return url
+    sep = "&" if urllib.parse.urlsplit(url).query else "?"
+    return url + sep + urllib.parse.urlencode(params)
+
+
+class WebhookDispatcher:
+    """Sends every webhook of the switch (status callbacks now; TwiML fetches use the same signing)."""
+
+    def __init__(self, store: Store, auth_token: str, timeout: float = 10.0, retries: int = 3,
+                 backoff: float = 0.5) -> None:
+        self._store = store
+        self._auth_token = auth_token
+        self._timeout = timeout
+        self._retries = retries
+        self._backoff = backoff
+        self._queues: dict[str, list[PendingWebhook]] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._session: aiohttp.ClientSession | None = None
+        self.observers: list[Observer] = []
+
+    async def start(self) -> None:
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=self._timeout),
+            headers={"User-Agent": f"softswitch/{__version__}"},
+        )
+
+    def resume(self) -> int:
+        """Queue the webhooks a previous run left pending; returns how many."""
+        count = 0
+        for hook in self._store.pending_webhooks():
+            self._enqueue(hook)
+            count += 1
+        return count
+
+    def send(self, call_sid: str, url: str, method: str, params: list[tuple[str, str]]) -> None:
+        """Persist the webhook and schedule its delivery after the call's earlier ones."""
+        method = method.upper()
+        hook_id = self._store.add_webhook(call_sid, url, method, params)
+        self._enqueue(PendingWebhook(hook_id, call_sid, url, method, params, 0))
+
+    def _enqueue(self, hook: PendingWebhook) -> None:
+        self._queues.setdefault(hook.call_sid, []).append(hook)
+        if hook.call_sid not in self._tasks:
+            task = asyncio.get_running_loop().create_task(self._drain(hook.call_sid))
+            self._tasks[hook.call_sid] = task
+
+    async def _drain(self, call_sid: str) -> None:
+        queue = self._queues[call_sid]
+        try:
+            while queue:
+                await self._deliver(queue[0])
+                queue.pop(0)
+        finally:
+            self._tasks.pop(call_sid, None)
+            if not queue:
+                self._queues.pop(call_sid, None)
+
+    async def _deliver(self, hook: PendingWebhook) -> None:
+        attempts = hook.attempts
+        error: str | None = None
+        delay = self._backoff
+        while attempts <= self._retries:
+            attempts += 1
+            status, error = await self._attempt(hook)
+            for observer in self.observers:
+                observer(hook, status, time.time())
+            if error is None:
+                self._store.webhook_done(hook.id, True, attempts, None)
+                return
+            log.warning("%s: webhook %s %s attempt %d failed: %s", hook.call_sid, hook.method, hook.url,
+                        attempts, error)
+            if attempts <= self._retries:
+                await asyncio.sleep(delay)
+                delay *= 2
+        log.error("%s: webhook %s %s given up after %d attempts: %s", hook.call_sid, hook.method, hook.url,
+                  attempts, error)
+        self._store.webhook_done(hook.id, False, attempts, error)
+
+    async def _attempt(self, hook: PendingWebhook) -> tuple[int | None, str | None]:
+        assert self._session is not None, "dispatcher not started"
+        if hook.method == "GET":
+            url = url_with_query(hook.url, hook.params)
+            signature = compute_signature(self._auth_token, url)
+            request = self._session.get(url, headers={"X-Twilio-Signature": signature})
+        else:
+            signature = compute_signature(self._auth_token, hook.url, hook.params)
+            request = self._session.post(hook.url, data=hook.params, headers={"X-Twilio-Signature": signature})
+        try:
+            async with request as response:
+                await response.read()
+                if response.status >= 400:
+                    return response.status, f"HTTP {response.status}"
+                return response.status, None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return None, f"{type(exc).__name__}: {exc}"
+
+    async def flush(self, timeout: float) -> bool:
+        """Wait up to `timeout` s for queued webhooks; True when none is left."""
+        deadline = time.monotonic() + timeout
+        while self._tasks and time.monotonic() < deadline:
+            await asyncio.wait(list(self._tasks.values()), timeout=max(0.0, deadline - time.monotonic()))
+        return not self._tasks
+
+    async def close(self, timeout: float = 5.0) -> None:
+        """Deliver what can be delivered in `timeout` s; the rest stays pending in the store."""
+        await self.flush(timeout)
+        for task in list(self._tasks.values()):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()

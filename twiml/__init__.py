@@ -1,0 +1,1 @@
+"""TwiML for softswitch: fetch, parse, verbs and the interpreter."""
