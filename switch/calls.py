@@ -13,14 +13,14 @@ import asyncio
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from switch.callbacks import status_callback_params
 from switch.config import Config, Number
 from switch.errors import ApiError, NotFound
 from switch.ipc import Message
-from switch.model import Call, CallbackEvent, Direction, event_for_status, new_sid, utcnow
+from switch.model import Call, Direction, event_for_status, new_sid, utcnow
 from switch.routing import Route, from_uri, route
 from switch.service import CallFilter, CallUpdate, NewCall
 from switch.status import CallStatus, EndReason, check_transition, status_for_provisional, status_for_sip_code
@@ -31,7 +31,7 @@ from switch.workers import WorkerPool
 log = logging.getLogger("switch.calls")
 
 Clock = Callable[[], dt.datetime]
-AnswerHook = Callable[[Call], Awaitable[None]]
+AnswerHook = Callable[[Call], Coroutine[Any, Any, None]]
 
 
 def _user_part(uri: str) -> str:

@@ -37,7 +37,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from switch.bench import run_bench
 
-    return run_bench(Path(args.output), calls=args.calls, rate=args.rate, workers=args.workers or 2)
+    status: int = run_bench(Path(args.output), calls=args.calls, rate=args.rate, workers=args.workers or 2)
+    return status
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ that reuses its slot (ARCHITECTURE.md).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import queue
@@ -76,13 +77,13 @@ class Leg(pj.Call):  # type: ignore[misc]
         self.last_progress = 0
         self.answered = False
 
-    def onCallState(self, prm: pj.OnCallStateParam) -> None:  # noqa: N802 - pjsua2's name
+    def onCallState(self, prm: pj.OnCallStateParam) -> None:
         try:
             self.engine.on_leg_state(self)
         except Exception:
             log.exception("leg %s: onCallState failed", self.leg_id)
 
-    def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:  # noqa: N802
+    def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:
         try:
             self.engine.emit({"ev": "dtmf", "leg": self.leg_id, "digit": prm.digit})
         except Exception:
@@ -96,7 +97,7 @@ class LocalAccount(pj.Account):  # type: ignore[misc]
         super().__init__()
         self.engine = engine
 
-    def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:  # noqa: N802
+    def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:
         try:
             self.engine.on_incoming(self, prm)
         except Exception:
@@ -200,10 +201,8 @@ class Engine:
     def submit(self, command: dict[str, Any]) -> None:
         """From any thread: queue a command and wake the loop."""
         self.commands.put(command)
-        try:
+        with contextlib.suppress(OSError):  # the loop still polls every _POLL_MS
             self._wake_sock.sendto(WAKE, (self.config.host, self.config.port))
-        except OSError:
-            pass  # the loop still polls every _POLL_MS
 
     def stop(self) -> None:
         """Hang up every leg, let the BYEs/CANCELs leave, and destroy the library."""

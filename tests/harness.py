@@ -1,0 +1,274 @@
+"""End-to-end harness: the switch as a real `softswitch serve` process and an HTTP app that records webhooks.
+
+Everything listens on 127.0.0.1 with ports chosen so parallel runs do not collide.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from twilio.request_validator import RequestValidator
+from twilio.rest import Client
+
+ACCOUNT_SID = "AC" + "5" * 32
+AUTH_TOKEN = "f" * 32
+
+
+def _port_free(port: int) -> bool:
+    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+        with socket.socket(socket.AF_INET, kind) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+    return True
+
+
+def free_port_block(count: int) -> int:
+    """A base port such that base..base+count-1 are free for UDP and TCP on 127.0.0.1."""
+    for _ in range(200):
+        base = random.randrange(21000, 39000)
+        if all(_port_free(base + i) for i in range(count)):
+            return base
+    raise RuntimeError("no free port block")
+
+
+def free_tcp_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Hook:
+    """One request the webhook sink received."""
+
+    method: str
+    url: str
+    path: str
+    params: dict[str, str]
+    signature: str | None
+    received: float
+
+
+@dataclass
+class WebhookSink:
+    """An aiohttp app in a background thread recording every request; answers with `responses[path]`."""
+
+    port: int = field(default_factory=free_tcp_port)
+    hooks: list[Hook] = field(default_factory=list)
+    # path -> callable(hook) returning (status, body, content type)
+    responses: dict[str, Callable[[Hook], tuple[int, str, str]]] = field(default_factory=dict)
+    _cond: threading.Condition = field(default_factory=threading.Condition)
+    _runner: web.AppRunner | None = None
+    _thread: threading.Thread | None = None
+    _loop: Any = None
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        form = await request.post() if request.method == "POST" else request.query
+        hook = Hook(request.method, str(request.url), request.path, {k: str(v) for k, v in form.items()},
+                    request.headers.get("X-Twilio-Signature"), time.time())
+        with self._cond:
+            self.hooks.append(hook)
+            self._cond.notify_all()
+        responder = self.responses.get(request.path)
+        if responder is None:
+            return web.Response(status=204)
+        status, body, ctype = responder(hook)
+        return web.Response(status=status, text=body, content_type=ctype)
+
+    def start(self) -> WebhookSink:
+        import asyncio
+
+        ready = threading.Event()
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            app = web.Application()
+            app.router.add_route("*", "/{tail:.*}", self._handle)
+            self._runner = web.AppRunner(app, access_log=None)
+            loop.run_until_complete(self._runner.setup())
+            loop.run_until_complete(web.TCPSite(self._runner, "127.0.0.1", self.port).start())
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(self._runner.cleanup())
+            loop.close()
+
+        self._thread = threading.Thread(target=run, daemon=True, name="webhook-sink")
+        self._thread.start()
+        ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def for_path(self, path: str) -> list[Hook]:
+        with self._cond:
+            return [h for h in self.hooks if h.path == path]
+
+    def wait_for(self, predicate: Callable[[list[Hook]], bool], timeout: float = 15.0) -> list[Hook]:
+        """Block until `predicate(hooks)` holds; raise AssertionError with what arrived otherwise."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not predicate(self.hooks):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    seen = [(h.path, h.params.get("CallStatus")) for h in self.hooks]
+                    raise AssertionError(f"webhooks did not arrive in {timeout} s; got {seen}")
+                self._cond.wait(left)
+            return list(self.hooks)
+
+    def statuses(self, path: str, call_sid: str) -> list[str]:
+        return [h.params["CallStatus"] for h in self.for_path(path) if h.params.get("CallSid") == call_sid]
+
+    def wait_statuses(self, path: str, call_sid: str, count: int, timeout: float = 15.0) -> list[Hook]:
+        self.wait_for(lambda hooks: len([h for h in hooks if h.path == path
+                                         and h.params.get("CallSid") == call_sid]) >= count, timeout)
+        return [h for h in self.for_path(path) if h.params.get("CallSid") == call_sid]
+
+    @staticmethod
+    def valid(hook: Hook, token: str = AUTH_TOKEN) -> bool:
+        validator = RequestValidator(token)
+        if hook.method == "GET":
+            return bool(validator.validate(hook.url, {}, hook.signature or ""))
+        return bool(validator.validate(hook.url, hook.params, hook.signature or ""))
+
+
+@dataclass
+class SwitchProcess:
+    """`softswitch serve` in a subprocess, configured through a TOML file in `workdir`."""
+
+    workdir: Path
+    workers: int = 1
+    trunks: list[dict[str, Any]] = field(default_factory=list)
+    numbers: list[dict[str, Any]] = field(default_factory=list)
+    extra_env: dict[str, str] = field(default_factory=dict)
+    http_port: int = field(default_factory=free_tcp_port)
+    sip_port: int = 0
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    def __post_init__(self) -> None:
+        if not self.sip_port:
+            self.sip_port = free_port_block(self.workers + 1)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def sip_uri_host(self) -> str:
+        return f"127.0.0.1:{self.sip_port}"
+
+    def write_config(self) -> Path:
+        lines = [
+            "[server]",
+            f'http = "127.0.0.1:{self.http_port}"',
+            f'sip = "127.0.0.1:{self.sip_port}"',
+            f"workers = {self.workers}",
+            f'data_dir = "{self.workdir / "data"}"',
+            "[account]",
+            f'sid = "{ACCOUNT_SID}"',
+            f'auth_token = "{AUTH_TOKEN}"',
+            "[webhooks]",
+            "timeout = 3",
+            "retries = 2",
+        ]
+        for trunk in self.trunks:
+            lines.append("[[trunks]]")
+            lines += [f"{k} = {json.dumps(v)}" for k, v in trunk.items()]
+        for number in self.numbers:
+            lines.append("[[numbers]]")
+            lines += [f"{k} = {json.dumps(v)}" for k, v in number.items()]
+        path = self.workdir / "softswitch.toml"
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    def start(self, timeout: float = 30.0) -> SwitchProcess:
+        config = self.write_config()
+        self.log_path = self.workdir / f"switch-{int(time.time() * 1000)}.log"
+        env = {**os.environ, **self.extra_env}
+        env.pop("SOFTSWITCH_ACCOUNT_SID", None)
+        env.pop("SOFTSWITCH_AUTH_TOKEN", None)
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "switch", "serve", "--config", str(config)],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+            )
+        self.wait_healthy(timeout)
+        return self
+
+    def healthz(self) -> tuple[int, dict[str, Any]]:
+        try:
+            with urllib.request.urlopen(self.base_url + "/healthz", timeout=2) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    def wait_healthy(self, timeout: float = 30.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"switch exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                status, body = self.healthz()
+                last = body
+                if status == 200:
+                    return body
+            except (OSError, ValueError) as exc:
+                last = exc
+            time.sleep(0.1)
+        raise RuntimeError(f"switch not healthy in {timeout} s: {last}\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
+
+    def client(self) -> Client:
+        client = Client(ACCOUNT_SID, AUTH_TOKEN)
+        client.api.base_url = self.base_url
+        return client
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        code = self.proc.returncode
+        self.proc = None
+        return code
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+    """Poll `predicate` (for state only reachable by polling, like the REST API) until true."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
