@@ -119,6 +119,7 @@ class Engine:
         self.account: LocalAccount | None = None
         self.capacity = 0
         self._wake_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._wake_host = "127.0.0.1" if config.host in ("0.0.0.0", "::") else config.host
 
     # -- life cycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -140,8 +141,9 @@ class Engine:
         for kind in (pj.PJSIP_TRANSPORT_UDP, pj.PJSIP_TRANSPORT_TCP):
             tcfg = pj.TransportConfig()
             tcfg.port = self.config.port
-            tcfg.boundAddress = self.config.host
-            tcfg.publicAddress = self.config.host
+            if self.config.host not in ("0.0.0.0", "::"):
+                tcfg.boundAddress = self.config.host
+                tcfg.publicAddress = self.config.host
             ep.transportCreate(kind, tcfg)
         ep.libStart()
         ep.audDevManager().setNullDev()
@@ -202,7 +204,7 @@ class Engine:
         """From any thread: queue a command and wake the loop."""
         self.commands.put(command)
         with contextlib.suppress(OSError):  # the loop still polls every _POLL_MS
-            self._wake_sock.sendto(WAKE, (self.config.host, self.config.port))
+            self._wake_sock.sendto(WAKE, (self._wake_host, self.config.port))
 
     def stop(self) -> None:
         """Hang up every leg, let the BYEs/CANCELs leave, and destroy the library."""

@@ -1,0 +1,201 @@
+"""Unit tests of configuration loading and credential resolution (`switch.config`)."""
+
+from __future__ import annotations
+
+import json
+import re
+import stat
+from pathlib import Path
+
+import pytest
+
+from switch.config import (
+    Config,
+    Number,
+    Trunk,
+    load_config,
+    parse_hostport,
+    resolve_credentials,
+)
+from switch.errors import ConfigError
+
+DATA = Path(__file__).parent / "data" / "config"
+SID = "AC0123456789abcdef0123456789abcdef"
+TOKEN = "0123456789abcdef0123456789abcdef"
+SID_RE = re.compile(r"^AC[0-9a-f]{32}$")
+HEX32 = re.compile(r"^[0-9a-f]{32}$")
+
+
+def test_load_full_config() -> None:
+    cfg = load_config(DATA / "full.toml")
+    assert (cfg.http_host, cfg.http_port) == ("0.0.0.0", 8081)
+    assert (cfg.sip_host, cfg.sip_port) == ("127.0.0.1", 5062)
+    assert cfg.workers == 3
+    assert cfg.data_dir == Path("/tmp/softswitch-test-var")
+    assert cfg.public_url == "https://switch.example.com"
+    assert cfg.base_url == "https://switch.example.com"
+    assert cfg.account_sid == SID
+    assert cfg.auth_token == TOKEN
+    assert cfg.webhook_timeout == 2.5
+    assert cfg.webhook_retries == 5
+    assert cfg.trunks == [
+        Trunk(name="lab-asterisk", uri="sip:127.0.0.1:5070", username="softswitch", password="secret",
+              prefixes=("+1", "1")),
+        Trunk(name="trunk1", uri="sips:gw.example.com:5061"),
+    ]
+    assert cfg.trunks[0].hostport == "127.0.0.1:5070"
+    assert cfg.trunks[1].hostport == "gw.example.com:5061"
+    assert cfg.trunks[0].matches("+15550100")
+    assert not cfg.trunks[0].matches("+445550100")
+    assert cfg.trunks[1].matches("+445550100")  # no prefixes: every number
+    assert cfg.numbers == [
+        Number(number="+15550100", voice_url="http://127.0.0.1:9000/voice", voice_method="GET",
+               voice_fallback_url="http://127.0.0.1:9000/fallback",
+               status_callback="http://127.0.0.1:9000/status", status_callback_method="GET"),
+        Number(number="alice"),
+    ]
+    assert cfg.numbers[1].voice_method == "POST"
+
+
+def test_no_path_gives_defaults() -> None:
+    cfg = load_config(None)
+    assert cfg == Config()
+    assert cfg.base_url == "http://127.0.0.1:8080"
+
+
+def test_empty_file_gives_defaults() -> None:
+    assert load_config(DATA / "empty.toml") == Config()
+
+
+def test_malformed_toml_names_the_path() -> None:
+    path = DATA / "malformed.toml"
+    with pytest.raises(ConfigError, match=re.escape(str(path))):
+        load_config(path)
+
+
+def test_missing_file_names_the_path(tmp_path: Path) -> None:
+    path = tmp_path / "nope.toml"
+    with pytest.raises(ConfigError, match=re.escape(str(path))):
+        load_config(path)
+
+
+def test_trunk_uri_without_sip_scheme() -> None:
+    with pytest.raises(ConfigError, match="bad"):
+        load_config(DATA / "trunk_no_sip.toml")
+
+
+def test_trunk_without_uri() -> None:
+    path = DATA / "trunk_no_uri.toml"
+    with pytest.raises(ConfigError, match=re.escape(str(path))):
+        load_config(path)
+
+
+def test_unknown_number_key(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[[numbers]]\nnumber = "+1555"\nvoice_uri = "http://x"\n')
+    with pytest.raises(ConfigError):
+        load_config(path)
+
+
+@pytest.mark.parametrize("text", ['server = 1\n', '[server]\nhttp = "8080"\n', '[server]\nsip = "h:0"\n',
+                                  '[server]\nsip = "h:port"\n', 'webhooks = "x"\n'])
+def test_bad_server_values(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError):
+        load_config(path)
+
+
+def test_parse_hostport() -> None:
+    assert parse_hostport("127.0.0.1:5060", "x") == ("127.0.0.1", 5060)
+    assert parse_hostport("[::1]:5060", "x") == ("[::1]", 5060)
+    for bad in ("", ":5060", "host:", "host:65536", "host"):
+        with pytest.raises(ConfigError, match="x"):
+            parse_hostport(bad, "x")
+
+
+# -- credentials -------------------------------------------------------------------------------
+
+
+def test_config_credentials(tmp_path: Path) -> None:
+    creds = resolve_credentials(Config(data_dir=tmp_path, account_sid=SID, auth_token=TOKEN), env={})
+    assert (creds.account_sid, creds.auth_token, creds.generated) == (SID, TOKEN, False)
+    assert not (tmp_path / "credentials.json").exists()
+
+
+def test_env_wins_over_config(tmp_path: Path) -> None:
+    env_sid = "AC" + "f" * 32
+    cfg = Config(data_dir=tmp_path, account_sid=SID, auth_token=TOKEN)
+    creds = resolve_credentials(cfg, env={"SOFTSWITCH_ACCOUNT_SID": env_sid, "SOFTSWITCH_AUTH_TOKEN": "envtok"})
+    assert (creds.account_sid, creds.auth_token, creds.generated) == (env_sid, "envtok", False)
+
+
+def test_env_alone(tmp_path: Path) -> None:
+    creds = resolve_credentials(
+        Config(data_dir=tmp_path), env={"SOFTSWITCH_ACCOUNT_SID": SID, "SOFTSWITCH_AUTH_TOKEN": "t"}
+    )
+    assert (creds.account_sid, creds.auth_token) == (SID, "t")
+
+
+def test_process_environment_is_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOFTSWITCH_ACCOUNT_SID", SID)
+    monkeypatch.setenv("SOFTSWITCH_AUTH_TOKEN", "fromenv")
+    assert resolve_credentials(Config(data_dir=tmp_path)).auth_token == "fromenv"
+
+
+@pytest.mark.parametrize(
+    ("cfg_sid", "cfg_token", "env"),
+    [
+        (SID, None, {}),
+        (None, TOKEN, {}),
+        (None, None, {"SOFTSWITCH_ACCOUNT_SID": SID}),
+        (None, None, {"SOFTSWITCH_AUTH_TOKEN": TOKEN}),
+    ],
+)
+def test_only_one_of_sid_and_token(tmp_path: Path, cfg_sid: str | None, cfg_token: str | None,
+                                   env: dict[str, str]) -> None:
+    cfg = Config(data_dir=tmp_path, account_sid=cfg_sid, auth_token=cfg_token)
+    with pytest.raises(ConfigError, match="both"):
+        resolve_credentials(cfg, env=env)
+    assert not (tmp_path / "credentials.json").exists()
+
+
+@pytest.mark.parametrize("sid", ["AC0123", "XX0123456789abcdef0123456789abcdef",
+                                 "AC0123456789ABCDEF0123456789ABCDEF", "AC0123456789abcdef0123456789abcdef0",
+                                 "ac0123456789abcdef0123456789abcdef"])
+def test_bad_sid_format(tmp_path: Path, sid: str) -> None:
+    with pytest.raises(ConfigError, match="SID"):
+        resolve_credentials(Config(data_dir=tmp_path, account_sid=sid, auth_token=TOKEN), env={})
+    with pytest.raises(ConfigError, match="SID"):
+        resolve_credentials(Config(data_dir=tmp_path),
+                            env={"SOFTSWITCH_ACCOUNT_SID": sid, "SOFTSWITCH_AUTH_TOKEN": TOKEN})
+
+
+def test_generated_once_and_persisted(tmp_path: Path) -> None:
+    data_dir = tmp_path / "var" / "nested"  # created on demand
+    cfg = Config(data_dir=data_dir)
+    first = resolve_credentials(cfg, env={})
+    assert first.generated
+    assert SID_RE.match(first.account_sid)
+    assert HEX32.match(first.auth_token)
+    path = data_dir / "credentials.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert json.loads(path.read_text()) == {"account_sid": first.account_sid, "auth_token": first.auth_token}
+
+    second = resolve_credentials(Config(data_dir=data_dir), env={})
+    assert (second.account_sid, second.auth_token) == (first.account_sid, first.auth_token)
+    assert not second.generated
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_generated_credentials_differ_between_data_dirs(tmp_path: Path) -> None:
+    a = resolve_credentials(Config(data_dir=tmp_path / "a"), env={})
+    b = resolve_credentials(Config(data_dir=tmp_path / "b"), env={})
+    assert a.account_sid != b.account_sid
+    assert a.auth_token != b.auth_token
+
+
+def test_explicit_credentials_win_over_saved_ones(tmp_path: Path) -> None:
+    resolve_credentials(Config(data_dir=tmp_path), env={})
+    creds = resolve_credentials(Config(data_dir=tmp_path, account_sid=SID, auth_token=TOKEN), env={})
+    assert (creds.account_sid, creds.auth_token) == (SID, TOKEN)
