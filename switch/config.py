@@ -176,6 +176,8 @@ def resolve_credentials(cfg: Config, env: dict[str, str] | None = None) -> Crede
         return Credentials(saved["account_sid"], saved["auth_token"], generated=False)
     creds = Credentials(new_sid("AC"), secrets.token_hex(16), generated=True)
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"account_sid": creds.account_sid, "auth_token": creds.auth_token}))
-    path.chmod(0o600)
+    # created 0600 from the start: the token is never readable by others, not even for a moment
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(json.dumps({"account_sid": creds.account_sid, "auth_token": creds.auth_token}))
     return creds

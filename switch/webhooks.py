@@ -16,6 +16,7 @@ import urllib.parse
 from collections.abc import Callable
 
 import aiohttp
+import yarl
 
 from switch import __version__
 from switch.signature import compute_signature
@@ -112,10 +113,12 @@ class WebhookDispatcher:
         if hook.method == "GET":
             url = url_with_query(hook.url, hook.params)
             signature = compute_signature(self._auth_token, url)
-            request = self._session.get(url, headers={"X-Twilio-Signature": signature})
+            # encoded=True: send byte for byte the URL we signed (yarl would otherwise re-quote it)
+            request = self._session.get(yarl.URL(url, encoded=True), headers={"X-Twilio-Signature": signature})
         else:
             signature = compute_signature(self._auth_token, hook.url, hook.params)
-            request = self._session.post(hook.url, data=hook.params, headers={"X-Twilio-Signature": signature})
+            request = self._session.post(yarl.URL(hook.url, encoded=True), data=hook.params,
+                                         headers={"X-Twilio-Signature": signature})
         try:
             async with request as response:
                 await response.read()

@@ -621,7 +621,9 @@ class SippPeer:
             code = process.wait(limit)
         except subprocess.TimeoutExpired:
             self.stop()
-            raise TimeoutError(f"{self.name}: sipp still running after {limit:g}s\n{self.describe()}") from None
+            raise TimeoutError(
+                f"{self.name}: sipp still running after {limit:g}s\n{self.describe()}"
+            ) from None
         self._reap()
         return code
 

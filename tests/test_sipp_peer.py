@@ -115,7 +115,9 @@ _ACK_BYE = """
 
 def _write(tmp_path: Path, name: str, body: str) -> Path:
     path = tmp_path / name
-    path.write_text(f'<?xml version="1.0" encoding="ISO-8859-1" ?>\n<scenario name="{name}">\n{body}</scenario>\n')
+    path.write_text(
+        f'<?xml version="1.0" encoding="ISO-8859-1" ?>\n<scenario name="{name}">\n{body}</scenario>\n'
+    )
     return path
 
 
@@ -255,7 +257,11 @@ def test_all_scenarios_present() -> None:
 async def test_uas_answer_with_uac_inbound(tmp_path: Path) -> None:
     uas = SippPeer("uas_answer.xml", workdir=tmp_path)
     uac = await run_pair(
-        uas, uac_scenario="uac_inbound.xml", service="+15550001111", variables={"pause_ms": 100}, workdir=tmp_path
+        uas,
+        uac_scenario="uac_inbound.xml",
+        service="+15550001111",
+        variables={"pause_ms": 100},
+        workdir=tmp_path,
     )
     assert_ok(uas, uac)
 
@@ -263,7 +269,15 @@ async def test_uas_answer_with_uac_inbound(tmp_path: Path) -> None:
     assert uas.codes_sent() == [100, 180, 200, 200]
     assert uac.methods_sent() == ["INVITE", "ACK", "BYE"]
     assert uac.codes_received() == [100, 180, 200, 200]
-    assert [m.direction for m in uas.messages()] == ["received", "sent", "sent", "sent", "received", "received", "sent"]
+    assert [m.direction for m in uas.messages()] == [
+        "received",
+        "sent",
+        "sent",
+        "sent",
+        "received",
+        "received",
+        "sent",
+    ]
 
     invite = uas.first("received", "INVITE")
     assert invite is not None and invite.request_uri == f"sip:+15550001111@127.0.0.1:{uas.port}"
@@ -340,7 +354,9 @@ async def test_uas_404_with_uac_inbound_404(tmp_path: Path) -> None:
 
 async def test_uas_noanswer_with_uac_inbound_cancel(tmp_path: Path) -> None:
     uas = SippPeer("uas_noanswer.xml", workdir=tmp_path)
-    uac = await run_pair(uas, uac_scenario="uac_inbound_cancel.xml", variables={"pause_ms": 200}, workdir=tmp_path)
+    uac = await run_pair(
+        uas, uac_scenario="uac_inbound_cancel.xml", variables={"pause_ms": 200}, workdir=tmp_path
+    )
     assert_ok(uas, uac)
     assert uas.methods_received() == ["INVITE", "CANCEL", "ACK"]
     assert uas.codes_sent() == [100, 180, 200, 487]
@@ -373,7 +389,9 @@ async def test_uas_early_media_with_uac_inbound(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("scenario", "challenge"), [("uas_auth.xml", 401), ("uas_auth407.xml", 407)])
 async def test_uas_auth_accepts_right_credentials(tmp_path: Path, scenario: str, challenge: int) -> None:
     uas = SippPeer(scenario, auth=(USER, PASSWORD), workdir=tmp_path)
-    uac = await run_pair(uas, uac_scenario=uac_challenged(tmp_path, challenge), auth=(USER, PASSWORD), workdir=tmp_path)
+    uac = await run_pair(
+        uas, uac_scenario=uac_challenged(tmp_path, challenge), auth=(USER, PASSWORD), workdir=tmp_path
+    )
     assert_ok(uas, uac)
     assert uas.methods_received() == ["INVITE", "ACK", "INVITE", "ACK", "BYE"]
     assert uas.codes_sent() == [challenge, 100, 180, 200, 200]
@@ -406,7 +424,10 @@ async def test_uas_auth_rejects_wrong_password_with_403(tmp_path: Path) -> None:
 async def test_uas_auth407_rejects_wrong_user_and_harness_catches_wrong_password(tmp_path: Path) -> None:
     wrong_user = SippPeer("uas_auth407.xml", auth=(USER, PASSWORD), workdir=tmp_path / "user")
     uac = await run_pair(
-        wrong_user, uac_scenario=uac_challenged(tmp_path, 407, final=403), auth=("mallory", PASSWORD), workdir=tmp_path
+        wrong_user,
+        uac_scenario=uac_challenged(tmp_path, 407, final=403),
+        auth=("mallory", PASSWORD),
+        workdir=tmp_path,
     )
     assert uac.returncode == EXIT_OK, uac.describe()
     assert wrong_user.returncode == EXIT_FAILED, wrong_user.describe()
@@ -415,7 +436,9 @@ async def test_uas_auth407_rejects_wrong_user_and_harness_catches_wrong_password
     # sipp cannot check a Proxy-Authorization digest itself: the call goes through,
     # and the harness is what notices the wrong password.
     wrong_password = SippPeer("uas_auth407.xml", auth=(USER, PASSWORD), workdir=tmp_path / "password")
-    await run_pair(wrong_password, uac_scenario=uac_challenged(tmp_path, 407), auth=(USER, "wrong"), workdir=tmp_path)
+    await run_pair(
+        wrong_password, uac_scenario=uac_challenged(tmp_path, 407), auth=(USER, "wrong"), workdir=tmp_path
+    )
     assert wrong_password.codes_sent() == [407, 100, 180, 200, 200]
     assert not wrong_password.verify_digest(USER, PASSWORD)
 
@@ -450,7 +473,8 @@ def test_digest_helper_agrees_with_hashlib() -> None:
     ha2 = hashlib.md5(b"INVITE:sip:bob@127.0.0.1").hexdigest()
     response = hashlib.md5(f"{ha1}:abc:{ha2}".encode()).hexdigest()
     header = (
-        f'Digest username="alice",realm="softswitch.test",nonce="abc",uri="sip:bob@127.0.0.1",response="{response}"'
+        'Digest username="alice",realm="softswitch.test",nonce="abc",'
+        f'uri="sip:bob@127.0.0.1",response="{response}"'
     )
     assert digest_response_ok(header, "INVITE", "alice", "pw")
     assert not digest_response_ok(header, "BYE", "alice", "pw")

@@ -33,7 +33,7 @@ class BaselineCall(pj.Call):  # type: ignore[misc]
         self.key = call_id
         self.calls = calls
 
-    def onCallState(self, prm: pj.OnCallStateParam) -> None:  # noqa: N802 - pjsua2's name
+    def onCallState(self, prm: pj.OnCallStateParam) -> None:
         if self.getInfo().state == pj.PJSIP_INV_STATE_DISCONNECTED:
             self.calls.pop(self.key, None)
 
@@ -46,7 +46,7 @@ class BaselineAccount(pj.Account):  # type: ignore[misc]
         self.calls: dict[int, BaselineCall] = {}
         self.answered = 0
 
-    def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:  # noqa: N802
+    def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:
         call = BaselineCall(self, prm.callId, self.calls)
         self.calls[prm.callId] = call
         for code in (180, 200):

@@ -29,6 +29,7 @@ log = logging.getLogger("switch.worker")
 Emit = Callable[[dict[str, Any]], None]
 WAKE = b"\r\n\r\n"
 _POLL_MS = 10
+BIND_RETRY_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -139,18 +140,31 @@ class Engine:
         med.sndAutoCloseTime = -1
         ep.libInit(cfg)
         for kind in (pj.PJSIP_TRANSPORT_UDP, pj.PJSIP_TRANSPORT_TCP):
-            tcfg = pj.TransportConfig()
-            tcfg.port = self.config.port
-            if self.config.host not in ("0.0.0.0", "::"):
-                tcfg.boundAddress = self.config.host
-                tcfg.publicAddress = self.config.host
-            ep.transportCreate(kind, tcfg)
+            self._create_transport(kind)
         ep.libStart()
         ep.audDevManager().setNullDev()
         self._set_codec_priorities()
         self.account = self._make_account(None)
         self.capacity = max_calls_compiled()
         self._running = True
+
+    def _create_transport(self, kind: int) -> None:
+        """Bind our SIP port, retrying for a while: a predecessor that just died may still hold it."""
+        tcfg = pj.TransportConfig()
+        tcfg.port = self.config.port
+        if self.config.host not in ("0.0.0.0", "::"):
+            tcfg.boundAddress = self.config.host
+            tcfg.publicAddress = self.config.host
+        deadline = time.monotonic() + BIND_RETRY_SECONDS
+        while True:
+            try:
+                self.ep.transportCreate(kind, tcfg)
+                return
+            except pj.Error as exc:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"cannot bind SIP {self.config.host}:{self.config.port}: "
+                                       f"{_error_text(exc)}") from None
+                time.sleep(0.2)
 
     def _set_codec_priorities(self) -> None:
         for codec in self.ep.codecEnum2():

@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         engine.start()
     except Exception as exc:
-        emit({"ev": "fatal", "message": f"worker {args.index} could not start on {args.sip}: {exc!r}"})
+        emit({"ev": "fatal", "message": f"worker {args.index} could not start on {args.sip}: {exc}"})
         log.exception("worker %d: start failed", args.index)
         return 1
     emit(
