@@ -2,10 +2,11 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Debian packages the tests and demo use: sipp (sip-tester) as a real SIP peer.
-DEB_PACKAGES := sip-tester
+# Debian packages the switch, tests and demo use: sipp (sip-tester) as a real SIP peer,
+# espeak-ng for <Say>.
+DEB_PACKAGES := sip-tester espeak-ng
 # binaries that prove each package above is installed, in the same order
-DEB_BINARIES := sipp
+DEB_BINARIES := sipp espeak-ng
 
 .PHONY: setup deps demo test lint bench serve clean
 

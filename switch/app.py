@@ -91,6 +91,10 @@ async def start_switch(config: Config) -> Switch:
 
 async def serve(config: Config) -> None:
     """Run until SIGINT/SIGTERM, then hang up calls and stop cleanly."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # before start-up, so an early signal also stops cleanly
+        loop.add_signal_handler(sig, stop.set)
     switch = await start_switch(config)
     creds = switch.credentials
     total = sum(w.capacity for w in switch.pool.workers)
@@ -99,10 +103,6 @@ async def serve(config: Config) -> None:
     if creds.generated:
         print(f"softswitch: generated credentials (kept in {config.data_dir / 'credentials.json'}):", flush=True)
     print(f"  account SID {creds.account_sid}\n  auth token  {creds.auth_token}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("shutting down")
     await switch.stop()

@@ -64,12 +64,19 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--rate", type=float, default=20.0, help="offered calls per second")
     bench.add_argument("--workers", type=int, default=None)
     bench.set_defaults(func=_cmd_bench)
+    sub.add_parser("phone", help="the lab phone: a scriptable headless SIP phone (see `softswitch phone --help`)")
     demo = sub.add_parser("demo", help="one whole call on embedded defaults, shown as a timeline")
     demo.set_defaults(func=_cmd_demo)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["phone"]:
+        # The lab phone is its own pjsua2 process; only it (and the workers) may load pjsua2.
+        from switch.worker.labphone import phone_main
+
+        return phone_main(argv[1:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

@@ -6,6 +6,7 @@ signature, and every SIP response the peer sent or received.
 
 from __future__ import annotations
 
+import socket
 import time
 
 import pytest
@@ -198,3 +199,33 @@ def test_list_filters_by_status(switch: SwitchProcess, sink: WebhookSink) -> Non
     busy = switch.client().calls.list(status="busy", to=f"sip:listed@{far.uri_host}")
     assert [c.sid for c in busy] == [sid]
     wait_until(lambda: switch.healthz()[1]["in_use"] == 0, what="slots released")
+
+
+def test_time_limit_hangs_up(switch: SwitchProcess, sink: WebhookSink) -> None:
+    with SippPeer("uas_answer.xml", timeout=20) as far:
+        sid = _create(switch, sink, f"sip:bob@{far.uri_host}", time_limit=1)
+        hooks = sink.wait_statuses("/status", sid, 4, timeout=10)
+        assert far.wait_sync(10) == 0, far.describe()
+    _check_sequence(hooks, ["initiated", "ringing", "in-progress", "completed"], [None, "180", "200", "200"])
+    assert hooks[-1].params["CallDuration"] == "1"
+    assert far.methods_received() == ["INVITE", "ACK", "BYE"]
+
+
+MALFORMED = [
+    b"\x00\x01garbage that is not SIP at all\r\n\r\n",
+    b"INVITE sip:x@127.0.0.1 SIP/2.0\r\nVia: broken\r\n\r\n",  # no Call-ID, CSeq, From, To
+    b"SIP/2.0 200 OK\r\nContent-Length: 99999\r\n\r\nshort",  # a response to nothing, lying length
+    b"INVITE sip:+15550100@127.0.0.1 SIP/2.0\r\n" + b"X-Long: " + b"a" * 3000 + b"\r\n\r\n",
+]
+
+
+def test_malformed_sip_is_dropped_and_calls_go_on(switch: SwitchProcess, sink: WebhookSink) -> None:
+    before = switch.healthz()[1]["workers"][0]["pid"]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for datagram in MALFORMED:
+            sock.sendto(datagram, ("127.0.0.1", switch.sip_port))
+    time.sleep(0.3)
+    status, health = switch.healthz()
+    assert status == 200 and health["workers"][0]["pid"] == before  # the worker did not die
+    assert health["live_calls"] == 0  # and no half-call was created
+    test_busy(switch, sink)  # a real call still works end to end

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import shutil
 import socket
 import time
 from pathlib import Path
@@ -26,10 +25,7 @@ from tests.sipp_peer import (
     digest_response_ok,
     free_udp_port,
     parse_message_log,
-    sipp_binary,
 )
-
-pytestmark = pytest.mark.skipif(shutil.which(sipp_binary()) is None, reason="sipp (sip-tester) not installed")
 
 USER, PASSWORD = "alice", "s3cret-pw"
 

@@ -109,7 +109,8 @@ def pjsua2_version() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Serve until SIGTERM/SIGINT; exit status 0."""
-    parser = argparse.ArgumentParser(prog="softswitch-baseline", description=__doc__.split("\n", 1)[0])
+    summary = (__doc__ or "").split("\n", 1)[0]
+    parser = argparse.ArgumentParser(prog="softswitch-baseline", description=summary)
     parser.add_argument("--sip", default="127.0.0.1:5090", help="HOST:PORT to bind UDP and TCP")
     parser.add_argument("--pj-log-level", type=int, default=0)
     parser.add_argument("--version", action="store_true", help="print the pjsua2 version and exit")

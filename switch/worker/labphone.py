@@ -1,0 +1,777 @@
+"""The lab phone: a scriptable, headless SIP phone on pjsua2, run as its own process for tests and demos.
+
+    softswitch phone --sip 127.0.0.1:5062 --answer auto --tone 1000 --record heard.wav
+
+It answers (or refuses) calls, or places one, plays a tone or a WAV file, records what it hears from the far
+end, sends RFC 2833 (or SIP INFO) digits, and prints one JSON object per line on stdout for every event, each
+with ``"event"`` and ``"t"`` (``time.time()``)::
+
+    {"event": "ready", "sip": "127.0.0.1:5062", "t": ...}
+    {"event": "incoming", "from": "<sip:a@...>", "to": "<sip:b@...>", "call_id": "...", "t": ...}
+    {"event": "calling", "uri": "sip:b@...", "call_id": "...", "t": ...}
+    {"event": "ringing", "code": 180, "call_id": "...", "t": ...}             (outgoing calls)
+    {"event": "answered", "call_id": "...", "t": ...}
+    {"event": "dtmf", "digit": "5", "method": "rfc2833", "call_id": "...", "t": ...}
+    {"event": "dtmf_sent", "digits": "123", "method": "rfc2833", "call_id": "...", "t": ...}
+    {"event": "hangup", "code": 200, "reason": "...", "duration": 3.02, "by": "local"|"remote",
+     "call_id": "...", "recording": "path.wav", "t": ...}                    (recording: with --record)
+    {"event": "registered", "code": 200, "reason": "OK", "expires": 300, "t": ...}
+    {"event": "error", "message": "...", "t": ...}
+    {"event": "exit", "reason": "calls"|"max-seconds"|"signal"|"error", "calls": N, "t": ...}
+
+Threading follows ARCHITECTURE.md: the main thread owns the Endpoint (``threadCnt = 0``,
+``mainThreadOnly = True``) and loops on ``libHandleEvents``; timers (answer, DTMF, hang-up, exit) run
+between polls.  Only the recorder's ``onFrameReceived`` runs on the media clock thread, and it does nothing
+but copy the frame's bytes (straight from the ``std::vector``'s memory, see :func:`frame_bytes`) onto a
+deque that the main loop drains into a WAV file, whose header is rewritten at each write so the file stays
+valid even if the phone is killed.  pjlib logs to C stdout; fd 1 is pointed at stderr while the phone runs
+so that stdout carries nothing but events.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import ctypes
+import heapq
+import itertools
+import json
+import logging
+import os
+import signal
+import sys
+import tempfile
+import threading
+import time
+import wave
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any
+
+import pjsua2 as pj
+
+from media.tones import sine, write_wav
+
+log = logging.getLogger("switch.labphone")
+
+CLOCK_RATE = 8000
+FRAME_MS = 20
+FRAME_BYTES = CLOCK_RATE * FRAME_MS // 1000 * 2
+_POLL_MS = 20
+_MEDIA_GRACE_S = 0.1  # let the clock thread finish with a disconnected port before destroying it
+_SHUTDOWN_GRACE_S = 1.5
+ANSWER_MODES = ("auto", "busy", "reject", "ignore")
+_FINAL_CODES = {"auto": 200, "busy": 486, "reject": 603}
+
+
+def _error_text(exc: pj.Error) -> str:
+    # str(pj.Error) is empty; info() carries the reason.
+    try:
+        return str(exc.info())
+    except Exception:  # pragma: no cover - defensive: info() itself failing
+        return repr(exc)
+
+
+# -- reading frames fast ----------------------------------------------------------------------------------
+# MediaFrame.buf is a SWIG proxy of std::vector<unsigned char>; bytes() on it goes element by element through
+# the iterator protocol (~250 us per 320-byte frame here).  libstdc++ lays a vector out as three pointers
+# (begin, end, end of storage), and int(proxy.this) is the vector's address, so two pointer reads and one
+# ctypes.string_at copy the frame in ~5 us.  The layout is checked once on a vector we built ourselves; if it
+# does not match, frame_bytes() falls back to the slow copy.
+_VECTOR_HEAD = ctypes.c_size_t * 2
+
+
+def _vector_probe() -> bool:
+    try:
+        probe = pj.ByteVector()
+        pattern = bytes(range(1, 40))
+        for value in pattern:
+            probe.push_back(value)
+        begin, end = _VECTOR_HEAD.from_address(int(probe.this))
+        return bool(end - begin == len(pattern) and ctypes.string_at(begin, end - begin) == pattern)
+    except Exception:  # pragma: no cover - any surprise means: use the slow path
+        return False
+
+
+_FAST_VECTOR = _vector_probe()
+
+
+def frame_bytes(frame: pj.MediaFrame) -> bytes:
+    """The payload of a pjsua2 ``MediaFrame`` as bytes, read from the vector's memory when the layout allows."""
+    buf = frame.buf
+    if _FAST_VECTOR:
+        begin, end = _VECTOR_HEAD.from_address(int(buf.this))
+        return ctypes.string_at(begin, end - begin) if end > begin else b""
+    return bytes(buf)
+
+
+# -- options ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PhoneOptions:
+    """Everything the phone is told on its command line (see :func:`add_phone_arguments`)."""
+
+    host: str = "127.0.0.1"
+    port: int = 5062
+    answer: str = "auto"
+    answer_after: float = 0.0
+    ring: bool = True
+    play: str | None = None
+    tone: float | None = None
+    record: str | None = None
+    dtmf: str | None = None
+    dtmf_after: float = 1.0
+    dtmf_method: str = "rfc2833"
+    call: str | None = None
+    hangup_after: float | None = None
+    register: str | None = None
+    user: str | None = None
+    password: str | None = None
+    exit_after_calls: int | None = None
+    max_seconds: float = 60.0
+    pj_log_level: int = 1
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> PhoneOptions:
+        """Build options from the namespace produced by a parser set up with :func:`add_phone_arguments`."""
+        host, sep, port = str(args.sip).rpartition(":")
+        if not sep or not host or not port.isdigit() or int(port) > 65535:
+            raise ValueError(f"--sip: expected HOST:PORT, got {args.sip!r}")
+        exit_after = args.exit_after_calls
+        if exit_after is None and args.call:
+            exit_after = 1
+        return cls(
+            host=host,
+            port=int(port),
+            answer=args.answer,
+            answer_after=args.answer_after,
+            ring=args.ring,
+            play=args.play,
+            tone=args.tone,
+            record=args.record,
+            dtmf=args.dtmf,
+            dtmf_after=args.dtmf_after,
+            dtmf_method=args.dtmf_method,
+            call=args.call,
+            hangup_after=args.hangup_after,
+            register=args.register,
+            user=args.user,
+            password=args.password,
+            exit_after_calls=exit_after,
+            max_seconds=args.max_seconds,
+            pj_log_level=args.pj_log_level,
+        )
+
+
+def add_phone_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the lab phone's options to ``parser`` (used by ``softswitch phone``)."""
+    parser.add_argument("--sip", default="127.0.0.1:5062",
+                        help="HOST:PORT to bind UDP and TCP (port 0: any free port, reported in 'ready')")
+    parser.add_argument("--answer", choices=ANSWER_MODES, default="auto",
+                        help="incoming calls: auto=200, busy=486, reject=603, ignore=never answer (default auto)")
+    parser.add_argument("--answer-after", type=float, default=0.0, metavar="SECONDS",
+                        help="delay before the final answer to an incoming call (default 0)")
+    parser.add_argument("--ring", action=argparse.BooleanOptionalAction, default=True,
+                        help="send 180 Ringing first to incoming calls (default on)")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--play", metavar="FILE", help="WAV file to play into every call, looped")
+    source.add_argument("--tone", type=float, metavar="HZ", help="play a continuous sine of HZ into every call")
+    parser.add_argument("--record", metavar="FILE",
+                        help="record what the far end sends as 8 kHz 16-bit mono WAV (later calls: FILE-2.wav, ...)")
+    parser.add_argument("--dtmf", metavar="DIGITS", help="digits to send once a call is answered")
+    parser.add_argument("--dtmf-after", type=float, default=1.0, metavar="SECONDS",
+                        help="delay after the answer before sending --dtmf (default 1)")
+    parser.add_argument("--dtmf-method", choices=("rfc2833", "info"), default="rfc2833",
+                        help="how to send --dtmf (default rfc2833)")
+    parser.add_argument("--call", metavar="SIP-URI", help="place a call to SIP-URI at start")
+    parser.add_argument("--hangup-after", type=float, metavar="SECONDS",
+                        help="hang up every call this long after it is answered")
+    parser.add_argument("--register", metavar="URI", help="REGISTER with this registrar (needs --user)")
+    parser.add_argument("--user", help="user name (From/Contact user, and for digest authentication)")
+    parser.add_argument("--password", help="password for digest authentication")
+    parser.add_argument("--exit-after-calls", type=int, metavar="N",
+                        help="exit once N calls have ended (default 1 with --call, else unlimited)")
+    parser.add_argument("--max-seconds", type=float, default=60.0,
+                        help="exit after this long whatever happens (default 60)")
+    parser.add_argument("--pj-log-level", type=int, default=1, help="pjsip log level on stderr (default 1)")
+
+
+# -- events -----------------------------------------------------------------------------------------------
+class EventWriter:
+    """Writes one JSON object per line, flushed at once; safe to call from any thread."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    def __call__(self, event: str, **fields: Any) -> None:
+        record: dict[str, Any] = {"event": event, **fields, "t": time.time()}
+        line = json.dumps(record, separators=(", ", ": ")) + "\n"
+        with self._lock:
+            try:
+                self._stream.write(line)
+                self._stream.flush()
+            except (OSError, ValueError):  # reader gone: keep running, the phone exits by itself anyway
+                log.warning("cannot write event %s", event)
+
+
+# -- media ------------------------------------------------------------------------------------------------
+class RecorderPort(pj.AudioMediaPort):  # type: ignore[misc]
+    """A sink on the conference bridge that keeps every 20 ms frame it is given, in order.
+
+    ``onFrameReceived`` runs on the media clock thread: it only copies the bytes onto a deque (appends are
+    atomic); the owner thread drains them with :meth:`take`.  Frames without audio become silence so that the
+    recording keeps real time.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.chunks: collections.deque[bytes] = collections.deque()
+        self.closed = False
+
+    def onFrameReceived(self, frame: pj.MediaFrame) -> None:
+        if self.closed:
+            return
+        try:
+            data = frame_bytes(frame) if frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO else b""
+        except Exception:  # never let an exception into the clock thread; keep time with silence
+            data = b""
+        self.chunks.append(data or bytes(FRAME_BYTES))
+
+    def onFrameRequested(self, frame: pj.MediaFrame) -> None:
+        pass  # a sink only: it sends nothing
+
+    def take(self) -> bytes:
+        """Everything received since the last call (owner thread)."""
+        parts: list[bytes] = []
+        while True:
+            try:
+                parts.append(self.chunks.popleft())
+            except IndexError:
+                return b"".join(parts)
+
+
+class Recording:
+    """A WAV file fed from a :class:`RecorderPort`; valid on disk after every write."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._wav: wave.Wave_write | None = wave.open(str(path), "wb")  # noqa: SIM115 - closed in close()
+        self._wav.setnchannels(1)
+        self._wav.setsampwidth(2)
+        self._wav.setframerate(CLOCK_RATE)
+        self.port = RecorderPort()
+        fmt = pj.MediaFormatAudio()
+        fmt.init(pj.PJMEDIA_FORMAT_PCM, CLOCK_RATE, 1, FRAME_MS * 1000, 16)
+        self.port.createPort(f"rec-{path.name}", fmt)
+
+    def flush(self) -> None:
+        """Write what the port collected (wave rewrites the header's lengths on every write)."""
+        data = self.port.take()
+        if data and self._wav is not None:
+            self._wav.writeframes(data)
+
+    def close(self) -> None:
+        """Write the rest and close the file (after the port is detached from the bridge)."""
+        self.flush()
+        if self._wav is not None:
+            self._wav.close()
+            self._wav = None
+
+
+def _destroy(obj: Any) -> None:
+    """Destroy a pjsua2 media object now, on this (the pjsua) thread, rather than when Python collects it."""
+    destroy = getattr(type(obj), "__swig_destroy__", None)
+    if destroy is not None and getattr(obj, "thisown", False):
+        destroy(obj)
+        obj.thisown = False
+
+
+# -- calls ------------------------------------------------------------------------------------------------
+class PhoneCall(pj.Call):  # type: ignore[misc]
+    """One call of the phone; its callbacks only hand the event to the :class:`LabPhone`."""
+
+    def __init__(self, phone: LabPhone, key: int, account: pj.Account, call_id: int = -1) -> None:
+        if call_id >= 0:
+            super().__init__(account, call_id)
+        else:
+            super().__init__(account)
+        self.phone = phone
+        self.key = key
+        self.call_id = ""
+        self.outgoing = call_id < 0
+        self.answered_at: float | None = None
+        self.last_progress = 0
+        self.hung_up_locally = False
+        self.audio: pj.AudioMedia | None = None
+        self.player: pj.AudioMediaPlayer | None = None
+        self.recording: Recording | None = None
+
+    def onCallState(self, prm: pj.OnCallStateParam) -> None:
+        try:
+            self.phone.on_call_state(self)
+        except Exception:
+            log.exception("call %s: onCallState failed", self.call_id)
+
+    def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:
+        try:
+            self.phone.on_call_media(self)
+        except Exception:
+            log.exception("call %s: onCallMediaState failed", self.call_id)
+
+    def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:
+        try:
+            method = "info" if prm.method == pj.PJSUA_DTMF_METHOD_SIP_INFO else "rfc2833"
+            self.phone.emit("dtmf", digit=prm.digit, method=method, call_id=self.call_id)
+        except Exception:
+            log.exception("call %s: onDtmfDigit failed", self.call_id)
+
+
+class PhoneAccount(pj.Account):  # type: ignore[misc]
+    """The phone's only account: takes every incoming INVITE, and reports registrations."""
+
+    def __init__(self, phone: LabPhone) -> None:
+        super().__init__()
+        self.phone = phone
+
+    def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:
+        try:
+            self.phone.on_incoming(prm)
+        except Exception:
+            log.exception("onIncomingCall failed")
+
+    def onRegState(self, prm: pj.OnRegStateParam) -> None:
+        try:
+            self.phone.emit("registered", code=int(prm.code), reason=str(prm.reason), expires=int(prm.expiration))
+        except Exception:
+            log.exception("onRegState failed")
+
+
+class LabPhone:
+    """A headless SIP phone driven by :class:`PhoneOptions`; every method runs on the thread that calls run()."""
+
+    def __init__(self, options: PhoneOptions, emit: EventWriter) -> None:
+        self.options = options
+        self.emit = emit
+        self.ep = pj.Endpoint()
+        self.account: PhoneAccount | None = None
+        self.calls: dict[int, PhoneCall] = {}
+        self.calls_ended = 0
+        self.port = options.port
+        self._keys = itertools.count(1)
+        self._timers: list[tuple[float, int, Callable[[], None]]] = []
+        self._timer_seq = itertools.count()
+        self._retired: list[tuple[float, pj.AudioMediaPlayer | None, Recording | None]] = []
+        self._recordings_made = 0
+        self._stop_reason: str | None = None
+        self._deadline = 0.0
+        self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
+        self._audio_file: str | None = None
+        self._started = False
+
+    # -- life cycle -------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Create the endpoint, bind SIP, create the account, and say ``ready``."""
+        opts = self.options
+        self._deadline = time.monotonic() + opts.max_seconds
+        self._prepare_audio_file()
+        ep = self.ep
+        ep.libCreate()
+        self._started = True
+        cfg = pj.EpConfig()
+        cfg.uaConfig.threadCnt = 0
+        cfg.uaConfig.mainThreadOnly = True
+        cfg.uaConfig.userAgent = "softswitch-labphone"
+        cfg.logConfig.level = opts.pj_log_level
+        cfg.logConfig.consoleLevel = opts.pj_log_level
+        med = cfg.medConfig
+        med.clockRate = CLOCK_RATE
+        med.sndClockRate = CLOCK_RATE
+        med.audioFramePtime = FRAME_MS
+        med.ecTailLen = 0
+        med.noVad = True
+        med.sndAutoCloseTime = -1
+        ep.libInit(cfg)
+        self._create_transports()
+        ep.libStart()
+        ep.audDevManager().setNullDev()
+        self._set_codec_priorities()
+        self.account = self._make_account()
+        self.emit("ready", sip=f"{opts.host}:{self.port}", pid=os.getpid())
+        if opts.call:
+            self._at(0.0, self._place_call)
+
+    def _prepare_audio_file(self) -> None:
+        opts = self.options
+        if opts.play:
+            if not Path(opts.play).is_file():
+                raise FileNotFoundError(f"--play: no such file {opts.play!r}")
+            self._audio_file = str(Path(opts.play).resolve())
+        elif opts.tone is not None:
+            self._tmpdir = tempfile.TemporaryDirectory(prefix="labphone-")
+            # a whole number of cycles loops without a click: 1 s for whole hertz, else 10 s
+            seconds = 1.0 if float(opts.tone).is_integer() else 10.0
+            path = Path(self._tmpdir.name) / f"tone-{opts.tone:g}.wav"
+            write_wav(path, sine(opts.tone, seconds, CLOCK_RATE), CLOCK_RATE)
+            self._audio_file = str(path)
+
+    def _create_transports(self) -> None:
+        """Bind UDP and TCP on one port; with port 0 the OS picks the UDP port and TCP must get the same."""
+        attempts = 20 if self.options.port == 0 else 1
+        for attempt in range(attempts):
+            udp = self._transport(pj.PJSIP_TRANSPORT_UDP, self.options.port)
+            port = int(self.ep.transportGetInfo(udp).localName.rpartition(":")[2])
+            try:
+                self._transport(pj.PJSIP_TRANSPORT_TCP, port)
+            except pj.Error:
+                if attempt + 1 >= attempts:
+                    raise
+                self.ep.transportClose(udp)  # that TCP port is taken: let the OS pick another
+                continue
+            self.port = port
+            return
+
+    def _transport(self, kind: int, port: int) -> int:
+        tcfg = pj.TransportConfig()
+        tcfg.port = port
+        tcfg.boundAddress = self.options.host
+        tcfg.publicAddress = self.options.host
+        return int(self.ep.transportCreate(kind, tcfg))
+
+    def _set_codec_priorities(self) -> None:
+        wanted = {"PCMU/8000/1": 255, "PCMA/8000/1": 254, "telephone-event/8000/1": 253}
+        for codec in self.ep.codecEnum2():
+            self.ep.codecSetPriority(codec.codecId, wanted.get(codec.codecId, 0))
+
+    def _make_account(self) -> PhoneAccount:
+        opts = self.options
+        acfg = pj.AccountConfig()
+        user = opts.user or "phone"
+        if opts.register:
+            domain = opts.register.split(":", 1)[-1].split(";", 1)[0]
+            acfg.idUri = f"sip:{user}@{domain}"
+            acfg.regConfig.registrarUri = opts.register
+            acfg.regConfig.registerOnAdd = True
+        else:
+            acfg.idUri = f"sip:{user}@{opts.host}:{self.port}"
+            acfg.regConfig.registrarUri = ""
+        if opts.user and opts.password is not None:
+            acfg.sipConfig.authCreds.append(pj.AuthCredInfo("digest", "*", opts.user, 0, opts.password))
+        tcfg = acfg.mediaConfig.transportConfig
+        tcfg.boundAddress = opts.host
+        tcfg.publicAddress = opts.host
+        acc = PhoneAccount(self)
+        acc.create(acfg, True)
+        return acc
+
+    def request_stop(self, reason: str) -> None:
+        """Ask the loop to end (first reason wins); safe from a signal handler."""
+        if self._stop_reason is None:
+            self._stop_reason = reason
+
+    def run(self) -> str:
+        """Loop until a stop condition; return the reason (``calls``, ``max-seconds``, ``signal``)."""
+        while self._stop_reason is None:
+            self.ep.libHandleEvents(self._poll_ms())
+            self._run_due_timers()
+            self._service_media()
+            if time.monotonic() >= self._deadline:
+                self.request_stop("max-seconds")
+            limit = self.options.exit_after_calls
+            if limit is not None and self.calls_ended >= limit:
+                self.request_stop("calls")
+        return self._stop_reason or "signal"
+
+    def shutdown(self) -> None:
+        """Hang up what is left, let the BYEs/CANCELs leave, free media, destroy the library."""
+        if not self._started:
+            self._cleanup_files()
+            return
+        # Look calls up by key, never hold one in a local: a Call that outlives libDestroy() asserts in ~Call.
+        for key in list(self.calls):
+            self._hangup(self.calls[key])
+        deadline = time.monotonic() + _SHUTDOWN_GRACE_S
+        while self.calls and time.monotonic() < deadline:
+            self.ep.libHandleEvents(_POLL_MS)
+            self._service_media()
+        for key in list(self.calls):  # the far end never answered our BYE/CANCEL
+            self._retire(self.calls.pop(key))
+        self._pump(3 * FRAME_MS / 1000)  # a few clock ticks for the bridge to let go of detached ports
+        self._service_media(final=True)
+        if self.account is not None:
+            self.account.shutdown()  # sends the un-REGISTER, if registered
+            self.account = None
+            if self.options.register:
+                self._pump(0.3)
+        # Without NO_RX_MSG, libDestroy() sleeps ~1 s waiting for responses; the calls are already over.
+        self.ep.libDestroy(pj.PJSUA_DESTROY_NO_RX_MSG)
+        self._started = False
+        self._cleanup_files()
+
+    def _pump(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.ep.libHandleEvents(_POLL_MS)
+
+    def _cleanup_files(self) -> None:
+        if self._tmpdir is not None:
+            self._tmpdir.cleanup()
+            self._tmpdir = None
+
+    # -- timers -----------------------------------------------------------------------------------------
+    def _at(self, delay: float, action: Callable[[], None]) -> None:
+        heapq.heappush(self._timers, (time.monotonic() + max(0.0, delay), next(self._timer_seq), action))
+
+    def _poll_ms(self) -> int:
+        if not self._timers:
+            return _POLL_MS
+        wait = self._timers[0][0] - time.monotonic()
+        return max(0, min(_POLL_MS, int(wait * 1000)))
+
+    def _run_due_timers(self) -> None:
+        now = time.monotonic()
+        while self._timers and self._timers[0][0] <= now:
+            _, _, action = heapq.heappop(self._timers)
+            try:
+                action()
+            except pj.Error as exc:
+                self.emit("error", message=_error_text(exc))
+            except Exception as exc:
+                log.exception("timer action failed")
+                self.emit("error", message=repr(exc))
+
+    def _for_call(self, key: int, action: Callable[[PhoneCall], None]) -> Callable[[], None]:
+        """A timer action that runs only if the call is still alive when it fires."""
+
+        def fire() -> None:
+            call = self.calls.get(key)
+            if call is not None:
+                action(call)
+
+        return fire
+
+    # -- actions ----------------------------------------------------------------------------------------
+    def _place_call(self) -> None:
+        assert self.account is not None and self.options.call
+        uri = self.options.call
+        call = PhoneCall(self, next(self._keys), self.account)
+        self.calls[call.key] = call
+        try:
+            call.makeCall(uri, pj.CallOpParam(True))
+        except pj.Error as exc:
+            del self.calls[call.key]
+            self.calls_ended += 1
+            self.emit("error", message=f"call {uri}: {_error_text(exc)}")
+            return
+        call.call_id = call.getInfo().callIdString
+        self.emit("calling", uri=uri, call_id=call.call_id)
+
+    def _answer(self, call: PhoneCall, code: int) -> None:
+        prm = pj.CallOpParam(True)
+        prm.statusCode = code
+        call.answer(prm)
+
+    def _final_answer(self, call: PhoneCall) -> None:
+        code = _FINAL_CODES.get(self.options.answer)
+        if code is None:  # ignore: ring until the caller gives up
+            return
+        if code == 200:
+            self._answer(call, 200)
+        else:
+            call.hung_up_locally = True
+            prm = pj.CallOpParam(True)
+            prm.statusCode = code
+            call.hangup(prm)
+
+    def _hangup(self, call: PhoneCall) -> None:
+        call.hung_up_locally = True
+        prm = pj.CallOpParam(True)
+        if not call.outgoing and call.answered_at is None:
+            prm.statusCode = 480  # still ringing here: Temporarily Unavailable
+        try:
+            call.hangup(prm)
+        except pj.Error as exc:
+            log.info("call %s: hangup: %s", call.call_id, _error_text(exc))
+
+    def _send_dtmf(self, call: PhoneCall) -> None:
+        digits = self.options.dtmf or ""
+        if self.options.dtmf_method == "info":
+            prm = pj.CallSendDtmfParam()
+            prm.method = pj.PJSUA_DTMF_METHOD_SIP_INFO
+            prm.digits = digits
+            call.sendDtmf(prm)
+        else:
+            call.dialDtmf(digits)
+        self.emit("dtmf_sent", digits=digits, method=self.options.dtmf_method, call_id=call.call_id)
+
+    # -- callbacks (pjsua thread) -----------------------------------------------------------------------
+    def on_incoming(self, prm: pj.OnIncomingCallParam) -> None:
+        assert self.account is not None
+        call = PhoneCall(self, next(self._keys), self.account, prm.callId)
+        self.calls[call.key] = call  # before anything else: a collected Call answers 603
+        ci = call.getInfo()
+        call.call_id = ci.callIdString
+        self.emit("incoming", **{"from": ci.remoteUri, "to": ci.localUri, "call_id": call.call_id})
+        if self.options.ring:
+            self._answer(call, 180)
+        self._at(self.options.answer_after, self._for_call(call.key, self._final_answer))
+
+    def on_call_state(self, call: PhoneCall) -> None:
+        ci = call.getInfo()
+        state = ci.state
+        if not call.call_id:
+            call.call_id = ci.callIdString
+        if state == pj.PJSIP_INV_STATE_EARLY and call.outgoing:
+            code = int(ci.lastStatusCode)
+            if code in (180, 183) and code != call.last_progress:
+                call.last_progress = code
+                self.emit("ringing", code=code, call_id=call.call_id)
+        elif state == pj.PJSIP_INV_STATE_CONFIRMED and call.answered_at is None:
+            call.answered_at = time.monotonic()
+            self.emit("answered", call_id=call.call_id)
+            if self.options.dtmf:
+                self._at(self.options.dtmf_after, self._for_call(call.key, self._send_dtmf))
+            if self.options.hangup_after is not None:
+                self._at(self.options.hangup_after, self._for_call(call.key, self._hangup))
+        elif state == pj.PJSIP_INV_STATE_DISCONNECTED:
+            # Drop our reference now, synchronously: a late delete hangs up the next call in this slot.
+            self.calls.pop(call.key, None)
+            duration = time.monotonic() - call.answered_at if call.answered_at is not None else 0.0
+            fields: dict[str, Any] = {
+                "code": int(ci.lastStatusCode),
+                "reason": str(ci.lastReason),
+                "duration": round(duration, 3),
+                "by": "local" if call.hung_up_locally else "remote",
+                "call_id": call.call_id,
+            }
+            if call.recording is not None:
+                fields["recording"] = str(call.recording.path)
+            self._retire(call)
+            self.calls_ended += 1
+            self.emit("hangup", **fields)
+
+    def on_call_media(self, call: PhoneCall) -> None:
+        ci = call.getInfo()
+        for mi in ci.media:
+            if mi.type != pj.PJMEDIA_TYPE_AUDIO or mi.status != pj.PJSUA_CALL_MEDIA_ACTIVE:
+                continue
+            audio = call.getAudioMedia(mi.index)
+            call.audio = audio
+            if self._audio_file is not None:
+                if call.player is None:
+                    call.player = pj.AudioMediaPlayer()
+                    call.player.createPlayer(self._audio_file, 0)  # 0: loop
+                call.player.startTransmit(audio)
+            if self.options.record:
+                if call.recording is None:
+                    call.recording = Recording(self._recording_path())
+                audio.startTransmit(call.recording.port)
+            break
+
+    def _recording_path(self) -> Path:
+        assert self.options.record
+        self._recordings_made += 1
+        path = Path(self.options.record)
+        if self._recordings_made > 1:
+            path = path.with_name(f"{path.stem}-{self._recordings_made}{path.suffix}")
+        return path
+
+    # -- media clean-up ---------------------------------------------------------------------------------
+    def _retire(self, call: PhoneCall) -> None:
+        """Take a finished call's player and recorder off it; they are destroyed a few clock ticks later.
+
+        Only the media objects are kept: the Call itself must be let go inside onCallState(DISCONNECTED).
+        """
+        if call.recording is not None:
+            call.recording.port.closed = True
+        if call.player is not None or call.recording is not None:
+            self._retired.append((time.monotonic() + _MEDIA_GRACE_S, call.player, call.recording))
+        call.player = None
+        call.recording = None
+        call.audio = None
+
+    def _service_media(self, final: bool = False) -> None:
+        for call in self.calls.values():
+            if call.recording is not None:
+                call.recording.flush()
+        keep: list[tuple[float, pj.AudioMediaPlayer | None, Recording | None]] = []
+        now = time.monotonic()
+        for due, player, recording in self._retired:
+            if final or now >= due:
+                # The call's own bridge port went with its media, so nothing transmits any more: destroy.
+                if player is not None:
+                    _destroy(player)
+                if recording is not None:
+                    _destroy(recording.port)
+                    recording.close()
+            else:
+                if recording is not None:
+                    recording.flush()
+                keep.append((due, player, recording))
+        self._retired = keep
+
+
+# -- entry points -----------------------------------------------------------------------------------------
+def run_phone(args: argparse.Namespace) -> int:
+    """Run the phone from parsed arguments (for ``softswitch phone``); return the exit status."""
+    try:
+        options = PhoneOptions.from_args(args)
+    except ValueError as exc:
+        sys.stderr.write(f"softswitch phone: {exc}\n")
+        return 2
+    # stdout carries events only: keep a private handle on it and point fd 1 (where pjlib prints) at stderr.
+    sys.stdout.flush()
+    saved_stdout = os.dup(1)
+    events_stream = os.fdopen(os.dup(saved_stdout), "w", encoding="utf-8", buffering=1)
+    os.dup2(2, 1)
+    emit = EventWriter(events_stream)
+    phone = LabPhone(options, emit)
+    previous: dict[signal.Signals, Any] = {}
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        phone.request_stop("signal")
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(ValueError):  # not the main thread: no signal handling
+            previous[sig] = signal.signal(sig, on_signal)
+    status = 0
+    reason = "error"
+    try:
+        phone.start()
+        reason = phone.run()
+    except pj.Error as exc:
+        emit("error", message=_error_text(exc))
+        status = 1
+    except (OSError, RuntimeError) as exc:
+        emit("error", message=str(exc))
+        status = 1
+    finally:
+        try:
+            phone.shutdown()
+        finally:
+            emit("exit", reason=reason, calls=phone.calls_ended)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            sys.stdout.flush()
+            os.dup2(saved_stdout, 1)
+            os.close(saved_stdout)
+            events_stream.close()
+    return status
+
+
+def phone_main(argv: list[str] | None = None) -> int:
+    """``softswitch phone ...`` as a function: parse ``argv`` and run the phone until it exits."""
+    parser = argparse.ArgumentParser(prog="softswitch phone", description="A scriptable headless SIP phone.")
+    add_phone_arguments(parser)
+    args = parser.parse_args(argv)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                            format="labphone %(levelname)s %(name)s: %(message)s")
+    return run_phone(args)
+
+
+if __name__ == "__main__":
+    sys.exit(phone_main())

@@ -1,0 +1,219 @@
+"""Run the lab phone (``switch.worker.labphone``) as a real process and read its JSON events.
+
+::
+
+    with PhoneProcess(["--answer", "auto", "--tone", "1000"]) as callee:   # --sip 127.0.0.1:0 by default
+        ...  # dial sip:anyone@{callee.sip}
+        callee.wait_for("hangup", timeout=10)
+        assert callee.names() == ["ready", "incoming", "answered", "hangup"]
+
+The phone binds the port the OS gives it (``--sip 127.0.0.1:0``) unless ``sip=`` is passed, and reports it in
+its ``ready`` event; :meth:`PhoneProcess.start` waits for that event.  stderr (pjsip's log) goes to a file,
+shown by :meth:`PhoneProcess.describe` for assertion messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, Self
+
+REPO = Path(__file__).resolve().parent.parent
+
+Event = dict[str, Any]
+
+
+class PhoneError(RuntimeError):
+    """The phone did not start, or did not print what was awaited in time."""
+
+
+class PhoneProcess:
+    """One lab phone process; its stdout events are collected by a reader thread as they come."""
+
+    def __init__(
+        self, args: Sequence[str] = (), sip: str = "127.0.0.1:0", max_seconds: float = 30.0, ready: bool = True
+    ) -> None:
+        self.args = list(args)
+        self.expect_ready = ready
+        self.sip_arg = sip
+        self.max_seconds = max_seconds
+        self.sip = ""
+        """``host:port`` the phone listens on, from its ``ready`` event."""
+        self._events: list[Event] = []
+        self._cond = threading.Condition()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._reader: threading.Thread | None = None
+        self._stderr: IO[bytes] | None = None
+        self.stderr_path = Path(tempfile.mkstemp(prefix="labphone-", suffix=".log")[1])
+
+    @property
+    def argv(self) -> list[str]:
+        """The phone's command line."""
+        argv = [sys.executable, "-m", "switch.worker.labphone", "--sip", self.sip_arg]
+        if "--max-seconds" not in self.args:
+            argv += ["--max-seconds", f"{self.max_seconds:g}"]
+        return argv + self.args
+
+    @property
+    def port(self) -> int:
+        """The SIP port from the ``ready`` event."""
+        return int(self.sip.rpartition(":")[2])
+
+    def uri(self, user: str = "phone") -> str:
+        """A SIP URI that reaches this phone."""
+        return f"sip:{user}@{self.sip}"
+
+    # -- life cycle ---------------------------------------------------------------------------------
+    def start(self, timeout: float = 10.0) -> Self:
+        """Start the phone and wait for its ``ready`` event (unless built with ``ready=False``)."""
+        self._stderr = open(self.stderr_path, "wb")  # noqa: SIM115 - closed in _close_files()
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+        self._process = subprocess.Popen(
+            self.argv, cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._stderr, env=env
+        )
+        self._reader = threading.Thread(target=self._read, name="labphone-reader", daemon=True)
+        self._reader.start()
+        if not self.expect_ready:
+            return self
+        try:
+            event = self.wait_for("ready", timeout)
+        except PhoneError:
+            self.stop()
+            raise
+        self.sip = str(event["sip"])
+        return self
+
+    def _read(self) -> None:
+        assert self._process is not None and self._process.stdout is not None
+        for raw in self._process.stdout:
+            line = raw.decode("utf-8", "replace").strip()
+            if not line:
+                continue
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                event = {"event": "garbage", "line": line}
+            with self._cond:
+                self._events.append(event)
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit status once the phone has ended, else None."""
+        return None if self._process is None else self._process.poll()
+
+    def wait(self, timeout: float = 15.0) -> int:
+        """Wait for the phone to exit by itself; return its status (TimeoutError: it is stopped first)."""
+        assert self._process is not None
+        try:
+            code = self._process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            raise TimeoutError(f"phone still running after {timeout:g}s\n{self.describe()}") from None
+        self._finish()
+        return code
+
+    def terminate(self) -> None:
+        """Send SIGTERM (the phone hangs up cleanly and exits)."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.send_signal(signal.SIGTERM)
+
+    def stop(self, grace: float = 5.0) -> int | None:
+        """SIGTERM, then SIGKILL after ``grace`` seconds; return the exit status."""
+        process = self._process
+        if process is None:
+            return None
+        if process.poll() is None:
+            self.terminate()
+            try:
+                process.wait(grace)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self._finish()
+        return process.returncode
+
+    def _finish(self) -> None:
+        if self._reader is not None:
+            self._reader.join(5.0)
+        if self._stderr is not None:
+            with contextlib.suppress(OSError):
+                self._stderr.close()
+            self._stderr = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+        with contextlib.suppress(OSError):
+            self.stderr_path.unlink()
+
+    # -- events -------------------------------------------------------------------------------------
+    def events(self, name: str | None = None) -> list[Event]:
+        """Every event so far (or those called ``name``), in order."""
+        with self._cond:
+            return [e for e in self._events if name is None or e.get("event") == name]
+
+    def names(self) -> list[str]:
+        """The names of every event so far, in order, e.g. ``["ready", "incoming", "answered", ...]``."""
+        return [str(e.get("event")) for e in self.events()]
+
+    def wait_for(self, name: str, timeout: float = 10.0, count: int = 1) -> Event:
+        """Block until ``count`` events called ``name`` have arrived; return the last of them."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                found = [e for e in self._events if e.get("event") == name]
+                if len(found) >= count:
+                    return found[count - 1]
+                reader_done = self._reader is not None and not self._reader.is_alive()
+                left = deadline - time.monotonic()
+                if left <= 0 or reader_done:
+                    break
+                self._cond.wait(left)
+        raise PhoneError(f"no {name!r} event (x{count}) within {timeout:g}s\n{self.describe()}")
+
+    async def event(self, name: str, timeout: float = 10.0, count: int = 1) -> Event:
+        """:meth:`wait_for` without blocking the event loop."""
+        return await asyncio.to_thread(self.wait_for, name, timeout, count)
+
+    async def wait_async(self, timeout: float = 15.0) -> int:
+        """:meth:`wait` without blocking the event loop."""
+        return await asyncio.to_thread(self.wait, timeout)
+
+    def log(self) -> str:
+        """What the phone wrote on stderr (pjsip's log)."""
+        try:
+            return self.stderr_path.read_text("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def describe(self, tail: int = 30) -> str:
+        """A report for assertion messages: command line, exit status, events, end of the log."""
+        lines = [f"phone {self.sip or self.sip_arg}: exit={self.returncode} argv={' '.join(self.argv)}"]
+        lines += [f"  {json.dumps(e)}" for e in self.events()]
+        log_lines = [line for line in self.log().splitlines() if line.strip()]
+        if log_lines:
+            lines.append("  stderr:")
+            lines += ["    " + line for line in log_lines[-tail:]]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"PhoneProcess({self.sip or self.sip_arg}, exit={self.returncode})"
