@@ -31,6 +31,8 @@ from switch.workers import WorkerPool
 log = logging.getLogger("switch.calls")
 
 Clock = Callable[[], dt.datetime]
+# pjsua plays each RFC 2833 digit for 160 ms and leaves a gap before the next: about a quarter second.
+DTMF_DIGIT_SECONDS = 0.25
 AnswerHook = Callable[[Call], Coroutine[Any, Any, None]]
 
 
@@ -272,17 +274,17 @@ class CallManager:
             self._finish(call, code, EndReason.ERROR, f"dial failed: {event.get('reason')}")
 
     async def _send_digits(self, call: Call, digits: str) -> None:
-        """SendDigits: RFC 2833 digits, each `w` a half-second pause."""
+        """SendDigits: RFC 2833 digits; each `w` is a half-second pause after the digits before it end."""
         assert self.pool is not None
         chunk = ""
         for char in digits + "w":
-            if char in "wW":
-                if chunk and not call.terminal and call.worker is not None:
-                    self.pool.send(call.worker, {"op": "dtmf", "leg": self._leg_of(call), "digits": chunk})
-                chunk = ""
-                await asyncio.sleep(0.5)
-            else:
+            if char not in "wW":
                 chunk += char
+                continue
+            if chunk and not call.terminal and call.worker is not None:
+                self.pool.send(call.worker, {"op": "dtmf", "leg": self._leg_of(call), "digits": chunk})
+            await asyncio.sleep(len(chunk) * DTMF_DIGIT_SECONDS + 0.5)
+            chunk = ""
 
     def _incoming(self, worker: int, event: Message) -> None:
         assert self.pool is not None

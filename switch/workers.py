@@ -10,6 +10,7 @@ that exits is reported to `on_lost` (its calls are finished there) and started a
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import os
@@ -31,6 +32,11 @@ LostHandler = Callable[[int], None]
 
 HELLO_TIMEOUT = 15.0
 RESTART_DELAY = 0.2
+# The PyPI pjsua2 has a 64-handle select() ioqueue; each call takes two media sockets and a closed socket
+# stays registered for 500 ms, so ~30 call starts inside a second abort the process (measured by the
+# bench: an assertion in ioqueue_select.c).  New legs per worker are capped below that.
+START_LIMIT = 20
+START_WINDOW = 1.0
 
 
 @dataclass
@@ -48,10 +54,17 @@ class WorkerHandle:
     up: bool = False
     started_at: float = 0.0
     restarts: int = 0
+    starts: collections.deque[float] = field(default_factory=collections.deque)
 
     @property
     def free(self) -> int:
         return self.capacity - len(self.legs) if self.up else 0
+
+    def may_start(self, now: float) -> bool:
+        """Whether one more leg may start now without exceeding START_LIMIT per START_WINDOW."""
+        while self.starts and now - self.starts[0] > START_WINDOW:
+            self.starts.popleft()
+        return len(self.starts) < START_LIMIT
 
 
 class WorkerPool:
@@ -195,22 +208,29 @@ class WorkerPool:
     def healthy(self) -> bool:
         return all(w.up for w in self.workers)
 
-    def reserve(self, leg: str, worker_index: int | None = None) -> int:
+    def reserve(self, leg: str, worker_index: int | None = None, now: float | None = None) -> int:
         """Reserve a call slot for `leg` on `worker_index`, or on the worker with most free slots."""
-        if worker_index is not None:
-            worker = self.workers[worker_index]
-            if worker.free <= 0:
-                raise CapacityError(f"worker {worker_index} has no free call slot ({worker.capacity} in use)")
-        else:
-            worker = max(self.workers, key=lambda w: w.free)
-            if worker.free <= 0:
-                total = sum(w.capacity for w in self.workers if w.up)
-                up = sum(1 for w in self.workers if w.up)
-                raise CapacityError(
-                    f"No free call capacity: all {total} call slots on {up} of {len(self.workers)} workers are "
-                    "in use; retry later or start the switch with more --workers"
-                )
+        now = time.monotonic() if now is None else now
+        candidates = self.workers if worker_index is None else [self.workers[worker_index]]
+        open_ = [w for w in candidates if w.free > 0]
+        if not open_:
+            if worker_index is not None:
+                raise CapacityError(f"worker {worker_index} has no free call slot")
+            total = sum(w.capacity for w in self.workers if w.up)
+            up = sum(1 for w in self.workers if w.up)
+            raise CapacityError(
+                f"No free call capacity: all {total} call slots on {up} of {len(self.workers)} workers are in use; "
+                "retry later or start the switch with more --workers"
+            )
+        ready = [w for w in open_ if w.may_start(now)]
+        if not ready:
+            raise CapacityError(
+                f"Call rate limit: at most {START_LIMIT} new calls per {START_WINDOW:g} s per worker "
+                "(a limit of the pjsua2 build); retry shortly or start the switch with more --workers"
+            )
+        worker = max(ready, key=lambda w: w.free)
         worker.legs.add(leg)
+        worker.starts.append(now)
         return worker.index
 
     def adopt(self, leg: str, worker_index: int) -> None:

@@ -14,6 +14,7 @@ from twilio.base.exceptions import TwilioRestException
 
 from tests.conftest import INBOUND_NUMBER
 from tests.harness import Hook, SwitchProcess, WebhookSink, wait_until
+from tests.phone import PhoneProcess
 from tests.sipp_peer import SippPeer
 
 ALL_EVENTS = ["initiated", "ringing", "answered", "completed"]
@@ -229,3 +230,18 @@ def test_malformed_sip_is_dropped_and_calls_go_on(switch: SwitchProcess, sink: W
     assert status == 200 and health["workers"][0]["pid"] == before  # the worker did not die
     assert health["live_calls"] == 0  # and no half-call was created
     test_busy(switch, sink)  # a real call still works end to end
+
+
+def test_send_digits_reach_the_far_end(switch: SwitchProcess, sink: WebhookSink) -> None:
+    with PhoneProcess(["--answer", "auto", "--exit-after-calls", "1"]) as phone:
+        sid = _create(switch, sink, phone.uri("bob"), send_digits="12w#")
+        sink.wait_statuses("/status", sid, 3)
+        digits = [phone.wait_for("dtmf", timeout=10, count=n)["digit"] for n in (1, 2, 3)]
+        switch.client().calls(sid).update(status="completed")
+        sink.wait_statuses("/status", sid, 4)
+        phone.wait_for("hangup", timeout=10)
+    assert digits == ["1", "2", "#"]
+    dtmf = phone.events("dtmf")
+    assert all(e["method"] == "rfc2833" for e in dtmf)
+    assert dtmf[2]["t"] - dtmf[1]["t"] >= 0.45  # the `w` is a half-second pause
+    assert phone.names()[:3] == ["ready", "incoming", "answered"]
