@@ -9,13 +9,10 @@ Generate a tone, write it as a WAV, and later ask what a recording heard::
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import numpy.typing as npt
-import soundfile as sf
 
-__all__ = ["band_energy_ratio", "dominant_frequency", "read_wav", "rms", "sine", "write_wav"]
+__all__ = ["band_energy_ratio", "dominant_frequency", "rms", "sine"]
 
 Samples = npt.NDArray[np.int16]
 """Mono 16-bit PCM samples."""
@@ -35,20 +32,6 @@ def sine(freq_hz: float, seconds: float, rate: int = 8000, amplitude: float = 0.
     t = np.arange(count, dtype=np.float64) / rate
     wave = np.sin(2.0 * np.pi * freq_hz * t) * (amplitude * _FULL_SCALE)
     return np.round(wave).astype(np.int16)
-
-
-def write_wav(path: str | os.PathLike[str], samples: npt.ArrayLike, rate: int = 8000) -> None:
-    """Write mono int16 ``samples`` as a 16-bit PCM WAV file at ``rate`` Hz."""
-    data = np.asarray(samples)
-    if data.dtype != np.int16:
-        data = np.clip(np.round(data), -32768, 32767).astype(np.int16)
-    sf.write(os.fspath(path), data, rate, subtype="PCM_16", format="WAV")
-
-
-def read_wav(path: str | os.PathLike[str]) -> tuple[Samples, int]:
-    """Read a WAV file as int16 samples (the first channel if several) and its sample rate."""
-    data, rate = sf.read(os.fspath(path), dtype="int16", always_2d=True)
-    return np.ascontiguousarray(data[:, 0]), int(rate)
 
 
 def _as_float(samples: npt.ArrayLike) -> npt.NDArray[np.float64]:

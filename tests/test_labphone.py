@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from media.tones import band_energy_ratio, dominant_frequency, read_wav, rms, sine, write_wav
+from media.audio import read_wav, write_wav
+from media.tones import band_energy_ratio, dominant_frequency, rms, sine
 from tests.phone import PhoneProcess
 from tests.sipp_peer import EXIT_OK, SippPeer
 
@@ -62,9 +63,6 @@ def test_write_wav_round_trip(tmp_path: Path) -> None:
     write_wav(tmp_path / "t.wav", tone)
     back, rate = read_wav(tmp_path / "t.wav")
     assert rate == 8000 and np.array_equal(back, tone)
-    write_wav(tmp_path / "f.wav", np.array([0.4, -40000.0, 40000.0]), rate=16000)  # floats: rounded, clipped
-    back, rate = read_wav(tmp_path / "f.wav")
-    assert rate == 16000 and back.tolist() == [0, -32768, 32767]
 
 
 # -- the phone against sipp ------------------------------------------------------------------------------------

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
-import ctypes
 import heapq
 import itertools
 import json
@@ -53,59 +52,18 @@ from typing import IO, Any
 
 import pjsua2 as pj
 
-from media.tones import sine, write_wav
+from media.audio import write_wav
+from media.tones import sine
+from switch.worker.pjmedia import CLOCK_RATE, FRAME_BYTES, FRAME_MS, error_text, frame_bytes
+from switch.worker.pjmedia import destroy as _destroy
 
 log = logging.getLogger("switch.labphone")
 
-CLOCK_RATE = 8000
-FRAME_MS = 20
-FRAME_BYTES = CLOCK_RATE * FRAME_MS // 1000 * 2
 _POLL_MS = 20
 _MEDIA_GRACE_S = 0.1  # let the clock thread finish with a disconnected port before destroying it
 _SHUTDOWN_GRACE_S = 1.5
 ANSWER_MODES = ("auto", "busy", "reject", "ignore")
 _FINAL_CODES = {"auto": 200, "busy": 486, "reject": 603}
-
-
-def _error_text(exc: pj.Error) -> str:
-    # str(pj.Error) is empty; info() carries the reason.
-    try:
-        return str(exc.info())
-    except Exception:  # pragma: no cover - defensive: info() itself failing
-        return repr(exc)
-
-
-# -- reading frames fast ----------------------------------------------------------------------------------
-# MediaFrame.buf is a SWIG proxy of std::vector<unsigned char>; bytes() on it goes element by element through
-# the iterator protocol (~250 us per 320-byte frame here).  libstdc++ lays a vector out as three pointers
-# (begin, end, end of storage), and int(proxy.this) is the vector's address, so two pointer reads and one
-# ctypes.string_at copy the frame in ~5 us.  The layout is checked once on a vector we built ourselves; if it
-# does not match, frame_bytes() falls back to the slow copy.
-_VECTOR_HEAD = ctypes.c_size_t * 2
-
-
-def _vector_probe() -> bool:
-    try:
-        probe = pj.ByteVector()
-        pattern = bytes(range(1, 40))
-        for value in pattern:
-            probe.push_back(value)
-        begin, end = _VECTOR_HEAD.from_address(int(probe.this))
-        return bool(end - begin == len(pattern) and ctypes.string_at(begin, end - begin) == pattern)
-    except Exception:  # pragma: no cover - any surprise means: use the slow path
-        return False
-
-
-_FAST_VECTOR = _vector_probe()
-
-
-def frame_bytes(frame: pj.MediaFrame) -> bytes:
-    """The payload of a pjsua2 ``MediaFrame`` as bytes, read from the vector's memory when the layout allows."""
-    buf = frame.buf
-    if _FAST_VECTOR:
-        begin, end = _VECTOR_HEAD.from_address(int(buf.this))
-        return ctypes.string_at(begin, end - begin) if end > begin else b""
-    return bytes(buf)
 
 
 # -- options ----------------------------------------------------------------------------------------------
@@ -280,14 +238,6 @@ class Recording:
         if self._wav is not None:
             self._wav.close()
             self._wav = None
-
-
-def _destroy(obj: Any) -> None:
-    """Destroy a pjsua2 media object now, on this (the pjsua) thread, rather than when Python collects it."""
-    destroy = getattr(type(obj), "__swig_destroy__", None)
-    if destroy is not None and getattr(obj, "thisown", False):
-        destroy(obj)
-        obj.thisown = False
 
 
 # -- calls ------------------------------------------------------------------------------------------------
@@ -538,7 +488,7 @@ class LabPhone:
             try:
                 action()
             except pj.Error as exc:
-                self.emit("error", message=_error_text(exc))
+                self.emit("error", message=error_text(exc))
             except Exception as exc:
                 log.exception("timer action failed")
                 self.emit("error", message=repr(exc))
@@ -564,7 +514,7 @@ class LabPhone:
         except pj.Error as exc:
             del self.calls[call.key]
             self.calls_ended += 1
-            self.emit("error", message=f"call {uri}: {_error_text(exc)}")
+            self.emit("error", message=f"call {uri}: {error_text(exc)}")
             return
         call.call_id = call.getInfo().callIdString
         self.emit("calling", uri=uri, call_id=call.call_id)
@@ -594,7 +544,7 @@ class LabPhone:
         try:
             call.hangup(prm)
         except pj.Error as exc:
-            log.info("call %s: hangup: %s", call.call_id, _error_text(exc))
+            log.info("call %s: hangup: %s", call.call_id, error_text(exc))
 
     def _send_dtmf(self, call: PhoneCall) -> None:
         digits = self.options.dtmf or ""
@@ -743,7 +693,7 @@ def run_phone(args: argparse.Namespace) -> int:
         phone.start()
         reason = phone.run()
     except pj.Error as exc:
-        emit("error", message=_error_text(exc))
+        emit("error", message=error_text(exc))
         status = 1
     except (OSError, RuntimeError) as exc:
         emit("error", message=str(exc))
