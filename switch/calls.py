@@ -17,6 +17,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from switch.callbacks import status_callback_params
+from switch.callmedia import CallMedia
 from switch.config import Config, Number
 from switch.errors import ApiError, NotFound
 from switch.ipc import Message
@@ -34,6 +35,7 @@ Clock = Callable[[], dt.datetime]
 # pjsua plays each RFC 2833 digit for 160 ms and leaves a gap before the next: about a quarter second.
 DTMF_DIGIT_SECONDS = 0.25
 AnswerHook = Callable[[Call], Coroutine[Any, Any, None]]
+EndHook = Callable[[Call], None]
 
 
 def _user_part(uri: str) -> str:
@@ -60,11 +62,18 @@ class CallManager:
         self._call_legs: dict[str, str] = {}  # call sid -> worker leg id
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._ended: dict[str, asyncio.Event] = {}
-        self.on_answered: AnswerHook | None = None  # the TwiML interpreter plugs in here
+        self._tasks: set[asyncio.Task[None]] = set()
+        # Extension points: the TwiML interpreter, recordings and dialects plug in here.
+        self.answered_hooks: list[AnswerHook] = []
+        self.ended_hooks: list[EndHook] = []
+        self.media = CallMedia(self._send)
         self.numbers: dict[str, Number] = {n.number: n for n in config.numbers}
 
     def attach(self, pool: WorkerPool) -> None:
         self.pool = pool
+
+    def _send(self, worker: int, command: Message) -> bool:
+        return self.pool is not None and self.pool.send(worker, command)
 
     # -- the one status path ------------------------------------------------------------------
     def _set_status(self, call: Call, status: CallStatus, sip_code: int | None = None,
@@ -111,9 +120,15 @@ class CallManager:
             call.error = detail
         leg = self._call_legs.pop(call.sid, call.sid)
         self._leg_calls.pop(leg, None)
+        self.media.leg_ended(call.sid)
         if self.pool is not None and call.worker is not None:
             self.pool.release(leg, call.worker)
         self._set_status(call, status, code, detail)
+        for hook in self.ended_hooks:
+            try:
+                hook(call)
+            except Exception:
+                log.exception("%s: end hook failed", call.sid)
 
     def _leg_of(self, call: Call) -> str:
         return self._call_legs.get(call.sid, call.sid)
@@ -121,6 +136,8 @@ class CallManager:
     def _bind_leg(self, leg: str, call: Call) -> None:
         self._leg_calls[leg] = call.sid
         self._call_legs[call.sid] = leg
+        if call.worker is not None:
+            self.media.add_leg(call.sid, call.worker, leg)
 
     # -- timers -------------------------------------------------------------------------------
     def _start_timer(self, call: Call, seconds: float, action: Callable[[], None]) -> None:
@@ -226,6 +243,9 @@ class CallManager:
         if kind == "incoming":
             self._incoming(worker, event)
             return
+        if kind in ("play_done", "record_done"):
+            self.media.on_event(None, event)
+            return
         if kind == "log":
             log.log(logging.WARNING if event.get("level") == "warning" else logging.INFO,
                     "worker %d: %s", worker, event.get("message"))
@@ -235,6 +255,9 @@ class CallManager:
         if call is None:
             if kind not in ("dtmf",):
                 log.info("worker %d: %s for unknown leg %s", worker, kind, event.get("leg"))
+            return
+        if kind in ("media_ready", "dtmf"):
+            self.media.on_event(call.sid, event)
             return
         try:
             self._call_event(call, event)
@@ -264,14 +287,26 @@ class CallManager:
             self._set_status(call, CallStatus.IN_PROGRESS, 200)
             self._start_timer(call, call.time_limit, lambda: self._hang_up(call, EndReason.HANGUP))
             if call.send_digits:
-                asyncio.get_running_loop().create_task(self._send_digits(call, call.send_digits))
-            if self.on_answered is not None:
-                asyncio.get_running_loop().create_task(self.on_answered(call))
+                self._spawn(call, self._send_digits(call, call.send_digits))
+            for hook in self.answered_hooks:
+                self._spawn(call, hook(call))
         elif kind == "ended":
             self.store.add_event(call.sid, "sip", f"ended {code} {event.get('reason', '')}", code)
             self._finish(call, code, EndReason.REMOTE)
         elif kind == "dial_failed":
             self._finish(call, code, EndReason.ERROR, f"dial failed: {event.get('reason')}")
+
+    def _spawn(self, call: Call, coro: Coroutine[Any, Any, None]) -> None:
+        """Run a per-call task; its failure is logged with the call SID and never lost silently."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+
+        def done(t: asyncio.Task[None]) -> None:
+            self._tasks.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.error("%s: task failed", call.sid, exc_info=t.exception())
+
+        task.add_done_callback(done)
 
     async def _send_digits(self, call: Call, digits: str) -> None:
         """SendDigits: RFC 2833 digits; each `w` is a half-second pause after the digits before it end."""
@@ -315,6 +350,7 @@ class CallManager:
 
     def on_worker_lost(self, worker: int) -> None:
         """A worker died: every call it held ends `failed`; records and callbacks are kept."""
+        self.media.worker_lost(worker)
         for call in [c for c in self.live.values() if c.worker == worker]:
             self.store.add_event(call.sid, "error", f"media worker {worker} exited")
             self._finish(call, None, EndReason.ERROR, f"media worker {worker} exited during the call")

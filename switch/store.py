@@ -123,6 +123,14 @@ class Store:
         with self._lock:
             return self._db.execute(sql, args)
 
+    def execute(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> sqlite3.Cursor:
+        """One statement, for modules that keep their own tables (numbers, recordings, notifications)."""
+        return self._execute(sql, args)
+
+    def executescript(self, script: str) -> None:
+        with self._lock:
+            self._db.executescript(script)
+
     # -- accounts -----------------------------------------------------------------------------
     def ensure_account(self, sid: str, auth_token: str) -> None:
         self._execute(

@@ -24,11 +24,19 @@ from typing import Any
 
 import pjsua2 as pj
 
+from switch.worker.media import MediaManager
+from switch.worker.pjmedia import error_text
+
 log = logging.getLogger("switch.worker")
 
 Emit = Callable[[dict[str, Any]], None]
 WAKE = b"\r\n\r\n"
 _POLL_MS = 10
+_MEDIA_OPS = frozenset({"play", "stop_play", "_eof", "record", "pause_record", "stop_record", "bridge", "unbridge"})
+
+
+class MediaUnavailable(Exception):
+    """A media command named a leg that has no active audio (not answered yet, or gone)."""
 BIND_RETRY_SECONDS = 5.0
 
 
@@ -50,14 +58,6 @@ def max_calls_compiled() -> int:
     return int(func())
 
 
-def _error_text(exc: pj.Error) -> str:
-    # str(pj.Error) is empty; info() carries the reason.
-    try:
-        return str(exc.info())
-    except Exception:  # pragma: no cover - defensive: info() itself failing
-        return repr(exc)
-
-
 def _request_uri(whole_msg: str) -> str:
     first = whole_msg.split("\r\n", 1)[0]
     parts = first.split(" ")
@@ -77,6 +77,7 @@ class Leg(pj.Call):  # type: ignore[misc]
         self.account_ref = account  # keeps the (maybe per-credential) account alive with the leg
         self.last_progress = 0
         self.answered = False
+        self.audio: pj.AudioMedia | None = None  # set once media is active
 
     def onCallState(self, prm: pj.OnCallStateParam) -> None:
         try:
@@ -86,9 +87,15 @@ class Leg(pj.Call):  # type: ignore[misc]
 
     def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:
         try:
-            self.engine.emit({"ev": "dtmf", "leg": self.leg_id, "digit": prm.digit})
+            self.engine.on_dtmf(self, str(prm.digit))
         except Exception:
             log.exception("leg %s: onDtmfDigit failed", self.leg_id)
+
+    def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:
+        try:
+            self.engine.on_media_state(self)
+        except Exception:
+            log.exception("leg %s: onCallMediaState failed", self.leg_id)
 
 
 class LocalAccount(pj.Account):  # type: ignore[misc]
@@ -113,6 +120,7 @@ class Engine:
         self.emit = emit
         self.commands: queue.Queue[dict[str, Any]] = queue.Queue()
         self.legs: dict[str, Leg] = {}
+        self.media = MediaManager(emit, self.submit)
         self._auth_accounts: dict[tuple[str, str], LocalAccount] = {}
         self._inbound_seq = 0
         self._running = False
@@ -163,7 +171,7 @@ class Engine:
             except pj.Error as exc:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"cannot bind SIP {self.config.host}:{self.config.port}: "
-                                       f"{_error_text(exc)}") from None
+                                       f"{error_text(exc)}") from None
                 time.sleep(0.2)
 
     def _set_codec_priorities(self) -> None:
@@ -227,6 +235,7 @@ class Engine:
         deadline = time.monotonic() + 1.0
         while self.legs and time.monotonic() < deadline:
             self.ep.libHandleEvents(_POLL_MS)
+        self.media.close_all()
         self.legs.clear()
         for acc in [*self._auth_accounts.values(), self.account]:
             if acc is not None:
@@ -244,6 +253,8 @@ class Engine:
                 self._dial(command)
             elif op == "shutdown":
                 self._running = False
+            elif op in _MEDIA_OPS:
+                self._media_op(str(op), command)
             elif leg_id not in self.legs:
                 log.info("%s for unknown or ended leg %s ignored", op, leg_id)
             elif op == "ring":
@@ -257,9 +268,47 @@ class Engine:
             else:
                 log.warning("unknown command %r", op)
         except pj.Error as exc:
-            text = _error_text(exc)
+            text = error_text(exc)
             log.warning("leg %s: %s failed: %s", leg_id, op, text)
             self.emit({"ev": "log", "level": "warning", "message": f"leg {leg_id}: {op} failed: {text}"})
+
+    def _audio(self, leg_id: str) -> pj.AudioMedia:
+        leg = self.legs.get(leg_id)
+        if leg is None or leg.audio is None:
+            raise MediaUnavailable(f"leg {leg_id} has no active audio")
+        return leg.audio
+
+    def _media_op(self, op: str, command: dict[str, Any]) -> None:
+        media = self.media
+        item = str(command.get("id", ""))
+        try:
+            if op == "play":
+                leg_id = str(command["leg"])
+                media.play(item, leg_id, self._audio(leg_id), str(command["path"]), bool(command.get("loop")))
+            elif op == "stop_play":
+                media.stop_play(item)
+            elif op == "_eof":
+                media.stop_play(item, "eof")
+            elif op == "record":
+                legs = [str(leg) for leg in command["legs"]]
+                media.record(item, str(command["base"]), legs, [self._audio(leg) for leg in legs])
+            elif op == "pause_record":
+                media.pause_record(item, bool(command.get("paused")))
+            elif op == "stop_record":
+                media.stop_record(item)
+            elif op == "bridge":
+                a, b = str(command["a"]), str(command["b"])
+                media.bridge(a, self._audio(a), b, self._audio(b))
+            elif op == "unbridge":
+                a = str(command["a"])
+                peer = media.bridges.get(a)
+                a_leg, b_leg = self.legs.get(a), self.legs.get(peer or "")
+                media.unbridge(a, a_leg.audio if a_leg else None, b_leg.audio if b_leg else None)
+        except MediaUnavailable as exc:
+            done = "record_done" if op == "record" else "play_done"
+            self.emit({"ev": done, "id": item, "leg": command.get("leg"), "error": str(exc), "frames": 0})
+            if op == "bridge":
+                self.emit({"ev": "bridge_failed", "a": command.get("a"), "b": command.get("b"), "error": str(exc)})
 
     def _dial(self, command: dict[str, Any]) -> None:
         leg_id = str(command["leg"])
@@ -275,7 +324,7 @@ class Engine:
         except pj.Error as exc:
             del self.legs[leg_id]
             status = getattr(exc, "status", 0)
-            text = _error_text(exc)
+            text = error_text(exc)
             self.emit({"ev": "dial_failed", "leg": leg_id, "code": 500, "reason": text, "status": status})
             return
         ci = leg.getInfo()
@@ -310,6 +359,26 @@ class Engine:
             }
         )
 
+    def on_media_state(self, leg: Leg) -> None:
+        ci = leg.getInfo()
+        for index, media in enumerate(ci.media):
+            if media.type == pj.PJMEDIA_TYPE_AUDIO and media.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
+                first = leg.audio is None
+                leg.audio = leg.getAudioMedia(index)
+                if first:
+                    self.emit({"ev": "media_ready", "leg": leg.leg_id, "t": time.time()})
+                return
+
+    def on_dtmf(self, leg: Leg, digit: str) -> None:
+        """Report a digit, and relay it to the bridged leg: the conference bridge does not carry RFC 2833."""
+        self.emit({"ev": "dtmf", "leg": leg.leg_id, "digit": digit, "t": time.time()})
+        peer = self.legs.get(self.media.bridges.get(leg.leg_id, ""))
+        if peer is not None:
+            try:
+                peer.dialDtmf(digit)
+            except pj.Error as exc:
+                log.info("leg %s: DTMF relay failed: %s", leg.leg_id, error_text(exc))
+
     def on_leg_state(self, leg: Leg) -> None:
         ci = leg.getInfo()
         state = ci.state
@@ -327,7 +396,9 @@ class Engine:
             leg.answered = True
             self.emit({"ev": "answered", "leg": leg.leg_id, "code": 200, "t": now})
         elif state == pj.PJSIP_INV_STATE_DISCONNECTED:
-            # Drop our reference now, synchronously (see module docstring).
+            # Stop its media, then drop our reference now, synchronously (see module docstring).
+            self.media.leg_gone(leg.leg_id)
+            leg.audio = None
             self.legs.pop(leg.leg_id, None)
             self.emit(
                 {"ev": "ended", "leg": leg.leg_id, "code": ci.lastStatusCode, "reason": ci.lastReason,

@@ -1,0 +1,218 @@
+"""Media inside a worker: file players, sample-aligned tap recorders, and bridges between legs.
+
+Everything here runs on the pjsua thread except the two clock-thread callbacks (`Player.onEof2`,
+`TapPort.onFrameReceived`), which do only cheap work: the EOF is handed to the owner thread as a command,
+and a frame is written with one `os.pwrite` at the offset its tick dictates.
+
+Alignment of dual recordings.  The conference bridge calls every port's put_frame once per 20 ms tick,
+in slot order.  The port with the lowest slot is the tick *leader*: it advances the recording's tick
+counter, and the other port, called later in the same tick, reads the same value.  Frame *t* of every leg
+lands at byte offset `(t - start) * 320` of that leg's raw file, so the channels stay sample-aligned even
+if one of them receives nothing (silence is written for empty frames).  Writing goes to the page cache at
+once, so a worker killed mid-call leaves every frame up to that moment on disk.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pjsua2 as pj
+
+from switch.worker.pjmedia import FRAME_BYTES, destroy, error_text, frame_bytes, pcm_format
+
+log = logging.getLogger("switch.worker.media")
+
+Emit = Callable[[dict[str, Any]], None]
+Submit = Callable[[dict[str, Any]], None]
+_SILENCE = bytes(FRAME_BYTES)
+
+
+class Player(pj.AudioMediaPlayer):  # type: ignore[misc]
+    """A WAV file played to one leg; its end is reported to the owner thread."""
+
+    def __init__(self, play_id: str, leg_id: str, submit: Submit, loop: bool) -> None:
+        super().__init__()
+        self.play_id = play_id
+        self.loop = loop
+        self.leg_id = leg_id
+        self._submit = submit
+        self.sinks: list[Any] = []
+
+    def onEof2(self) -> None:
+        # runs on the media clock thread: only hand the news to the owner thread
+        if not self.loop:  # a looping player rewinds by itself and plays until stopped
+            self._submit({"op": "_eof", "id": self.play_id})
+
+
+class TapPort(pj.AudioMediaPort):  # type: ignore[misc]
+    """A sink port feeding one channel of a `TapRecording`."""
+
+    def __init__(self, recording: TapRecording, index: int) -> None:
+        super().__init__()
+        self.recording = recording
+        self.index = index
+
+    def onFrameReceived(self, frame: pj.MediaFrame) -> None:
+        try:
+            data = frame_bytes(frame) if frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO else b""
+        except Exception:  # never raise into the clock thread; keep time with silence
+            data = b""
+        self.recording.on_frame(self.index, data)
+
+    def onFrameRequested(self, frame: pj.MediaFrame) -> None:
+        pass  # a sink only
+
+
+class TapRecording:
+    """Raw 8 kHz int16 files, one per leg (`<base>.leg0.raw`, `<base>.leg1.raw`), written tick by tick."""
+
+    def __init__(self, rec_id: str, base: Path, legs: list[str], sources: list[Any]) -> None:
+        self.rec_id = rec_id
+        self.legs = legs
+        self.base = base
+        base.parent.mkdir(parents=True, exist_ok=True)
+        self.fds = [os.open(f"{base}.leg{i}.raw", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+                    for i in range(len(sources))]
+        self.tick = 0
+        self.start: int | None = None
+        self.last_tick = 0
+        self.paused = False
+        self.ports = [TapPort(self, i) for i in range(len(sources))]
+        fmt = pcm_format()
+        for i, port in enumerate(self.ports):
+            port.createPort(f"tap-{rec_id[-8:]}-{i}", fmt)
+        ids = [port.getPortId() for port in self.ports]
+        self.leader = ids.index(min(ids))
+        self.sources = sources
+        for source, port in zip(sources, self.ports, strict=True):
+            source.startTransmit(port)
+        # Both ports are now in the bridge; start two ticks ahead so every written tick reaches both.
+        self.start = self.tick + 2
+
+    def on_frame(self, index: int, data: bytes) -> None:
+        """Clock thread: write the frame of the current tick at its place in the leg's file."""
+        if index == self.leader:
+            self.tick += 1
+        tick, start = self.tick, self.start
+        if start is None or tick < start or self.paused or not self.fds:
+            return
+        try:
+            os.pwrite(self.fds[index], data if len(data) == FRAME_BYTES else _SILENCE, (tick - start) * FRAME_BYTES)
+        except (OSError, IndexError):
+            return
+        self.last_tick = tick
+
+    @property
+    def frames(self) -> int:
+        return 0 if self.start is None else max(0, self.last_tick - self.start + 1)
+
+    def stop(self) -> None:
+        """Owner thread: detach the ports, destroy them, close the files."""
+        for source, port in zip(self.sources, self.ports, strict=True):
+            try:
+                source.stopTransmit(port)
+            except pj.Error as exc:
+                log.info("recording %s: stopTransmit: %s", self.rec_id, error_text(exc))
+        fds, self.fds = self.fds, []
+        for port in self.ports:
+            destroy(port)
+        self.ports = []
+        for fd in fds:
+            os.close(fd)
+
+
+class MediaManager:
+    """Players, recordings and bridges of one worker, keyed by the ids the control plane gave them."""
+
+    def __init__(self, emit: Emit, submit: Submit) -> None:
+        self.emit = emit
+        self.submit = submit
+        self.players: dict[str, Player] = {}
+        self.recordings: dict[str, TapRecording] = {}
+        self.bridges: dict[str, str] = {}  # leg -> the leg it is bridged to
+
+    # -- players ------------------------------------------------------------------------------
+    def play(self, play_id: str, leg_id: str, audio: Any, path: str, loop: bool) -> None:
+        player = Player(play_id, leg_id, self.submit, loop)
+        try:
+            player.createPlayer(path, 0 if loop else pj.PJMEDIA_FILE_NO_LOOP)
+            player.startTransmit(audio)
+        except pj.Error as exc:
+            destroy(player)
+            self.emit({"ev": "play_done", "id": play_id, "leg": leg_id, "error": error_text(exc)})
+            return
+        player.sinks.append(audio)
+        self.players[play_id] = player
+
+    def stop_play(self, play_id: str, reason: str = "stopped") -> None:
+        player = self.players.pop(play_id, None)
+        if player is None:
+            return
+        for sink in player.sinks:
+            try:
+                player.stopTransmit(sink)
+            except pj.Error as exc:
+                log.info("player %s: stopTransmit: %s", play_id, error_text(exc))
+        destroy(player)
+        self.emit({"ev": "play_done", "id": play_id, "leg": player.leg_id, "reason": reason})
+
+    # -- recordings ---------------------------------------------------------------------------
+    def record(self, rec_id: str, base: str, legs: list[str], sources: list[Any]) -> None:
+        try:
+            self.recordings[rec_id] = TapRecording(rec_id, Path(base), legs, sources)
+        except (pj.Error, OSError) as exc:
+            text = error_text(exc) if isinstance(exc, pj.Error) else str(exc)
+            self.emit({"ev": "record_done", "id": rec_id, "frames": 0, "error": text})
+
+    def pause_record(self, rec_id: str, paused: bool) -> None:
+        recording = self.recordings.get(rec_id)
+        if recording is not None:
+            recording.paused = paused
+
+    def stop_record(self, rec_id: str, reason: str = "stopped") -> None:
+        recording = self.recordings.pop(rec_id, None)
+        if recording is None:
+            return
+        recording.stop()
+        self.emit({"ev": "record_done", "id": rec_id, "frames": recording.frames, "reason": reason})
+
+    # -- bridges ------------------------------------------------------------------------------
+    def bridge(self, a_id: str, a: Any, b_id: str, b: Any) -> None:
+        a.startTransmit(b)
+        b.startTransmit(a)
+        self.bridges[a_id] = b_id
+        self.bridges[b_id] = a_id
+
+    def unbridge(self, a_id: str, a: Any | None, b: Any | None) -> None:
+        b_id = self.bridges.pop(a_id, None)
+        if b_id is not None:
+            self.bridges.pop(b_id, None)
+        if a is not None and b is not None:
+            for src, dst in ((a, b), (b, a)):
+                try:
+                    src.stopTransmit(dst)
+                except pj.Error as exc:
+                    log.info("unbridge %s: %s", a_id, error_text(exc))
+
+    def close_all(self) -> None:
+        """Stop every player and recording (worker shutdown: before the library is destroyed)."""
+        for play_id in list(self.players):
+            self.stop_play(play_id, "shutdown")
+        for rec_id in list(self.recordings):
+            self.stop_record(rec_id, "shutdown")
+        self.bridges.clear()
+
+    # -- a leg went away ----------------------------------------------------------------------
+    def leg_gone(self, leg_id: str) -> None:
+        """Stop whatever played to the leg and every recording that listened to it."""
+        for play_id in [p for p, player in self.players.items() if player.leg_id == leg_id]:
+            self.stop_play(play_id, "hangup")
+        for rec_id in [r for r, rec in self.recordings.items() if leg_id in rec.legs]:
+            self.stop_record(rec_id, "hangup")
+        peer = self.bridges.pop(leg_id, None)
+        if peer is not None:
+            self.bridges.pop(peer, None)

@@ -1,0 +1,114 @@
+"""Worker media end to end: the switch in-process, the lab phone as the far end, audio checked by FFT.
+
+Plays a tone file to the phone (the phone's own recording must hold that tone), taps the leg while the phone
+plays its tone (the tap must hold the phone's tone), interrupts a looping player, and reads the raw tap
+after the worker is killed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from media.audio import read_wav, write_wav
+from media.recording import finalize, read_raw
+from media.tones import dominant_frequency, rms, sine
+from switch.app import Switch, start_switch
+from switch.config import Config
+from switch.service import CallUpdate, NewCall
+from switch.status import CallStatus
+from tests.harness import free_port_block, free_tcp_port
+from tests.phone import PhoneProcess
+
+
+@pytest.fixture
+async def switch(tmp_path: Path) -> AsyncIterator[Switch]:
+    config = Config(http_port=free_tcp_port(), sip_port=free_port_block(2), data_dir=tmp_path / "data", workers=1,
+                    account_sid="AC" + "1" * 32, auth_token="t" * 32)
+    running = await start_switch(config)
+    yield running
+    await running.stop()
+
+
+async def _answered_call(switch: Switch, phone: PhoneProcess) -> str:
+    call = await switch.calls.create_call(NewCall(to=phone.uri("bob"), from_="+15550199",
+                                                  twiml="<Response/>"))
+    await phone.event("answered", timeout=10)
+    for _ in range(100):
+        if switch.calls.live[call.sid].status is CallStatus.IN_PROGRESS:
+            break
+        await asyncio.sleep(0.02)
+    await switch.calls.media.wait_ready(call.sid)
+    return call.sid
+
+
+async def test_play_reaches_the_far_end(switch: Switch, tmp_path: Path) -> None:
+    tone = write_wav(tmp_path / "tone.wav", sine(700.0, 1.0))
+    heard = tmp_path / "heard.wav"
+    with PhoneProcess(["--answer", "auto", "--record", str(heard), "--exit-after-calls", "1"]) as phone:
+        sid = await _answered_call(switch, phone)
+        reason = await switch.calls.media.play(sid, str(tone))
+        assert reason == "eof"
+        await switch.calls.update_call(sid, CallUpdate(status=CallStatus.COMPLETED))
+        await phone.event("hangup", timeout=10)
+        await phone.wait_async(10)
+    samples, rate = read_wav(heard)
+    loud = samples[np.abs(samples.astype(np.int32)) > 1000]
+    assert len(loud) > 0.8 * rate  # about a second of tone arrived
+    assert abs(dominant_frequency(samples, rate) - 700.0) < 10
+
+
+async def test_tap_records_the_caller_and_a_looping_player_stops_at_once(switch: Switch, tmp_path: Path) -> None:
+    tone = write_wav(tmp_path / "tone.wav", sine(500.0, 0.5))
+    with PhoneProcess(["--answer", "auto", "--tone", "1200", "--exit-after-calls", "1"]) as phone:
+        sid = await _answered_call(switch, phone)
+        base = tmp_path / "rec" / "tap"
+        rec_id, done = switch.calls.media.start_recording([sid], str(base))
+        player = asyncio.create_task(switch.calls.media.play(sid, str(tone), loop=True))
+        await asyncio.sleep(1.5)
+        assert not player.done()  # a looping player keeps going past the file's end
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        player.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await player
+        switch.calls.media.stop_recording(rec_id)
+        result = await asyncio.wait_for(done, 5)
+        assert loop.time() - started < 0.5
+        await switch.calls.update_call(sid, CallUpdate(status=CallStatus.COMPLETED))
+        await phone.event("hangup", timeout=10)
+    assert result["frames"] > 60  # ~1.5 s of 20 ms frames
+    raw = read_raw(Path(f"{base}.leg0.raw"))
+    assert raw is not None and len(raw) == result["frames"] * 160
+    assert abs(dominant_frequency(raw[4000:], 8000) - 1200.0) < 10
+    info = finalize(base, tmp_path / "tap.wav", channels=1)
+    assert info.samples == len(raw)
+
+
+async def test_tap_survives_a_killed_worker(switch: Switch, tmp_path: Path) -> None:
+    with PhoneProcess(["--answer", "auto", "--tone", "900", "--exit-after-calls", "1"]) as phone:
+        sid = await _answered_call(switch, phone)
+        base = tmp_path / "crash" / "tap"
+        _rec_id, done = switch.calls.media.start_recording([sid], str(base))
+        await asyncio.sleep(1.2)
+        pid = switch.pool.workers[0].pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        result = await asyncio.wait_for(done, 5)
+        assert result.get("error")  # the recording ended with the worker
+        for _ in range(100):
+            if sid not in switch.calls.live:
+                break
+            await asyncio.sleep(0.05)
+        assert switch.calls.get_call(sid) is not None
+        assert switch.calls.get_call(sid).status is CallStatus.FAILED  # type: ignore[union-attr]
+    raw = read_raw(Path(f"{base}.leg0.raw"))
+    assert raw is not None and len(raw) >= 8000 * 0.8  # what was recorded up to the kill is on disk
+    assert rms(raw[2000:]) > 1000
+    assert abs(dominant_frequency(raw[2000:], 8000) - 900.0) < 10
