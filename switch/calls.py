@@ -67,7 +67,9 @@ class CallManager:
         self.answered_hooks: list[AnswerHook] = []
         self.ended_hooks: list[EndHook] = []
         self.media = CallMedia(self._send)
-        self.numbers: dict[str, Number] = {n.number: n for n in config.numbers}
+        config_numbers = {n.number: n for n in config.numbers}
+        # Which app answers a dialed number; the IncomingPhoneNumbers registry replaces this at start-up.
+        self.lookup_number: Callable[[str], Number | None] = config_numbers.get
 
     def attach(self, pool: WorkerPool) -> None:
         self.pool = pool
@@ -325,7 +327,7 @@ class CallManager:
         assert self.pool is not None
         leg = str(event["leg"])
         dialed = _user_part(str(event.get("request_uri") or event.get("to_uri", "")))
-        number = self.numbers.get(dialed) or self.numbers.get(_user_part(str(event.get("to_uri", ""))))
+        number = self.lookup_number(dialed) or self.lookup_number(_user_part(str(event.get("to_uri", ""))))
         if number is None:
             log.warning("worker %d: INVITE for unknown number %r from %s: 404", worker, dialed,
                         event.get("from_uri"))

@@ -89,6 +89,13 @@ class Call:
     timeout: int = 60  # seconds of ringing before no-answer
     time_limit: int = 14400  # seconds after answer before the switch hangs up
     send_digits: str | None = None
+    record: bool = False
+    recording_channels: str = "mono"
+    recording_status_callback: str | None = None
+    recording_status_callback_method: str = "POST"
+    recording_status_callback_events: tuple[str, ...] = ("completed",)
+    recording_track: str = "both"
+    trim: str = "trim-silence"
     worker: int | None = None  # index of the media worker holding the leg
     end_reason: str | None = None
     error: str | None = None  # a human-readable reason for failed calls

@@ -34,6 +34,13 @@ class NewCall:
     sip_auth_username: str | None = None
     sip_auth_password: str | None = None
     caller_id: str | None = None
+    record: bool = False
+    recording_channels: str = "mono"  # mono | dual
+    recording_status_callback: str | None = None
+    recording_status_callback_method: str = "POST"
+    recording_status_callback_events: tuple[str, ...] = ("completed",)  # in-progress completed absent
+    recording_track: str = "both"  # inbound | outbound | both
+    trim: str = "trim-silence"  # Calls create defaults to trim-silence
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,8 @@ def _to_row(call: Call) -> list[Any]:
             value = value.isoformat()
         elif isinstance(value, frozenset):
             value = " ".join(sorted(str(v) for v in value))
+        elif isinstance(value, tuple):
+            value = " ".join(str(v) for v in value)
         elif isinstance(value, (CallStatus, Direction)):
             value = str(value)
         row.append(value)
@@ -75,6 +77,10 @@ def _from_row(row: sqlite3.Row) -> Call:
                 value = dt.datetime.fromisoformat(value)
             elif "frozenset" in hint:
                 value = frozenset(CallbackEvent(v) for v in value.split())
+            elif "tuple" in hint:
+                value = tuple(value.split())
+            elif hint == "<class 'bool'>":
+                value = bool(value)
             elif name == "status":
                 value = CallStatus(value)
             elif name == "direction":
