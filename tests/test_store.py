@@ -91,6 +91,13 @@ def full_call() -> Call:
         worker=3,
         end_reason="hangup",
         error="nothing really",
+        record=True,
+        recording_channels="dual",
+        recording_status_callback="http://127.0.0.1:9/rec",
+        recording_status_callback_method="GET",
+        recording_status_callback_events=("in-progress", "completed", "absent"),
+        recording_track="inbound",
+        trim="do-not-trim",
     )
 
 
