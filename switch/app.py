@@ -14,6 +14,7 @@ from switch.api.twilio import add_twilio_routes
 from switch.calls import CallManager
 from switch.config import Config, Credentials, resolve_credentials
 from switch.store import Store
+from switch.voice import VoiceEngine
 from switch.webhooks import WebhookDispatcher
 from switch.workers import WorkerPool
 
@@ -44,12 +45,14 @@ class Switch:
     calls: CallManager
     pool: WorkerPool
     runner: web.AppRunner
+    voice: VoiceEngine
 
     @property
     def base_url(self) -> str:
         return self.config.base_url
 
     async def stop(self) -> None:
+        await self.voice.close()
         await self.calls.shutdown()
         await self.pool.close()
         await self.runner.cleanup()
@@ -73,6 +76,8 @@ async def start_switch(config: Config) -> Switch:
     if resumed or recovered:
         log.info("start-up: %d pending webhooks resumed, %d calls left live by the last run closed",
                  resumed, recovered)
+    voice = VoiceEngine(calls, config.data_dir, credentials.auth_token)
+    await voice.start()
     pool = WorkerPool(config.workers, config.sip_host, config.sip_port, calls.on_worker_event,
                       calls.on_worker_lost, config.pj_log_level)
     calls.attach(pool)
@@ -81,7 +86,7 @@ async def start_switch(config: Config) -> Switch:
     app.router.add_get("/healthz", _healthz)
     add_twilio_routes(app, calls, config.base_url)
     runner = web.AppRunner(app, access_log=None)
-    switch = Switch(config, credentials, store, webhooks, calls, pool, runner)
+    switch = Switch(config, credentials, store, webhooks, calls, pool, runner, voice)
     app[SWITCH_KEY] = switch
     await runner.setup()
     site = web.TCPSite(runner, config.http_host, config.http_port)

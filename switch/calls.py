@@ -66,6 +66,10 @@ class CallManager:
         # Extension points: the TwiML interpreter, recordings and dialects plug in here.
         self.answered_hooks: list[AnswerHook] = []
         self.ended_hooks: list[EndHook] = []
+        # An inbound call to a number: True when an app took it over (it will answer or reject).
+        self.inbound_hook: Callable[[Call], bool] | None = None
+        # A REST update brought new Url/Twiml for a live call.
+        self.redirect_hook: Callable[[Call], None] | None = None
         self.media = CallMedia(self._send)
         config_numbers = {n.number: n for n in config.numbers}
         # Which app answers a dialed number; the IncomingPhoneNumbers registry replaces this at start-up.
@@ -228,6 +232,8 @@ class CallManager:
             if update.fallback_method is not None:
                 call.fallback_method = update.fallback_method
             self.store.add_event(sid, "twiml", f"redirect to {update.url or 'inline TwiML'}")
+            if self.redirect_hook is not None:
+                self.redirect_hook(call)
         call.date_updated = self.clock()
         self.store.save_call(call)
         return dataclasses.replace(call)
@@ -348,7 +354,26 @@ class CallManager:
         self.store.add_event(call.sid, "sip", f"INVITE received from {event.get('from_uri')}", None)
         self.store.add_event(call.sid, "status", "ringing", None)
         self.pool.send(worker, {"op": "ring", "leg": leg})
-        self.pool.send(worker, {"op": "answer", "leg": leg})
+        if self.inbound_hook is None or not self.inbound_hook(call):
+            self.answer(call)  # no app for the number: answer and hold until the caller hangs up
+
+    # -- call control for the TwiML engine ----------------------------------------------------
+    def answer(self, call: Call) -> None:
+        """200 OK on an inbound call; its `answered` event moves it to in-progress."""
+        if call.worker is not None and not call.terminal:
+            self._send(call.worker, {"op": "answer", "leg": self._leg_of(call)})
+
+    def reject(self, call: Call, code: int) -> None:
+        """A final response (486, 603, ...) to an unanswered inbound call."""
+        if call.worker is not None and not call.terminal:
+            self.store.add_event(call.sid, "sip", f"rejected with {code}", code)
+            self._send(call.worker, {"op": "hangup", "leg": self._leg_of(call), "code": code})
+
+    def hangup(self, call: Call) -> None:
+        self._hang_up(call, EndReason.HANGUP)
+
+    async def send_digits(self, call: Call, digits: str) -> None:
+        await self._send_digits(call, digits)
 
     def on_worker_lost(self, worker: int) -> None:
         """A worker died: every call it held ends `failed`; records and callbacks are kept."""

@@ -71,8 +71,8 @@ class WebhookSink:
 
     port: int = field(default_factory=free_tcp_port)
     hooks: list[Hook] = field(default_factory=list)
-    # path -> callable(hook) returning (status, body, content type)
-    responses: dict[str, Callable[[Hook], tuple[int, str, str]]] = field(default_factory=dict)
+    # path -> callable(hook) returning (status, body, content type); a bytes body is sent as is
+    responses: dict[str, Callable[[Hook], tuple[int, str | bytes, str]]] = field(default_factory=dict)
     _cond: threading.Condition = field(default_factory=threading.Condition)
     _runner: web.AppRunner | None = None
     _thread: threading.Thread | None = None
@@ -92,7 +92,14 @@ class WebhookSink:
         if responder is None:
             return web.Response(status=204)
         status, body, ctype = responder(hook)
+        if isinstance(body, bytes):
+            return web.Response(status=status, body=body, content_type=ctype)
         return web.Response(status=status, text=body, content_type=ctype)
+
+    def twiml(self, path: str, document: str) -> str:
+        """Serve `document` as TwiML at `path`; returns its URL."""
+        self.responses[path] = lambda _hook: (200, document, "text/xml")
+        return self.url(path)
 
     def start(self) -> WebhookSink:
         import asyncio

@@ -1,0 +1,254 @@
+"""TwiML end to end: documents built with the official `VoiceResponse`, served by a local app, run on real
+calls to the lab phone, which records what it heard (checked by FFT and energy) and presses digits."""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from twilio.twiml.voice_response import VoiceResponse
+
+from media.audio import read_wav
+from media.tones import band_energy_ratio, dominant_frequency, rms, sine
+from tests.harness import SwitchProcess, WebhookSink, wait_until
+from tests.phone import PhoneProcess
+
+NUMBER = "+15550111"
+
+
+@pytest.fixture(scope="module")
+def app() -> Iterator[WebhookSink]:
+    sink = WebhookSink().start()
+    for hz in (400, 600, 1200):
+        data = io.BytesIO()
+        sf.write(data, sine(float(hz), 1.0, rate=16000), 16000, format="WAV", subtype="PCM_16")
+        body = data.getvalue()
+        sink.responses[f"/tone{hz}.wav"] = lambda _h, b=body: (200, b, "audio/wav")
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture(scope="module")
+def switch(tmp_path_factory: pytest.TempPathFactory, app: WebhookSink) -> Iterator[SwitchProcess]:
+    proc = SwitchProcess(tmp_path_factory.mktemp("twiml"), workers=1,
+                         numbers=[{"number": NUMBER, "voice_url": app.url("/inbound")}])
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+def _doc(build: object) -> str:
+    """A document from one VoiceResponse builder call: `_doc(lambda r: r.hangup())`."""
+    response = VoiceResponse()
+    build(response)  # type: ignore[operator]
+    return str(response)
+
+
+def _call(switch: SwitchProcess, app: WebhookSink, phone: PhoneProcess, **kwargs: object) -> str:
+    call = switch.client().calls.create(to=phone.uri("bob"), from_="+15550199",
+                                        status_callback=app.url("/status"), **kwargs)
+    return str(call.sid)
+
+
+def _heard(path: Path) -> np.ndarray:
+    samples, rate = read_wav(path)
+    assert rate == 8000
+    return samples
+
+
+def test_say_is_heard_and_the_call_ends_after_the_last_verb(switch: SwitchProcess, app: WebhookSink,
+                                                           tmp_path: Path) -> None:
+    response = VoiceResponse()
+    response.say("Hello from the soft switch. This is a test of speech.", voice="alice")
+    heard = tmp_path / "say.wav"
+    with PhoneProcess(["--answer", "auto", "--record", str(heard), "--exit-after-calls", "1"]) as phone:
+        sid = _call(switch, app, phone, twiml=str(response))
+        phone.wait_for("hangup", timeout=20)
+    hangup = phone.events("hangup")[0]
+    assert hangup["by"] == "remote"  # the switch hung up after the last verb
+    samples = _heard(heard)
+    assert len(samples) > 8000 * 1.5
+    assert rms(samples) > 300  # speech, not silence
+    app.wait_statuses("/status", sid, 1)
+    assert app.statuses("/status", sid) == ["completed"]
+
+
+def test_play_gather_and_action(switch: SwitchProcess, app: WebhookSink, tmp_path: Path) -> None:
+    first = VoiceResponse()
+    gather = first.gather(num_digits=1, action="/gathered", timeout=5)
+    gather.play(app.url("/tone600.wav"), loop=5)
+    first.say("We did not get your answer.")
+    app.twiml("/ivr", str(first))
+    done = VoiceResponse()
+    done.play(app.url("/tone1200.wav"))
+    done.hangup()
+    app.twiml("/gathered", str(done))
+    heard = tmp_path / "gather.wav"
+    with PhoneProcess(["--answer", "auto", "--record", str(heard), "--dtmf", "5", "--dtmf-after", "1.5",
+                       "--exit-after-calls", "1"]) as phone:
+        sid = _call(switch, app, phone, url=app.url("/ivr"))
+        phone.wait_for("hangup", timeout=20)
+    fetches = [h for h in app.hooks if h.path in ("/ivr", "/gathered") and h.params.get("CallSid") == sid]
+    assert [h.path for h in fetches] == ["/ivr", "/gathered"]
+    assert fetches[1].params["Digits"] == "5"
+    assert all(WebhookSink.valid(h) for h in fetches)
+    assert fetches[0].params["CallStatus"] == "in-progress"
+    samples = _heard(heard)
+    # 600 Hz until the digit (barge-in at ~1.5 s, well before the 5 loops end), then 1200 Hz
+    assert band_energy_ratio(samples[: int(8000 * 1.2)], 8000, 600.0) > 0.5
+    tail = samples[int(8000 * 1.8):]
+    assert abs(dominant_frequency(tail, 8000) - 1200.0) < 10
+    assert len(samples) < 8000 * 4.5  # the 5-second prompt was cut short
+
+
+def test_gather_without_input_goes_on_to_the_next_verb(switch: SwitchProcess, app: WebhookSink) -> None:
+    response = VoiceResponse()
+    response.gather(num_digits=1, action="/never", timeout=1)
+    response.redirect("/after-gather", method="GET")
+    app.twiml("/quiet", str(response))
+    app.twiml("/after-gather", _doc(lambda r: r.hangup()))
+    with PhoneProcess(["--answer", "auto", "--exit-after-calls", "1"]) as phone:
+        sid = _call(switch, app, phone, url=app.url("/quiet"))
+        phone.wait_for("hangup", timeout=15)
+    paths = [h.path for h in app.hooks if h.params.get("CallSid") == sid and h.path != "/status"]
+    assert paths == ["/quiet", "/after-gather"]
+    assert [h.method for h in app.hooks if h.path == "/after-gather" and h.params.get("CallSid") == sid] == ["GET"]
+    assert _errors_of(switch, sid) == []
+
+
+def test_live_redirect_changes_what_the_caller_hears(switch: SwitchProcess, app: WebhookSink,
+                                                    tmp_path: Path) -> None:
+    hold = VoiceResponse()
+    hold.play(app.url("/tone400.wav"), loop=0)  # hold music until someone redirects us
+    app.twiml("/hold", str(hold))
+    bye = VoiceResponse()
+    bye.play(app.url("/tone1200.wav"))
+    app.twiml("/bye", str(bye))
+    heard = tmp_path / "redirect.wav"
+    with PhoneProcess(["--answer", "auto", "--record", str(heard), "--exit-after-calls", "1"]) as phone:
+        sid = _call(switch, app, phone, url=app.url("/hold"))
+        answered = phone.wait_for("answered", timeout=10)["t"]
+        time.sleep(2.0)
+        switch.client().calls(sid).update(url=app.url("/bye"), method="POST")
+        redirected = time.time()
+        phone.wait_for("hangup", timeout=15)
+    samples = _heard(heard)
+    cut = int((redirected - answered) * 8000)
+    before, after = samples[cut - 8000: cut - 800], samples[cut + 2400: cut + 6400]
+    assert abs(dominant_frequency(before, 8000) - 400.0) < 10
+    assert abs(dominant_frequency(after, 8000) - 1200.0) < 10
+    assert len(samples) < cut + 8000 * 2  # the 1 s goodbye tone, then the switch hung up
+
+
+def test_inbound_reject_busy_is_never_answered(switch: SwitchProcess, app: WebhookSink) -> None:
+    app.twiml("/inbound", _doc(lambda r: r.reject(reason="busy")))
+    with PhoneProcess(["--call", f"sip:{NUMBER}@{switch.sip_uri_host}", "--exit-after-calls", "1"]) as caller:
+        hangup = caller.wait_for("hangup", timeout=15)
+    assert hangup["code"] == 486
+    assert "answered" not in caller.names()
+    calls = switch.client().calls.list(to=NUMBER, status="busy")
+    assert len(calls) >= 1 and calls[0].direction == "inbound"
+
+
+def test_inbound_call_runs_say_then_hangs_up(switch: SwitchProcess, app: WebhookSink, tmp_path: Path) -> None:
+    app.twiml("/inbound", _doc(lambda r: r.say("Welcome")))
+    heard = tmp_path / "inbound.wav"
+    with PhoneProcess(["--call", f"sip:{NUMBER}@{switch.sip_uri_host}", "--record", str(heard),
+                       "--exit-after-calls", "1"]) as caller:
+        caller.wait_for("hangup", timeout=15)
+    assert caller.names()[1:4] == ["calling", "ringing", "answered"]
+    inbound = [h for h in app.hooks if h.path == "/inbound"]
+    assert inbound[-1].params["Direction"] == "inbound"
+    assert inbound[-1].params["CallStatus"] == "ringing"  # fetched before answering
+    assert rms(_heard(heard)) > 200
+
+
+def _errors_of(switch: SwitchProcess, sid: str) -> list[int]:
+    import json
+    import urllib.request
+
+    from tests.harness import ACCOUNT_SID, AUTH_TOKEN
+
+    url = f"{switch.base_url}/2010-04-01/Accounts/{ACCOUNT_SID}/Calls/{sid}/Notifications.json"
+    request = urllib.request.Request(url)
+    import base64
+
+    token = base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
+    request.add_header("Authorization", f"Basic {token}")
+    with urllib.request.urlopen(request, timeout=5) as resp:
+        return [int(n["error_code"]) for n in json.loads(resp.read())["notifications"]]
+
+
+@pytest.mark.parametrize(("path", "responder", "code"), [
+    ("/broken-500", lambda _h: (500, "oops", "text/plain"), 11200),
+    ("/not-xml", lambda _h: (200, "<Response><Say>unclosed", "text/xml"), 12100),
+    ("/unknown-verb", lambda _h: (200, "<Response><os>rm</os></Response>", "text/xml"), 12200),
+    ("/wrong-nesting", lambda _h: (200, "<Response><Gather><Dial>1</Dial></Gather></Response>", "text/xml"),
+     12200),
+    ("/json", lambda _h: (200, '{"say": "hi"}', "application/json"), 12300),
+    ("/huge", lambda _h: (200, "<Response>" + "<Pause/>" * 20000 + "</Response>", "text/xml"), 12100),
+])
+def test_bad_documents_use_the_fallback(switch: SwitchProcess, app: WebhookSink, path: str,
+                                        responder: object, code: int) -> None:
+    app.responses[path] = responder  # type: ignore[assignment]
+    app.twiml("/fallback", _doc(lambda r: r.hangup()))
+    with PhoneProcess(["--answer", "auto", "--exit-after-calls", "1"]) as phone:
+        sid = _call(switch, app, phone, url=app.url(path), fallback_url=app.url("/fallback"))
+        phone.wait_for("hangup", timeout=15)
+    fallback = [h for h in app.hooks if h.path == "/fallback" and h.params.get("CallSid") == sid]
+    assert len(fallback) == 1
+    assert fallback[0].params["ErrorCode"] == str(code)
+    assert fallback[0].params["ErrorUrl"] == app.url(path)
+    wait_until(lambda: _errors_of(switch, sid) == [code], what=f"notification {code}")
+    app.wait_statuses("/status", sid, 1)
+    assert app.statuses("/status", sid) == ["completed"]
+
+
+def test_failing_app_without_fallback_says_so_and_hangs_up(switch: SwitchProcess, app: WebhookSink,
+                                                          tmp_path: Path) -> None:
+    app.responses["/down"] = lambda _h: (503, "down", "text/plain")
+    heard = tmp_path / "error.wav"
+    with PhoneProcess(["--answer", "auto", "--record", str(heard), "--exit-after-calls", "1"]) as phone:
+        sid = _call(switch, app, phone, url=app.url("/down"))
+        phone.wait_for("hangup", timeout=20)
+    assert rms(_heard(heard)) > 200  # the application-error message was spoken
+    assert _errors_of(switch, sid) == [11200]
+
+
+def test_unreachable_app_is_11200(switch: SwitchProcess, app: WebhookSink) -> None:
+    with PhoneProcess(["--answer", "auto", "--exit-after-calls", "1"]) as phone:
+        sid = _call(switch, app, phone, url="http://127.0.0.1:9/refused",
+                    fallback_url=app.url("/fallback"))
+        phone.wait_for("hangup", timeout=20)
+    fallback = [h for h in app.hooks if h.path == "/fallback" and h.params.get("CallSid") == sid]
+    assert fallback and fallback[0].params["ErrorCode"] == "11200"
+
+
+def test_redirect_loop_is_ended(switch: SwitchProcess, app: WebhookSink) -> None:
+    app.twiml("/loop", _doc(lambda r: r.redirect("/loop")))
+    with PhoneProcess(["--answer", "auto", "--exit-after-calls", "1"]) as phone:
+        sid = _call(switch, app, phone, url=app.url("/loop"))
+        phone.wait_for("hangup", timeout=30)
+    assert len([h for h in app.hooks if h.path == "/loop" and h.params.get("CallSid") == sid]) == 100
+    assert _errors_of(switch, sid) == [12400]
+
+
+def test_play_of_a_missing_file_is_reported_and_the_call_goes_on(switch: SwitchProcess, app: WebhookSink,
+                                                                tmp_path: Path) -> None:
+    response = VoiceResponse()
+    response.play(app.url("/missing.wav"))
+    response.play(app.url("/tone600.wav"))
+    app.responses["/missing.wav"] = lambda _h: (404, "no", "text/plain")
+    heard = tmp_path / "missing.wav"
+    with PhoneProcess(["--answer", "auto", "--record", str(heard), "--exit-after-calls", "1"]) as phone:
+        sid = _call(switch, app, phone, twiml=str(response))
+        phone.wait_for("hangup", timeout=15)
+    assert abs(dominant_frequency(_heard(heard), 8000) - 600.0) < 10
+    assert _errors_of(switch, sid) == [11200]
+
+

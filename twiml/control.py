@@ -1,0 +1,64 @@
+"""What TwiML verbs may ask of the call they run on.  The switch implements it (`switch.voice`)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Protocol
+
+from switch.model import Call
+
+
+class CallControl(Protocol):
+    """The live call as the interpreter and its verbs see it."""
+
+    @property
+    def call(self) -> Call:
+        """The call's record (live; read-only for verbs)."""
+        ...
+
+    @property
+    def answered(self) -> bool: ...
+
+    def params(self) -> list[tuple[str, str]]:
+        """Twilio's standard request parameters for the call as it is now."""
+        ...
+
+    async def answer(self) -> None:
+        """Answer an inbound call (200 OK) and wait until its media flows."""
+        ...
+
+    async def reject(self, code: int) -> None:
+        """Refuse an unanswered inbound call with a final SIP response."""
+        ...
+
+    def hangup(self) -> None:
+        """End the call (BYE)."""
+        ...
+
+    async def play(self, path: Path, loop_forever: bool = False) -> str:
+        """Play a bridge-rate WAV to the caller; returns why it stopped."""
+        ...
+
+    async def speech(self, text: str, voice: str, language: str) -> Path:
+        """Synthesized speech as a bridge-rate WAV (cached)."""
+        ...
+
+    async def audio(self, url: str) -> Path:
+        """A Play URL (http, https or file) as a bridge-rate WAV (cached)."""
+        ...
+
+    async def beep(self) -> Path: ...
+
+    def digits(self) -> asyncio.Queue[str]:
+        """DTMF digits the caller pressed (RFC 2833 or SIP INFO), in order."""
+        ...
+
+    async def send_digits(self, digits: str) -> None:
+        """Send RFC 2833 digits to the caller; `w` waits half a second."""
+        ...
+
+    def notify(self, code: int, message: str, url: str | None = None, method: str | None = None,
+               warning: bool = False) -> None:
+        """Record an error or warning on the call (Notifications) and log it with the call SID."""
+        ...
