@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["band_energy_ratio", "dominant_frequency", "rms", "sine"]
+__all__ = ["RINGBACK", "band_energy_ratio", "dominant_frequency", "ringback", "rms", "sine"]
 
 Samples = npt.NDArray[np.int16]
 """Mono 16-bit PCM samples."""
@@ -85,3 +85,31 @@ def rms(samples: npt.ArrayLike) -> float:
     if data.size == 0:
         return 0.0
     return float(np.sqrt(np.mean(data * data)))
+
+
+# Ringback cadences by Twilio ringTone country code: (frequencies, [(on s, off s), ...]).
+RINGBACK: dict[str, tuple[tuple[float, ...], tuple[tuple[float, float], ...]]] = {
+    "us": ((440.0, 480.0), ((2.0, 4.0),)),
+    "ca": ((440.0, 480.0), ((2.0, 4.0),)),
+    "uk": ((400.0, 450.0), ((0.4, 0.2), (0.4, 2.0))),
+    "gb": ((400.0, 450.0), ((0.4, 0.2), (0.4, 2.0))),
+    "au": ((400.0, 425.0), ((0.4, 0.2), (0.4, 2.0))),
+    "de": ((425.0,), ((1.0, 4.0),)),
+    "fr": ((440.0,), ((1.5, 3.5),)),
+    "it": ((425.0,), ((1.0, 4.0),)),
+    "es": ((425.0,), ((1.5, 3.0),)),
+    "nl": ((425.0,), ((1.0, 4.0),)),
+    "in": ((400.0, 375.0), ((0.4, 0.2), (0.4, 2.0))),
+    "jp": ((400.0,), ((1.0, 2.0),)),
+}
+
+
+def ringback(country: str = "us", rate: int = 8000) -> Samples:
+    """One cycle of the country's ringback tone (us when unknown), to be played in a loop."""
+    freqs, cadence = RINGBACK.get(country.lower(), RINGBACK["us"])
+    parts: list[npt.NDArray[np.int16]] = []
+    for on, off in cadence:
+        tone = sum(sine(f, on, rate, amplitude=0.25).astype(np.int32) for f in freqs)
+        parts.append(np.asarray(tone, dtype=np.int16))
+        parts.append(np.zeros(int(off * rate), dtype=np.int16))
+    return np.concatenate(parts)

@@ -11,8 +11,14 @@ from aiohttp import web
 
 from switch.api.errors import error_middleware
 from switch.api.twilio import add_twilio_routes
+from switch.api.twilio_notifications import add_twilio_notification_routes
+from switch.api.twilio_numbers import add_twilio_number_routes
+from switch.api.twilio_recordings import add_recording_routes
 from switch.calls import CallManager
 from switch.config import Config, Credentials, resolve_credentials
+from switch.notifications import Notifications
+from switch.numbers import NumberRegistry
+from switch.recordings import RecordingManager
 from switch.store import Store
 from switch.voice import VoiceEngine
 from switch.webhooks import WebhookDispatcher
@@ -46,6 +52,8 @@ class Switch:
     pool: WorkerPool
     runner: web.AppRunner
     voice: VoiceEngine
+    numbers: NumberRegistry
+    notifications: Notifications
 
     @property
     def base_url(self) -> str:
@@ -71,12 +79,16 @@ async def start_switch(config: Config) -> Switch:
     webhooks = WebhookDispatcher(store, credentials.auth_token, config.webhook_timeout, config.webhook_retries)
     await webhooks.start()
     calls = CallManager(config, credentials.account_sid, credentials.auth_token, store, webhooks)
+    numbers = NumberRegistry(store, credentials.account_sid, config.numbers)
+    calls.lookup_number = numbers.lookup
+    notifications = Notifications(store, credentials.account_sid)
     resumed = webhooks.resume()
     recovered = calls.recover()
     if resumed or recovered:
         log.info("start-up: %d pending webhooks resumed, %d calls left live by the last run closed",
                  resumed, recovered)
     voice = VoiceEngine(calls, config.data_dir, credentials.auth_token)
+    voice.notifications = notifications  # one Notifications for the interpreter and the REST API
     await voice.start()
     pool = WorkerPool(config.workers, config.sip_host, config.sip_port, calls.on_worker_event,
                       calls.on_worker_lost, config.pj_log_level)
@@ -85,8 +97,13 @@ async def start_switch(config: Config) -> Switch:
     app = web.Application(middlewares=[error_middleware])
     app.router.add_get("/healthz", _healthz)
     add_twilio_routes(app, calls, config.base_url)
+    recordings = RecordingManager(store, calls, webhooks, config.data_dir, credentials.account_sid,
+                                  config.base_url)
+    add_recording_routes(app, recordings)
+    add_twilio_number_routes(app, credentials, numbers, config.base_url)
+    add_twilio_notification_routes(app, calls, notifications)
     runner = web.AppRunner(app, access_log=None)
-    switch = Switch(config, credentials, store, webhooks, calls, pool, runner, voice)
+    switch = Switch(config, credentials, store, webhooks, calls, pool, runner, voice, numbers, notifications)
     app[SWITCH_KEY] = switch
     await runner.setup()
     site = web.TCPSite(runner, config.http_host, config.http_port)

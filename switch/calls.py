@@ -63,6 +63,7 @@ class CallManager:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._ended: dict[str, asyncio.Event] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._listeners: dict[str, list[Callable[[Call], None]]] = {}
         # Extension points: the TwiML interpreter, recordings and dialects plug in here.
         self.answered_hooks: list[AnswerHook] = []
         self.ended_hooks: list[EndHook] = []
@@ -109,7 +110,13 @@ class CallManager:
             sequence = self.store.count_webhooks(call.sid, call.status_callback)
             params = status_callback_params(call, sequence, now)
             self.webhooks.send(call.sid, call.status_callback, call.status_callback_method, params)
+        for listener in list(self._listeners.get(call.sid, ())):
+            try:
+                listener(call)
+            except Exception:
+                log.exception("%s: status listener failed", call.sid)
         if status.terminal:
+            self._listeners.pop(call.sid, None)
             ended = self._ended.pop(call.sid, None)
             if ended is not None:
                 ended.set()
@@ -168,29 +175,60 @@ class CallManager:
 
     # -- CallService ----------------------------------------------------------------------------
     async def create_call(self, request: NewCall) -> Call:
-        assert self.pool is not None
         target: Route = route(request.to, self.config.trunks, request.sip_auth_username,
                               request.sip_auth_password)
-        sid = new_sid("CA")
-        worker = self.pool.reserve(sid)  # raises CapacityError before anything is recorded
         fields = {f.name: getattr(request, f.name) for f in dataclasses.fields(request)}
-        call = Call(sid=sid, account_sid=self.account_sid, direction=Direction.OUTBOUND_API,
-                    status=CallStatus.QUEUED, date_created=self.clock(), date_updated=self.clock(),
-                    sip_uri=target.uri, worker=worker, **fields)
+        call = self._place(target, Direction.OUTBOUND_API, None, fields)
+        return dataclasses.replace(call)
+
+    def create_child(self, parent: Call, request: NewCall) -> Call:
+        """A `<Dial>` leg: direction outbound-dial, on the parent's worker (bridging needs one bridge)."""
+        target = route(request.to, self.config.trunks, request.sip_auth_username, request.sip_auth_password)
+        fields = {f.name: getattr(request, f.name) for f in dataclasses.fields(request)}
+        return self._place(target, Direction.OUTBOUND_DIAL, parent, fields)
+
+    def _place(self, target: Route, direction: Direction, parent: Call | None, fields: dict[str, Any]) -> Call:
+        """Reserve a slot, record the call as queued, and send the INVITE."""
+        assert self.pool is not None
+        sid = new_sid("CA")
+        # raises CapacityError before anything is recorded
+        worker = self.pool.reserve(sid, parent.worker if parent is not None else None)
+        call = Call(sid=sid, account_sid=self.account_sid, direction=direction, status=CallStatus.QUEUED,
+                    date_created=self.clock(), date_updated=self.clock(), sip_uri=target.uri, worker=worker,
+                    parent_call_sid=parent.sid if parent is not None else None, **fields)
         self.live[sid] = call
         self._bind_leg(sid, call)
         self.store.save_call(call)
         self.store.add_event(sid, "status", "queued", None)
-        snapshot = dataclasses.replace(call)
         handle = self.pool.workers[worker]
         command: Message = {
             "op": "dial", "leg": sid, "uri": target.uri,
-            "from_uri": from_uri(request.from_, request.caller_id, handle.sip_host, handle.sip_port),
+            "from_uri": from_uri(call.from_, call.caller_id, handle.sip_host, handle.sip_port),
             "auth": list(target.auth) if target.auth else None,
         }
         if not self.pool.send(worker, command):
             self._finish(call, None, EndReason.ERROR, "media worker unavailable")
-        return snapshot
+        return call
+
+    def watch(self, sid: str, listener: Callable[[Call], None]) -> Callable[[], None]:
+        """Call `listener(call)` after every status change of `sid`; returns the function that stops it."""
+        self._listeners.setdefault(sid, []).append(listener)
+
+        def unwatch() -> None:
+            listeners = self._listeners.get(sid, [])
+            if listener in listeners:
+                listeners.remove(listener)
+            if not listeners:
+                self._listeners.pop(sid, None)
+
+        return unwatch
+
+    def cancel(self, call: Call) -> None:
+        """End a leg the switch no longer wants: CANCEL while ringing (canceled), BYE once answered."""
+        if call.answer_time is not None:
+            self._hang_up(call, EndReason.HANGUP)
+        else:
+            self._hang_up(call, EndReason.CANCELED, 487)
 
     def get_call(self, sid: str) -> Call | None:
         live = self.live.get(sid)

@@ -272,7 +272,8 @@ class NumberRegistry:
         if current.from_config:
             log.warning("number %s (%s) is set by the config file: the change lasts until the next start",
                         current.phone_number, sid)
-        updated = dataclasses.replace(current, date_updated=utcnow(), **changes)
+        fields: dict[str, Any] = dict(changes)  # checked against UPDATABLE above
+        updated = dataclasses.replace(current, date_updated=utcnow(), **fields)
         self._write(updated)
         self._by_key[match_key(updated.phone_number)] = updated
         return updated

@@ -18,12 +18,15 @@ import aiohttp
 from media.audio import write_wav
 from media.sources import AudioCache
 from media.speech import Speech
-from media.tones import sine
+from media.tones import ringback, sine
 from switch.callbacks import standard_params
 from switch.calls import CallManager
+from switch.dial import DialSession
 from switch.model import Call, Direction
 from switch.notifications import ERROR, WARNING, Notifications
 from switch.status import CallStatus
+from twiml import verbs
+from twiml.errors import TwimlError
 from twiml.fetch import Fetcher
 from twiml.interpreter import Interpreter, Source
 
@@ -79,6 +82,23 @@ class LiveCall:
     async def send_digits(self, digits: str) -> None:
         await self.engine.calls.send_digits(self._call, digits)
 
+    def dial(self, verb: verbs.Dial, document_url: str | None) -> DialSession:
+        return DialSession(self, verb, document_url)
+
+    def post_detached(self, url: str, method: str, extra: tuple[tuple[str, str], ...]) -> None:
+        params = [*self.params(), *extra]
+
+        async def post() -> None:
+            try:
+                await self.engine.fetcher.fetch(url, method, params)
+            except TwimlError as exc:
+                self.notify(exc.code, f"action request after the call moved on failed: {exc.message}", url, method,
+                            warning=True)
+
+        task = asyncio.get_running_loop().create_task(post())
+        self.engine.background.add(task)
+        task.add_done_callback(self.engine.background.discard)
+
     def notify(self, code: int, message: str, url: str | None = None, method: str | None = None,
                warning: bool = False) -> None:
         self.engine.notifications.add(self._call.sid, code, message, url, method, WARNING if warning else ERROR)
@@ -97,6 +117,18 @@ class VoiceEngine:
         self.session: aiohttp.ClientSession
         self.fetcher: Fetcher
         self.interpreters: dict[str, Interpreter] = {}
+        self.background: set[asyncio.Task[None]] = set()
+        self._ringbacks: dict[str, Path] = {}
+
+    def ringback_path(self, country: str) -> Path:
+        """The ringback tone of `country` as a WAV (written once per country)."""
+        path = self._ringbacks.get(country)
+        if path is None:
+            path = self.beep_path.parent / f"ringback-{country}.wav"
+            if not path.exists():
+                write_wav(path, ringback(country))
+            self._ringbacks[country] = path
+        return path
 
     async def start(self) -> None:
         self.session = aiohttp.ClientSession()

@@ -7,6 +7,25 @@ from pathlib import Path
 from typing import Protocol
 
 from switch.model import Call
+from twiml.verbs import Dial
+
+
+class DialOutcome(Protocol):
+    """How a <Dial> ended, as its action URL is told."""
+
+    @property
+    def status(self) -> str: ...
+
+    def params(self) -> tuple[tuple[str, str], ...]: ...
+
+
+class DialRun(Protocol):
+    """A <Dial> in progress; `result` is set even when `run` is cancelled part way."""
+
+    @property
+    def result(self) -> DialOutcome | None: ...
+
+    async def run(self) -> DialOutcome: ...
 
 
 class CallControl(Protocol):
@@ -56,6 +75,14 @@ class CallControl(Protocol):
 
     async def send_digits(self, digits: str) -> None:
         """Send RFC 2833 digits to the caller; `w` waits half a second."""
+        ...
+
+    def dial(self, verb: Dial, document_url: str | None) -> DialRun:
+        """A not yet started run of `<Dial>` on this call."""
+        ...
+
+    def post_detached(self, url: str, method: str, extra: tuple[tuple[str, str], ...]) -> None:
+        """Request `url` with the call's parameters and `extra`, ignoring the answer (the call has moved on)."""
         ...
 
     def notify(self, code: int, message: str, url: str | None = None, method: str | None = None,

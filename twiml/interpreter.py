@@ -50,9 +50,11 @@ class Source:
 class Interpreter:
     """Runs TwiML on one call until the app is done, the call ends, or `stop()` is called."""
 
-    def __init__(self, control: CallControl, fetcher: Fetcher) -> None:
+    def __init__(self, control: CallControl, fetcher: Fetcher, hangup_when_done: bool = True) -> None:
         self.control = control
         self.fetcher = fetcher
+        # False for a <Dial> whisper: running out of verbs there means "connect", not "hang up"
+        self.hangup_when_done = hangup_when_done
         self.documents = 0
         self._pending: Source | None = None
         self._verb_task: asyncio.Task[Outcome] | None = None
@@ -93,7 +95,8 @@ class Interpreter:
                     return
                 url, response = loaded
                 current = await self._run_document(url, response)
-            self.control.hangup()  # the app ran out of verbs
+            if self.hangup_when_done:
+                self.control.hangup()  # the app ran out of verbs
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # never leave a call hanging on a bug: report, then hang up

@@ -16,7 +16,7 @@ from typing import ClassVar
 from media.audio import AudioError
 from twiml import verbs
 from twiml.control import CallControl
-from twiml.fetch import HTTP_RETRIEVAL_FAILURE
+from twiml.fetch import HTTP_RETRIEVAL_FAILURE, resolve
 
 log = logging.getLogger("twiml")
 
@@ -229,6 +229,31 @@ class RejectTask(Task):
         return STOP
 
 
+class DialTask(Task):
+    """<Dial>: ring the nouns, bridge the first that answers; then request `action` with DialCallStatus,
+    DialCallSid, DialCallDuration (and DialSipResponseCode for <Sip>), or go on with the next verb.
+    When the dial is interrupted (caller hung up, REST redirect) the action is still told, and ignored."""
+
+    verb = verbs.Dial
+
+    def __init__(self, verb: verbs.Dial, document_url: str | None) -> None:
+        self.v = verb
+        self.document_url = document_url
+
+    async def run(self, control: CallControl) -> Outcome:
+        session = control.dial(self.v, self.document_url)
+        action = resolve(self.document_url, self.v.action) if self.v.action else None
+        try:
+            result = await session.run()
+        except asyncio.CancelledError:
+            if action is not None and session.result is not None:
+                control.post_detached(action, self.v.method, session.result.params())
+            raise
+        if action is None:
+            return CONTINUE
+        return Outcome(next_url=action, method=self.v.method, extra=result.params())
+
+
 class UnsupportedTask(Task):
     """A verb the parser accepts but this switch does not run yet: reported, then skipped."""
 
@@ -246,6 +271,8 @@ def task_for(verb: object, document_url: str | None) -> Task:
     """The task that runs `verb` (explicit table; an unknown verb type is a programming error)."""
     if isinstance(verb, verbs.Gather):
         return GatherTask(verb, document_url)
+    if isinstance(verb, verbs.Dial):
+        return DialTask(verb, document_url)
     factory = TASKS.get(type(verb))
     if factory is None:
         return UnsupportedTask(verb)

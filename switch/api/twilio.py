@@ -125,14 +125,22 @@ def list_envelope(
     calls: list[Call], has_next: bool, req: PageRequest, path: str, filters: list[tuple[str, str]]
 ) -> dict[str, Any]:
     """Twilio's list page: the `calls` and the paging metadata the official client follows."""
+    return page_envelope("calls", [call_to_json(c) for c in calls], has_next, req, path, filters)
+
+
+def page_envelope(
+    key: str, items: list[dict[str, Any]], has_next: bool, req: PageRequest, path: str,
+    filters: list[tuple[str, str]],
+) -> dict[str, Any]:
+    """Twilio's list page of any resource: `items` under `key` and the paging metadata."""
     size = req.page_size
-    next_uri = _page_uri(path, filters, size, req.page + 1, req.offset + len(calls)) if has_next else None
+    next_uri = _page_uri(path, filters, size, req.page + 1, req.offset + len(items)) if has_next else None
     previous_uri = None
     if req.offset > 0:
         previous_uri = _page_uri(path, filters, size, max(req.page - 1, 0), max(req.offset - size, 0))
     return {
-        "calls": [call_to_json(c) for c in calls],
-        "end": req.offset + max(len(calls) - 1, 0),
+        key: items,
+        "end": req.offset + max(len(items) - 1, 0),
         "first_page_uri": _page_uri(path, filters, size, 0, 0),
         "next_page_uri": next_uri,
         "page": req.page,

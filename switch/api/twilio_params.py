@@ -178,6 +178,63 @@ def _caller_id(params: MultiMapping[str]) -> str | None:
     return value
 
 
+RECORDING_CHANNELS = ("mono", "dual")
+RECORDING_TRACKS = ("inbound", "outbound", "both")
+RECORDING_TRIMS = ("trim-silence", "do-not-trim")
+RECORDING_EVENTS = ("in-progress", "completed", "absent")
+
+
+@dataclass(frozen=True)
+class RecordingOptions:
+    """How to record a call: the Recording* parameters shared by Calls create and Call Recordings create."""
+
+    channels: str = "mono"
+    status_callback: str | None = None
+    status_callback_method: str = "POST"
+    status_callback_events: tuple[str, ...] = ("completed",)
+    track: str = "both"
+    trim: str = "trim-silence"
+
+
+def _choice(params: MultiMapping[str], name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = _get(params, name)
+    if value is None:
+        return default
+    if value.lower() not in allowed:
+        raise InvalidParameter(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+    return value.lower()
+
+
+def _bool(params: MultiMapping[str], name: str) -> bool:
+    value = _get(params, name)
+    if value is None or value.lower() == "false":
+        return False
+    if value.lower() == "true":
+        return True
+    raise InvalidParameter(f"{name} must be true or false, not {value!r}")
+
+
+def parse_recording_options(params: MultiMapping[str], default_trim: str) -> RecordingOptions:
+    """RecordingChannels, RecordingStatusCallback(Method|Event), RecordingTrack and Trim.
+
+    The events may be repeated (the official client) or space separated in one value; the default is
+    `completed`.  `default_trim` differs by resource: trim-silence on Calls, do-not-trim on Recordings.
+    """
+    words = [w.lower() for value in params.getall("RecordingStatusCallbackEvent", [])
+             for w in value.replace(",", " ").split()]
+    for word in words:
+        if word not in RECORDING_EVENTS:
+            raise InvalidParameter(f"Invalid RecordingStatusCallbackEvent {word!r}: use {', '.join(RECORDING_EVENTS)}")
+    return RecordingOptions(
+        channels=_choice(params, "RecordingChannels", RECORDING_CHANNELS, "mono"),
+        status_callback=_url(params, "RecordingStatusCallback"),
+        status_callback_method=_method(params, "RecordingStatusCallbackMethod") or "POST",
+        status_callback_events=tuple(dict.fromkeys(words)) or ("completed",),
+        track=_choice(params, "RecordingTrack", RECORDING_TRACKS, "both"),
+        trim=_choice(params, "Trim", RECORDING_TRIMS, default_trim),
+    )
+
+
 def parse_new_call(params: MultiMapping[str]) -> NewCall:
     """Validate `POST .../Calls.json` parameters.
 
@@ -192,6 +249,7 @@ def parse_new_call(params: MultiMapping[str]) -> NewCall:
         if _get(params, "ApplicationSid"):
             message += " (ApplicationSid is not supported; pass Url or Twiml)"
         raise InvalidParameter(message, INVALID_URL)
+    recording = parse_recording_options(params, default_trim="trim-silence")
     return NewCall(
         to=to,
         from_=from_,
@@ -209,6 +267,13 @@ def parse_new_call(params: MultiMapping[str]) -> NewCall:
         sip_auth_username=_get(params, "SipAuthUsername"),
         sip_auth_password=_get(params, "SipAuthPassword", strip=False),
         caller_id=_caller_id(params),
+        record=_bool(params, "Record"),
+        recording_channels=recording.channels,
+        recording_status_callback=recording.status_callback,
+        recording_status_callback_method=recording.status_callback_method,
+        recording_status_callback_events=recording.status_callback_events,
+        recording_track=recording.track,
+        trim=recording.trim,
     )
 
 
@@ -251,6 +316,11 @@ def _date(params: MultiMapping[str], name: str) -> dt.date | None:
     if moment.tzinfo is not None:
         moment = moment.astimezone(dt.UTC)
     return moment.date()
+
+
+def parse_date(params: MultiMapping[str], name: str) -> dt.date | None:
+    """A date filter (`YYYY-MM-DD`, or the datetime the official client sends), as the Calls filters take it."""
+    return _date(params, name)
 
 
 def parse_call_filter(params: MultiMapping[str]) -> CallFilter:

@@ -1,0 +1,227 @@
+"""`<Dial>`: ring one or more child legs, bridge the first that answers, report how it went.
+
+Children are ordinary calls (direction outbound-dial, `parent_call_sid` set) placed on the parent's worker,
+so their status callbacks, store records and REST views come from the same engine as every other call.
+Parallel dialing (the default) rings every noun and cancels the rest when one answers; `sequential`
+tries them in order.  Until a child answers the caller hears a ringback tone (unless `answerOnBridge`,
+which keeps the caller unanswered until the bridge).  The conversation ends when either side hangs up, at
+`timeLimit`, or when the caller presses `*` with `hangupOnStar`.  If the interpreter is cancelled (the
+caller hung up, or a REST redirect of the parent) the children are cancelled or hung up and `result` still
+says how far the dial got, so the action URL can be told.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from switch.callmedia import MediaError
+from switch.errors import ApiError
+from switch.model import Call, CallbackEvent
+from switch.service import NewCall
+from switch.status import CallStatus
+from twiml import verbs
+from twiml.fetch import resolve
+from twiml.interpreter import Interpreter, Source
+
+if TYPE_CHECKING:
+    from switch.voice import LiveCall
+
+log = logging.getLogger("switch.dial")
+
+
+@dataclass(frozen=True)
+class DialResult:
+    """What the Dial action URL is told."""
+
+    status: str  # completed, busy, no-answer, failed, canceled
+    child_sid: str | None = None
+    duration: int = 0
+    sip_code: int | None = None
+    sip: bool = False
+
+    def params(self) -> tuple[tuple[str, str], ...]:
+        out = [("DialCallStatus", self.status)]
+        if self.child_sid:
+            out += [("DialCallSid", self.child_sid), ("DialCallDuration", str(self.duration))]
+        if self.sip and self.sip_code is not None:
+            out.append(("DialSipResponseCode", str(self.sip_code)))
+        return tuple(out)
+
+
+def _child_request(parent: Call, dial: verbs.Dial, noun: verbs.Number | verbs.Sip,
+                   document_url: str | None) -> NewCall:
+    events = frozenset(CallbackEvent(e) for e in noun.status_callback_event)
+    common = {
+        "from_": dial.caller_id or parent.from_,
+        "status_callback": resolve(document_url, noun.status_callback) if noun.status_callback else None,
+        "status_callback_method": noun.status_callback_method,
+        "status_callback_events": events,
+        "timeout": dial.timeout,
+        "time_limit": dial.time_limit,
+    }
+    if isinstance(noun, verbs.Sip):
+        return NewCall(to=noun.uri, sip_auth_username=noun.username, sip_auth_password=noun.password,
+                       **common)  # type: ignore[arg-type]
+    return NewCall(to=noun.number, send_digits=noun.send_digits, **common)  # type: ignore[arg-type]
+
+
+class DialSession:
+    """One run of a `<Dial>` verb on a parent call."""
+
+    def __init__(self, live: LiveCall, dial: verbs.Dial, document_url: str | None) -> None:
+        self.live = live
+        self.dial = dial
+        self.document_url = document_url  # relative URLs in the nouns are resolved against it
+        self.calls = live.engine.calls
+        self.result: DialResult | None = None
+        self.children: list[Call] = []
+        self._winner: Call | None = None
+        self._winner_is_sip = False
+        self._unwatch: list[object] = []
+
+    @property
+    def parent(self) -> Call:
+        return self.live.call
+
+    async def run(self) -> DialResult:
+        ring: asyncio.Task[str] | None = None
+        try:
+            if not self.dial.answer_on_bridge and not self.live.answered:
+                await self.live.answer()
+            if self.live.answered:
+                ring = asyncio.create_task(self._ringback())
+            winner = None
+            nouns = self.dial.nouns
+            groups = [[n] for n in nouns] if self.dial.sequential else [list(nouns)]
+            for group in groups:
+                winner = await self._ring(group)
+                if winner is not None:
+                    break
+            if ring is not None:
+                ring.cancel()
+            if winner is None:
+                self.result = self._failure()
+                return self.result
+            self._winner = winner
+            self.result = DialResult("completed", winner.sid, sip=self._winner_is_sip)
+            if not self.live.answered:
+                await self.live.answer()  # answerOnBridge: the caller is answered only now
+            self.calls.media.bridge(self.parent.sid, winner.sid)
+            await self._talk(winner)
+            await self._end_child(winner)
+            self.result = DialResult("completed", winner.sid, winner.duration or 0, winner.sip_response_code,
+                                     self._winner_is_sip)
+            return self.result
+        except asyncio.CancelledError:
+            self._abort()
+            raise
+        finally:
+            if ring is not None:
+                ring.cancel()
+            for unwatch in self._unwatch:
+                unwatch()  # type: ignore[operator]
+
+    async def _ringback(self) -> str:
+        path = self.live.engine.ringback_path(self.dial.ring_tone)
+        return await self.live.play(path, loop_forever=True)
+
+    async def _ring(self, nouns: list[verbs.Number | verbs.Sip]) -> Call | None:
+        """Ring `nouns` at once; the first to answer (and accept any whisper) wins, the rest are cancelled."""
+        queue: asyncio.Queue[Call] = asyncio.Queue()
+        ringing: dict[str, verbs.Number | verbs.Sip] = {}
+        for noun in nouns:
+            try:
+                child = self.calls.create_child(self.parent, _child_request(self.parent, self.dial, noun, self.document_url))
+            except ApiError as exc:
+                self.live.notify(exc.code, f"<Dial> could not place {getattr(noun, 'number', None) or noun}: "
+                                           f"{exc.message}")
+                continue
+            self.children.append(child)
+            ringing[child.sid] = noun
+            self._unwatch.append(self.calls.watch(child.sid, queue.put_nowait))
+        while ringing:
+            call = await queue.get()
+            if call.sid not in ringing:
+                continue
+            if call.status is CallStatus.IN_PROGRESS:
+                noun = ringing.pop(call.sid)
+                for other in ringing:
+                    live_child = self.calls.live.get(other)
+                    if live_child is not None:
+                        self.calls.cancel(live_child)
+                if noun.url and not await self._whisper(call, noun):
+                    continue
+                self._winner_is_sip = isinstance(noun, verbs.Sip)
+                return call
+            if call.status.terminal:
+                ringing.pop(call.sid, None)
+        return None
+
+    async def _whisper(self, child: Call, noun: verbs.Number | verbs.Sip) -> bool:
+        """Run the noun's `url` TwiML on the called party; False when it declined (hung up)."""
+        from switch.voice import LiveCall
+
+        assert noun.url is not None
+        whisper = Interpreter(LiveCall(self.live.engine, child), self.live.engine.fetcher, hangup_when_done=False)
+        await whisper.run(Source(url=resolve(self.document_url, noun.url), method=noun.method))
+        return not child.terminal
+
+    async def _talk(self, winner: Call) -> None:
+        """Until the child hangs up, the time limit, or `*` from the caller (hangupOnStar)."""
+        ended = asyncio.Event()
+        self._unwatch.append(self.calls.watch(winner.sid, lambda c: ended.set() if c.terminal else None))
+        if winner.terminal:
+            return
+        waits: list[asyncio.Task[object]] = [asyncio.create_task(ended.wait())]
+        if self.dial.hangup_on_star:
+            waits.append(asyncio.create_task(self._star()))  # type: ignore[arg-type]
+        try:
+            await asyncio.wait(waits, timeout=self.dial.time_limit, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in waits:
+                task.cancel()
+
+    async def _star(self) -> None:
+        digits = self.live.digits()
+        while await digits.get() != "*":
+            pass
+
+    async def _end_child(self, child: Call) -> None:
+        with contextlib.suppress(MediaError):
+            self.calls.media.unbridge(self.parent.sid)
+        if child.terminal:
+            return
+        ended = asyncio.Event()
+        self._unwatch.append(self.calls.watch(child.sid, lambda c: ended.set() if c.terminal else None))
+        self.calls.cancel(child)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ended.wait(), 5.0)
+
+    def _abort(self) -> None:
+        """Cancelled: cancel ringing children, hang up a connected one, and record how far we got."""
+        for child in self.children:
+            if not child.terminal:
+                self.calls.cancel(child)
+        winner = self._winner
+        if winner is not None:
+            duration = 0 if winner.answer_time is None else round(time.time() - winner.answer_time.timestamp())
+            self.result = DialResult("completed", winner.sid, max(0, duration), winner.sip_response_code,
+                                     self._winner_is_sip)
+        else:
+            self.result = DialResult("canceled")
+
+    def _failure(self) -> DialResult:
+        """Nobody answered: the most telling child outcome (no-answer, busy, failed, canceled)."""
+        for status in (CallStatus.NO_ANSWER, CallStatus.BUSY, CallStatus.FAILED, CallStatus.CANCELED):
+            for child in reversed(self.children):
+                if child.status is status:
+                    return DialResult(str(status), child.sid, 0, child.sip_response_code, self._is_sip(child))
+        return DialResult("failed")
+
+    def _is_sip(self, child: Call) -> bool:
+        return any(isinstance(n, verbs.Sip) and n.uri == child.to for n in self.dial.nouns)

@@ -1,0 +1,212 @@
+"""<Dial> end to end: a caller (lab phone) runs TwiML that dials lab phones and sipp peers; audio both ways
+is checked by FFT, the child legs' callbacks and the Dial action's parameters as whole sequences."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from twilio.twiml.voice_response import Dial, VoiceResponse
+
+from media.audio import read_wav
+from media.tones import band_energy_ratio, rms
+from tests.harness import SwitchProcess, WebhookSink
+from tests.phone import PhoneProcess
+from tests.sipp_peer import SippPeer
+
+EVENTS = "initiated ringing answered completed"
+NUMBER = "+15550122"
+
+
+@pytest.fixture(scope="module")
+def app() -> Iterator[WebhookSink]:
+    sink = WebhookSink().start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture(scope="module")
+def switch(tmp_path_factory: pytest.TempPathFactory, app: WebhookSink) -> Iterator[SwitchProcess]:
+    proc = SwitchProcess(tmp_path_factory.mktemp("dial"), workers=1,
+                         numbers=[{"number": NUMBER, "voice_url": app.url("/inbound-dial")}])
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+def _dial_doc(*uris: str, after: str | None = None, **attrs: object) -> str:
+    response = VoiceResponse()
+    dial = Dial(action="/dialed", **attrs)
+    for uri in uris:
+        dial.sip(uri, status_callback="/child", status_callback_event=EVENTS)
+    response.append(dial)
+    if after:
+        response.say(after)
+    return str(response)
+
+
+def _place(switch: SwitchProcess, app: WebhookSink, caller: PhoneProcess, path: str, document: str) -> str:
+    app.twiml(path, document)
+    app.twiml("/dialed", str(VoiceResponse()))  # the action ends the call
+    return str(switch.client().calls.create(to=caller.uri("alice"), from_="+15550199", url=app.url(path)).sid)
+
+
+def _action(app: WebhookSink, sid: str, timeout: float = 20) -> dict[str, str]:
+    hooks = app.wait_for(lambda hs: any(h.path == "/dialed" and h.params.get("CallSid") == sid for h in hs),
+                         timeout)
+    return next(h for h in hooks if h.path == "/dialed" and h.params.get("CallSid") == sid).params
+
+
+def _child_statuses(app: WebhookSink, child: str) -> list[str]:
+    return [h.params["CallStatus"] for h in app.for_path("/child") if h.params["CallSid"] == child]
+
+
+def _tone_share(path: Path, hz: float, start: float = 0.0) -> float:
+    samples, rate = read_wav(path)
+    part = samples[int(start * rate):]
+    return band_energy_ratio(part, rate, hz) if len(part) > rate // 2 and rms(part) > 1000 else 0.0
+
+
+def test_dial_bridges_audio_both_ways_and_reports(switch: SwitchProcess, app: WebhookSink, tmp_path: Path) -> None:
+    a_rec, b_rec = tmp_path / "a.wav", tmp_path / "b.wav"
+    with PhoneProcess(["--answer", "auto", "--tone", "1000", "--record", str(b_rec), "--hangup-after", "3",
+                       "--dtmf", "7", "--dtmf-after", "1"]) as callee, \
+         PhoneProcess(["--answer", "auto", "--tone", "440", "--record", str(a_rec), "--dtmf", "3",
+                       "--dtmf-after", "2", "--exit-after-calls", "1"]) as caller:
+        sid = _place(switch, app, caller, "/dial-basic", _dial_doc(callee.uri("bob")))
+        action = _action(app, sid)
+        caller.wait_for("hangup", timeout=15)
+        callee.wait_for("hangup", timeout=5)
+    child = action["DialCallSid"]
+    assert action["DialCallStatus"] == "completed"
+    assert action["DialSipResponseCode"] == "200"
+    assert 2 <= int(action["DialCallDuration"]) <= 4
+    app.wait_for(lambda hs: len([h for h in hs if h.path == "/child" and h.params["CallSid"] == child]) >= 4)
+    assert _child_statuses(app, child) == ["initiated", "ringing", "in-progress", "completed"]
+    hooks = [h for h in app.for_path("/child") if h.params["CallSid"] == child]
+    assert all(h.params["ParentCallSid"] == sid and h.params["Direction"] == "outbound-dial" for h in hooks)
+    assert [h.params["SequenceNumber"] for h in hooks] == ["0", "1", "2", "3"]
+    assert all(WebhookSink.valid(h) for h in hooks)
+    children = switch.client().calls.list(parent_call_sid=sid)
+    assert [c.sid for c in children] == [child]
+    assert children[0].direction == "outbound-dial" and children[0].status == "completed"
+    assert _tone_share(a_rec, 1000.0, start=0.5) > 0.5  # the caller heard the callee
+    assert _tone_share(b_rec, 440.0, start=0.3) > 0.5  # and the callee heard the caller
+    assert [e["digit"] for e in callee.events("dtmf")] == ["3"]  # DTMF relayed across the bridge
+    assert [e["digit"] for e in caller.events("dtmf")] == ["7"]
+
+
+def test_busy_and_no_answer(switch: SwitchProcess, app: WebhookSink) -> None:
+    with SippPeer("uas_busy.xml", timeout=20) as busy, PhoneProcess(["--answer", "auto"]) as caller:
+        sid = _place(switch, app, caller, "/dial-busy", _dial_doc(f"sip:x@{busy.uri_host}"))
+        action = _action(app, sid)
+        assert busy.wait_sync(10) == 0
+    assert (action["DialCallStatus"], action["DialSipResponseCode"]) == ("busy", "486")
+    assert _child_statuses(app, action["DialCallSid"]) == ["initiated", "ringing", "busy"]
+    with SippPeer("uas_noanswer.xml", timeout=20) as silent, PhoneProcess(["--answer", "auto"]) as caller:
+        started = time.monotonic()
+        sid = _place(switch, app, caller, "/dial-noanswer", _dial_doc(f"sip:x@{silent.uri_host}", timeout=2))
+        action = _action(app, sid)
+        assert 1.5 < time.monotonic() - started < 8
+        assert silent.wait_sync(10) == 0
+    assert action["DialCallStatus"] == "no-answer"
+    assert silent.methods_received() == ["INVITE", "CANCEL", "ACK"]
+
+
+def test_parallel_first_answer_wins_the_other_is_cancelled(switch: SwitchProcess, app: WebhookSink) -> None:
+    with SippPeer("uas_noanswer.xml", timeout=20) as slow, \
+         PhoneProcess(["--answer", "auto", "--answer-after", "0.5", "--hangup-after", "1"]) as fast, \
+         PhoneProcess(["--answer", "auto"]) as caller:
+        sid = _place(switch, app, caller, "/dial-parallel",
+                     _dial_doc(f"sip:slow@{slow.uri_host}", fast.uri("fast")))
+        action = _action(app, sid)
+        assert slow.wait_sync(10) == 0, slow.describe()
+    assert action["DialCallStatus"] == "completed"
+    children = {c.to: c for c in switch.client().calls.list(parent_call_sid=sid)}
+    assert children[fast.uri("fast")].sid == action["DialCallSid"]
+    assert children[f"sip:slow@{slow.uri_host}"].status == "canceled"
+    assert slow.methods_received() == ["INVITE", "CANCEL", "ACK"]
+
+
+def test_sequential_falls_back_to_the_next(switch: SwitchProcess, app: WebhookSink) -> None:
+    with SippPeer("uas_busy.xml", timeout=20) as busy, \
+         PhoneProcess(["--answer", "auto", "--hangup-after", "1"]) as second, \
+         PhoneProcess(["--answer", "auto"]) as caller:
+        sid = _place(switch, app, caller, "/dial-seq",
+                     _dial_doc(f"sip:first@{busy.uri_host}", second.uri("second"), sequential=True))
+        action = _action(app, sid)
+    assert action["DialCallStatus"] == "completed"
+    children = {c.to: c for c in switch.client().calls.list(parent_call_sid=sid)}
+    assert children[f"sip:first@{busy.uri_host}"].status == "busy"
+    assert children[second.uri("second")].status == "completed"
+    assert children[second.uri("second")].sid == action["DialCallSid"]
+    first_invite = busy.first("received", "INVITE")
+    assert first_invite is not None and second.events("incoming")[0]["t"] > first_invite.timestamp
+
+
+def test_hangup_on_star_and_time_limit(switch: SwitchProcess, app: WebhookSink) -> None:
+    with PhoneProcess(["--answer", "auto"]) as callee, \
+         PhoneProcess(["--answer", "auto", "--dtmf", "*", "--dtmf-after", "1.5"]) as caller:
+        sid = _place(switch, app, caller, "/dial-star", _dial_doc(callee.uri("b"), hangup_on_star=True))
+        action = _action(app, sid)
+        hangup = callee.wait_for("hangup", timeout=5)
+    assert action["DialCallStatus"] == "completed"
+    assert hangup["by"] == "remote"  # the switch hung up the callee, not the other way round
+    assert 1 <= int(action["DialCallDuration"]) <= 3
+    with PhoneProcess(["--answer", "auto"]) as callee, PhoneProcess(["--answer", "auto"]) as caller:
+        started = time.monotonic()
+        sid = _place(switch, app, caller, "/dial-limit", _dial_doc(callee.uri("b"), time_limit=2))
+        action = _action(app, sid)
+        assert 1.5 < time.monotonic() - started < 6
+    assert action["DialCallStatus"] == "completed"
+    assert int(action["DialCallDuration"]) in (2, 3)
+
+
+def test_answer_on_bridge_keeps_the_caller_unanswered(switch: SwitchProcess, app: WebhookSink) -> None:
+    with PhoneProcess(["--answer", "auto", "--answer-after", "1.5", "--hangup-after", "1"]) as callee:
+        app.twiml("/inbound-dial", _dial_doc(callee.uri("agent"), answer_on_bridge=True))
+        app.twiml("/dialed", str(VoiceResponse()))
+        with PhoneProcess(["--call", f"sip:{NUMBER}@{switch.sip_uri_host}", "--exit-after-calls", "1"]) as caller:
+            caller.wait_for("hangup", timeout=20)
+        callee_answered = callee.wait_for("answered", timeout=5)["t"]
+    names = caller.names()
+    assert names[1:4] == ["calling", "ringing", "answered"]
+    assert caller.events("answered")[0]["t"] >= callee_answered - 0.05  # answered only at bridge time
+
+
+def test_redirect_of_the_parent_while_the_child_rings(switch: SwitchProcess, app: WebhookSink) -> None:
+    next_doc = VoiceResponse()
+    next_doc.say("next")
+    app.twiml("/next-customer", str(next_doc))
+    with SippPeer("uas_noanswer.xml", timeout=20) as customer, PhoneProcess(["--answer", "auto"]) as agent:
+        sid = _place(switch, app, agent, "/dial-redirect", _dial_doc(f"sip:customer@{customer.uri_host}"))
+        app.wait_for(lambda hs: any(h.path == "/child" and h.params["CallStatus"] == "ringing" for h in hs
+                                    if h.params.get("ParentCallSid") == sid))
+        switch.client().calls(sid).update(url=app.url("/next-customer"))
+        action = _action(app, sid)
+        app.wait_for(lambda hs: any(h.path == "/next-customer" and h.params.get("CallSid") == sid for h in hs))
+        assert customer.wait_sync(10) == 0
+    assert action["DialCallStatus"] == "canceled"
+    assert customer.methods_received() == ["INVITE", "CANCEL", "ACK"]
+    child = switch.client().calls.list(parent_call_sid=sid)[0]
+    assert child.status == "canceled"
+
+
+def test_dial_without_capacity_fails_cleanly(tmp_path: Path, app: WebhookSink) -> None:
+    switch = SwitchProcess(tmp_path, workers=1).start()
+    try:
+        with PhoneProcess(["--answer", "auto"]) as busy_phone:
+            holders = [switch.client().calls.create(to=busy_phone.uri(f"h{i}"), from_="+1555",
+                                                    twiml="<Response><Pause length='20'/></Response>").sid
+                       for i in range(3)]
+            with PhoneProcess(["--answer", "auto"]) as caller:
+                sid = _place(switch, app, caller, "/dial-full", _dial_doc(busy_phone.uri("x")))
+                action = _action(app, sid)
+            for holder in holders:
+                switch.client().calls(holder).update(status="completed")
+        assert action["DialCallStatus"] == "failed"
+        assert "DialCallSid" not in action
+    finally:
+        switch.stop()
