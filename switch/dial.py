@@ -136,7 +136,8 @@ class DialSession:
         ringing: dict[str, verbs.Number | verbs.Sip] = {}
         for noun in nouns:
             try:
-                child = self.calls.create_child(self.parent, _child_request(self.parent, self.dial, noun, self.document_url))
+                request = _child_request(self.parent, self.dial, noun, self.document_url)
+                child = self.calls.create_child(self.parent, request)
             except ApiError as exc:
                 self.live.notify(exc.code, f"<Dial> could not place {getattr(noun, 'number', None) or noun}: "
                                            f"{exc.message}")
