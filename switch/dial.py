@@ -83,6 +83,8 @@ class DialSession:
         self._winner: Call | None = None
         self._winner_is_sip = False
         self._unwatch: list[object] = []
+        self._ring_task: asyncio.Task[str] | None = None
+        self._early: Call | None = None  # the child whose early media the caller hears
 
     @property
     def parent(self) -> Call:
@@ -94,7 +96,7 @@ class DialSession:
             if not self.dial.answer_on_bridge and not self.live.answered:
                 await self.live.answer()
             if self.live.answered:
-                ring = asyncio.create_task(self._ringback())
+                ring = self._ring_task = asyncio.create_task(self._ringback())
             winner = None
             nouns = self.dial.nouns
             groups = [[n] for n in nouns] if self.dial.sequential else [list(nouns)]
@@ -104,6 +106,9 @@ class DialSession:
                     break
             if ring is not None:
                 ring.cancel()
+            if self._early is not None and self._early is not winner:
+                with contextlib.suppress(MediaError):
+                    self.calls.media.unbridge(self.parent.sid)
             if winner is None:
                 self.result = self._failure()
                 return self.result
@@ -111,7 +116,8 @@ class DialSession:
             self.result = DialResult("completed", winner.sid, sip=self._winner_is_sip)
             if not self.live.answered:
                 await self.live.answer()  # answerOnBridge: the caller is answered only now
-            self.calls.media.bridge(self.parent.sid, winner.sid)
+            if self._early is not winner:
+                self.calls.media.bridge(self.parent.sid, winner.sid)
             await self._talk(winner)
             await self._end_child(winner)
             self.result = DialResult("completed", winner.sid, winner.duration or 0, winner.sip_response_code,
@@ -159,9 +165,26 @@ class DialSession:
                     continue
                 self._winner_is_sip = isinstance(noun, verbs.Sip)
                 return call
+            if call.status is CallStatus.RINGING and call.sip_response_code == 183:
+                self._early_media(call)
             if call.status.terminal:
                 ringing.pop(call.sid, None)
+                if self._early is call:
+                    self._early = None
         return None
+
+    def _early_media(self, child: Call) -> None:
+        """183 with SDP: the caller hears the child's early media instead of our ringback."""
+        if self._early is not None or not self.live.answered:
+            return
+        if self._ring_task is not None:
+            self._ring_task.cancel()
+        try:
+            self.calls.media.bridge(self.parent.sid, child.sid)
+        except MediaError as exc:
+            log.info("%s: no early media from %s: %s", self.parent.sid, child.sid, exc)
+            return
+        self._early = child
 
     async def _whisper(self, child: Call, noun: verbs.Number | verbs.Sip) -> bool:
         """Run the noun's `url` TwiML on the called party; False when it declined (hung up)."""

@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from twilio.twiml.voice_response import Dial, VoiceResponse
 
@@ -210,3 +211,55 @@ def test_dial_without_capacity_fails_cleanly(tmp_path: Path, app: WebhookSink) -
         assert "DialCallSid" not in action
     finally:
         switch.stop()
+
+
+def _ringback_share(samples: np.ndarray) -> float:
+    return band_energy_ratio(samples, 8000, 440.0, width=15) + band_energy_ratio(samples, 8000, 480.0, width=15)
+
+
+def test_caller_hears_ringback_then_early_media_across_codecs(switch: SwitchProcess, app: WebhookSink,
+                                                              tmp_path: Path) -> None:
+    rec = tmp_path / "ringback.wav"
+    with SippPeer("uas_noanswer.xml", timeout=20) as silent, \
+         PhoneProcess(["--answer", "auto", "--record", str(rec), "--exit-after-calls", "1"]) as caller:
+        sid = _place(switch, app, caller, "/dial-ringback", _dial_doc(f"sip:x@{silent.uri_host}", timeout=3))
+        _action(app, sid)
+        caller.wait_for("hangup", timeout=10)
+    samples, _ = read_wav(rec)
+    assert _ringback_share(samples[4000:16000]) > 0.8  # 440 + 480 Hz: the US ringback
+    rec = tmp_path / "early.wav"
+    with SippPeer("uas_early_media_pcma.xml", timeout=20, variables={"pause_ms": 2500}) as pcma, \
+         PhoneProcess(["--answer", "auto", "--record", str(rec), "--exit-after-calls", "1"]) as caller:
+        sid = _place(switch, app, caller, "/dial-early", _dial_doc(f"sip:x@{pcma.uri_host}", time_limit=1))
+        action = _action(app, sid)
+        caller.wait_for("hangup", timeout=10)
+    assert action["DialCallStatus"] == "completed"
+    samples, _ = read_wav(rec)
+    early = samples[4000:16000]  # 0.5 s .. 2 s: while the child is still in 183
+    assert rms(early) > 300  # the caller (PCMU) hears the child's A-law early media...
+    assert _ringback_share(early) < 0.3  # ...instead of our ringback
+    invite = pcma.first("received", "INVITE")
+    assert invite is not None and "PCMA" in invite.body
+
+
+def test_number_goes_through_the_trunk_with_digest_auth(tmp_path: Path, app: WebhookSink) -> None:
+    with SippPeer("uas_auth.xml", timeout=30, auth=("trunkuser", "trunkpass")) as trunk:
+        switch = SwitchProcess(tmp_path, workers=1, trunks=[
+            {"name": "lab", "uri": f"sip:{trunk.uri_host}", "username": "trunkuser", "password": "trunkpass"}])
+        switch.start()
+        try:
+            document = VoiceResponse()
+            dial = Dial(action="/dialed", time_limit=1)
+            dial.number("+15557000001", status_callback="/child", status_callback_event=EVENTS)
+            document.append(dial)
+            with PhoneProcess(["--answer", "auto"]) as caller:
+                sid = _place(switch, app, caller, "/dial-trunk", str(document))
+                action = _action(app, sid)
+            assert trunk.wait_sync(10) == 0, trunk.describe()
+        finally:
+            switch.stop()
+    assert action["DialCallStatus"] == "completed"
+    assert "DialSipResponseCode" not in action  # only for <Sip> nouns
+    invite = trunk.first("received", "INVITE")
+    assert invite is not None and invite.request_uri == f"sip:+15557000001@{trunk.uri_host}"
+    assert trunk.codes_sent() == [401, 100, 180, 200, 200]

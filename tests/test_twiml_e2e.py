@@ -252,3 +252,17 @@ def test_play_of_a_missing_file_is_reported_and_the_call_goes_on(switch: SwitchP
     assert _errors_of(switch, sid) == [11200]
 
 
+
+
+def test_gather_takes_sip_info_digits_and_finish_on_key(switch: SwitchProcess, app: WebhookSink) -> None:
+    response = VoiceResponse()
+    response.gather(action="/info-gathered", timeout=3, finish_on_key="#")
+    app.twiml("/info-ivr", str(response))
+    app.twiml("/info-gathered", _doc(lambda r: r.hangup()))
+    with PhoneProcess(["--answer", "auto", "--dtmf", "42#", "--dtmf-method", "info", "--dtmf-after", "1",
+                       "--exit-after-calls", "1"]) as phone:
+        sid = _call(switch, app, phone, url=app.url("/info-ivr"))
+        phone.wait_for("hangup", timeout=15)
+    hooks = [h for h in app.hooks if h.path == "/info-gathered" and h.params.get("CallSid") == sid]
+    assert len(hooks) == 1
+    assert (hooks[0].params["Digits"], hooks[0].params["FinishedOnKey"]) == ("42", "#")
