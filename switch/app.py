@@ -87,8 +87,9 @@ async def start_switch(config: Config) -> Switch:
     if resumed or recovered:
         log.info("start-up: %d pending webhooks resumed, %d calls left live by the last run closed",
                  resumed, recovered)
-    voice = VoiceEngine(calls, config.data_dir, credentials.auth_token)
-    voice.notifications = notifications  # one Notifications for the interpreter and the REST API
+    recordings = RecordingManager(store, calls, webhooks, config.data_dir, credentials.account_sid,
+                                  config.base_url)
+    voice = VoiceEngine(calls, config.data_dir, credentials.auth_token, notifications, recordings)
     await voice.start()
     pool = WorkerPool(config.workers, config.sip_host, config.sip_port, calls.on_worker_event,
                       calls.on_worker_lost, config.pj_log_level)
@@ -97,8 +98,6 @@ async def start_switch(config: Config) -> Switch:
     app = web.Application(middlewares=[error_middleware])
     app.router.add_get("/healthz", _healthz)
     add_twilio_routes(app, calls, config.base_url)
-    recordings = RecordingManager(store, calls, webhooks, config.data_dir, credentials.account_sid,
-                                  config.base_url)
     add_recording_routes(app, recordings)
     add_twilio_number_routes(app, credentials, numbers, config.base_url)
     add_twilio_notification_routes(app, calls, notifications)

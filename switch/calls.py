@@ -385,7 +385,8 @@ class CallManager:
                     url=number.voice_url, method=number.voice_method, fallback_url=number.voice_fallback_url,
                     fallback_method=number.voice_fallback_method, status_callback=number.status_callback,
                     status_callback_method=number.status_callback_method,
-                    sip_uri=str(event.get("request_uri")), sip_call_id=str(event.get("call_id")), worker=worker)
+                    sip_uri=str(event.get("request_uri")), sip_call_id=str(event.get("call_id")), worker=worker,
+                    phone_number_sid=number.sid)
         self.live[call.sid] = call
         self._bind_leg(leg, call)
         self.store.save_call(call)

@@ -80,6 +80,7 @@ class Number:
     voice_fallback_method: str = "POST"
     status_callback: str | None = None
     status_callback_method: str = "POST"
+    sid: str | None = None  # the IncomingPhoneNumber SID (PN...), once registered
 
 
 @dataclass

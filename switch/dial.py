@@ -43,6 +43,7 @@ class DialResult:
     duration: int = 0
     sip_code: int | None = None
     sip: bool = False
+    recording: tuple[tuple[str, str], ...] = ()  # RecordingUrl, RecordingSid, RecordingDuration
 
     def params(self) -> tuple[tuple[str, str], ...]:
         out = [("DialCallStatus", self.status)]
@@ -50,7 +51,7 @@ class DialResult:
             out += [("DialCallSid", self.child_sid), ("DialCallDuration", str(self.duration))]
         if self.sip and self.sip_code is not None:
             out.append(("DialSipResponseCode", str(self.sip_code)))
-        return tuple(out)
+        return (*out, *self.recording)
 
 
 def _child_request(parent: Call, dial: verbs.Dial, noun: verbs.Number | verbs.Sip,
@@ -85,6 +86,7 @@ class DialSession:
         self._unwatch: list[object] = []
         self._ring_task: asyncio.Task[str] | None = None
         self._early: Call | None = None  # the child whose early media the caller hears
+        self._recording: str | None = None  # SID of the Dial's recording, once started
 
     @property
     def parent(self) -> Call:
@@ -118,10 +120,12 @@ class DialSession:
                 await self.live.answer()  # answerOnBridge: the caller is answered only now
             if self._early is not winner:
                 self.calls.media.bridge(self.parent.sid, winner.sid)
+            await self._start_recording(winner)
             await self._talk(winner)
             await self._end_child(winner)
+            recording = await self._stop_recording()
             self.result = DialResult("completed", winner.sid, winner.duration or 0, winner.sip_response_code,
-                                     self._winner_is_sip)
+                                     self._winner_is_sip, recording)
             return self.result
         except asyncio.CancelledError:
             self._abort()
@@ -131,6 +135,31 @@ class DialSession:
                 ring.cancel()
             for unwatch in self._unwatch:
                 unwatch()  # type: ignore[operator]
+
+    async def _start_recording(self, child: Call) -> None:
+        """`record`: both legs from the bridge on (record-from-ringing is treated as from-answer for now,
+        unless early media was bridged, whose audio the worker tap cannot replay)."""
+        mode = self.dial.record
+        if mode == "do-not-record":
+            return
+        callback = self.dial.recording_status_callback
+        rec = await self.live.engine.recordings.start(
+            [self.parent.sid, child.sid], "DialVerb", 2 if mode.endswith("-dual") else 1,
+            self.dial.trim == "trim-silence", resolve(self.document_url, callback) if callback else None,
+            self.dial.recording_status_callback_method, tuple(self.dial.recording_status_callback_event),
+            self.parent.sid)
+        self._recording = rec.sid
+
+    async def _stop_recording(self) -> tuple[tuple[str, str], ...]:
+        if self._recording is None:
+            return ()
+        recordings = self.live.engine.recordings
+        done = await recordings.stop(self._recording)
+        self._recording = None
+        if str(done.status) != "completed":
+            return ()
+        return (("RecordingUrl", recordings.media_url(done)), ("RecordingSid", done.sid),
+                ("RecordingDuration", str(done.duration or 0)))
 
     async def _ringback(self) -> str:
         path = self.live.engine.ringback_path(self.dial.ring_tone)
@@ -228,6 +257,10 @@ class DialSession:
 
     def _abort(self) -> None:
         """Cancelled: cancel ringing children, hang up a connected one, and record how far we got."""
+        if self._recording is not None:
+            task = asyncio.get_running_loop().create_task(self.live.engine.recordings.stop(self._recording))
+            self.live.engine.background.add(task)  # type: ignore[arg-type]
+            task.add_done_callback(self.live.engine.background.discard)  # type: ignore[arg-type]
         for child in self.children:
             if not child.terminal:
                 self.calls.cancel(child)

@@ -92,7 +92,7 @@ class PhoneNumber:
     def to_number(self) -> Number:
         """The call manager's view: what answers a call to this number."""
         return Number(self.phone_number, self.voice_url, self.voice_method, self.voice_fallback_url,
-                      self.voice_fallback_method, self.status_callback, self.status_callback_method)
+                      self.voice_fallback_method, self.status_callback, self.status_callback_method, self.sid)
 
 
 def _from_row(row: sqlite3.Row) -> PhoneNumber:

@@ -28,13 +28,14 @@ import dataclasses
 import datetime as dt
 import enum
 import logging
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from media.audio import AudioError, AudioFormat, write_atomic
-from media.recording import convert, finalize, leg_path, read_raw
+from media.recording import convert, finalize, leg_path
 from switch.api.errors import API_ROOT
 from switch.callbacks import rfc2822
 from switch.callmedia import MediaError
@@ -54,18 +55,6 @@ NOT_CAPTURED = 16101  # Twilio: "recording too short" -- here, no audio reached 
 SILENT = 16102  # Twilio: "recording silent" -- trim-silence left nothing
 STOP_TIMEOUT = 3.0  # seconds to wait for the worker to confirm a stopped tap; the raw files are used anyway
 CLOSE_TIMEOUT = 10.0
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS recordings (
-    sid TEXT PRIMARY KEY, account_sid TEXT NOT NULL, call_sid TEXT NOT NULL, conference_sid TEXT,
-    date_created TEXT NOT NULL, date_updated TEXT NOT NULL, start_time TEXT, duration INTEGER,
-    channels INTEGER NOT NULL, source TEXT NOT NULL, status TEXT NOT NULL, error_code INTEGER,
-    track TEXT NOT NULL, trim INTEGER NOT NULL, legs TEXT NOT NULL, status_callback TEXT,
-    status_callback_method TEXT NOT NULL, status_callback_events TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS recordings_call ON recordings (call_sid);
-CREATE INDEX IF NOT EXISTS recordings_created ON recordings (date_created);
-"""
 
 
 class RecordingStatus(enum.StrEnum):
@@ -157,43 +146,46 @@ class _Outcome:
     error_code: int | None = None
 
 
-_COLUMNS = ("sid", "account_sid", "call_sid", "conference_sid", "date_created", "date_updated", "start_time",
-            "duration", "channels", "source", "status", "error_code", "track", "trim", "legs", "status_callback",
-            "status_callback_method", "status_callback_events")
-
-
-def _iso(value: dt.datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
-def _date(value: str | None) -> dt.datetime | None:
-    return None if value is None else dt.datetime.fromisoformat(value)
+_COLUMNS = [f.name for f in dataclasses.fields(Recording)]
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS recordings ({", ".join(f'"{c}"' + (" TEXT PRIMARY KEY" if c == "sid" else "")
+                                                 for c in _COLUMNS)});
+CREATE INDEX IF NOT EXISTS recordings_call ON recordings (call_sid);
+CREATE INDEX IF NOT EXISTS recordings_created ON recordings (date_created);
+"""
 
 
 def _to_row(rec: Recording) -> list[Any]:
-    return [rec.sid, rec.account_sid, rec.call_sid, rec.conference_sid, _iso(rec.date_created),
-            _iso(rec.date_updated), _iso(rec.start_time), rec.duration, rec.channels, rec.source, str(rec.status),
-            rec.error_code, rec.track, int(rec.trim), " ".join(rec.legs), rec.status_callback,
-            rec.status_callback_method, " ".join(rec.status_callback_events)]
+    """Columns follow `Recording` field for field: datetimes as ISO text, tuples as space-separated words."""
+    row: list[Any] = []
+    for name in _COLUMNS:
+        value = getattr(rec, name)
+        if isinstance(value, dt.datetime):
+            value = value.isoformat()
+        elif isinstance(value, tuple):
+            value = " ".join(value)
+        elif isinstance(value, enum.Enum):
+            value = value.value
+        row.append(value)
+    return row
 
 
-def _from_row(row: Any) -> Recording:
-    return Recording(
-        sid=row["sid"], account_sid=row["account_sid"], call_sid=row["call_sid"], channels=int(row["channels"]),
-        source=row["source"], status=RecordingStatus(row["status"]),
-        date_created=dt.datetime.fromisoformat(row["date_created"]),
-        date_updated=dt.datetime.fromisoformat(row["date_updated"]), start_time=_date(row["start_time"]),
-        duration=row["duration"], error_code=row["error_code"], track=row["track"],
-        conference_sid=row["conference_sid"], trim=bool(row["trim"]), legs=tuple(row["legs"].split()),
-        status_callback=row["status_callback"], status_callback_method=row["status_callback_method"],
-        status_callback_events=tuple(row["status_callback_events"].split()),
-    )
+def _from_row(row: sqlite3.Row) -> Recording:
+    values = {name: row[name] for name in _COLUMNS}
+    for name in ("date_created", "date_updated", "start_time"):
+        if values[name] is not None:
+            values[name] = dt.datetime.fromisoformat(values[name])
+    for name in ("legs", "status_callback_events"):
+        values[name] = tuple(values[name].split())
+    values["status"] = RecordingStatus(values["status"])
+    values["trim"] = bool(values["trim"])
+    return Recording(**values)
 
 
 def _produce(base: Path, out: Path, channels: Literal[1, 2], trim: bool) -> _Outcome:
     """Thread: raw legs -> final WAV; the raw files are removed once they are no longer needed."""
-    captured = [raw for raw in (read_raw(leg_path(base, i)) for i in (0, 1)) if raw is not None]
-    if not captured or max(len(raw) for raw in captured) == 0:
+    legs = [leg_path(base, i) for i in (0, 1)]
+    if max((leg.stat().st_size for leg in legs if leg.exists()), default=0) < 2:
         outcome = _Outcome(error_code=NOT_CAPTURED)
     else:
         info = finalize(base, out, channels, trim)
@@ -202,8 +194,8 @@ def _produce(base: Path, out: Path, channels: Literal[1, 2], trim: bool) -> _Out
             outcome = _Outcome(error_code=SILENT)
         else:
             outcome = _Outcome(duration=max(1, round(info.duration_seconds)))
-    for i in (0, 1):
-        leg_path(base, i).unlink(missing_ok=True)
+    for leg in legs:
+        leg.unlink(missing_ok=True)
     return outcome
 
 
@@ -239,6 +231,10 @@ class RecordingManager:
     def wav_path(self, sid: str) -> Path:
         return self.dir / f"{sid}.wav"
 
+    def raw_path(self, sid: str, leg: int = 0) -> Path:
+        """Where the worker writes a live recording's leg (read by <Record> to hear silence)."""
+        return leg_path(self.dir / sid, leg)
+
     def media_url(self, rec: Recording) -> str:
         """Twilio's RecordingUrl: the media resource without an extension (it serves WAV)."""
         return f"{self.base_url}{API_ROOT}/Accounts/{rec.account_sid}/Recordings/{rec.sid}"
@@ -266,7 +262,9 @@ class RecordingManager:
         rows = self.store.execute(
             f"SELECT * FROM recordings WHERE {' AND '.join(where)} ORDER BY date_created DESC, sid DESC "
             "LIMIT ? OFFSET ?", [*args, limit, offset]).fetchall()
-        return [self.get(r["sid"]) or _from_row(r) for r in rows]
+        # A recording still in memory is fresher than its row (the row is written on every change anyway).
+        return [dataclasses.replace(c.recording) if (c := self._captures.get(r["sid"])) else _from_row(r)
+                for r in rows]
 
     def current(self, call_sid: str) -> Recording | None:
         """The call's active recording (`Twilio.CURRENT`): the newest one in progress or paused."""
@@ -301,7 +299,7 @@ class RecordingManager:
 
     # -- the one status path ------------------------------------------------------------------
     def _save(self, rec: Recording) -> None:
-        columns = ", ".join(_COLUMNS)
+        columns = ", ".join(f'"{c}"' for c in _COLUMNS)
         marks = ", ".join("?" for _ in _COLUMNS)
         self.store.execute(f"INSERT OR REPLACE INTO recordings ({columns}) VALUES ({marks})", _to_row(rec))
 

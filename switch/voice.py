@@ -24,6 +24,8 @@ from switch.calls import CallManager
 from switch.dial import DialSession
 from switch.model import Call, Direction
 from switch.notifications import ERROR, WARNING, Notifications
+from switch.recordings import RecordingManager
+from switch.recordverb import RecordResult, record
 from switch.status import CallStatus
 from twiml import verbs
 from twiml.errors import TwimlError
@@ -39,6 +41,7 @@ class LiveCall:
     def __init__(self, engine: VoiceEngine, call: Call) -> None:
         self.engine = engine
         self._call = call
+        self._answer_sent = False
 
     @property
     def call(self) -> Call:
@@ -46,13 +49,14 @@ class LiveCall:
 
     @property
     def answered(self) -> bool:
-        return self._call.answer_time is not None
+        return self._answer_sent or self._call.answer_time is not None
 
     def params(self) -> list[tuple[str, str]]:
         return standard_params(self._call)
 
     async def answer(self) -> None:
         calls = self.engine.calls
+        self._answer_sent = True
         calls.answer(self._call)
         await calls.media.wait_ready(self._call.sid, timeout=5.0)
 
@@ -85,6 +89,9 @@ class LiveCall:
     def dial(self, verb: verbs.Dial, document_url: str | None) -> DialSession:
         return DialSession(self, verb, document_url)
 
+    async def record(self, verb: verbs.Record, action: str | None) -> RecordResult | None:
+        return await record(self, verb, action, action)
+
     def post_detached(self, url: str, method: str, extra: tuple[tuple[str, str], ...]) -> None:
         params = [*self.params(), *extra]
 
@@ -107,9 +114,11 @@ class LiveCall:
 class VoiceEngine:
     """Owns the interpreters of all calls and the shared HTTP session, speech and audio caches."""
 
-    def __init__(self, calls: CallManager, data_dir: Path, auth_token: str) -> None:
+    def __init__(self, calls: CallManager, data_dir: Path, auth_token: str, notifications: Notifications,
+                 recordings: RecordingManager) -> None:
         self.calls = calls
-        self.notifications = Notifications(calls.store, calls.account_sid)
+        self.notifications = notifications
+        self.recordings = recordings
         self.speech = Speech(data_dir / "cache" / "speech")
         self.audio = AudioCache(data_dir / "cache" / "audio")
         self.beep_path = data_dir / "cache" / "beep.wav"

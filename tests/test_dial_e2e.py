@@ -263,3 +263,38 @@ def test_number_goes_through_the_trunk_with_digest_auth(tmp_path: Path, app: Web
     invite = trunk.first("received", "INVITE")
     assert invite is not None and invite.request_uri == f"sip:+15557000001@{trunk.uri_host}"
     assert trunk.codes_sent() == [401, 100, 180, 200, 200]
+
+
+def test_dual_recording_puts_each_party_on_its_own_channel(switch: SwitchProcess, app: WebhookSink,
+                                                           tmp_path: Path) -> None:
+    import base64
+    import urllib.request
+
+    import soundfile as sf
+
+    from tests.harness import ACCOUNT_SID, AUTH_TOKEN
+
+    with PhoneProcess(["--answer", "auto", "--tone", "1000", "--hangup-after", "3"]) as callee, \
+         PhoneProcess(["--answer", "auto", "--tone", "440", "--exit-after-calls", "1"]) as caller:
+        sid = _place(switch, app, caller, "/dial-record",
+                     _dial_doc(callee.uri("bob"), record="record-from-answer-dual"))
+        action = _action(app, sid)
+    assert action["DialCallStatus"] == "completed"
+    assert action["RecordingSid"].startswith("RE")
+    request = urllib.request.Request(action["RecordingUrl"] + ".wav")
+    token = base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
+    request.add_header("Authorization", f"Basic {token}")
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        (tmp_path / "dual.wav").write_bytes(resp.read())
+    data, rate = sf.read(tmp_path / "dual.wav", dtype="int16", always_2d=True)
+    assert data.shape[1] == 2 and rate == 8000
+    assert 2.0 <= len(data) / rate <= 4.0
+    from media.tones import dominant_frequency
+
+    caller_channel, callee_channel = data[4000:, 0], data[4000:, 1]
+    assert abs(dominant_frequency(caller_channel, rate) - 440.0) < 10
+    assert abs(dominant_frequency(callee_channel, rate) - 1000.0) < 10
+    assert band_energy_ratio(caller_channel, rate, 1000.0) < 0.05  # no bleed between channels
+    assert band_energy_ratio(callee_channel, rate, 440.0) < 0.05
+    recordings = switch.client().recordings.list(call_sid=sid)
+    assert [(r.sid, r.source, r.channels) for r in recordings] == [(action["RecordingSid"], "DialVerb", 2)]

@@ -10,6 +10,7 @@ store by a second `Notifications` (as the TwiML interpreter does) and by a faili
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import re
 import urllib.error
@@ -295,6 +296,10 @@ def test_notifications_listed_and_paged(switch: SwitchProcess, sink: WebhookSink
     client_notes = switch.client().calls(call_sid).notifications
     assert [n.sid for n in client_notes.list(page_size=2)] == [first.sid, second.sid, third.sid]
     assert [n.sid for n in client_notes.list(log=0)] == [first.sid, third.sid]
+    today = first.date_created.date()
+    assert len(client_notes.list(message_date=today)) == 3
+    assert client_notes.list(message_date_before=today - dt.timedelta(days=1)) == []
+    assert len(client_notes.list(message_date_after=today)) == 3
     fetched = client_notes(second.sid).fetch()
     assert (fetched.error_code, fetched.log, fetched.message_text) == ("12200", "1", "Schema validation warning")
 

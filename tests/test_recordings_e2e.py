@@ -1,7 +1,8 @@
 """Call recording end to end: the switch in-process, the lab phone as the far end, the official twilio client.
 
 The client is synchronous, so it runs in a thread (`_api`) while the switch serves it on the test's event
-loop.  Audio is checked by FFT on the media downloaded over HTTP with basic auth, as a customer would.
+loop.  Audio is checked by FFT on the media downloaded over HTTP with basic auth, as a customer would.  The
+last test runs `softswitch serve` as a process, kills it with SIGKILL mid-recording and starts it again.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import email.utils
 import io
 import os
 import signal
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,7 +29,15 @@ from media.tones import dominant_frequency, rms, sine
 from switch.app import Switch, start_switch
 from switch.config import Config
 from switch.status import CallStatus
-from tests.harness import Hook, WebhookSink, free_port_block, free_tcp_port
+from tests.harness import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    Hook,
+    SwitchProcess,
+    WebhookSink,
+    free_port_block,
+    free_tcp_port,
+)
 from tests.phone import PhoneProcess
 
 ACCOUNT = "AC" + "1" * 32
@@ -273,3 +283,36 @@ async def test_a_killed_worker_keeps_the_recording_made_so_far(
     samples = _wav((await _download(hooks[1].params["RecordingUrl"])).content)
     assert np.count_nonzero(_frames_rms(samples) > 1000) * 0.02 > 0.5
     assert abs(dominant_frequency(samples[1600:], RATE) - 1000.0) < 10
+
+
+def test_a_recording_survives_a_killed_switch(tmp_path: Path, sink: WebhookSink) -> None:
+    """kill -9 of the whole control plane: the next start finalizes the recording from its raw files."""
+    first = SwitchProcess(tmp_path).start()
+    try:
+        with PhoneProcess(["--answer", "auto", "--tone", "1000", "--exit-after-calls", "1"]) as phone:
+            call = first.client().calls.create(to=phone.uri("bob"), from_="+15550199", twiml=HOLD, record=True,
+                                               trim="do-not-trim", recording_status_callback=sink.url("/rec"),
+                                               recording_status_callback_event=["in-progress", "completed"])
+            sink.wait_for(lambda hooks: any(h.params.get("CallSid") == call.sid for h in hooks))
+            time.sleep(1.5)
+            first.stop(signal.SIGKILL)
+            phone.wait_for("hangup", timeout=10)  # the orphaned worker hangs up and exits
+    finally:
+        first.stop()
+    second = SwitchProcess(tmp_path).start()  # same data dir, fresh ports
+    try:
+        client = second.client()
+        hooks = sink.wait_for(lambda hooks: len([h for h in hooks if h.params.get("CallSid") == call.sid]) >= 2)
+        mine = [h for h in hooks if h.params.get("CallSid") == call.sid]
+        assert [h.params["RecordingStatus"] for h in mine] == ["in-progress", "completed"]
+        assert all(WebhookSink.valid(h) for h in mine)
+        assert client.calls(call.sid).fetch().status == "failed"
+        [rec] = client.recordings.list(call_sid=call.sid)
+        assert rec.status == "completed" and int(rec.duration) >= 1
+        media = requests.get(f"{second.base_url}/2010-04-01/Accounts/{ACCOUNT_SID}/Recordings/{rec.sid}.wav",
+                             auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=10)
+        samples = _wav(media.content)
+        assert np.count_nonzero(_frames_rms(samples) > 1000) * 0.02 > 0.5
+        assert abs(dominant_frequency(samples[1600:], RATE) - 1000.0) < 10
+    finally:
+        assert second.stop() == 0, second.log()

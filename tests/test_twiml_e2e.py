@@ -266,3 +266,58 @@ def test_gather_takes_sip_info_digits_and_finish_on_key(switch: SwitchProcess, a
     hooks = [h for h in app.hooks if h.path == "/info-gathered" and h.params.get("CallSid") == sid]
     assert len(hooks) == 1
     assert (hooks[0].params["Digits"], hooks[0].params["FinishedOnKey"]) == ("42", "#")
+
+
+def _download(switch: SwitchProcess, url: str) -> bytes:
+    import base64
+    import urllib.request
+
+    from tests.harness import ACCOUNT_SID, AUTH_TOKEN
+
+    request = urllib.request.Request(url + ".wav")
+    token = base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
+    request.add_header("Authorization", f"Basic {token}")
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        return bytes(resp.read())
+
+
+def test_record_until_finish_key(switch: SwitchProcess, app: WebhookSink, tmp_path: Path) -> None:
+    response = VoiceResponse()
+    response.record(action="/recorded", max_length=20, timeout=5, finish_on_key="#",
+                    recording_status_callback="/rec-status")
+    app.twiml("/voicemail", str(response))
+    app.twiml("/recorded", _doc(lambda r: r.hangup()))
+    heard = tmp_path / "beep.wav"
+    with PhoneProcess(["--answer", "auto", "--tone", "800", "--record", str(heard), "--dtmf", "#",
+                       "--dtmf-after", "3", "--exit-after-calls", "1"]) as phone:
+        sid = _call(switch, app, phone, url=app.url("/voicemail"))
+        phone.wait_for("hangup", timeout=20)
+    action = [h for h in app.hooks if h.path == "/recorded" and h.params.get("CallSid") == sid]
+    assert len(action) == 1
+    params = action[0].params
+    assert params["Digits"] == "#"
+    assert 1 <= int(params["RecordingDuration"]) <= 4
+    assert params["RecordingSid"].startswith("RE")
+    status = app.wait_for(lambda hs: any(h.path == "/rec-status" and h.params.get("CallSid") == sid for h in hs))
+    completed = [h for h in status if h.path == "/rec-status" and h.params.get("CallSid") == sid]
+    assert [h.params["RecordingStatus"] for h in completed] == ["completed"]
+    assert completed[0].params["RecordingSource"] == "RecordVerb"
+    wav = tmp_path / "message.wav"
+    wav.write_bytes(_download(switch, params["RecordingUrl"]))
+    samples, rate = read_wav(wav)
+    assert abs(dominant_frequency(samples, rate) - 800.0) < 10
+    beep = _heard(heard)[: int(8000 * 0.5)]
+    assert band_energy_ratio(beep, 8000, 1000.0) > 0.5  # the caller heard the beep first
+
+
+def test_record_of_silence_goes_on_to_the_next_verb(switch: SwitchProcess, app: WebhookSink) -> None:
+    response = VoiceResponse()
+    response.record(action="/never-recorded", timeout=1, play_beep=False)
+    response.redirect("/after-record")
+    app.twiml("/silent-record", str(response))
+    app.twiml("/after-record", _doc(lambda r: r.hangup()))
+    with PhoneProcess(["--answer", "auto", "--exit-after-calls", "1"]) as phone:
+        sid = _call(switch, app, phone, url=app.url("/silent-record"))
+        phone.wait_for("hangup", timeout=15)
+    paths = [h.path for h in app.hooks if h.params.get("CallSid") == sid and h.path != "/status"]
+    assert paths == ["/silent-record", "/after-record"]

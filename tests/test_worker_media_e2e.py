@@ -38,7 +38,7 @@ async def switch(tmp_path: Path) -> AsyncIterator[Switch]:
 
 async def _answered_call(switch: Switch, phone: PhoneProcess) -> str:
     call = await switch.calls.create_call(NewCall(to=phone.uri("bob"), from_="+15550199",
-                                                  twiml="<Response/>"))
+                                                  twiml="<Response><Pause length='30'/></Response>"))
     await phone.event("answered", timeout=10)
     for _ in range(100):
         if switch.calls.live[call.sid].status is CallStatus.IN_PROGRESS:

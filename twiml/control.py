@@ -7,7 +7,13 @@ from pathlib import Path
 from typing import Protocol
 
 from switch.model import Call
-from twiml.verbs import Dial
+from twiml.verbs import Dial, Record
+
+
+class RecordOutcome(Protocol):
+    """What <Record>'s action URL is told."""
+
+    def params(self) -> tuple[tuple[str, str], ...]: ...
 
 
 class DialOutcome(Protocol):
@@ -79,6 +85,11 @@ class CallControl(Protocol):
 
     def dial(self, verb: Dial, document_url: str | None) -> DialRun:
         """A not yet started run of `<Dial>` on this call."""
+        ...
+
+    async def record(self, verb: Record, action: str | None) -> RecordOutcome | None:
+        """Run <Record>: beep, capture until silence/finishOnKey/maxLength/hang-up.  None when nothing was
+        recorded.  If cancelled, the recording is still finished and `action` told, in the background."""
         ...
 
     def post_detached(self, url: str, method: str, extra: tuple[tuple[str, str], ...]) -> None:

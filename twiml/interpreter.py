@@ -56,6 +56,7 @@ class Interpreter:
         # False for a <Dial> whisper: running out of verbs there means "connect", not "hang up"
         self.hangup_when_done = hangup_when_done
         self.documents = 0
+        self.stopped = False  # a verb (Hangup, Reject) ended the call itself
         self._pending: Source | None = None
         self._verb_task: asyncio.Task[Outcome] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -95,7 +96,7 @@ class Interpreter:
                     return
                 url, response = loaded
                 current = await self._run_document(url, response)
-            if self.hangup_when_done:
+            if self.hangup_when_done and not self.stopped:
                 self.control.hangup()  # the app ran out of verbs
         except asyncio.CancelledError:
             raise
@@ -126,6 +127,7 @@ class Interpreter:
             if self._pending is not None:
                 return self._take_pending()
             if outcome.stop:
+                self.stopped = True
                 return None
             if outcome.next_url is not None:
                 return Source(url=resolve(url, outcome.next_url), method=outcome.method, extra=outcome.extra)

@@ -254,6 +254,26 @@ class DialTask(Task):
         return Outcome(next_url=action, method=self.v.method, extra=result.params())
 
 
+class RecordTask(Task):
+    """<Record>: beep (playBeep), record the caller until `timeout` s of silence, a finishOnKey digit,
+    `maxLength` s or hang-up; then request `action` (default: the current document) with RecordingUrl,
+    RecordingSid, RecordingDuration and Digits.  Nothing recorded: go on with the next verb."""
+
+    verb = verbs.Record
+
+    def __init__(self, verb: verbs.Record, document_url: str | None) -> None:
+        self.v = verb
+        self.document_url = document_url
+
+    async def run(self, control: CallControl) -> Outcome:
+        await _ensure_answered(control)
+        action = resolve(self.document_url, self.v.action) if self.v.action else self.document_url
+        result = await control.record(self.v, action)
+        if result is None or action is None:
+            return CONTINUE
+        return Outcome(next_url=action, method=self.v.method, extra=result.params())
+
+
 class UnsupportedTask(Task):
     """A verb the parser accepts but this switch does not run yet: reported, then skipped."""
 
@@ -273,6 +293,8 @@ def task_for(verb: object, document_url: str | None) -> Task:
         return GatherTask(verb, document_url)
     if isinstance(verb, verbs.Dial):
         return DialTask(verb, document_url)
+    if isinstance(verb, verbs.Record):
+        return RecordTask(verb, document_url)
     factory = TASKS.get(type(verb))
     if factory is None:
         return UnsupportedTask(verb)

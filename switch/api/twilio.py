@@ -151,7 +151,7 @@ def page_envelope(
     }
 
 
-async def _form(request: web.Request) -> MultiMapping[str]:
+async def read_form(request: web.Request) -> MultiMapping[str]:
     """The form body's text fields (files, which Twilio never takes, are dropped)."""
     body = await request.post()
     return MultiDict((k, v) for k, v in body.items() if isinstance(v, str))
@@ -172,7 +172,7 @@ class TwilioCalls:
 
     async def create(self, request: web.Request) -> web.Response:
         """POST .../Calls.json: place a call; 201 with the queued Call."""
-        new_call = parse_new_call(await _form(request))
+        new_call = parse_new_call(await read_form(request))
         call = await self.service.create_call(new_call)
         body = call_to_json(call)
         return web.json_response(body, status=201, headers={"Location": self.public_base_url + body["uri"]})
@@ -194,7 +194,7 @@ class TwilioCalls:
     async def update(self, request: web.Request) -> web.Response:
         """POST .../Calls/{CallSid}.json: redirect, hang up or cancel a live call."""
         self._call(request)  # an unknown SID is a 404 whatever the parameters
-        update = parse_call_update(await _form(request))
+        update = parse_call_update(await read_form(request))
         call = await self.service.update_call(request.match_info["CallSid"], update)
         return web.json_response(call_to_json(call))
 

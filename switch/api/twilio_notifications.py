@@ -20,9 +20,8 @@ from multidict import MultiMapping
 
 from switch.api.auth import authenticated
 from switch.api.errors import API_ROOT, MORE_INFO, InvalidParameter
-from switch.api.twilio import API_VERSION, rfc2822
-from switch.api.twilio_numbers import records_envelope
-from switch.api.twilio_params import _date, _get, parse_page_request
+from switch.api.twilio import API_VERSION, page_envelope, rfc2822
+from switch.api.twilio_params import get_param, parse_date, parse_page_request
 from switch.errors import NotFound
 from switch.notifications import ERROR, WARNING, Notification, Notifications
 from switch.service import CallService
@@ -54,7 +53,7 @@ def notification_to_json(note: Notification) -> dict[str, Any]:
 
 
 def _log_level(params: MultiMapping[str]) -> int | None:
-    value = _get(params, "Log")
+    value = get_param(params, "Log")
     if value is None:
         return None
     if value not in (str(ERROR), str(WARNING)):
@@ -90,7 +89,7 @@ class TwilioNotifications:
         query = request.query
         req = parse_page_request(query)
         level = _log_level(query)
-        on, before, after = (_date(query, name) for name in _LIST_FILTERS[1:])
+        on, before, after = (parse_date(query, name) for name in _LIST_FILTERS[1:])
         notes = [n for n in self._for_call(request)
                  if (level is None or n.log == level) and _on(n.date_created, on, "==")
                  and _on(n.date_created, before, "<=") and _on(n.date_created, after, ">=")]
@@ -98,8 +97,8 @@ class TwilioNotifications:
         filters = [(name, value) for name in _LIST_FILTERS if (value := query.get(name))]
         call_sid = request.match_info["CallSid"]
         path = f"{API_ROOT}/Accounts/{self.service.account_sid}/Calls/{call_sid}/Notifications.json"
-        body = records_envelope("notifications", [notification_to_json(n) for n in page],
-                                len(notes) > req.offset + req.page_size, req, path, filters)
+        body = page_envelope("notifications", [notification_to_json(n) for n in page],
+                             len(notes) > req.offset + req.page_size, req, path, filters)
         return web.json_response(body)
 
     async def fetch(self, request: web.Request) -> web.Response:

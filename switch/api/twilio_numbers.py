@@ -22,8 +22,8 @@ from multidict import MultiMapping
 
 from switch.api.auth import Credentials, authenticated
 from switch.api.errors import API_ROOT, InvalidParameter
-from switch.api.twilio import API_VERSION, _form, format_address, list_envelope, rfc2822
-from switch.api.twilio_params import PageRequest, _get, _method, _url, parse_page_request
+from switch.api.twilio import API_VERSION, format_address, page_envelope, read_form, rfc2822
+from switch.api.twilio_params import get_param, parse_method, parse_page_request, parse_url
 from switch.errors import NotFound
 from switch.numbers import NumberRegistry, PhoneNumber
 
@@ -41,24 +41,6 @@ MAX_FRIENDLY_NAME = 64
 def is_dialable(value: str) -> bool:
     """A phone number (3 to 15 digits, optional '+') or a SIP user part that starts with a letter."""
     return bool(_PHONE.fullmatch(value) or _SIP_USER.fullmatch(value))
-
-
-def records_envelope(
-    key: str, records: list[dict[str, Any]], has_next: bool, req: PageRequest, path: str,
-    filters: list[tuple[str, str]],
-) -> dict[str, Any]:
-    """Twilio's list page of any resource: `records` under `key`, paging as `switch.api.twilio.list_envelope`.
-
-    The paging URIs come from `list_envelope` itself (the next page's URI is the `uri` of the page after this
-    one), so every list of the API pages the same way.
-    """
-    body = list_envelope([], False, req, path, filters)
-    del body["calls"]
-    following = PageRequest(req.page + 1, req.page_size, req.offset + len(records))
-    body[key] = records
-    body["end"] = req.offset + max(len(records) - 1, 0)
-    body["next_page_uri"] = list_envelope([], False, following, path, filters)["uri"] if has_next else None
-    return body
 
 
 def number_uri(account_sid: str, sid: str) -> str:
@@ -108,14 +90,14 @@ def number_to_json(number: PhoneNumber) -> dict[str, Any]:
 
 
 def _friendly_name(params: MultiMapping[str]) -> str | None:
-    value = _get(params, "FriendlyName")
+    value = get_param(params, "FriendlyName")
     if value is not None and len(value) > MAX_FRIENDLY_NAME:
         raise InvalidParameter(f"FriendlyName must be at most {MAX_FRIENDLY_NAME} characters")
     return value
 
 
 def _phone_number(params: MultiMapping[str]) -> str:
-    value = _get(params, "PhoneNumber")
+    value = get_param(params, "PhoneNumber")
     if value is None:
         raise InvalidParameter("PhoneNumber is required", INVALID_PHONE_NUMBER)
     if not is_dialable(value):
@@ -135,10 +117,10 @@ def parse_number_update(params: MultiMapping[str]) -> dict[str, str | None]:
     for param, field in (("VoiceUrl", "voice_url"), ("VoiceFallbackUrl", "voice_fallback_url"),
                          ("StatusCallback", "status_callback")):
         if param in params:
-            changes[field] = _url(params, param)
+            changes[field] = parse_url(params, param)
     for param, field in (("VoiceMethod", "voice_method"), ("VoiceFallbackMethod", "voice_fallback_method"),
                          ("StatusCallbackMethod", "status_callback_method")):
-        method = _method(params, param)
+        method = parse_method(params, param)
         if method is not None:
             changes[field] = method
     return changes
@@ -159,17 +141,17 @@ class TwilioNumbers:
 
     async def create(self, request: web.Request) -> web.Response:
         """POST .../IncomingPhoneNumbers.json: 201 with the new number."""
-        params = await _form(request)
+        params = await read_form(request)
         phone_number = _phone_number(params)
         number = self.registry.create(
             phone_number,
             friendly_name=_friendly_name(params) or format_address(phone_number),
-            voice_url=_url(params, "VoiceUrl"),
-            voice_method=_method(params, "VoiceMethod") or "POST",
-            voice_fallback_url=_url(params, "VoiceFallbackUrl"),
-            voice_fallback_method=_method(params, "VoiceFallbackMethod") or "POST",
-            status_callback=_url(params, "StatusCallback"),
-            status_callback_method=_method(params, "StatusCallbackMethod") or "POST",
+            voice_url=parse_url(params, "VoiceUrl"),
+            voice_method=parse_method(params, "VoiceMethod") or "POST",
+            voice_fallback_url=parse_url(params, "VoiceFallbackUrl"),
+            voice_fallback_method=parse_method(params, "VoiceFallbackMethod") or "POST",
+            status_callback=parse_url(params, "StatusCallback"),
+            status_callback_method=parse_method(params, "StatusCallbackMethod") or "POST",
         )
         body = number_to_json(number)
         return web.json_response(body, status=201, headers={"Location": self.public_base_url + body["uri"]})
@@ -181,16 +163,15 @@ class TwilioNumbers:
         """
         query = request.query
         req = parse_page_request(query)
-        origin = _get(query, "Origin")
+        origin = get_param(query, "Origin")
         numbers: list[PhoneNumber] = []
         if origin is None or origin == ORIGIN:
-            numbers = self.registry.list_numbers(_get(query, "PhoneNumber"), _get(query, "FriendlyName"),
+            numbers = self.registry.list_numbers(get_param(query, "PhoneNumber"), get_param(query, "FriendlyName"),
                                                  req.offset, req.page_size + 1)
         filters = [(name, value) for name in _LIST_FILTERS if (value := query.get(name))]
         path = f"{API_ROOT}/Accounts/{self.registry.account_sid}/IncomingPhoneNumbers.json"
         records = [number_to_json(n) for n in numbers[: req.page_size]]
-        body = records_envelope("incoming_phone_numbers", records, len(numbers) > req.page_size, req, path,
-                                filters)
+        body = page_envelope("incoming_phone_numbers", records, len(numbers) > req.page_size, req, path, filters)
         return web.json_response(body)
 
     async def fetch(self, request: web.Request) -> web.Response:
@@ -200,7 +181,7 @@ class TwilioNumbers:
     async def update(self, request: web.Request) -> web.Response:
         """POST .../IncomingPhoneNumbers/{Sid}.json: change the name, URLs and methods (not the number)."""
         self._number(request)  # an unknown SID is a 404 whatever the parameters
-        changes = parse_number_update(await _form(request))
+        changes = parse_number_update(await read_form(request))
         number = self.registry.update(request.match_info["Sid"], changes)
         if number is None:
             raise NotFound(request.path)

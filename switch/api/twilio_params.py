@@ -65,7 +65,7 @@ FILTER_PARAMS: tuple[str, ...] = (
 MAX_ADDRESS = 512
 
 
-def _get(params: MultiMapping[str], name: str, strip: bool = True) -> str | None:
+def get_param(params: MultiMapping[str], name: str, strip: bool = True) -> str | None:
     value = params.get(name)
     if value is None:
         return None
@@ -80,7 +80,7 @@ def is_address(value: str) -> bool:
 
 
 def _address(params: MultiMapping[str], name: str, missing: int, invalid: int) -> str:
-    value = _get(params, name)
+    value = get_param(params, name)
     if value is None:
         raise InvalidParameter(f"No '{name}' number is specified", missing)
     if not is_address(value):
@@ -88,8 +88,8 @@ def _address(params: MultiMapping[str], name: str, missing: int, invalid: int) -
     return value
 
 
-def _url(params: MultiMapping[str], name: str) -> str | None:
-    value = _get(params, name)
+def parse_url(params: MultiMapping[str], name: str) -> str | None:
+    value = get_param(params, name)
     if value is None:
         return None
     try:
@@ -102,8 +102,8 @@ def _url(params: MultiMapping[str], name: str) -> str | None:
     return value
 
 
-def _method(params: MultiMapping[str], name: str) -> str | None:
-    value = _get(params, name)
+def parse_method(params: MultiMapping[str], name: str) -> str | None:
+    value = get_param(params, name)
     if value is None:
         return None
     if value.upper() not in _METHODS:
@@ -112,7 +112,7 @@ def _method(params: MultiMapping[str], name: str) -> str | None:
 
 
 def _int(params: MultiMapping[str], name: str, code: int) -> int | None:
-    value = _get(params, name)
+    value = get_param(params, name)
     if value is None:
         return None
     if not _INTEGER.fullmatch(value):
@@ -121,7 +121,7 @@ def _int(params: MultiMapping[str], name: str, code: int) -> int | None:
 
 
 def _twiml(params: MultiMapping[str]) -> str | None:
-    value = _get(params, "Twiml", strip=False)
+    value = get_param(params, "Twiml", strip=False)
     if value is not None and len(value) > MAX_TWIML:
         raise InvalidParameter(
             f"Twiml size ({len(value)} characters) exceeds the maximum of {MAX_TWIML}", TWIML_TOO_LONG
@@ -162,7 +162,7 @@ def _time_limit(params: MultiMapping[str]) -> int:
 
 
 def _send_digits(params: MultiMapping[str]) -> str | None:
-    value = _get(params, "SendDigits")
+    value = get_param(params, "SendDigits")
     if value is not None and not _SEND_DIGITS.fullmatch(value):
         raise InvalidParameter(
             f"SendDigits may contain only 0-9, A-D, #, * and w/W, not {value!r}", INVALID_SEND_DIGITS
@@ -171,7 +171,7 @@ def _send_digits(params: MultiMapping[str]) -> str | None:
 
 
 def _caller_id(params: MultiMapping[str]) -> str | None:
-    value = _get(params, "CallerId")
+    value = get_param(params, "CallerId")
     # Twilio also accepts a bare SIP address (name@host) here.
     if value is not None and not (is_address(value) or re.fullmatch(r"[^\s@<>\"]+@[^\s@<>\"]+", value)):
         raise InvalidParameter(f"Invalid 'CallerId': {value}", INVALID_FROM)
@@ -197,7 +197,7 @@ class RecordingOptions:
 
 
 def _choice(params: MultiMapping[str], name: str, allowed: tuple[str, ...], default: str) -> str:
-    value = _get(params, name)
+    value = get_param(params, name)
     if value is None:
         return default
     if value.lower() not in allowed:
@@ -206,7 +206,7 @@ def _choice(params: MultiMapping[str], name: str, allowed: tuple[str, ...], defa
 
 
 def _bool(params: MultiMapping[str], name: str) -> bool:
-    value = _get(params, name)
+    value = get_param(params, name)
     if value is None or value.lower() == "false":
         return False
     if value.lower() == "true":
@@ -227,8 +227,8 @@ def parse_recording_options(params: MultiMapping[str], default_trim: str) -> Rec
             raise InvalidParameter(f"Invalid RecordingStatusCallbackEvent {word!r}: use {', '.join(RECORDING_EVENTS)}")
     return RecordingOptions(
         channels=_choice(params, "RecordingChannels", RECORDING_CHANNELS, "mono"),
-        status_callback=_url(params, "RecordingStatusCallback"),
-        status_callback_method=_method(params, "RecordingStatusCallbackMethod") or "POST",
+        status_callback=parse_url(params, "RecordingStatusCallback"),
+        status_callback_method=parse_method(params, "RecordingStatusCallbackMethod") or "POST",
         status_callback_events=tuple(dict.fromkeys(words)) or ("completed",),
         track=_choice(params, "RecordingTrack", RECORDING_TRACKS, "both"),
         trim=_choice(params, "Trim", RECORDING_TRIMS, default_trim),
@@ -242,11 +242,11 @@ def parse_new_call(params: MultiMapping[str]) -> NewCall:
     """
     to = _address(params, "To", NO_TO, INVALID_TO)
     from_ = _address(params, "From", NO_FROM, INVALID_FROM)
-    url = _url(params, "Url")
+    url = parse_url(params, "Url")
     twiml = _twiml(params)
     if url is None and twiml is None:
         message = "Url parameter is required"
-        if _get(params, "ApplicationSid"):
+        if get_param(params, "ApplicationSid"):
             message += " (ApplicationSid is not supported; pass Url or Twiml)"
         raise InvalidParameter(message, INVALID_URL)
     recording = parse_recording_options(params, default_trim="trim-silence")
@@ -254,18 +254,18 @@ def parse_new_call(params: MultiMapping[str]) -> NewCall:
         to=to,
         from_=from_,
         url=url,
-        method=_method(params, "Method") or "POST",
-        fallback_url=_url(params, "FallbackUrl"),
-        fallback_method=_method(params, "FallbackMethod") or "POST",
+        method=parse_method(params, "Method") or "POST",
+        fallback_url=parse_url(params, "FallbackUrl"),
+        fallback_method=parse_method(params, "FallbackMethod") or "POST",
         twiml=None if url is not None else twiml,
-        status_callback=_url(params, "StatusCallback"),
-        status_callback_method=_method(params, "StatusCallbackMethod") or "POST",
+        status_callback=parse_url(params, "StatusCallback"),
+        status_callback_method=parse_method(params, "StatusCallbackMethod") or "POST",
         status_callback_events=_events(params),
         timeout=_timeout(params),
         time_limit=_time_limit(params),
         send_digits=_send_digits(params),
-        sip_auth_username=_get(params, "SipAuthUsername"),
-        sip_auth_password=_get(params, "SipAuthPassword", strip=False),
+        sip_auth_username=get_param(params, "SipAuthUsername"),
+        sip_auth_password=get_param(params, "SipAuthPassword", strip=False),
         caller_id=_caller_id(params),
         record=_bool(params, "Record"),
         recording_channels=recording.channels,
@@ -280,7 +280,7 @@ def parse_new_call(params: MultiMapping[str]) -> NewCall:
 def parse_call_update(params: MultiMapping[str]) -> CallUpdate:
     """Validate `POST .../Calls/{Sid}.json` parameters (Url wins over Twiml, as on create)."""
     status: CallStatus | None = None
-    raw_status = _get(params, "Status")
+    raw_status = get_param(params, "Status")
     if raw_status is not None:
         try:
             status = CallStatus(raw_status.lower())
@@ -288,23 +288,23 @@ def parse_call_update(params: MultiMapping[str]) -> CallUpdate:
             status = None
         if status not in _UPDATE_STATUSES:
             raise InvalidParameter(f"Status must be 'completed' or 'canceled', not {raw_status!r}")
-    url = _url(params, "Url")
+    url = parse_url(params, "Url")
     twiml = _twiml(params)
     return CallUpdate(
         url=url,
-        method=_method(params, "Method"),
+        method=parse_method(params, "Method"),
         twiml=None if url is not None else twiml,
-        fallback_url=_url(params, "FallbackUrl"),
-        fallback_method=_method(params, "FallbackMethod"),
+        fallback_url=parse_url(params, "FallbackUrl"),
+        fallback_method=parse_method(params, "FallbackMethod"),
         status=status,
-        status_callback=_url(params, "StatusCallback"),
-        status_callback_method=_method(params, "StatusCallbackMethod"),
+        status_callback=parse_url(params, "StatusCallback"),
+        status_callback_method=parse_method(params, "StatusCallbackMethod"),
     )
 
 
 def _date(params: MultiMapping[str], name: str) -> dt.date | None:
     """`YYYY-MM-DD`, or the `YYYY-MM-DDTHH:MM:SSZ` the official client sends for date/datetime objects."""
-    value = _get(params, name)
+    value = get_param(params, name)
     if value is None:
         return None
     try:
@@ -326,17 +326,17 @@ def parse_date(params: MultiMapping[str], name: str) -> dt.date | None:
 def parse_call_filter(params: MultiMapping[str]) -> CallFilter:
     """Validate the filters of `GET .../Calls.json`."""
     status: CallStatus | None = None
-    raw_status = _get(params, "Status")
+    raw_status = get_param(params, "Status")
     if raw_status is not None:
         try:
             status = CallStatus(raw_status.lower())
         except ValueError:
             raise InvalidParameter(f"Invalid Status {raw_status!r}") from None
     return CallFilter(
-        to=_get(params, "To"),
-        from_=_get(params, "From"),
+        to=get_param(params, "To"),
+        from_=get_param(params, "From"),
         status=status,
-        parent_call_sid=_get(params, "ParentCallSid"),
+        parent_call_sid=get_param(params, "ParentCallSid"),
         start_time_on=_date(params, "StartTime"),
         start_time_before=_date(params, "StartTime<"),
         start_time_after=_date(params, "StartTime>"),
@@ -366,7 +366,7 @@ def parse_page_request(params: MultiMapping[str]) -> PageRequest:
     page = _int(params, "Page", INVALID_PARAMETER)
     if page is not None and page < 0:
         raise InvalidParameter(f"Page must not be negative, not {page}")
-    token = _get(params, "PageToken")
+    token = get_param(params, "PageToken")
     if token is None:
         page = page or 0
         return PageRequest(page=page, page_size=page_size, offset=page * page_size)

@@ -25,7 +25,7 @@ from multidict import MultiMapping
 
 from switch.api.auth import authenticated
 from switch.api.errors import API_ROOT, InvalidParameter
-from switch.api.twilio import _form, page_envelope, rfc2822
+from switch.api.twilio import page_envelope, read_form, rfc2822
 from switch.api.twilio_params import parse_date, parse_page_request, parse_recording_options
 from switch.errors import ApiError, NotFound
 from switch.recordings import Recording, RecordingFilter, RecordingManager, RecordingStatus
@@ -152,7 +152,7 @@ class TwilioRecordings:
     async def create(self, request: web.Request) -> web.Response:
         """POST .../Calls/{CallSid}/Recordings.json: record a call in progress; 201."""
         status = self._call_status(request)
-        options = parse_recording_options(await _form(request), default_trim="do-not-trim")
+        options = parse_recording_options(await read_form(request), default_trim="do-not-trim")
         if status is not CallStatus.IN_PROGRESS:
             raise ApiError(400, 21220, f"Call is {status}; only a call in progress can be recorded")
         call_sid = request.match_info["CallSid"]
@@ -165,7 +165,7 @@ class TwilioRecordings:
     async def update(self, request: web.Request) -> web.Response:
         """POST .../Calls/{CallSid}/Recordings/{Sid}.json: Status=paused|in-progress|stopped."""
         rec = self._recording(request)
-        params = await _form(request)
+        params = await read_form(request)
         raw = (params.get("Status") or "").strip().lower()
         behavior = (params.get("PauseBehavior") or "silence").strip().lower()
         if behavior != "silence":
