@@ -89,7 +89,8 @@ async def start_switch(config: Config) -> Switch:
                  resumed, recovered)
     recordings = RecordingManager(store, calls, webhooks, config.data_dir, credentials.account_sid,
                                   config.base_url)
-    voice = VoiceEngine(calls, config.data_dir, credentials.auth_token, notifications, recordings)
+    voice = VoiceEngine(calls, config.data_dir, credentials.auth_token, notifications, recordings,
+                        config.twiml_fetch_timeout)
     await voice.start()
     pool = WorkerPool(config.workers, config.sip_host, config.sip_port, calls.on_worker_event,
                       calls.on_worker_lost, config.pj_log_level)

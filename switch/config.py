@@ -98,6 +98,7 @@ class Config:
     auth_token: str | None = None
     trunks: list[Trunk] = field(default_factory=list)
     numbers: list[Number] = field(default_factory=list)
+    twiml_fetch_timeout: float = 15.0  # Twilio's: a slower app is error 11200
     webhook_timeout: float = 10.0
     webhook_retries: int = 3
     pj_log_level: int = 1
@@ -135,6 +136,7 @@ def load_config(path: Path | None) -> Config:
     account = _table(raw, "account")
     cfg.account_sid = account.get("sid")
     cfg.auth_token = account.get("auth_token")
+    cfg.twiml_fetch_timeout = float(_table(raw, "twiml").get("fetch_timeout", cfg.twiml_fetch_timeout))
     hooks = _table(raw, "webhooks")
     cfg.webhook_timeout = float(hooks.get("timeout", cfg.webhook_timeout))
     cfg.webhook_retries = int(hooks.get("retries", cfg.webhook_retries))

@@ -87,6 +87,7 @@ class DialSession:
         self._ring_task: asyncio.Task[str] | None = None
         self._early: Call | None = None  # the child whose early media the caller hears
         self._recording: str | None = None  # SID of the Dial's recording, once started
+        self._declined: list[Call] = []  # answered, then declined in the whisper
 
     @property
     def parent(self) -> Call:
@@ -222,7 +223,10 @@ class DialSession:
         assert noun.url is not None
         whisper = Interpreter(LiveCall(self.live.engine, child), self.live.engine.fetcher, hangup_when_done=False)
         await whisper.run(Source(url=resolve(self.document_url, noun.url), method=noun.method))
-        return not child.terminal
+        if whisper.stopped or child.terminal:  # <Hangup>/<Reject> in the whisper: the agent declined
+            self._declined.append(child)
+            return False
+        return True
 
     async def _talk(self, winner: Call) -> None:
         """Until the child hangs up, the time limit, or `*` from the caller (hangupOnStar)."""
@@ -278,6 +282,9 @@ class DialSession:
             for child in reversed(self.children):
                 if child.status is status:
                     return DialResult(str(status), child.sid, 0, child.sip_response_code, self._is_sip(child))
+        if self._declined:  # a whisper declined: for the caller that is a call nobody took
+            child = self._declined[-1]
+            return DialResult("no-answer", child.sid, 0, child.sip_response_code, self._is_sip(child))
         return DialResult("failed")
 
     def _is_sip(self, child: Call) -> bool:

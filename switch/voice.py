@@ -115,7 +115,8 @@ class VoiceEngine:
     """Owns the interpreters of all calls and the shared HTTP session, speech and audio caches."""
 
     def __init__(self, calls: CallManager, data_dir: Path, auth_token: str, notifications: Notifications,
-                 recordings: RecordingManager) -> None:
+                 recordings: RecordingManager, fetch_timeout: float = 15.0) -> None:
+        self._fetch_timeout = fetch_timeout
         self.calls = calls
         self.notifications = notifications
         self.recordings = recordings
@@ -141,7 +142,7 @@ class VoiceEngine:
 
     async def start(self) -> None:
         self.session = aiohttp.ClientSession()
-        self.fetcher = Fetcher(self.session, self._auth_token)
+        self.fetcher = Fetcher(self.session, self._auth_token, timeout=self._fetch_timeout)
         if not self.beep_path.exists():
             write_wav(self.beep_path, sine(1000.0, 0.4, amplitude=0.4))
         self.calls.answered_hooks.append(self._on_answered)

@@ -73,6 +73,7 @@ class WebhookSink:
     hooks: list[Hook] = field(default_factory=list)
     # path -> callable(hook) returning (status, body, content type); a bytes body is sent as is
     responses: dict[str, Callable[[Hook], tuple[int, str | bytes, str]]] = field(default_factory=dict)
+    delays: dict[str, float] = field(default_factory=dict)  # path -> seconds to wait before answering
     _cond: threading.Condition = field(default_factory=threading.Condition)
     _runner: web.AppRunner | None = None
     _thread: threading.Thread | None = None
@@ -88,6 +89,11 @@ class WebhookSink:
         with self._cond:
             self.hooks.append(hook)
             self._cond.notify_all()
+        delay = self.delays.get(request.path)
+        if delay:
+            import asyncio
+
+            await asyncio.sleep(delay)
         responder = self.responses.get(request.path)
         if responder is None:
             return web.Response(status=204)
@@ -171,6 +177,7 @@ class SwitchProcess:
     trunks: list[dict[str, Any]] = field(default_factory=list)
     numbers: list[dict[str, Any]] = field(default_factory=list)
     extra_env: dict[str, str] = field(default_factory=dict)
+    fetch_timeout: float = 15.0
     http_port: int = field(default_factory=free_tcp_port)
     sip_port: int = 0
     proc: subprocess.Popen[bytes] | None = None
@@ -198,6 +205,8 @@ class SwitchProcess:
             "[account]",
             f'sid = "{ACCOUNT_SID}"',
             f'auth_token = "{AUTH_TOKEN}"',
+            "[twiml]",
+            f"fetch_timeout = {self.fetch_timeout}",
             "[webhooks]",
             "timeout = 3",
             "retries = 2",

@@ -298,3 +298,38 @@ def test_dual_recording_puts_each_party_on_its_own_channel(switch: SwitchProcess
     assert band_energy_ratio(callee_channel, rate, 440.0) < 0.05
     recordings = switch.client().recordings.list(call_sid=sid)
     assert [(r.sid, r.source, r.channels) for r in recordings] == [(action["RecordingSid"], "DialVerb", 2)]
+
+
+def test_whisper_runs_on_the_callee_before_bridging_and_can_decline(switch: SwitchProcess, app: WebhookSink,
+                                                                    tmp_path: Path) -> None:
+    whisper = VoiceResponse()
+    whisper.say("You have a call from the soft switch")
+    app.twiml("/whisper", str(whisper))
+    decline = VoiceResponse()
+    decline.hangup()
+    app.twiml("/decline", str(decline))
+
+    def doc(url: str) -> str:
+        response = VoiceResponse()
+        dial = Dial(action="/dialed", time_limit=5)  # counts from the agent's answer, whisper included
+        dial.sip(callee.uri("agent"), url=url)
+        response.append(dial)
+        return str(response)
+
+    heard = tmp_path / "whisper.wav"
+    with PhoneProcess(["--answer", "auto", "--record", str(heard)]) as callee, \
+         PhoneProcess(["--answer", "auto", "--tone", "440"]) as caller:
+        sid = _place(switch, app, caller, "/dial-whisper", doc("/whisper"))
+        action = _action(app, sid)
+        callee.wait_for("hangup", timeout=10)
+    assert action["DialCallStatus"] == "completed"
+    samples, _ = read_wav(heard)
+    assert rms(samples[:8000]) > 200  # the whisper speech reached the agent first...
+    assert band_energy_ratio(samples[-8000:], 8000, 440.0) > 0.5  # ...then the caller's voice
+    whisper_fetch = [h for h in app.hooks if h.path == "/whisper"][-1]
+    assert whisper_fetch.params["Direction"] == "outbound-dial" and whisper_fetch.params["ParentCallSid"] == sid
+    with PhoneProcess(["--answer", "auto"]) as callee, PhoneProcess(["--answer", "auto"]) as caller:
+        sid = _place(switch, app, caller, "/dial-decline", doc("/decline"))
+        action = _action(app, sid)
+    assert action["DialCallStatus"] == "no-answer"  # the agent declined in the whisper
+    assert switch.client().calls(action["DialCallSid"]).fetch().status == "completed"  # it was answered

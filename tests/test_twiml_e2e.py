@@ -35,7 +35,7 @@ def app() -> Iterator[WebhookSink]:
 
 @pytest.fixture(scope="module")
 def switch(tmp_path_factory: pytest.TempPathFactory, app: WebhookSink) -> Iterator[SwitchProcess]:
-    proc = SwitchProcess(tmp_path_factory.mktemp("twiml"), workers=1,
+    proc = SwitchProcess(tmp_path_factory.mktemp("twiml"), workers=1, fetch_timeout=2.0,
                          numbers=[{"number": NUMBER, "voice_url": app.url("/inbound")}])
     proc.start()
     yield proc
@@ -321,3 +321,19 @@ def test_record_of_silence_goes_on_to_the_next_verb(switch: SwitchProcess, app: 
         phone.wait_for("hangup", timeout=15)
     paths = [h.path for h in app.hooks if h.params.get("CallSid") == sid and h.path != "/status"]
     assert paths == ["/silent-record", "/after-record"]
+
+
+def test_slow_app_times_out_to_the_fallback(switch: SwitchProcess, app: WebhookSink) -> None:
+    app.twiml("/slow", _doc(lambda r: r.say("too late")))
+    app.twiml("/fallback", _doc(lambda r: r.hangup()))
+    app.delays["/slow"] = 4.0  # the switch is configured with a 2 s fetch timeout (Twilio's is 15 s)
+    with PhoneProcess(["--answer", "auto", "--exit-after-calls", "1"]) as phone:
+        started = time.monotonic()
+        sid = _call(switch, app, phone, url=app.url("/slow"), fallback_url=app.url("/fallback"))
+        fallback = app.wait_for(lambda hs: any(h.path == "/fallback" and h.params.get("CallSid") == sid for h in hs))
+        elapsed = time.monotonic() - started
+        phone.wait_for("hangup", timeout=15)
+    assert 1.8 < elapsed < 4.0
+    hook = next(h for h in fallback if h.path == "/fallback" and h.params.get("CallSid") == sid)
+    assert hook.params["ErrorCode"] == "11200"
+    assert _errors_of(switch, sid) == [11200]
