@@ -41,10 +41,13 @@ CREATE INDEX IF NOT EXISTS call_events_sid ON call_events (call_sid);
 CREATE TABLE IF NOT EXISTS webhooks (
     id INTEGER PRIMARY KEY AUTOINCREMENT, call_sid TEXT NOT NULL, url TEXT NOT NULL, method TEXT NOT NULL,
     params TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT, created TEXT NOT NULL, delivered TEXT
+    last_error TEXT, created TEXT NOT NULL, delivered TEXT,
+    body_format TEXT NOT NULL DEFAULT 'form', retries INTEGER
 );
 CREATE INDEX IF NOT EXISTS webhooks_pending ON webhooks (state, call_sid);
 """
+# Columns added to `webhooks` after databases existed: (name, definition) for `ALTER TABLE ... ADD COLUMN`.
+_WEBHOOK_COLUMNS = (("body_format", "TEXT NOT NULL DEFAULT 'form'"), ("retries", "INTEGER"))
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -91,12 +94,18 @@ def _from_row(row: sqlite3.Row) -> Call:
 
 @dataclass(frozen=True)
 class PendingWebhook:
+    """A webhook to deliver.  `body_format` is "form" (Twilio's), "multipart" (`params` as multipart/form-data)
+    or "json" (`document` as the body, `params` empty); `retries` overrides the dispatcher's when set."""
+
     id: int
     call_sid: str
     url: str
     method: str
     params: list[tuple[str, str]]
     attempts: int
+    body_format: str = "form"
+    retries: int | None = None
+    document: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -120,6 +129,10 @@ class Store:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+            present = {row["name"] for row in self._db.execute("PRAGMA table_info(webhooks)")}
+            for name, definition in _WEBHOOK_COLUMNS:  # a database from before the column existed
+                if name not in present:
+                    self._db.execute(f"ALTER TABLE webhooks ADD COLUMN {name} {definition}")
 
     def close(self) -> None:
         with self._lock:
@@ -209,10 +222,15 @@ class Store:
                 for r in rows]
 
     # -- webhooks -----------------------------------------------------------------------------
-    def add_webhook(self, call_sid: str, url: str, method: str, params: list[tuple[str, str]]) -> int:
+    def add_webhook(self, call_sid: str, url: str, method: str, params: list[tuple[str, str]],
+                    body_format: str = "form", retries: int | None = None,
+                    document: dict[str, Any] | None = None) -> int:
+        """Persist a pending webhook; a "json" one keeps its `document` where the others keep `params`."""
+        payload = document if body_format == "json" else params
         cur = self._execute(
-            "INSERT INTO webhooks (call_sid, url, method, params, created) VALUES (?, ?, ?, ?, ?)",
-            (call_sid, url, method, json.dumps(params), dt.datetime.now(dt.UTC).isoformat()),
+            "INSERT INTO webhooks (call_sid, url, method, params, created, body_format, retries) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (call_sid, url, method, json.dumps(payload), dt.datetime.now(dt.UTC).isoformat(), body_format, retries),
         )
         assert cur.lastrowid is not None
         return cur.lastrowid
@@ -227,8 +245,14 @@ class Store:
     def pending_webhooks(self) -> Iterator[PendingWebhook]:
         rows = self._execute("SELECT * FROM webhooks WHERE state = 'pending' ORDER BY id").fetchall()
         for r in rows:
-            params = [(str(k), str(v)) for k, v in json.loads(r["params"])]
-            yield PendingWebhook(r["id"], r["call_sid"], r["url"], r["method"], params, r["attempts"])
+            payload = json.loads(r["params"])
+            if r["body_format"] == "json":
+                yield PendingWebhook(r["id"], r["call_sid"], r["url"], r["method"], [], r["attempts"], "json",
+                                     r["retries"], payload)
+                continue
+            params = [(str(k), str(v)) for k, v in payload]
+            yield PendingWebhook(r["id"], r["call_sid"], r["url"], r["method"], params, r["attempts"],
+                                 r["body_format"], r["retries"])
 
     def count_webhooks(self, call_sid: str, url: str) -> int:
         row = self._execute(
