@@ -10,12 +10,14 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from switch.api.errors import error_middleware
+from switch.api.exotel import ExotelAuth, add_exotel_routes
 from switch.api.twilio import add_twilio_routes
 from switch.api.twilio_notifications import add_twilio_notification_routes
 from switch.api.twilio_numbers import add_twilio_number_routes
 from switch.api.twilio_recordings import add_recording_routes
 from switch.calls import CallManager
 from switch.config import Config, Credentials, resolve_credentials
+from switch.exotel import ExotelEdge
 from switch.notifications import Notifications
 from switch.numbers import NumberRegistry
 from switch.recordings import RecordingManager
@@ -102,6 +104,11 @@ async def start_switch(config: Config) -> Switch:
     add_recording_routes(app, recordings)
     add_twilio_number_routes(app, credentials, numbers, config.base_url)
     add_twilio_notification_routes(app, calls, notifications)
+    # The Exotel dialect: [exotel] sid, api_key, api_token default to the account SID and auth token.
+    exotel_sid = config.exotel_sid or credentials.account_sid
+    add_exotel_routes(app, ExotelEdge(store, calls, webhooks, recordings, exotel_sid, config.base_url),
+                      ExotelAuth(exotel_sid, config.exotel_api_key or credentials.account_sid,
+                                 config.exotel_api_token or credentials.auth_token))
     runner = web.AppRunner(app, access_log=None)
     switch = Switch(config, credentials, store, webhooks, calls, pool, runner, voice, numbers, notifications)
     app[SWITCH_KEY] = switch

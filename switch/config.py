@@ -12,6 +12,11 @@ Example (`softswitch.toml`)::
     sid = "AC0123456789abcdef0123456789abcdef"
     auth_token = "0123456789abcdef0123456789abcdef"
 
+    [exotel]                  # optional; each defaults to the account SID / auth token above
+    sid = "myexotelsid"
+    api_key = "key"
+    api_token = "token"
+
     [[trunks]]
     name = "lab-asterisk"
     uri = "sip:127.0.0.1:5070"
@@ -102,6 +107,10 @@ class Config:
     webhook_timeout: float = 10.0
     webhook_retries: int = 3
     pj_log_level: int = 1
+    # [exotel]: the Exotel edge's account SID, API key and token; None means the Twilio account SID/auth token.
+    exotel_sid: str | None = None
+    exotel_api_key: str | None = None
+    exotel_api_token: str | None = None
 
     @property
     def base_url(self) -> str:
@@ -140,6 +149,10 @@ def load_config(path: Path | None) -> Config:
     hooks = _table(raw, "webhooks")
     cfg.webhook_timeout = float(hooks.get("timeout", cfg.webhook_timeout))
     cfg.webhook_retries = int(hooks.get("retries", cfg.webhook_retries))
+    exotel = _table(raw, "exotel")
+    cfg.exotel_sid = exotel.get("sid")
+    cfg.exotel_api_key = exotel.get("api_key")
+    cfg.exotel_api_token = exotel.get("api_token")
     try:
         cfg.trunks = [
             Trunk(name=str(t.get("name", f"trunk{i}")), uri=str(t["uri"]), username=t.get("username"),

@@ -109,7 +109,7 @@ class DemoPhone:
             raise PhoneFailure(f"phone {self.name}: no {name!r} event within {timeout:g} s\n{self.describe()}")
         return events[0]
 
-    def describe(self, tail: int = 15) -> str:
+    def describe(self, tail: int = 8) -> str:
         """Exit status, events and the end of pjsip's log: for failure messages."""
         lines = [f"  phone {self.name} ({self.sip or 'not ready'}), exit status {self.process.returncode}"]
         lines += [f"    {json.dumps(e)}" for e in self.events]

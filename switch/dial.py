@@ -16,8 +16,9 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from switch.callmedia import MediaError
 from switch.errors import ApiError
@@ -73,6 +74,10 @@ def _child_request(parent: Call, dial: verbs.Dial, noun: verbs.Number | verbs.Si
 
 class DialSession:
     """One run of a `<Dial>` verb on a parent call."""
+
+    # Told of each child leg right after it is placed, before its first status change, so that an observer can
+    # `watch` it (the Exotel edge: agent pass-through and connect callbacks).  Observers must not raise.
+    child_placed_observers: ClassVar[list[Callable[[DialSession, Call], None]]] = []
 
     def __init__(self, live: LiveCall, dial: verbs.Dial, document_url: str | None) -> None:
         self.live = live
@@ -179,6 +184,8 @@ class DialSession:
                                            f"{exc.message}")
                 continue
             self.children.append(child)
+            for observer in self.child_placed_observers:
+                observer(self, child)
             ringing[child.sid] = noun
             self._unwatch.append(self.calls.watch(child.sid, queue.put_nowait))
         while ringing:

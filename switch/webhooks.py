@@ -5,15 +5,21 @@ webhooks one after another, so callbacks of one call never overtake each other w
 for each other.  A slow endpoint gets `timeout` seconds per attempt and `retries` more attempts with
 exponential backoff; then the webhook is marked failed and logged.  Webhooks still pending at start-up
 (the switch stopped or crashed before delivering them) are sent by `resume()`.
+
+Bodies are form-encoded (Twilio's) unless `send` is given another `body_format`: "multipart" sends the same
+parameters as multipart/form-data and "json" sends a JSON document (the Exotel edge's callbacks).  A webhook may
+carry its own retry count (Exotel promises two retries whatever the dispatcher's default).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import urllib.parse
 from collections.abc import Callable
+from typing import Any, Literal
 
 import aiohttp
 import yarl
@@ -25,6 +31,7 @@ from switch.store import PendingWebhook, Store
 log = logging.getLogger("switch.webhooks")
 
 Observer = Callable[[PendingWebhook, int | None, float], None]
+BodyFormat = Literal["form", "json", "multipart"]
 
 
 def url_with_query(url: str, params: list[tuple[str, str]]) -> str:
@@ -64,11 +71,22 @@ class WebhookDispatcher:
             count += 1
         return count
 
-    def send(self, call_sid: str, url: str, method: str, params: list[tuple[str, str]]) -> None:
-        """Persist the webhook and schedule its delivery after the call's earlier ones."""
+    def send(self, call_sid: str, url: str, method: str, params: list[tuple[str, str]],
+             body_format: BodyFormat = "form", *, document: dict[str, Any] | None = None,
+             retries: int | None = None) -> None:
+        """Persist the webhook and schedule its delivery after the call's earlier ones.
+
+        `body_format` "json" POSTs `document` (and needs no `params`); "multipart" POSTs `params` as
+        multipart/form-data.  `retries` replaces the dispatcher's retry count for this webhook.
+        """
         method = method.upper()
-        hook_id = self._store.add_webhook(call_sid, url, method, params)
-        self._enqueue(PendingWebhook(hook_id, call_sid, url, method, params, 0))
+        if body_format != "form" and method != "POST":
+            raise ValueError(f"a {body_format} body needs POST, not {method}")
+        if (body_format == "json") != (document is not None):
+            raise ValueError("a document goes with body_format='json', and only with it")
+        hook_id = self._store.add_webhook(call_sid, url, method, params, body_format, retries, document)
+        self._enqueue(PendingWebhook(hook_id, call_sid, url, method, [] if document is not None else params, 0,
+                                     body_format, retries, document))
 
     def _enqueue(self, hook: PendingWebhook) -> None:
         self._queues.setdefault(hook.call_sid, []).append(hook)
@@ -91,7 +109,8 @@ class WebhookDispatcher:
         attempts = hook.attempts
         error: str | None = None
         delay = self._backoff
-        while attempts <= self._retries:
+        retries = self._retries if hook.retries is None else hook.retries
+        while attempts <= retries:
             attempts += 1
             status, error = await self._attempt(hook)
             for observer in self.observers:
@@ -101,7 +120,7 @@ class WebhookDispatcher:
                 return
             log.warning("%s: webhook %s %s attempt %d failed: %s", hook.call_sid, hook.method, hook.url,
                         attempts, error)
-            if attempts <= self._retries:
+            if attempts <= retries:
                 await asyncio.sleep(delay)
                 delay *= 2
         log.error("%s: webhook %s %s given up after %d attempts: %s", hook.call_sid, hook.method, hook.url,
@@ -115,6 +134,16 @@ class WebhookDispatcher:
             signature = compute_signature(self._auth_token, url)
             # encoded=True: send byte for byte the URL we signed (yarl would otherwise re-quote it)
             request = self._session.get(yarl.URL(url, encoded=True), headers={"X-Twilio-Signature": signature})
+        elif hook.body_format in ("json", "multipart"):
+            # Not a form: the signature covers the URL alone, as Twilio's does for JSON bodies.
+            headers = {"X-Twilio-Signature": compute_signature(self._auth_token, hook.url)}
+            body: bytes | aiohttp.FormData
+            if hook.body_format == "json":
+                body = json.dumps(hook.document).encode()
+                headers["Content-Type"] = "application/json"
+            else:
+                body = aiohttp.FormData(hook.params, default_to_multipart=True)  # a fresh one per attempt
+            request = self._session.post(yarl.URL(hook.url, encoded=True), data=body, headers=headers)
         else:
             signature = compute_signature(self._auth_token, hook.url, hook.params)
             request = self._session.post(yarl.URL(hook.url, encoded=True), data=hook.params,

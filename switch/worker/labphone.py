@@ -362,8 +362,9 @@ class LabPhone:
             self._audio_file = str(Path(opts.play).resolve())
         elif opts.tone is not None:
             self._tmpdir = tempfile.TemporaryDirectory(prefix="labphone-")
-            # a whole number of cycles loops without a click: 1 s for whole hertz, else 10 s
-            seconds = 1.0 if float(opts.tone).is_integer() else 10.0
+            # A whole number of cycles loops without a click (whole hertz: any whole second).  pjmedia's file
+            # player leaves one silent frame at each wrap, so the file is long enough to wrap rarely.
+            seconds = 60.0
             path = Path(self._tmpdir.name) / f"tone-{opts.tone:g}.wav"
             write_wav(path, sine(opts.tone, seconds, CLOCK_RATE), CLOCK_RATE)
             self._audio_file = str(path)
