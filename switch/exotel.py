@@ -43,7 +43,7 @@ from switch.calls import CallManager
 from switch.dial import DialSession
 from switch.model import Call, Direction
 from switch.recordings import RecordingFilter, RecordingManager, RecordingStatus
-from switch.routing import is_sip_uri
+from switch.routing import is_sip_uri, route
 from switch.service import CallFilter, NewCall
 from switch.status import CallStatus
 from switch.store import Store
@@ -324,7 +324,11 @@ class ExotelEdge:
 
     # -- connect ------------------------------------------------------------------------------------
     async def connect(self, request: ConnectRequest) -> CallView:
-        """Call From now (To once From answers); returns the new call."""
+        """Call From now (To once From answers); returns the new call.
+
+        Raises ApiError when either number has no route: To is checked now, not when the agent has answered.
+        """
+        route(request.to, self.calls.config.trunks)
         leg1 = await self.calls.create_call(NewCall(
             to=request.from_, from_=request.caller_id or request.to, caller_id=request.caller_id,
             twiml=request.twiml(), timeout=request.timeout, time_limit=request.time_limit))

@@ -34,7 +34,7 @@ API_TOKEN = "exo-token"
 EXOPHONE = "08044556678"
 APPLET_NUMBER = "08033334444"
 TIME = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
-TESTS = 6  # port pairs reserved, one per test that places calls
+TESTS = 5  # port pairs reserved, one per test of the shared switch that places calls
 
 # The reference's samples (its "answered" samples are not used for types: they carry "null" as a string and a
 # no-answer Status while both legs are in progress; the ringing samples are consistent and newer).
@@ -121,6 +121,10 @@ class ExotelSwitch(SwitchProcess):
 
     line_base: int = 0  # the first trunk port of the tests' lines
 
+    def start(self, timeout: float = 30.0) -> ExotelSwitch:
+        super().start(timeout)
+        return self
+
     def write_config(self) -> Path:
         path = super().write_config()
         path.write_text(path.read_text() + f'[exotel]\nsid = "{EXOTEL_SID}"\napi_key = "{API_KEY}"\n'
@@ -164,22 +168,26 @@ def sink() -> Iterator[BodySink]:
     hooks.stop()
 
 
-@pytest.fixture(scope="module")
-def switch(tmp_path_factory: pytest.TempPathFactory, sink: BodySink) -> Iterator[ExotelSwitch]:
-    proc = ExotelSwitch(tmp_path_factory.mktemp("exotel"), workers=1,
-                        numbers=[{"number": APPLET_NUMBER, "voice_url": sink.url("/applet")}])
+def _exotel_switch(workdir: Path, sink: BodySink, lines: int) -> ExotelSwitch:
+    """A switch (not started) with trunks for `lines` tests' lines."""
+    proc = ExotelSwitch(workdir, workers=1, numbers=[{"number": APPLET_NUMBER, "voice_url": sink.url("/applet")}])
     taken = {proc.sip_port, proc.sip_port + 1, proc.http_port}
-    base = free_port_block(2 * TESTS)
-    while taken & set(range(base, base + 2 * TESTS)):
-        base = free_port_block(2 * TESTS)
-    for i in range(TESTS):
+    base = free_port_block(2 * lines)
+    while taken & set(range(base, base + 2 * lines)):
+        base = free_port_block(2 * lines)
+    for i in range(lines):
         proc.trunks.append({"name": f"agents{i}", "uri": f"sip:127.0.0.1:{base + 2 * i}", "prefixes": [f"0980{i}"]})
         proc.trunks.append({"name": f"customers{i}", "uri": f"sip:127.0.0.1:{base + 2 * i + 1}",
                             "prefixes": [f"0870{i}"]})
     proc.line_base = base
-    proc.start()
+    return proc
+
+
+@pytest.fixture(scope="module")
+def switch(tmp_path_factory: pytest.TempPathFactory, sink: BodySink) -> Iterator[ExotelSwitch]:
+    proc = _exotel_switch(tmp_path_factory.mktemp("exotel"), sink, TESTS).start()
     yield proc
-    proc.stop()
+    assert proc.stop() == 0, proc.log()
 
 
 def _lines(switch: ExotelSwitch, index: int) -> Lines:
@@ -405,7 +413,8 @@ def test_authentication_and_bad_parameters(switch: ExotelSwitch, sink: BodySink)
                        ({**good, "RecordingFormat": "wav"}, "RecordingFormat"),
                        ({**good, "TimeLimit": "14401"}, "TimeLimit"),
                        ({**good, "StatusCallbackContentType": "text/plain"}, "StatusCallbackContentType"),
-                       ({**good, "StatusCallback": "ftp://x"}, "StatusCallback")):
+                       ({**good, "StatusCallback": "ftp://x"}, "StatusCallback"),
+                       ({**good, "To": "0123456789"}, "trunk")):  # To is routed before From is called
         bad = post(data)
         assert bad.status_code == 400, (data, bad.text)
         assert list(bad.json()) == ["RestException"] and word in bad.json()["RestException"]["Message"]
@@ -450,3 +459,33 @@ def test_connect_applet_agent_passthru(switch: ExotelSwitch, sink: BodySink) -> 
             (applet["CallSid"], "07874762218", "07874762218", APPLET_NUMBER, APPLET_NUMBER, "outbound-dial")
         assert TIME.fullmatch(p["Created"]) and TIME.fullmatch(p["CurrentTime"]) and p["Created"] <= p["CurrentTime"]
     assert [p["CurrentTime"] for p in params] == sorted(p["CurrentTime"] for p in params)
+
+
+def test_terminal_callback_a_crash_prevented_is_sent_after_restart(tmp_path: Path, sink: BodySink) -> None:
+    proc = _exotel_switch(tmp_path, sink, 1).start()
+    lines = _lines(proc, 0)
+    try:
+        with PhoneProcess(["--answer", "auto"], sip=lines.agent_sip) as agent, \
+             PhoneProcess(["--answer", "ignore"], sip=lines.customer_sip) as customer:
+            call = _connect(proc, sink, lines, "/crash", ["ringing", "terminal"])
+            sink.bodies("/crash", 2)  # To is ringing
+            assert proc.proc is not None
+            proc.proc.kill()  # no chance to report anything
+            proc.proc.wait()
+            proc.proc = None
+            agent.wait_for("hangup", timeout=10)  # the orphaned worker hangs up by itself
+            customer.wait_for("hangup", timeout=10)
+        proc.start()
+        sink.wait_for(lambda hs: any(isinstance(h, BodyHook) and h.path == "/crash"
+                                     and h.json()["EventType"] == "terminal" for h in hs))
+    finally:
+        assert proc.stop() == 0, proc.log()
+    docs: list[dict[str, Any]] = []
+    for hook in sink.bodies("/crash", 3):
+        if hook.json() not in docs:  # delivered at least once: one the crash left unconfirmed is sent again
+            docs.append(hook.json())
+    assert [d["EventType"] for d in docs] == ["ringing", "ringing", "terminal"]
+    end = docs[2]
+    _same_shape(end, REFERENCE_TERMINAL | {"RecordingUrl": None})
+    assert (end["CallSid"], end["Status"], [leg["Status"] for leg in end["Legs"]]) == \
+        (call["Sid"], "failed", ["failed", "failed"])
