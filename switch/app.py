@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from switch.api.conversations import add_conversation_routes
 from switch.api.errors import error_middleware
 from switch.api.exotel import ExotelAuth, add_exotel_routes
 from switch.api.twilio import add_twilio_routes
@@ -17,6 +18,7 @@ from switch.api.twilio_numbers import add_twilio_number_routes
 from switch.api.twilio_recordings import add_recording_routes
 from switch.calls import CallManager
 from switch.config import Config, Credentials, resolve_credentials
+from switch.conversations import Conversations
 from switch.exotel import ExotelEdge
 from switch.notifications import Notifications
 from switch.numbers import NumberRegistry
@@ -94,6 +96,10 @@ async def start_switch(config: Config) -> Switch:
     voice = VoiceEngine(calls, config.data_dir, credentials.auth_token, notifications, recordings,
                         config.twiml_fetch_timeout)
     await voice.start()
+    # <Connect><Conversation>: the Conversations services; pool routing skips workers on a live call.
+    conversations = Conversations(store, credentials.account_sid, config.conversation_services, webhooks,
+                                  lambda: list(calls.live.values()))
+    voice.conversations = conversations
     pool = WorkerPool(config.workers, config.sip_host, config.sip_port, calls.on_worker_event,
                       calls.on_worker_lost, config.pj_log_level)
     calls.attach(pool)
@@ -104,6 +110,7 @@ async def start_switch(config: Config) -> Switch:
     add_recording_routes(app, recordings)
     add_twilio_number_routes(app, credentials, numbers, config.base_url)
     add_twilio_notification_routes(app, calls, notifications)
+    add_conversation_routes(app, credentials, conversations, config.base_url)
     # The Exotel dialect: [exotel] sid, api_key, api_token default to the account SID and auth token.
     exotel_sid = config.exotel_sid or credentials.account_sid
     add_exotel_routes(app, ExotelEdge(store, calls, webhooks, recordings, exotel_sid, config.base_url),

@@ -139,8 +139,9 @@ class BenchParams:
     pdd_calls: int = 50
     pdd_rate: float = 5.0
     plain_calls: int = 30
+    bridge_answer_calls: int = 20
     b2bua_max_rate: float = 30.0
-    b2bua_budget_s: float = 20.0
+    b2bua_budget_s: float = 25.0
     redirects: int = 10
     say_iterations: int = 1000
 
@@ -151,6 +152,7 @@ class BenchParams:
                            "hold_ms": f"min({self.hold_ms}, 1000 * {TARGET_CONCURRENCY:g} / rate)"},
                 "latency_calls": self.latency_calls, "latency_rate_cps": self.latency_rate,
                 "pdd_calls": self.pdd_calls, "pdd_rate_cps": self.pdd_rate, "plain_calls": self.plain_calls,
+                "bridge_answer_calls": self.bridge_answer_calls,
                 "b2bua_ladder": {"rates_cps_per_worker": b2bua_rates(self.b2bua_max_rate),
                                  "seconds_per_step": self.step_seconds, "budget_s": self.b2bua_budget_s,
                                  "hold_ms": f"max({B2BUA_MIN_HOLD_MS}, min({self.hold_ms}, "
@@ -277,7 +279,8 @@ async def switch_phase(ctx: Context, workdir: Path, workers: int) -> Json:
         if workers == 1:
             out["bridged"] = await step("bridged", lambda: bridged_phase(
                 switch, receiver, app, session, workdir, calls=p.pdd_calls, rate=p.pdd_rate, hold_ms=p.hold_ms,
-                plain_calls=p.plain_calls, idle=idle, baseline=ctx.b2bua_baseline))
+                plain_calls=p.plain_calls, bridge_answer_calls=p.bridge_answer_calls, idle=idle,
+                baseline=ctx.b2bua_baseline))
             out["b2bua_ladder"] = await step("b2bua-ladder", lambda: b2bua_ladder(
                 switch, receiver, app, session, workdir, "b2bua-w0", [0], hold_ms=p.hold_ms,
                 step_seconds=p.step_seconds, budget_s=p.b2bua_budget_s, max_rate=p.b2bua_max_rate))
@@ -360,8 +363,9 @@ async def _bench(p: BenchParams, workdir: Path) -> Json:
 def run_bench(output: Path, calls: int, rate: float, workers: int, *, hold_ms: int = 100,
               max_rate: float = 300.0, step_seconds: float = 2.5, ladder_budget_s: float = 40.0,
               latency_calls: int | None = None, latency_rate: float = 10.0, pdd_calls: int = 50,
-              pdd_rate: float = 5.0, plain_calls: int = 30, b2bua_max_rate: float = 30.0,
-              b2bua_budget_s: float = 20.0, redirects: int = 10, say_iterations: int = 1000,
+              pdd_rate: float = 5.0, plain_calls: int = 30, bridge_answer_calls: int = 20,
+              b2bua_max_rate: float = 30.0,
+              b2bua_budget_s: float = 25.0, redirects: int = 10, say_iterations: int = 1000,
               keep_dir: Path | None = None) -> int:
     """Measure, print the summary, write the JSON report to `output`.
 
@@ -375,7 +379,8 @@ def run_bench(output: Path, calls: int, rate: float, workers: int, *, hold_ms: i
                          step_seconds=step_seconds, ladder_budget_s=ladder_budget_s,
                          latency_calls=latency_calls if latency_calls is not None else min(100, calls),
                          latency_rate=latency_rate, pdd_calls=pdd_calls, pdd_rate=pdd_rate,
-                         plain_calls=plain_calls, b2bua_max_rate=b2bua_max_rate, b2bua_budget_s=b2bua_budget_s,
+                         plain_calls=plain_calls, bridge_answer_calls=bridge_answer_calls,
+                         b2bua_max_rate=b2bua_max_rate, b2bua_budget_s=b2bua_budget_s,
                          redirects=redirects, say_iterations=say_iterations)
     with tempfile.TemporaryDirectory(prefix="softswitch-bench-") as tmp:
         workdir = keep_dir if keep_dir is not None else Path(tmp)

@@ -14,7 +14,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -168,9 +168,6 @@ async def wait_until(predicate: Callable[[], bool], timeout: float, period: floa
 
 
 # -- an aiohttp server on its own thread ------------------------------------------------------------------
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
 class ThreadedServer:
     """One catch-all aiohttp handler served on 127.0.0.1 from a thread with its own event loop."""
 

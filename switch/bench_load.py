@@ -154,7 +154,8 @@ def step_record(rate: float, calls: int, hold: int, step: Json) -> Json:
 async def ladder(rates: list[float], budget_s: float, step: Callable[[float], Awaitable[Json]]) -> Json:
     """Step the offered rate up until a step is not clean, the ladder's top or the time budget.
 
-    `step(rate)` measures one step and returns its :func:`step_record`."""
+    `step(rate)` measures one step and returns its :func:`step_record`, whose `offered_cps` (the rate
+    offered in all) is what the ladder reports."""
     steps: list[Json] = []
     best = 0.0
     stopped = "ladder top"
@@ -167,9 +168,9 @@ async def ladder(rates: list[float], budget_s: float, step: Callable[[float], Aw
         steps.append(record)
         if not record["clean"]:
             died = f" ({', '.join(record['processes_died'])} died)" if record["processes_died"] else ""
-            stopped = f"not clean at {rate:g} cps{died}"
+            stopped = f"not clean at {record['offered_cps']:g} cps{died}"
             break
-        best = rate
+        best = record["offered_cps"]
         await asyncio.sleep(0.3)
     return {"max_cps_zero_failures": best, "stopped_by": stopped, "steps": steps}
 

@@ -311,14 +311,14 @@ async def switch_phase(workdir: Path, a: DemoPhone, b: DemoPhone, seconds: float
 
 
 # -- frames, skew and audio -------------------------------------------------------------------------------
-def _quiet_frames(samples: npt.NDArray[np.int16], skip: int = 10) -> tuple[int, float]:
-    """Frames (after the first `skip`) whose RMS is under a tenth of the channel's median frame RMS."""
+def _quiet_frames(samples: npt.NDArray[np.int16], skip: int = 10) -> tuple[list[int], float]:
+    """Indices of the frames (after the first `skip`) whose RMS is under a tenth of the channel's median."""
     usable = samples[: len(samples) - len(samples) % 160].astype(np.float64).reshape(-1, 160)[skip:]
     if len(usable) == 0:
-        return 0, 0.0
+        return [], 0.0
     frame_rms = np.sqrt(np.mean(np.square(usable), axis=1))
     median = float(np.median(frame_rms))
-    return int(np.count_nonzero(frame_rms < 0.1 * median)), round(median, 1)
+    return [int(i) + skip for i in np.flatnonzero(frame_rms < 0.1 * median)], round(median, 1)
 
 
 def analyse_recording(base: Path, window_s: float, record_done: Json, out: Path) -> Json:
@@ -340,7 +340,8 @@ def analyse_recording(base: Path, window_s: float, record_done: Json, out: Path)
         quiet, median = _quiet_frames(leg)
         audio["channels"].append({"channel": index + 1, "expected_hz": tone,
                                   "hz": round(dominant_frequency(leg[1600:], RATE), 1),
-                                  "quiet_frames": quiet, "median_frame_rms": median})
+                                  "quiet_frames": len(quiet), "median_frame_rms": median,
+                                  "quiet_at_s": [round(i * FRAME_SECONDS, 2) for i in quiet[:20]]})
     started = time.monotonic()
     info = finalize(base, out, channels=2)
     audio["final"] = {"path": str(out), "samples": info.samples, "channels": info.channels,
@@ -491,7 +492,8 @@ def _notes(report: Json) -> list[str]:
         "of the shorter leg; a constant lag (the lead-in plus the sampling instant within a tick) means no "
         "frame went missing along the way, a growing one would show frames lost or the media clock drifting.",
         "audio: quiet_frames counts 20 ms frames (after the first 10) under a tenth of the channel's median "
-        "frame RMS: audio lost before the tap (RTP, jitter buffer), which the tap records as what it got.",
+        "frame RMS (quiet_at_s: where, the first 20): audio missing before the tap (the phone's looping tone "
+        "player leaves a silent frame at each wrap of its file; RTP; jitter buffer), recorded as it arrived.",
         f"machine: {report['machine']['cpus']} CPUs, load average {report['machine']['loadavg_start']} at "
         f"start, {report['machine']['loadavg_end']} at the end; other work on the machine competes with the "
         "media clock threads but not with the CPU-time figures of each process.",

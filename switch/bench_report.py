@@ -95,6 +95,11 @@ def _step_text(step: Json) -> str:
     checks = step.get("switch_checks") or {}
     if checks.get("worker_restarts"):
         why.append(f"{checks['worker_restarts']} worker restarts")
+    limits = checks.get("limits_hit") or {}
+    if limits.get("rate_guard_20429"):
+        why.append(f"{limits['rate_guard_20429']}x start-rate guard")
+    if limits.get("no_free_slot"):
+        why.append(f"{limits['no_free_slot']}x no free slot")
     return f"{step['offered_cps']:g}:FAIL({', '.join(why) or 'switch-side check'})"
 
 
@@ -162,6 +167,8 @@ def _bridged_lines(report: Json) -> list[str]:
                       f"  {_times(ratios.get('p50'))} / {_times(ratios.get('p99'))} bare B2BUA PDD"),
              _ms_line("  INVITE in -> request at app", pdd.get("invite_in_to_fetch_at_app")),
              _ms_line("  response written -> INVITE out", pdd.get("fetch_written_to_invite_out")),
+             _ms_line("  answerOnBridge: added beyond fetch",
+                      (pdd.get("answer_on_bridge") or {}).get("added_beyond_fetch")),
              _ms_line("bare pjsua2 B2BUA post-dial delay", pdd.get("baseline_b2bua_post_dial_delay")),
              _ms_line("answer delay, number w/o voice_url", fetch.get("answer_delay_plain_number")),
              _ms_line("answer delay with TwiML - app time", fetch.get("answer_delay_with_twiml_minus_app")),

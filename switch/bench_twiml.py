@@ -57,16 +57,17 @@ from switch.bench_sipp import (
 DIAL_PATH = "/voice/dial"
 PARENT_HOOKS = "/b2bua-parent"
 CHILD_HOOKS = "/b2bua-child"
-B2BUA_LADDER = (2, 4, 6, 8, 10, 12, 15, 20, 25, 30)  # bridged calls per second per worker
+B2BUA_LADDER = (4, 8, 12, 16, 18, 20, 25, 30)  # bridged calls per second per worker
 B2BUA_CONCURRENCY = 1.0  # offered bridged calls in the hold phase during the ladder (2 of a worker's 4 legs)
 B2BUA_MIN_HOLD_MS = 50
 CHILD_STATUSES = ("initiated", "ringing", "in-progress", "completed")
 
 
-def dial_document(uri: str, child_callback: str) -> str:
+def dial_document(uri: str, child_callback: str, answer_on_bridge: bool = False) -> str:
     """`<Dial>` of one `<Sip>` noun with all four status callback events."""
     events = " ".join(CALLBACK_EVENTS)
-    return (f"<Response><Dial><Sip statusCallback={quoteattr(child_callback)} "
+    dial = '<Dial answerOnBridge="true">' if answer_on_bridge else "<Dial>"
+    return (f"<Response>{dial}<Sip statusCallback={quoteattr(child_callback)} "
             f"statusCallbackEvent={quoteattr(events)}>{uri}</Sip></Dial></Response>")
 
 
@@ -83,9 +84,24 @@ class BridgeChecks:
     def __init__(self, switch: SwitchUnderTest, receiver: WebhookReceiver, app: TwimlApp,
                  session: aiohttp.ClientSession) -> None:
         self.switch, self.receiver, self.app, self.session = switch, receiver, app, session
-        self._fetches = self._parents = self._children = self._restarts = 0
+        self._fetches = self._parents = self._children = self._restarts = self._log_at = 0
+
+    def _log_size(self) -> int:
+        try:
+            return self.switch.log_path.stat().st_size
+        except OSError:
+            return 0
+
+    def _limits_hit(self) -> Json:
+        """What the switch logged during the run about refusing or losing legs."""
+        with open(self.switch.log_path, "rb") as log:
+            log.seek(self._log_at)
+            text = log.read().decode(errors="replace")
+        return {"rate_guard_20429": text.count("Call rate limit"), "no_free_slot": text.count("free call"),
+                "worker_assertions": text.count("Assertion `"), "workers_lost": text.count("lost: control channel")}
 
     async def begin(self) -> None:
+        self._log_at = self._log_size()
         self._fetches = self.app.count(DIAL_PATH)
         self._parents = self.receiver.count(PARENT_HOOKS)
         self._children = self.receiver.count(CHILD_HOOKS)
@@ -110,6 +126,7 @@ class BridgeChecks:
                       and restarted == 0 and health.get("in_use") == 0 and health.get("live_calls") == 0
                       and health.get("status") == "ok")
         return {"twiml_fetches": fetches, "parent_callbacks": parents, "child_callbacks": children,
+                "limits_hit": self._limits_hit(),
                 "slots_in_use_after": health.get("in_use"), "live_calls_after": health.get("live_calls"),
                 "healthy": health.get("status") == "ok", "worker_restarts": restarted, "consistent": consistent}
 
@@ -196,20 +213,27 @@ async def baseline_b2bua_phase(workdir: Path, calls: int, rate: float, hold_ms: 
 
 async def bridged_phase(switch: SwitchUnderTest, receiver: WebhookReceiver, app: TwimlApp,
                         session: aiohttp.ClientSession, workdir: Path, *, calls: int, rate: float, hold_ms: int,
-                        plain_calls: int, idle: dict[str, float], baseline: Json | None) -> Json:
-    """On a running switch: the plain number's answer delay, then the traced `<Dial>` run on worker 0."""
+                        plain_calls: int, bridge_answer_calls: int, idle: dict[str, float],
+                        baseline: Json | None) -> Json:
+    """On a running switch: the plain number's answer delay, the traced `<Dial>` run on worker 0, and a
+    shorter one with answerOnBridge (the caller is not answered before the child is dialed)."""
     plain = await traced_run(switch.pids([0]), switch.target(0), NUMBER, plain_calls, rate, hold_ms, workdir,
                              "plain", SwitchChecks(switch, receiver, session))
-    await switch.refresh(session)
-    uas = await SippUas(workdir, "dial-far", calls, trace=True).start(budget=calls / rate + 40)
-    app.documents[DIAL_PATH] = dial_document(uas.uri, receiver.url(CHILD_HOOKS))
-    try:
-        dial = await traced_run(switch.pids([0]), switch.target(0), TWIML_NUMBER, calls, rate, hold_ms, workdir,
-                                "dial", BridgeChecks(switch, receiver, app, session), idle, uas=uas,
-                                fetches=lambda: app.select(DIAL_PATH))
-    finally:
-        await uas.kill()
-    return bridged_figures(plain, dial, baseline)
+
+    async def dial_run(tag: str, count: int, answer_on_bridge: bool) -> Json:
+        await switch.refresh(session)
+        uas = await SippUas(workdir, f"{tag}-far", count, trace=True).start(budget=count / rate + 40)
+        app.documents[DIAL_PATH] = dial_document(uas.uri, receiver.url(CHILD_HOOKS), answer_on_bridge)
+        try:
+            return await traced_run(switch.pids([0]), switch.target(0), TWIML_NUMBER, count, rate, hold_ms,
+                                    workdir, tag, BridgeChecks(switch, receiver, app, session), idle, uas=uas,
+                                    fetches=lambda: app.select(DIAL_PATH))
+        finally:
+            await uas.kill()
+
+    dial = await dial_run("dial", calls, False)
+    on_bridge = await dial_run("dialaob", bridge_answer_calls, True) if bridge_answer_calls > 0 else None
+    return bridged_figures(plain, dial, on_bridge, baseline)
 
 
 def _stats(timing: Json, name: str) -> Json:
@@ -217,7 +241,7 @@ def _stats(timing: Json, name: str) -> Json:
     return stats
 
 
-def bridged_figures(plain: Json, dial: Json, baseline: Json | None) -> Json:
+def bridged_figures(plain: Json, dial: Json, on_bridge: Json | None, baseline: Json | None) -> Json:
     """Post-dial delay, TwiML fetch overhead and CPU per bridged call, with their ratios to the baselines."""
     base = baseline or {}
     t_dial, t_plain = dial["timing_ms"], plain["timing_ms"]
@@ -241,6 +265,14 @@ def bridged_figures(plain: Json, dial: Json, baseline: Json | None) -> Json:
         "added_vs_baseline_pdd": {"p50": ratio(added.get("p50"), base_pdd.get("p50")),
                                   "p99": ratio(added.get("p99"), base_pdd.get("p99"))},
         "calls": dial["sipp"]["calls"], "unmatched_calls": t_dial.get("unmatched_calls")}
+    if on_bridge is not None:
+        t_aob = on_bridge["timing_ms"]
+        pdd["answer_on_bridge"] = {
+            "what": '<Dial answerOnBridge="true">: the caller is answered only when the child answers, so the '
+                    "child's INVITE follows the fetch directly",
+            "added_beyond_fetch": _stats(t_aob, "added_pdd_ms"), "post_dial_delay": _stats(t_aob, "pdd_ms"),
+            "fetch_written_to_invite_out": _stats(t_aob, "fetch_to_invite_out_ms"),
+            "calls": on_bridge["sipp"]["calls"], "clean": on_bridge["clean"]}
     fetch: Json = {
         "p50": diff(with_fetch.get("p50"), plain_answer.get("p50")),
         "p99": diff(with_fetch.get("p99"), plain_answer.get("p99")),
@@ -263,7 +295,7 @@ def bridged_figures(plain: Json, dial: Json, baseline: Json | None) -> Json:
         "what": "switch = control plane + worker 0 (TwiML fetch, <Dial>, 5 webhooks, 2 legs, bridge); "
                 "baseline = the bare pjsua2 B2BUA process (2 legs, bridge); same sipp load, same hold time"}
     return {"post_dial_delay_ms": pdd, "twiml_fetch_overhead_ms": fetch, "bridged_cpu": cpu,
-            "runs": {"plain": plain, "dial": dial}}
+            "runs": {"plain": plain, "dial": dial, "dial_answer_on_bridge": on_bridge}}
 
 
 # -- bridged calls per second --------------------------------------------------------------------------

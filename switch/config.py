@@ -29,6 +29,13 @@ Example (`softswitch.toml`)::
     voice_url = "http://127.0.0.1:9000/voice"
     voice_method = "POST"
     status_callback = "http://127.0.0.1:9000/status"
+
+    [[conversation_services]] # a Frontline-style service for <Connect><Conversation> (switch.conversations)
+    sid = "IS0123456789abcdef0123456789abcdef"
+    friendly_name = "Frontline"
+    routing_url = "http://127.0.0.1:9000/routing"   # custom routing; or pool routing:
+    # pool = ["alice", "bob"]                       # round robin among these identities not on a call
+    workers = { alice = "sip:alice@127.0.0.1:5062", bob = "sip:bob@127.0.0.1:5064" }
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ from switch.errors import ConfigError
 from switch.model import new_sid
 
 ACCOUNT_SID_RE = re.compile(r"^AC[0-9a-f]{32}$")
+SERVICE_SID_RE = re.compile(r"^IS[0-9a-f]{32}$")
 
 
 def parse_hostport(value: str, what: str) -> tuple[str, int]:
@@ -88,6 +96,52 @@ class Number:
     sid: str | None = None  # the IncomingPhoneNumber SID (PN...), once registered
 
 
+@dataclass(frozen=True)
+class ConversationServiceConfig:
+    """A `[[conversation_services]]` entry: a Conversations service, its routing and its workers' SIP URIs.
+
+    Routing of autocreated conversations is custom (`routing_url` is POSTed ConversationSid and the customer's
+    address; the app adds a worker participant through the REST API) or by pool (`pool`: round robin among
+    these identities not on a call), never both.  `workers` maps a worker identity to the SIP URI it is dialed
+    at; a participant's attributes `{"sip_uri": ...}` override it.
+    """
+
+    sid: str
+    friendly_name: str | None = None
+    routing_url: str | None = None
+    pool: tuple[str, ...] = ()
+    workers: dict[str, str] = field(default_factory=dict)
+
+
+def _conversation_service(entry: Any) -> ConversationServiceConfig:
+    if not isinstance(entry, dict):
+        raise ConfigError("[[conversation_services]] entries must be tables")
+    unknown = set(entry) - {"sid", "friendly_name", "routing_url", "pool", "workers"}
+    if unknown:
+        raise ConfigError(f"[[conversation_services]]: unknown keys {sorted(unknown)}")
+    sid = str(entry.get("sid", ""))
+    if not SERVICE_SID_RE.match(sid):
+        raise ConfigError(f"conversation service sid must be IS followed by 32 lowercase hex digits, got {sid!r}")
+    workers = entry.get("workers", {})
+    pool = entry.get("pool", [])
+    if not isinstance(workers, dict) or not all(isinstance(v, str) for v in workers.values()):
+        raise ConfigError(f"conversation service {sid}: workers must map identities to SIP URIs")
+    if not isinstance(pool, list) or not all(isinstance(v, str) for v in pool):
+        raise ConfigError(f"conversation service {sid}: pool must be a list of worker identities")
+    for identity, uri in workers.items():
+        if not uri.startswith(("sip:", "sips:")):
+            raise ConfigError(f"conversation service {sid}: worker {identity}: {uri!r} is not a SIP URI")
+    missing = [i for i in pool if i not in workers]
+    if missing:
+        raise ConfigError(f"conversation service {sid}: pool identities without a SIP URI in workers: {missing}")
+    routing_url = entry.get("routing_url")
+    if routing_url is not None and pool:
+        raise ConfigError(f"conversation service {sid}: give routing_url (custom routing) or pool, not both")
+    return ConversationServiceConfig(sid=sid, friendly_name=entry.get("friendly_name"),
+                                     routing_url=None if routing_url is None else str(routing_url),
+                                     pool=tuple(pool), workers=dict(workers))
+
+
 @dataclass
 class Config:
     """Everything `softswitch serve` needs."""
@@ -111,6 +165,7 @@ class Config:
     exotel_sid: str | None = None
     exotel_api_key: str | None = None
     exotel_api_token: str | None = None
+    conversation_services: list[ConversationServiceConfig] = field(default_factory=list)
 
     @property
     def base_url(self) -> str:
@@ -165,6 +220,10 @@ def load_config(path: Path | None) -> Config:
     for trunk in cfg.trunks:
         if not trunk.uri.startswith(("sip:", "sips:")):
             raise ConfigError(f"trunk {trunk.name}: uri must start with sip:, got {trunk.uri!r}")
+    cfg.conversation_services = [_conversation_service(e) for e in raw.get("conversation_services", [])]
+    sids = [s.sid for s in cfg.conversation_services]
+    if len(set(sids)) != len(sids):
+        raise ConfigError("[[conversation_services]]: a service sid is named twice")
     return cfg
 
 

@@ -21,6 +21,8 @@ from media.speech import Speech
 from media.tones import ringback, sine
 from switch.callbacks import standard_params
 from switch.calls import CallManager
+from switch.connect import ConnectSession
+from switch.conversations import Conversations
 from switch.dial import DialSession
 from switch.model import Call, Direction
 from switch.notifications import ERROR, WARNING, Notifications
@@ -89,6 +91,9 @@ class LiveCall:
     def dial(self, verb: verbs.Dial, document_url: str | None) -> DialSession:
         return DialSession(self, verb, document_url)
 
+    def connect(self, verb: verbs.Connect, document_url: str | None) -> ConnectSession:
+        return ConnectSession(self, verb, document_url, self.engine.conversations)
+
     async def record(self, verb: verbs.Record, action: str | None) -> RecordResult | None:
         return await record(self, verb, action, action)
 
@@ -129,6 +134,8 @@ class VoiceEngine:
         self.interpreters: dict[str, Interpreter] = {}
         self.background: set[asyncio.Task[None]] = set()
         self._ringbacks: dict[str, Path] = {}
+        # The Conversations services <Connect><Conversation> uses; wired in by the application.
+        self.conversations: Conversations | None = None
 
     def ringback_path(self, country: str) -> Path:
         """The ringback tone of `country` as a WAV (written once per country)."""

@@ -1,7 +1,8 @@
 """Smoke test of `softswitch bench`: a tiny run end to end, checking the report is complete and measured.
 
-It runs the real thing (baseline UAS, the switch with 1 and 2 workers, sipp) with small numbers, so it
-takes ~30-40 s; it checks shape and that every figure is a real measurement, not any performance target.
+It runs the real thing (baseline UAS and B2BUA, the switch with 1 and 2 workers, sipp, the TwiML app, the
+lab phone, espeak-ng) with small numbers for every section, so it takes ~70 s; it checks shape and that
+every figure is a real measurement, not any performance target.
 """
 
 from __future__ import annotations
@@ -14,21 +15,32 @@ import pytest
 
 from switch.bench import run_bench
 
-TOP_KEYS = {"machine", "parameters", "baseline", "switch", "callback_latency_ms", "api_dial_delay_ms",
-            "post_dial_delay_ms", "capacity", "targets", "notes", "errors"}
+TOP_KEYS = {"machine", "parameters", "baseline", "baseline_b2bua", "switch", "callback_latency_ms",
+            "api_dial_delay_ms", "post_dial_delay_ms", "twiml_fetch_overhead_ms", "bridged_cpu", "b2bua_cps",
+            "redirect_to_audio_ms", "say_cache_ms", "capacity", "targets", "notes", "errors"}
 SWITCH_KEYS = {"workers", "max_cps_zero_failures", "cpu_s_per_call", "worker_cpu_s_per_call",
                "cpu_ratio_vs_baseline", "rss_mb_per_worker", "single_worker", "ladder", "run"}
-TARGET_KEYS = {"post_dial_delay", "callback_latency", "zero_failures_at_reported_capacity", "cpu_per_call"}
+TARGET_KEYS = {"post_dial_delay", "twiml_fetch_overhead", "callback_latency", "zero_failures_at_reported_capacity",
+               "bridged_calls_zero_failures", "cpu_per_call", "cpu_per_bridged_call", "redirect_to_audio",
+               "say_cache_hit"}
+PDD_CALLS, PLAIN_CALLS, REDIRECTS, SAY_ITERATIONS = 10, 6, 3, 50
 
 
 def _positive(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("bench") / "bench.json"
-    status = run_bench(out, calls=20, rate=10, workers=2, max_rate=20, step_seconds=2.0, latency_calls=10)
+    status = run_bench(out, calls=20, rate=10, workers=2, max_rate=20, step_seconds=2.0, ladder_budget_s=10,
+                       latency_calls=10, pdd_calls=PDD_CALLS, pdd_rate=5, plain_calls=PLAIN_CALLS,
+                       bridge_answer_calls=4, b2bua_max_rate=4, b2bua_budget_s=10, redirects=REDIRECTS,
+                       say_iterations=SAY_ITERATIONS)
     assert status == 0, out.read_text() if out.exists() else "no report written"
     data: dict[str, Any] = json.loads(out.read_text())
     return data
@@ -44,12 +56,9 @@ def test_report_has_every_key(report: dict[str, Any]) -> None:
     for name in ("ringing", "answered"):
         assert {"p50", "p99"} <= report["callback_latency_ms"][name].keys()
     assert {"p50", "p99"} <= report["api_dial_delay_ms"].keys()
-
-
-def test_post_dial_delay_is_null_with_a_reason(report: dict[str, Any]) -> None:
-    assert report["post_dial_delay_ms"] is None
-    assert "<Dial>" in report["notes"]["post_dial_delay_ms"]
-    assert report["targets"]["post_dial_delay"]["pass"] is None
+    for section in ("post_dial_delay_ms", "twiml_fetch_overhead_ms", "redirect_to_audio_ms", "say_cache_ms"):
+        assert {"p50", "p99"} <= report[section].keys()
+    assert {"post_dial_delay_ms", "redirect_to_audio_ms", "b2bua_cps"} <= report["notes"].keys()
 
 
 def test_numbers_are_measurements(report: dict[str, Any]) -> None:
@@ -72,6 +81,60 @@ def test_numbers_are_measurements(report: dict[str, Any]) -> None:
     assert _positive(report["api_dial_delay_ms"]["p50"])
 
 
+def test_post_dial_delay_is_measured_through_twiml(report: dict[str, Any]) -> None:
+    pdd = report["post_dial_delay_ms"]
+    for name in ("post_dial_delay", "twiml_app_ms", "added_beyond_fetch", "baseline_b2bua_post_dial_delay"):
+        assert pdd[name]["n"] == PDD_CALLS, name
+        assert _positive(pdd[name]["p50"]), name
+    assert pdd["unmatched_calls"] == 0
+    assert pdd["p50"] == pdd["added_beyond_fetch"]["p50"]
+    # the app's time is taken out of the post-dial delay call by call
+    assert pdd["added_beyond_fetch"]["p50"] < pdd["post_dial_delay"]["p50"]
+    assert pdd["answer_on_bridge"]["added_beyond_fetch"]["n"] == 4
+    assert _positive(pdd["added_vs_baseline_pdd"]["p50"])
+    fetch = report["twiml_fetch_overhead_ms"]
+    assert fetch["answer_delay_plain_number"]["n"] == PLAIN_CALLS
+    assert fetch["answer_delay_with_twiml_minus_app"]["n"] == PDD_CALLS
+    assert _number(fetch["p50"]) and _number(fetch["p99"])
+    dial = report["bridged_runs"]["dial"]
+    assert dial["clean"] and dial["sipp"]["successful"] == PDD_CALLS
+    checks = dial["switch_checks"]
+    assert checks["twiml_fetches"] == PDD_CALLS
+    assert checks["parent_callbacks"] == {"completed": PDD_CALLS}
+    assert checks["child_callbacks"] == {s: PDD_CALLS for s in ("initiated", "ringing", "in-progress", "completed")}
+
+
+def test_bridged_cpu_and_cps(report: dict[str, Any]) -> None:
+    cpu = report["bridged_cpu"]
+    assert _positive(cpu["cpu_s_per_bridged_call"])
+    assert _positive(cpu["baseline_b2bua_cpu_s"])
+    assert _positive(cpu["ratio_vs_baseline"])
+    assert _positive(cpu["net_of_idle"]["cpu_s_per_bridged_call"])
+    assert report["baseline_b2bua"]["run"]["sipp"]["successful"] == PDD_CALLS
+    cps = report["b2bua_cps"]
+    assert cps["per_worker"]["max_cps_zero_failures"] == 4
+    assert cps["all_workers"]["workers_taking_invites"] == [0, 1]
+    assert cps["all_workers"]["max_cps_zero_failures"] == 8  # 4 per worker, each on its own port
+    for ladder in (cps["per_worker"], cps["all_workers"]):
+        step = ladder["steps"][0]
+        assert step["clean"] and step["successful"] == step["calls"]
+        assert step["switch_checks"]["child_callbacks"]["completed"] == step["calls"]
+
+
+def test_redirect_and_say_cache(report: dict[str, Any]) -> None:
+    redirect = report["redirect_to_audio_ms"]
+    assert redirect["detected"] == REDIRECTS
+    assert redirect["http_statuses"] == [200]
+    assert 0 < redirect["p50"] < 1000
+    assert _positive(redirect["cold_first_redirect_ms"])
+    assert redirect["recording_start"]["method"] == "file growth"
+    assert 0 < redirect["mapping_error_ms"] < 5
+    say = report["say_cache_ms"]
+    assert say["memory_hit_ms"]["n"] == SAY_ITERATIONS
+    assert _positive(say["p50"]) and _positive(say["disk_hit_ms"]["p50"])
+    assert say["cold_synthesis_ms"] > say["p99"]  # the first call really ran espeak-ng
+
+
 def test_capacity_check(report: dict[str, Any]) -> None:
     capacity = report["capacity"]
     assert capacity["slots_expected"] == 8
@@ -83,8 +146,9 @@ def test_capacity_check(report: dict[str, Any]) -> None:
 def test_targets_are_booleans_or_null(report: dict[str, Any]) -> None:
     for target in report["targets"].values():
         assert target["pass"] in (True, False, None)
-    assert isinstance(report["targets"]["cpu_per_call"]["pass"], bool)
-    assert isinstance(report["targets"]["callback_latency"]["pass"], bool)
+    for name in ("cpu_per_call", "callback_latency", "post_dial_delay", "twiml_fetch_overhead",
+                 "redirect_to_audio", "say_cache_hit", "cpu_per_bridged_call"):
+        assert isinstance(report["targets"][name]["pass"], bool), name
 
 
 def test_unusable_arguments_exit_2_without_a_report(tmp_path: Path) -> None:

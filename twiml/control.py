@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Protocol
 
 from switch.model import Call
-from twiml.verbs import Dial, Record
+from twiml.verbs import Connect, Dial, Record
 
 
 class RecordOutcome(Protocol):
@@ -32,6 +32,26 @@ class DialRun(Protocol):
     def result(self) -> DialOutcome | None: ...
 
     async def run(self) -> DialOutcome: ...
+
+
+class ConnectOutcome(Protocol):
+    """How a <Connect> session ended, as its action URL is told."""
+
+    @property
+    def ended(self) -> bool:
+        """The session ended the call itself (e.g. refused it): no more TwiML runs."""
+        ...
+
+    def params(self) -> tuple[tuple[str, str], ...]: ...
+
+
+class ConnectRun(Protocol):
+    """A <Connect> session in progress; `result` is set even when `run` is cancelled part way."""
+
+    @property
+    def result(self) -> ConnectOutcome | None: ...
+
+    async def run(self) -> ConnectOutcome: ...
 
 
 class CallControl(Protocol):
@@ -85,6 +105,10 @@ class CallControl(Protocol):
 
     def dial(self, verb: Dial, document_url: str | None) -> DialRun:
         """A not yet started run of `<Dial>` on this call."""
+        ...
+
+    def connect(self, verb: Connect, document_url: str | None) -> ConnectRun:
+        """A not yet started run of `<Connect>` (its `<Conversation>`) on this call."""
         ...
 
     async def record(self, verb: Record, action: str | None) -> RecordOutcome | None:

@@ -254,6 +254,37 @@ class DialTask(Task):
         return Outcome(next_url=action, method=self.v.method, extra=result.params())
 
 
+class ConnectTask(Task):
+    """<Connect action method><Conversation .../></Connect>: hand the call to a Conversations session; then
+    request `action` with Result, WorkerInitiated, DialCallStatus, DialCallSid, DialCallDuration and (with
+    `record`) RecordingUrl, RecordingSid, RecordingDuration, and run its TwiML -- or, without `action`, go on with
+    the next verb.  When the session is interrupted (caller hung up, REST redirect) or ends the call itself
+    (refused it), the action is still told, and its answer ignored."""
+
+    verb = verbs.Connect
+
+    def __init__(self, verb: verbs.Connect, document_url: str | None) -> None:
+        self.v = verb
+        self.document_url = document_url
+
+    async def run(self, control: CallControl) -> Outcome:
+        session = control.connect(self.v, self.document_url)
+        action = resolve(self.document_url, self.v.action) if self.v.action else None
+        try:
+            result = await session.run()
+        except asyncio.CancelledError:
+            if action is not None and session.result is not None:
+                control.post_detached(action, self.v.method, session.result.params())
+            raise
+        if result.ended or control.call.terminal:  # nothing can run on the call any more
+            if action is not None:
+                control.post_detached(action, self.v.method, result.params())
+            return STOP
+        if action is None:
+            return CONTINUE
+        return Outcome(next_url=action, method=self.v.method, extra=result.params())
+
+
 class RecordTask(Task):
     """<Record>: beep (playBeep), record the caller until `timeout` s of silence, a finishOnKey digit,
     `maxLength` s or hang-up; then request `action` (default: the current document) with RecordingUrl,
@@ -295,6 +326,8 @@ def task_for(verb: object, document_url: str | None) -> Task:
         return DialTask(verb, document_url)
     if isinstance(verb, verbs.Record):
         return RecordTask(verb, document_url)
+    if isinstance(verb, verbs.Connect):
+        return ConnectTask(verb, document_url)
     factory = TASKS.get(type(verb))
     if factory is None:
         return UnsupportedTask(verb)
