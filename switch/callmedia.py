@@ -105,8 +105,11 @@ class CallMedia:
         return str(done.get("reason", "eof"))
 
     # -- recording -------------------------------------------------------------------------------
-    def start_recording(self, call_sids: list[str], base: str) -> tuple[str, asyncio.Future[Message]]:
-        """Tap the given calls' legs (one raw file each, sample-aligned); returns the id and its done-future."""
+    def start_recording(self, call_sids: list[str], base: str, slots: int = 0) -> tuple[str, asyncio.Future[Message]]:
+        """Tap the given calls' legs (one raw file each, sample-aligned); returns the id and its done-future.
+
+        `slots` reserves channels for legs attached later with `attach_recording`.
+        """
         states = [self._state(sid) for sid in call_sids]
         worker = states[0].worker
         if any(s.worker != worker for s in states):
@@ -115,12 +118,20 @@ class CallMedia:
         future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
         self._waiting[rec_id] = future
         future.add_done_callback(lambda _f: self._waiting.pop(rec_id, None))
-        if not self._send(worker, {"op": "record", "id": rec_id, "base": base, "legs": [s.leg for s in states]}):
+        command = {"op": "record", "id": rec_id, "base": base, "legs": [s.leg for s in states], "slots": slots}
+        if not self._send(worker, command):
             future.set_result({"ev": "record_done", "id": rec_id, "frames": 0, "error": "worker unavailable"})
         return rec_id, future
 
     def _worker_of(self, item: str) -> int:
         return int(item[1:].split(":", 1)[0])
+
+    def attach_recording(self, rec_id: str, index: int, call_sid: str) -> None:
+        """Feed channel `index` of a running recording from `call_sid`'s leg from now on."""
+        state = self._state(call_sid)
+        if state.worker != self._worker_of(rec_id):
+            raise MediaError("a recording's legs must live on one worker")
+        self._send(state.worker, {"op": "record_attach", "id": rec_id, "index": index, "leg": state.leg})
 
     def stop_recording(self, rec_id: str) -> None:
         self._send(self._worker_of(rec_id), {"op": "stop_record", "id": rec_id})

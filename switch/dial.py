@@ -104,6 +104,8 @@ class DialSession:
             if not self.dial.answer_on_bridge and not self.live.answered:
                 await self.live.answer()
             if self.live.answered:
+                if self.dial.record.startswith("record-from-ringing"):
+                    await self._start_recording(None)  # the caller's channel from now; the child joins later
                 ring = self._ring_task = asyncio.create_task(self._ringback())
             winner = None
             nouns = self.dial.nouns
@@ -126,7 +128,10 @@ class DialSession:
                 await self.live.answer()  # answerOnBridge: the caller is answered only now
             if self._early is not winner:
                 self.calls.media.bridge(self.parent.sid, winner.sid)
-            await self._start_recording(winner)
+            if self._recording is None:
+                await self._start_recording(winner)
+            elif self._early is not winner:
+                await self.live.engine.recordings.attach(self._recording, 1, winner.sid)
             await self._talk(winner)
             await self._end_child(winner)
             recording = await self._stop_recording()
@@ -142,18 +147,20 @@ class DialSession:
             for unwatch in self._unwatch:
                 unwatch()  # type: ignore[operator]
 
-    async def _start_recording(self, child: Call) -> None:
-        """`record`: both legs from the bridge on (record-from-ringing is treated as from-answer for now,
-        unless early media was bridged, whose audio the worker tap cannot replay)."""
+    async def _start_recording(self, child: Call | None) -> None:
+        """`record`: the caller on channel 1 and the dialed party on channel 2 (mixed for mono).  From answer:
+        both legs at the bridge.  From ringing: the caller from the dial's start, the child's channel silent
+        until its early media or answer joins it."""
         mode = self.dial.record
         if mode == "do-not-record":
             return
         callback = self.dial.recording_status_callback
+        legs = [self.parent.sid] if child is None else [self.parent.sid, child.sid]
         rec = await self.live.engine.recordings.start(
-            [self.parent.sid, child.sid], "DialVerb", 2 if mode.endswith("-dual") else 1,
+            legs, "DialVerb", 2 if mode.endswith("-dual") else 1,
             self.dial.trim == "trim-silence", resolve(self.document_url, callback) if callback else None,
             self.dial.recording_status_callback_method, tuple(self.dial.recording_status_callback_event),
-            self.parent.sid)
+            self.parent.sid, slots=2)
         self._recording = rec.sid
 
     async def _stop_recording(self) -> tuple[tuple[str, str], ...]:
@@ -222,6 +229,11 @@ class DialSession:
             log.info("%s: no early media from %s: %s", self.parent.sid, child.sid, exc)
             return
         self._early = child
+        if self._recording is not None:  # record-from-ringing: the early media is the child's channel
+            task = asyncio.get_running_loop().create_task(self.live.engine.recordings.attach(self._recording, 1,
+                                                                                             child.sid))
+            self.live.engine.background.add(task)  # type: ignore[arg-type]
+            task.add_done_callback(self.live.engine.background.discard)  # type: ignore[arg-type]
 
     async def _whisper(self, child: Call, noun: verbs.Number | verbs.Sip) -> bool:
         """Run the noun's `url` TwiML on the called party; False when it declined (hung up)."""

@@ -340,14 +340,14 @@ class RecordingManager:
     async def start(self, call_sids: list[str], source: str, channels: int, trim: bool,
                     status_callback: str | None, status_callback_method: str,
                     status_callback_events: tuple[str, ...], parent_call_sid: str,
-                    track: str = "both") -> Recording:
+                    track: str = "both", slots: int = 0) -> Recording:
         """Record `call_sids` (leg0 first, leg1 second; one or two legs of one worker) for `parent_call_sid`.
 
         Returns the recording in progress.  A recording whose tap cannot start (a call not in progress, or
         that ends before its media is up) is finished at once and comes back `absent` (16101); the REST
         edge checks the call's status first so that it can answer 21220 instead.
         """
-        if not 1 <= len(call_sids) <= 2 or channels not in (1, 2):
+        if not 1 <= max(len(call_sids), slots) <= 2 or channels not in (1, 2):
             raise ValueError(f"a recording taps 1 or 2 legs into 1 or 2 channels, not {call_sids}/{channels}")
         now = self.clock()
         rec = Recording(sid=new_sid("RE"), account_sid=self.account_sid, call_sid=parent_call_sid,
@@ -367,7 +367,7 @@ class RecordingManager:
                 await self.calls.media.wait_ready(sid)
             if capture.finishing is None:  # not stopped while the media came up
                 capture.rec_id, capture.done = self.calls.media.start_recording(
-                    list(call_sids), str(self.dir / rec.sid))
+                    list(call_sids), str(self.dir / rec.sid), slots)
                 if rec.status is RecordingStatus.PAUSED:
                     self.calls.media.pause_recording(capture.rec_id, True)
                 rec.start_time = self.clock()
@@ -380,6 +380,20 @@ class RecordingManager:
         if capture.rec_id is None:
             return await self._finish(capture)
         return dataclasses.replace(rec)
+
+    async def attach(self, sid: str, index: int, call_sid: str) -> None:
+        """Let `call_sid` feed channel `index` of a running recording (a <Dial> child joining late).
+
+        The joining leg is not one of the recording's own legs: its end does not end the recording.
+        """
+        capture = self._captures.get(sid)
+        if capture is None or capture.rec_id is None or capture.finishing is not None:
+            return
+        try:
+            await self.calls.media.wait_ready(call_sid)
+            self.calls.media.attach_recording(capture.rec_id, index, call_sid)
+        except MediaError as exc:
+            log.info("%s: %s cannot join recording %s: %s", capture.recording.call_sid, call_sid, sid, exc)
 
     def _active(self, sid: str, wanted: RecordingStatus) -> _Capture:
         capture = self._captures.get(sid)

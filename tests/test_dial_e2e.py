@@ -333,3 +333,30 @@ def test_whisper_runs_on_the_callee_before_bridging_and_can_decline(switch: Swit
         action = _action(app, sid)
     assert action["DialCallStatus"] == "no-answer"  # the agent declined in the whisper
     assert switch.client().calls(action["DialCallSid"]).fetch().status == "completed"  # it was answered
+
+
+def test_record_from_ringing_dual_keeps_the_early_media(switch: SwitchProcess, app: WebhookSink,
+                                                        tmp_path: Path) -> None:
+    import base64
+    import urllib.request
+
+    import soundfile as sf
+
+    from media.tones import dominant_frequency
+    from tests.harness import ACCOUNT_SID, AUTH_TOKEN
+
+    with SippPeer("uas_early_media_pcma.xml", timeout=20, variables={"pause_ms": 2000}) as pcma, \
+         PhoneProcess(["--answer", "auto", "--tone", "440", "--exit-after-calls", "1"]) as caller:
+        sid = _place(switch, app, caller, "/dial-ringing-rec",
+                     _dial_doc(f"sip:x@{pcma.uri_host}", time_limit=1, record="record-from-ringing-dual"))
+        action = _action(app, sid)
+    request = urllib.request.Request(action["RecordingUrl"] + ".wav")
+    token = base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
+    request.add_header("Authorization", f"Basic {token}")
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        (tmp_path / "ringing.wav").write_bytes(resp.read())
+    data, rate = sf.read(tmp_path / "ringing.wav", dtype="int16", always_2d=True)
+    assert data.shape[1] == 2
+    assert len(data) / rate >= 2.5  # ~2 s of ringing (early media) + 1 s of talk
+    assert abs(dominant_frequency(data[800:8000, 0], rate) - 440.0) < 10  # the caller, from the start
+    assert rms(data[4000:12000, 1]) > 300  # the child's A-law early media, before it answered

@@ -32,7 +32,8 @@ log = logging.getLogger("switch.worker")
 Emit = Callable[[dict[str, Any]], None]
 WAKE = b"\r\n\r\n"
 _POLL_MS = 10
-_MEDIA_OPS = frozenset({"play", "stop_play", "_eof", "record", "pause_record", "stop_record", "bridge", "unbridge"})
+_MEDIA_OPS = frozenset({"play", "stop_play", "_eof", "record", "record_attach", "pause_record", "stop_record",
+                        "bridge", "unbridge"})
 
 
 class MediaUnavailable(Exception):
@@ -291,7 +292,11 @@ class Engine:
                 media.stop_play(item, "eof")
             elif op == "record":
                 legs = [str(leg) for leg in command["legs"]]
-                media.record(item, str(command["base"]), legs, [self._audio(leg) for leg in legs])
+                media.record(item, str(command["base"]), legs, [self._audio(leg) for leg in legs],
+                             int(command.get("slots", 0)))
+            elif op == "record_attach":
+                leg_id = str(command["leg"])
+                media.attach_record(item, int(command["index"]), leg_id, self._audio(leg_id))
             elif op == "pause_record":
                 media.pause_record(item, bool(command.get("paused")))
             elif op == "stop_record":

@@ -70,25 +70,28 @@ class TapPort(pj.AudioMediaPort):  # type: ignore[misc]
 class TapRecording:
     """Raw 8 kHz int16 files, one per leg (`<base>.leg0.raw`, `<base>.leg1.raw`), written tick by tick."""
 
-    def __init__(self, rec_id: str, base: Path, legs: list[str], sources: list[Any]) -> None:
+    def __init__(self, rec_id: str, base: Path, legs: list[str], sources: list[Any], slots: int = 0) -> None:
+        # `slots` > len(sources): channels whose leg is attached later (a <Dial> child from ringing on);
+        # their port is in the bridge from the start, so they stay aligned and hold silence until then.
+        count = max(len(sources), slots)
         self.rec_id = rec_id
-        self.legs = legs
+        self.legs = [*legs, *[""] * (count - len(legs))]
         self.base = base
         base.parent.mkdir(parents=True, exist_ok=True)
         self.fds = [os.open(f"{base}.leg{i}.raw", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
-                    for i in range(len(sources))]
+                    for i in range(count)]
         self.tick = 0
         self.start: int | None = None
         self.last_tick = 0
         self.paused = False
-        self.ports = [TapPort(self, i) for i in range(len(sources))]
+        self.ports = [TapPort(self, i) for i in range(count)]
         fmt = pcm_format()
         for i, port in enumerate(self.ports):
             port.createPort(f"tap-{rec_id[-8:]}-{i}", fmt)
         ids = [port.getPortId() for port in self.ports]
         self.leader = ids.index(min(ids))
-        self.sources = sources
-        for source, port in zip(sources, self.ports, strict=True):
+        self.sources: list[Any | None] = [*sources, *[None] * (count - len(sources))]
+        for source, port in zip(sources, self.ports, strict=False):
             source.startTransmit(port)
         # Both ports are now in the bridge; start two ticks ahead so every written tick reaches both.
         self.start = self.tick + 2
@@ -110,13 +113,26 @@ class TapRecording:
     def frames(self) -> int:
         return 0 if self.start is None else max(0, self.last_tick - self.start + 1)
 
-    def stop(self) -> None:
-        """Owner thread: detach the ports, destroy them, close the files."""
-        for source, port in zip(self.sources, self.ports, strict=True):
+    def attach(self, index: int, leg_id: str, source: Any) -> None:
+        """Owner thread: feed channel `index` from `source` from now on (replacing what fed it)."""
+        self.detach(index)
+        source.startTransmit(self.ports[index])
+        self.sources[index] = source
+        self.legs[index] = leg_id
+
+    def detach(self, index: int) -> None:
+        source, self.sources[index] = self.sources[index], None
+        self.legs[index] = ""
+        if source is not None:
             try:
-                source.stopTransmit(port)
+                source.stopTransmit(self.ports[index])
             except pj.Error as exc:
                 log.info("recording %s: stopTransmit: %s", self.rec_id, error_text(exc))
+
+    def stop(self) -> None:
+        """Owner thread: detach the ports, destroy them, close the files."""
+        for index in range(len(self.ports)):
+            self.detach(index)
         fds, self.fds = self.fds, []
         for port in self.ports:
             destroy(port)
@@ -161,12 +177,17 @@ class MediaManager:
         self.emit({"ev": "play_done", "id": play_id, "leg": player.leg_id, "reason": reason})
 
     # -- recordings ---------------------------------------------------------------------------
-    def record(self, rec_id: str, base: str, legs: list[str], sources: list[Any]) -> None:
+    def record(self, rec_id: str, base: str, legs: list[str], sources: list[Any], slots: int = 0) -> None:
         try:
-            self.recordings[rec_id] = TapRecording(rec_id, Path(base), legs, sources)
+            self.recordings[rec_id] = TapRecording(rec_id, Path(base), legs, sources, slots)
         except (pj.Error, OSError) as exc:
             text = error_text(exc) if isinstance(exc, pj.Error) else str(exc)
             self.emit({"ev": "record_done", "id": rec_id, "frames": 0, "error": text})
+
+    def attach_record(self, rec_id: str, index: int, leg_id: str, source: Any) -> None:
+        recording = self.recordings.get(rec_id)
+        if recording is not None and 0 < index < len(recording.ports):
+            recording.attach(index, leg_id, source)
 
     def pause_record(self, rec_id: str, paused: bool) -> None:
         recording = self.recordings.get(rec_id)
@@ -211,8 +232,11 @@ class MediaManager:
         """Stop whatever played to the leg and every recording that listened to it."""
         for play_id in [p for p, player in self.players.items() if player.leg_id == leg_id]:
             self.stop_play(play_id, "hangup")
-        for rec_id in [r for r, rec in self.recordings.items() if leg_id in rec.legs]:
-            self.stop_record(rec_id, "hangup")
+        for rec_id, rec in list(self.recordings.items()):
+            if rec.legs[0] == leg_id:  # the recorded call itself is gone
+                self.stop_record(rec_id, "hangup")
+            elif leg_id in rec.legs:  # another party left: its channel goes silent, the recording goes on
+                rec.detach(rec.legs.index(leg_id))
         peer = self.bridges.pop(leg_id, None)
         if peer is not None:
             self.bridges.pop(peer, None)
