@@ -61,6 +61,27 @@ class LiveCall:
         self._answer_sent = True
         calls.answer(self._call)
         await calls.media.wait_ready(self._call.sid, timeout=5.0)
+        await self._confirmed(timeout=5.0)
+
+    async def _confirmed(self, timeout: float) -> None:
+        """Wait for the caller's ACK (the call's `in-progress`): media flows once 200 is sent, but what needs
+        the call answered (a recording's tap) starts only then."""
+        call = self._call
+        if call.status is not CallStatus.RINGING and call.status is not CallStatus.QUEUED:
+            return
+        done = asyncio.Event()
+
+        def changed(c: Call) -> None:
+            if c.status is CallStatus.IN_PROGRESS or c.status.terminal:
+                done.set()
+
+        unwatch = self.engine.calls.watch(call.sid, changed)
+        try:
+            await asyncio.wait_for(done.wait(), timeout)
+        except TimeoutError:
+            log.warning("%s: answered, but no ACK within %g s", call.sid, timeout)
+        finally:
+            unwatch()
 
     async def reject(self, code: int) -> None:
         self.engine.calls.reject(self._call, code)

@@ -360,3 +360,21 @@ def test_record_from_ringing_dual_keeps_the_early_media(switch: SwitchProcess, a
     assert len(data) / rate >= 2.5  # ~2 s of ringing (early media) + 1 s of talk
     assert abs(dominant_frequency(data[800:8000, 0], rate) - 440.0) < 10  # the caller, from the start
     assert rms(data[4000:12000, 1]) > 300  # the child's A-law early media, before it answered
+
+
+def test_rest_hangup_of_the_child_and_a_404_child(switch: SwitchProcess, app: WebhookSink) -> None:
+    with PhoneProcess(["--answer", "auto"]) as callee, PhoneProcess(["--answer", "auto"]) as caller:
+        sid = _place(switch, app, caller, "/dial-rest-child", _dial_doc(callee.uri("agent")))
+        app.wait_for(lambda hs: any(h.path == "/child" and h.params["CallStatus"] == "in-progress"
+                                    and h.params.get("ParentCallSid") == sid for h in hs))
+        child = switch.client().calls.list(parent_call_sid=sid)[0].sid
+        switch.client().calls(child).update(status="completed")  # the app hangs up the agent's leg
+        action = _action(app, sid)
+    assert (action["DialCallStatus"], action["DialCallSid"]) == ("completed", child)
+    assert _child_statuses(app, child) == ["initiated", "ringing", "in-progress", "completed"]
+    with SippPeer("uas_404.xml", timeout=20) as missing, PhoneProcess(["--answer", "auto"]) as caller:
+        sid = _place(switch, app, caller, "/dial-404", _dial_doc(f"sip:nobody@{missing.uri_host}"))
+        action = _action(app, sid)
+        assert missing.wait_sync(10) == 0
+    assert (action["DialCallStatus"], action["DialSipResponseCode"]) == ("failed", "404")
+    assert _child_statuses(app, action["DialCallSid"]) == ["initiated", "failed"]

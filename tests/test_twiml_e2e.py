@@ -337,3 +337,13 @@ def test_slow_app_times_out_to_the_fallback(switch: SwitchProcess, app: WebhookS
     hook = next(h for h in fallback if h.path == "/fallback" and h.params.get("CallSid") == sid)
     assert hook.params["ErrorCode"] == "11200"
     assert _errors_of(switch, sid) == [11200]
+
+
+def test_inbound_reject_rejected_is_603_and_failed(switch: SwitchProcess, app: WebhookSink) -> None:
+    app.twiml("/inbound", _doc(lambda r: r.reject()))
+    with PhoneProcess(["--call", f"sip:{NUMBER}@{switch.sip_uri_host}", "--exit-after-calls", "1"]) as caller:
+        hangup = caller.wait_for("hangup", timeout=15)
+    assert hangup["code"] == 603
+    assert "answered" not in caller.names()
+    rejected = switch.client().calls.list(to=NUMBER, status="failed")
+    assert rejected and rejected[0].direction == "inbound"
