@@ -29,6 +29,8 @@ media timings (`bench_media`) and the report (`bench_report`).
    A ladder step is clean when sipp counts every call successful, no measured process died, and the
    switch sent every expected callback (and fetch), freed every call slot and restarted no worker.
 4. **Say cache** — `media.speech.Speech.synthesize` of a cached text, in this process.
+5. **Recording** — a dual-channel recording of a bridged call for `recording_seconds` (10 minutes by default;
+   0 skips it) next to a bare pjsua2 bridge tapped by two Python ports: see `switch.bench_recording`.
 
 Every load loop is bounded in calls and seconds; sipp gets `-timeout` and is killed if it overstays.
 """
@@ -72,6 +74,7 @@ from switch.bench_load import (
 )
 from switch.bench_media import redirect_latency, say_cache
 from switch.bench_procs import Baseline, SwitchUnderTest
+from switch.bench_recording import run_recording_bench
 from switch.bench_report import evaluate_targets, format_summary
 from switch.bench_twiml import (
     B2BUA_CONCURRENCY,
@@ -110,12 +113,14 @@ NOTES = {
         "worker 0; every worker does accept INVITEs on its own port (base + i), which is how the all-workers "
         "ladder spreads them (one sipp per worker), as a SIP load balancer in front would."),
     "redirect_to_audio_ms": (
-        "Error of the measurement itself: the recording's sample clock is mapped to wall time by bracketing "
-        "its first 20 ms tick between the lab phone's 'answered' event and 'hangup' event minus the "
-        "recording's length; the midpoint is used, +- mapping_error_ms (<= 10 ms). Audio moves in 20 ms "
-        "frames on both bridges and through the phone's adaptive jitter buffer, whose delay (typically "
-        "one or two frames) is part of what is measured, as for any far end. The onset within the recording "
-        "is located to about 1 ms (5 ms windows every 0.5 ms)."),
+        "Latency = wall time of the first sample of the new tone in the lab phone's recording - time.time() "
+        "just before the REST POST. Error of the measurement itself: the recording's sample clock is tied to "
+        "wall time by watching the WAV file grow (first tick to about mapping_error_ms, checked against the "
+        "20 ms bracket the phone's 'answered'/'hangup' events give, see recording_start); the onset is located "
+        "to about 1 ms. What is measured includes, as for any far end: the switch's bridge handing audio out "
+        "in 20 ms frames (a new player waits up to a frame for the next tick: the POSTs fall at random phases, "
+        "so this spreads the figures over ~20 ms), RTP on 127.0.0.1, the phone's adaptive jitter buffer "
+        "(typically one frame or two) and the phone's own 20 ms bridge tick."),
     "machine": (
         "All processes (switch, baselines, sipp on both ends, the lab phone and this bench with its two HTTP "
         "servers) share the machine's CPUs; other work on the machine during the run shows in the figures "
@@ -144,6 +149,7 @@ class BenchParams:
     b2bua_budget_s: float = 25.0
     redirects: int = 10
     say_iterations: int = 1000
+    recording_seconds: float = 600.0
 
     def as_json(self) -> Json:
         return {"calls": self.calls, "rate_cps": self.rate, "hold_ms": self.hold_ms, "workers": self.workers,
@@ -157,7 +163,8 @@ class BenchParams:
                                  "seconds_per_step": self.step_seconds, "budget_s": self.b2bua_budget_s,
                                  "hold_ms": f"max({B2BUA_MIN_HOLD_MS}, min({self.hold_ms}, "
                                             f"1000 * {B2BUA_CONCURRENCY:g} / rate))"},
-                "redirects": self.redirects, "say_iterations": self.say_iterations}
+                "redirects": self.redirects, "say_iterations": self.say_iterations,
+                "recording_seconds": self.recording_seconds}
 
 
 def _tool_version(args: list[str], pattern: str) -> str | None:
@@ -252,9 +259,10 @@ class Context:
     b2bua_baseline: Json | None
 
 
-async def switch_phase(ctx: Context, workdir: Path, workers: int) -> Json:
+async def switch_phase(ctx: Context, workdir: Path, workers: int, full: bool) -> Json:
     """Start the switch with `workers` workers, run its fixed-rate load and then its own measurements (see the
-    module doc); each measurement that fails is recorded in the report and the next still runs."""
+    module doc: the bridged ones without `full`, the REST, media and ladder ones with it); each measurement
+    that fails is recorded in the report and the next still runs."""
     p, session, receiver, app = ctx.params, ctx.session, ctx.receiver, ctx.app
     workdir.mkdir(parents=True, exist_ok=True)
     switch = SwitchUnderTest(workdir, workers, number_entries(app, receiver, receiver.url("/inbound")))
@@ -276,7 +284,7 @@ async def switch_phase(ctx: Context, workdir: Path, workers: int) -> Json:
         run = await measure_load(switch.pids(), switch.target(), p.calls, p.rate, p.hold_ms, workdir, "fixed",
                                  checks, idle)
         out = {**_switch_figures(run, workers, ctx.baseline), "run": run}
-        if workers == 1:
+        if not full:
             out["bridged"] = await step("bridged", lambda: bridged_phase(
                 switch, receiver, app, session, workdir, calls=p.pdd_calls, rate=p.pdd_rate, hold_ms=p.hold_ms,
                 plain_calls=p.plain_calls, bridge_answer_calls=p.bridge_answer_calls, idle=idle,
@@ -334,6 +342,7 @@ async def _bench(p: BenchParams, workdir: Path) -> Json:
                     "switch": None, "callback_latency_ms": None, "api_dial_delay_ms": None,
                     "post_dial_delay_ms": None, "twiml_fetch_overhead_ms": None, "bridged_cpu": None,
                     "b2bua_cps": None, "redirect_to_audio_ms": None, "say_cache_ms": None, "capacity": None,
+                    "recording": None,
                     "notes": dict(NOTES), "errors": []}
     receiver: WebhookReceiver = WebhookReceiver().start()
     app: TwimlApp = TwimlApp().start()
@@ -346,10 +355,13 @@ async def _bench(p: BenchParams, workdir: Path) -> Json:
                 workdir / "baseline-b2bua", p.pdd_calls, p.pdd_rate, p.hold_ms, IDLE_SECONDS))
             report["baseline_b2bua"] = b2bua
             ctx = Context(report, p, receiver, app, session, base, b2bua)
-            single = await _phase(report, "switch-1-worker", switch_phase(ctx, workdir / "switch-1", 1))
+            single = await _phase(report, "switch-1-worker", switch_phase(ctx, workdir / "switch-1", 1, False))
             full = await _phase(report, f"switch-{p.workers}-workers",
-                                switch_phase(ctx, workdir / f"switch-{p.workers}", p.workers))
+                                switch_phase(ctx, workdir / f"switch-{p.workers}-full", p.workers, True))
             report["say_cache_ms"] = await _phase(report, "say-cache", say_cache(workdir / "say", p.say_iterations))
+            if p.recording_seconds > 0:
+                report["recording"] = await _phase(report, "recording", run_recording_bench(
+                    p.recording_seconds, workdir / "recording"))
     finally:
         receiver.stop()
         app.stop()
@@ -366,7 +378,7 @@ def run_bench(output: Path, calls: int, rate: float, workers: int, *, hold_ms: i
               pdd_rate: float = 5.0, plain_calls: int = 30, bridge_answer_calls: int = 20,
               b2bua_max_rate: float = 30.0,
               b2bua_budget_s: float = 25.0, redirects: int = 10, say_iterations: int = 1000,
-              keep_dir: Path | None = None) -> int:
+              recording_seconds: float = 600.0, keep_dir: Path | None = None) -> int:
     """Measure, print the summary, write the JSON report to `output`.
 
     Exit status 0 when every phase ran (whatever the targets say; they are in the report), 1 when a phase
@@ -381,7 +393,8 @@ def run_bench(output: Path, calls: int, rate: float, workers: int, *, hold_ms: i
                          latency_rate=latency_rate, pdd_calls=pdd_calls, pdd_rate=pdd_rate,
                          plain_calls=plain_calls, bridge_answer_calls=bridge_answer_calls,
                          b2bua_max_rate=b2bua_max_rate, b2bua_budget_s=b2bua_budget_s,
-                         redirects=redirects, say_iterations=say_iterations)
+                         redirects=redirects, say_iterations=say_iterations,
+                         recording_seconds=recording_seconds)
     with tempfile.TemporaryDirectory(prefix="softswitch-bench-") as tmp:
         workdir = keep_dir if keep_dir is not None else Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)

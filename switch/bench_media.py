@@ -1,14 +1,15 @@
 """Media timings of `softswitch bench`: REST redirect to the first frame of new audio, and `<Say>`'s cache.
 
-**Redirect.**  A REST call to the lab phone (`--answer auto --record FILE`) runs `<Play loop="0">` of tone A
-(700 Hz) from the bench's TwiML app.  Every `interval` seconds the bench POSTs `Calls/{sid}.json` with
-`Url=` a document that plays the other tone (1300 Hz), looped; the first redirect (to tone B, whose WAV is
-not in the switch's audio cache yet) is reported apart as "cold".  After the call, the recording is scanned
-in 5 ms windows every 0.5 ms: each tone's amplitude (one DFT bin; 700 and 1300 Hz sit on each other's
+**Redirect.**  A REST call to the lab phone (`--answer auto --record FILE`) runs `<Play loop="0">` of tone
+A (700 Hz) from the bench's TwiML app.  Every `interval` seconds (plus a random part of a 20 ms frame, so
+the POSTs fall at random phases of the media ticks) the bench POSTs `Calls/{sid}.json` with `Url=` a
+document that plays the other tone (1300 Hz), looped; the first redirect (to tone B, whose WAV is not in
+the switch's audio cache yet) is reported apart as "cold".  After the call, the recording is scanned in
+5 ms windows every 0.5 ms: each tone's amplitude (one DFT bin; 700 and 1300 Hz sit on each other's
 spectral nulls, so the other tone does not leak in) crosses half its steady level where the new tone
-starts.  That sample index becomes wall time through the recording's own clock: the phone's recorder takes one
-20 ms frame per tick of its bridge and its main loop appends what arrived to the WAV file at every turn,
-so while the call is up the bench watches the file grow (a thread stats it every 0.5 ms).  Each
+starts.  That sample index becomes wall time through the recording's own clock: the phone's recorder takes
+one 20 ms frame per tick of its bridge and its main loop appends what arrived to the WAV file at every
+turn, so while the call is up the bench watches the file grow (a thread stats it every 0.5 ms).  Each
 observation "n frames on disk at time t" bounds the tick of the first frame from above by
 t - (n - 1) * 20 ms; the lowest bound within a second of each redirect (hundreds of writes at random
 phases to the ticks) is that tick to about a millisecond, and taking it locally absorbs any drift of the
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -85,7 +87,7 @@ def find_changes(samples: npt.NDArray[np.int16], rate: int, posts: list[tuple[fl
         old = "a" if tone == "b" else "b"
         s_post = (t_post - t0) * rate
         first = int((s_post - 0.05 * rate) / HOP)
-        last = int((s_post + interval * rate) / HOP)
+        last = int((s_post + interval * rate) / HOP)  # the next POST is at least `interval` later
         new_amp, old_amp = amps[tone], amps[old]
         steady = new_amp[max(0, last - int(0.2 * rate / HOP)):max(0, last - int(0.05 * rate / HOP))]
         before = old_amp[max(0, first - int(0.2 * rate / HOP)):max(0, first)]
@@ -202,7 +204,8 @@ async def redirect_latency(switch: SwitchUnderTest, receiver: WebhookReceiver, a
             sent = time.time()
             code = await update_call(session, switch, sid, {"Url": app.url(f"/voice/tone-{tone}")})
             posts.append((sent, tone, code))
-            await asyncio.sleep(interval)
+            # a random part of a frame on top, so the POSTs fall at random phases of the 20 ms media ticks
+            await asyncio.sleep(interval + random.uniform(0.0, FRAME_MS / 1000))
         await hang_up(session, switch, sid)
         hangup = await phone.wait_for("hangup", 10.0)
     finally:

@@ -191,7 +191,26 @@ class SwitchUnderTest:
             shape = re.sub(r"\b(CA|AC)[0-9a-f]{32}\b|\b\d+\b", "#", message)
             shapes[shape] = shapes.get(shape, 0) + 1
         top = sorted(shapes.items(), key=lambda kv: -kv[1])[:limit]
-        return {**counts, "messages": [{"count": n, "message": m[:300]} for m, n in top]}
+        return {**counts, "messages": [{"count": n, "message": m[:300]} for m, n in top],
+                "tracebacks_seen": _tracebacks(text)}
+
+
+def _tracebacks(text: str, limit: int = 3) -> list[str]:
+    """The first `limit` tracebacks of a log, each as the line before it, its innermost frame and the
+    exception, so a report shows where the switch failed even after its log is gone."""
+    lines = text.splitlines()
+    found: list[str] = []
+    for i, line in enumerate(lines):
+        if not line.startswith("Traceback (most recent call last)") or len(found) >= limit:
+            continue
+        end = i + 1
+        while end < len(lines) and (lines[end].startswith((" ", "\t")) or not lines[end].strip()):
+            end += 1
+        frames = [ln.strip() for ln in lines[i + 1:end] if ln.strip().startswith("File ")]
+        context = lines[i - 1] if i > 0 else ""
+        exception = lines[end] if end < len(lines) else ""
+        found.append(" | ".join(part[:300] for part in (context, frames[-1] if frames else "", exception) if part))
+    return found
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from switch.bench_common import Json
@@ -28,6 +29,7 @@ def evaluate_targets(report: Json) -> Json:
     b2bua = report.get("b2bua_cps") or {}
     redirect = report.get("redirect_to_audio_ms") or {}
     say = report.get("say_cache_ms") or {}
+    recording = report.get("recording") or {}
     ladder_steps = (switch.get("ladder") or {}).get("steps", [])
     at_max = [s for s in ladder_steps if s["offered_cps"] == switch.get("max_cps_zero_failures")]
     fixed = [(switch.get("run") or {}).get("clean"), (single.get("run") or {}).get("clean")]
@@ -75,6 +77,7 @@ def evaluate_targets(report: Json) -> Json:
                               "pass": _le(redirect.get("p50"), 30.0)},
         "say_cache_hit": {"target": "Speech.synthesize of a cached text <= 1 ms (p99 of memory hits)",
                           "p50": say.get("p50"), "p99": say.get("p99"), "pass": _le(say.get("p99"), 1.0)},
+        **{f"recording_{name}": target for name, target in (recording.get("targets") or {}).items()},
     }
 
 
@@ -95,6 +98,10 @@ def _step_text(step: Json) -> str:
     checks = step.get("switch_checks") or {}
     if checks.get("worker_restarts"):
         why.append(f"{checks['worker_restarts']} worker restarts")
+    codes: dict[str, int] = {}
+    for count, code in re.findall(r"(\d+)x got 'SIP/2\.0 (\d{3}[^']*)'", step.get("last_error") or ""):
+        codes[code.strip()] = codes.get(code.strip(), 0) + int(count)
+    why += [f"{count}x {code}" for code, count in codes.items()]
     limits = checks.get("limits_hit") or {}
     if limits.get("rate_guard_20429"):
         why.append(f"{limits['rate_guard_20429']}x start-rate guard")
@@ -239,6 +246,7 @@ def format_summary(report: Json) -> str:
             lines.append(f"switch log ({name}): {found['errors']} errors, {found['assertions']} assertion "
                          f"failures, {found['tracebacks']} tracebacks; most common:")
             lines += [f"  {m['count']}x {m['message'][:150]}" for m in found["messages"][:3]]
+            lines += [f"  traceback: {t[:300]}" for t in found.get("tracebacks_seen", [])]
     lines.append("targets:")
     for name, target in report["targets"].items():
         verdict = {True: "PASS", False: "FAIL", None: "n/a "}[target["pass"]]

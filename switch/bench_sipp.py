@@ -24,6 +24,7 @@ _SCREEN_RE = {
     "cps": re.compile(r"^\s*Call Rate\s*\|\s*[\d.]+ cps\s*\|\s*([\d.]+) cps", re.M),
 }
 _LAST_ERROR_RE = re.compile(r"^Last Error: (.*)$", re.M)
+_UNEXPECTED_RE = re.compile(r"while expecting '([^']*)'[^,]*, received '([^\r\n']*)")
 
 
 @dataclass
@@ -78,6 +79,21 @@ def _parse_screen(run: SippRun, text: str) -> None:
     run.achieved_cps = float(found.get("cps", 0.0))
     errors = [e.strip() for e in _LAST_ERROR_RE.findall(text) if "epoll" not in e]  # epoll: sipp noise
     run.last_error = errors[-1] if errors else ""
+
+
+def error_summary(text: str, limit: int = 4) -> str:
+    """What sipp's `-trace_err` log says went wrong, counted by kind: `3x got 'SIP/2.0 486 Busy Here' while
+    expecting 200`."""
+    kinds: dict[str, int] = {}
+    for expected, received in _UNEXPECTED_RE.findall(text):
+        kind = f"got {received.strip()[:60]!r} while expecting {expected}"
+        kinds[kind] = kinds.get(kind, 0) + 1
+    for line in text.splitlines():
+        if ("Aborting call" in line and "unexpected" not in line) or "timeout" in line.lower():
+            kind = re.sub(r"'[^']*'|\d+", "#", line.split(": ", 1)[-1])[:100]
+            kinds[kind] = kinds.get(kind, 0) + 1
+    top = sorted(kinds.items(), key=lambda kv: -kv[1])[:limit]
+    return "; ".join(f"{n}x {kind}" for kind, n in top)
 
 
 def uac_scenario(prefix: str) -> str:
@@ -168,6 +184,7 @@ async def run_sipp_uac(target: str, calls: int, rate: float, hold_ms: int, workd
     """
     port, media = free_port_block(1), free_port_block(4)
     screen = workdir / f"{tag}-screen.log"
+    errors = workdir / f"{tag}-errors.log"
     budget = calls / rate + hold_ms / 1000 + 15
     scenario = ["-sn", "uac"]
     if from_prefix is not None:
@@ -177,7 +194,7 @@ async def run_sipp_uac(target: str, calls: int, rate: float, hold_ms: int, workd
     args = [SIPP, *scenario, "-s", service, "-i", HOST, "-p", str(port), "-mp", str(media),
             "-r", f"{rate:g}", "-m", str(calls), "-d", str(hold_ms), "-l", "1000",
             "-recv_timeout", "5000", "-timeout", f"{int(budget)}s", "-timeout_error",
-            "-trace_screen", "-screen_file", str(screen)]
+            "-trace_screen", "-screen_file", str(screen), "-trace_err", "-error_file", str(errors)]
     run = SippRun(offered_cps=rate, calls=calls, hold_ms=hold_ms)
     if trace:
         run.message_log = workdir / f"{tag}-messages.log"
@@ -197,6 +214,8 @@ async def run_sipp_uac(target: str, calls: int, rate: float, hold_ms: int, workd
     run.returncode = proc.returncode
     if screen.exists():
         _parse_screen(run, screen.read_text(errors="replace"))
+    if run.failed and errors.exists():
+        run.last_error = error_summary(errors.read_text(errors="replace")) or run.last_error
     if not run.last_error and run.returncode not in (0, 1):
         run.last_error = (workdir / f"{tag}-sipp.err").read_text(errors="replace").strip()[-300:]
     return run

@@ -58,7 +58,9 @@ DIAL_PATH = "/voice/dial"
 PARENT_HOOKS = "/b2bua-parent"
 CHILD_HOOKS = "/b2bua-child"
 B2BUA_LADDER = (4, 8, 12, 16, 18, 20, 25, 30)  # bridged calls per second per worker
-B2BUA_CONCURRENCY = 1.0  # offered bridged calls in the hold phase during the ladder (2 of a worker's 4 legs)
+# offered bridged calls in the hold phase during the ladder: 1.5 of a worker's 4 legs, leaving room for call
+# set-up and tear-down, which also hold legs (a worker refuses an INVITE with 486 when all 4 are taken)
+B2BUA_CONCURRENCY = 0.75
 B2BUA_MIN_HOLD_MS = 50
 CHILD_STATUSES = ("initiated", "ringing", "in-progress", "completed")
 

@@ -37,7 +37,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from switch.bench import run_bench
 
-    status: int = run_bench(Path(args.output), calls=args.calls, rate=args.rate, workers=args.workers or 2)
+    status: int = run_bench(Path(args.output), calls=args.calls, rate=args.rate, workers=args.workers or 2,
+                            recording_seconds=args.recording_seconds)
     return status
 
 
@@ -63,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--calls", type=int, default=200, help="calls per measured run")
     bench.add_argument("--rate", type=float, default=20.0, help="offered calls per second")
     bench.add_argument("--workers", type=int, default=None)
+    bench.add_argument("--recording-seconds", type=float, default=600.0,
+                       help="length of the dual-recording measurement (default 600: the 10-minute target; 0 skips)")
     bench.set_defaults(func=_cmd_bench)
     sub.add_parser("phone", help="the lab phone: a scriptable headless SIP phone (see `softswitch phone --help`)")
     demo = sub.add_parser("demo", help="one whole call on embedded defaults, shown as a timeline")

@@ -17,13 +17,14 @@ from switch.bench import run_bench
 
 TOP_KEYS = {"machine", "parameters", "baseline", "baseline_b2bua", "switch", "callback_latency_ms",
             "api_dial_delay_ms", "post_dial_delay_ms", "twiml_fetch_overhead_ms", "bridged_cpu", "b2bua_cps",
-            "redirect_to_audio_ms", "say_cache_ms", "capacity", "targets", "notes", "errors"}
+            "redirect_to_audio_ms", "say_cache_ms", "capacity", "recording", "targets", "notes", "errors"}
 SWITCH_KEYS = {"workers", "max_cps_zero_failures", "cpu_s_per_call", "worker_cpu_s_per_call",
                "cpu_ratio_vs_baseline", "rss_mb_per_worker", "single_worker", "ladder", "run"}
 TARGET_KEYS = {"post_dial_delay", "twiml_fetch_overhead", "callback_latency", "zero_failures_at_reported_capacity",
                "bridged_calls_zero_failures", "cpu_per_call", "cpu_per_bridged_call", "redirect_to_audio",
-               "say_cache_hit"}
-PDD_CALLS, PLAIN_CALLS, REDIRECTS, SAY_ITERATIONS = 10, 6, 3, 50
+               "say_cache_hit", "recording_cpu_per_recorded_second", "recording_cpu_vs_baseline",
+               "recording_dropped_frames", "recording_skew"}
+PDD_CALLS, PLAIN_CALLS, REDIRECTS, SAY_ITERATIONS, RECORDING_SECONDS = 10, 6, 3, 50, 3.0
 
 
 def _positive(value: Any) -> bool:
@@ -40,7 +41,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     status = run_bench(out, calls=20, rate=10, workers=2, max_rate=20, step_seconds=2.0, ladder_budget_s=10,
                        latency_calls=10, pdd_calls=PDD_CALLS, pdd_rate=5, plain_calls=PLAIN_CALLS,
                        bridge_answer_calls=4, b2bua_max_rate=4, b2bua_budget_s=10, redirects=REDIRECTS,
-                       say_iterations=SAY_ITERATIONS)
+                       say_iterations=SAY_ITERATIONS, recording_seconds=RECORDING_SECONDS)
     assert status == 0, out.read_text() if out.exists() else "no report written"
     data: dict[str, Any] = json.loads(out.read_text())
     return data
@@ -133,6 +134,15 @@ def test_redirect_and_say_cache(report: dict[str, Any]) -> None:
     assert say["memory_hit_ms"]["n"] == SAY_ITERATIONS
     assert _positive(say["p50"]) and _positive(say["disk_hit_ms"]["p50"])
     assert say["cold_synthesis_ms"] > say["p99"]  # the first call really ran espeak-ng
+
+
+def test_recording_is_measured_in_the_same_run(report: dict[str, Any]) -> None:
+    recording = report["recording"]
+    assert recording["seconds"] == RECORDING_SECONDS
+    assert _positive(recording["switch"]["cpu_s_per_recorded_second"])
+    assert _positive(recording["baseline"]["cpu_s_per_second"])
+    assert recording["frames"]["written"] > 100 and recording["skew_samples"] == 0
+    assert report["targets"]["recording_skew"]["pass"] is True
 
 
 def test_capacity_check(report: dict[str, Any]) -> None:
