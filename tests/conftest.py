@@ -20,6 +20,12 @@ def sink() -> Iterator[WebhookSink]:
 
 
 @pytest.fixture(scope="module")
+def app(sink: WebhookSink) -> WebhookSink:
+    """The module's sink in the role of the voice app (TwiML documents, actions, callbacks)."""
+    return sink
+
+
+@pytest.fixture(scope="module")
 def switch(tmp_path_factory: pytest.TempPathFactory, sink: WebhookSink) -> Iterator[SwitchProcess]:
     """One switch (2 workers) shared by a module's call-flow tests; each test uses its own calls."""
     workdir: Path = tmp_path_factory.mktemp("switch")

@@ -5,6 +5,8 @@ Everything listens on 127.0.0.1 with ports chosen so parallel runs do not collid
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import os
 import random
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import soundfile as sf
 from aiohttp import web
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
@@ -260,6 +263,19 @@ class SwitchProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
+
+    def get(self, url: str, timeout: float = 10.0) -> bytes:
+        """GET a URL of the switch's REST API (absolute, or a path) with the account's credentials."""
+        request = urllib.request.Request(url if "://" in url else self.base_url + url)
+        token = base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
+            return bytes(resp.read())
+
+    def recording(self, url: str) -> tuple[Any, int]:
+        """A recording's WAV (`RecordingUrl` + .wav) as (int16 frames x channels, sample rate)."""
+        data, rate = sf.read(io.BytesIO(self.get(url + ".wav")), dtype="int16", always_2d=True)
+        return data, int(rate)
 
     def client(self) -> Client:
         client = Client(ACCOUNT_SID, AUTH_TOKEN)

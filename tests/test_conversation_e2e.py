@@ -4,27 +4,24 @@ reached by a real call; status callbacks, action parameters and recordings are c
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import re
 import signal
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-import soundfile as sf
 from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 from twilio.twiml.voice_response import Connect, VoiceResponse
 
 from media.tones import band_energy_ratio, dominant_frequency, rms
-from tests.harness import ACCOUNT_SID, AUTH_TOKEN, Hook, SwitchProcess, WebhookSink, free_port_block, wait_until
+from tests.harness import ACCOUNT_SID, Hook, SwitchProcess, WebhookSink, free_port_block, wait_until
 from tests.phone import PhoneProcess
 from tests.sipp_peer import SippPeer
 
@@ -61,13 +58,6 @@ class ConversationSwitch(SwitchProcess):
         client = self.client()
         client.conversations.base_url = self.base_url
         return client
-
-
-@pytest.fixture(scope="module")
-def app() -> Iterator[WebhookSink]:
-    sink = WebhookSink().start()
-    yield sink
-    sink.stop()
 
 
 @pytest.fixture(scope="module")
@@ -406,8 +396,7 @@ def test_worker_initiated_by_sip_and_invalid_conversation(switch: ConversationSw
     assert invalid["WorkerInitiated"] == "true" and "DialCallStatus" not in invalid
 
 
-def test_dual_recording_from_ringing_with_trim(switch: ConversationSwitch, app: WebhookSink,
-                                               tmp_path: Path) -> None:
+def test_dual_recording_from_ringing_with_trim(switch: ConversationSwitch, app: WebhookSink) -> None:
     app.twiml("/after", str(VoiceResponse()))
     app.twiml("/frontline", _document(service_instance_sid=MAIN, record="record-from-ringing-dual",
                                       trim="trim-silence", recording_status_callback="/conv-recording"))
@@ -423,12 +412,7 @@ def test_dual_recording_from_ringing_with_trim(switch: ConversationSwitch, app: 
     status = _hooks(app, "/conv-recording", RecordingSid=params["RecordingSid"])[0].params
     assert (status["RecordingStatus"], status["RecordingChannels"], status["CallSid"]) == (
         "completed", "2", params["CallSid"])
-    request = urllib.request.Request(params["RecordingUrl"] + ".wav")
-    token = base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
-    request.add_header("Authorization", f"Basic {token}")
-    with urllib.request.urlopen(request, timeout=10) as resp:
-        (tmp_path / "dual.wav").write_bytes(resp.read())
-    data, rate = sf.read(tmp_path / "dual.wav", dtype="int16", always_2d=True)
+    data, rate = switch.recording(params["RecordingUrl"])
     assert data.shape[1] == 2 and rate == 8000
     customer_channel, worker_channel = data[4000:, 0], data[4000:, 1]
     assert abs(dominant_frequency(customer_channel, rate) - 440.0) < 10

@@ -22,13 +22,6 @@ NUMBER = "+15550122"
 
 
 @pytest.fixture(scope="module")
-def app() -> Iterator[WebhookSink]:
-    sink = WebhookSink().start()
-    yield sink
-    sink.stop()
-
-
-@pytest.fixture(scope="module")
 def switch(tmp_path_factory: pytest.TempPathFactory, app: WebhookSink) -> Iterator[SwitchProcess]:
     proc = SwitchProcess(tmp_path_factory.mktemp("dial"), workers=1,
                          numbers=[{"number": NUMBER, "voice_url": app.url("/inbound-dial")}])
@@ -265,14 +258,9 @@ def test_number_goes_through_the_trunk_with_digest_auth(tmp_path: Path, app: Web
     assert trunk.codes_sent() == [401, 100, 180, 200, 200]
 
 
-def test_dual_recording_puts_each_party_on_its_own_channel(switch: SwitchProcess, app: WebhookSink,
-                                                           tmp_path: Path) -> None:
-    import base64
-    import urllib.request
+def test_dual_recording_puts_each_party_on_its_own_channel(switch: SwitchProcess, app: WebhookSink) -> None:
 
-    import soundfile as sf
 
-    from tests.harness import ACCOUNT_SID, AUTH_TOKEN
 
     with PhoneProcess(["--answer", "auto", "--tone", "1000", "--hangup-after", "3"]) as callee, \
          PhoneProcess(["--answer", "auto", "--tone", "440", "--exit-after-calls", "1"]) as caller:
@@ -281,12 +269,7 @@ def test_dual_recording_puts_each_party_on_its_own_channel(switch: SwitchProcess
         action = _action(app, sid)
     assert action["DialCallStatus"] == "completed"
     assert action["RecordingSid"].startswith("RE")
-    request = urllib.request.Request(action["RecordingUrl"] + ".wav")
-    token = base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
-    request.add_header("Authorization", f"Basic {token}")
-    with urllib.request.urlopen(request, timeout=10) as resp:
-        (tmp_path / "dual.wav").write_bytes(resp.read())
-    data, rate = sf.read(tmp_path / "dual.wav", dtype="int16", always_2d=True)
+    data, rate = switch.recording(action["RecordingUrl"])
     assert data.shape[1] == 2 and rate == 8000
     assert 2.0 <= len(data) / rate <= 4.0
     from media.tones import dominant_frequency
@@ -335,27 +318,17 @@ def test_whisper_runs_on_the_callee_before_bridging_and_can_decline(switch: Swit
     assert switch.client().calls(action["DialCallSid"]).fetch().status == "completed"  # it was answered
 
 
-def test_record_from_ringing_dual_keeps_the_early_media(switch: SwitchProcess, app: WebhookSink,
-                                                        tmp_path: Path) -> None:
-    import base64
-    import urllib.request
+def test_record_from_ringing_dual_keeps_the_early_media(switch: SwitchProcess, app: WebhookSink) -> None:
 
-    import soundfile as sf
 
     from media.tones import dominant_frequency
-    from tests.harness import ACCOUNT_SID, AUTH_TOKEN
 
     with SippPeer("uas_early_media_pcma.xml", timeout=20, variables={"pause_ms": 2000}) as pcma, \
          PhoneProcess(["--answer", "auto", "--tone", "440", "--exit-after-calls", "1"]) as caller:
         sid = _place(switch, app, caller, "/dial-ringing-rec",
                      _dial_doc(f"sip:x@{pcma.uri_host}", time_limit=1, record="record-from-ringing-dual"))
         action = _action(app, sid)
-    request = urllib.request.Request(action["RecordingUrl"] + ".wav")
-    token = base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
-    request.add_header("Authorization", f"Basic {token}")
-    with urllib.request.urlopen(request, timeout=10) as resp:
-        (tmp_path / "ringing.wav").write_bytes(resp.read())
-    data, rate = sf.read(tmp_path / "ringing.wav", dtype="int16", always_2d=True)
+    data, rate = switch.recording(action["RecordingUrl"])
     assert data.shape[1] == 2
     assert len(data) / rate >= 2.5  # ~2 s of ringing (early media) + 1 s of talk
     assert abs(dominant_frequency(data[800:8000, 0], rate) - 440.0) < 10  # the caller, from the start

@@ -170,18 +170,11 @@ def test_inbound_call_runs_say_then_hangs_up(switch: SwitchProcess, app: Webhook
 
 def _errors_of(switch: SwitchProcess, sid: str) -> list[int]:
     import json
-    import urllib.request
 
-    from tests.harness import ACCOUNT_SID, AUTH_TOKEN
+    from tests.harness import ACCOUNT_SID
 
-    url = f"{switch.base_url}/2010-04-01/Accounts/{ACCOUNT_SID}/Calls/{sid}/Notifications.json"
-    request = urllib.request.Request(url)
-    import base64
-
-    token = base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
-    request.add_header("Authorization", f"Basic {token}")
-    with urllib.request.urlopen(request, timeout=5) as resp:
-        return [int(n["error_code"]) for n in json.loads(resp.read())["notifications"]]
+    notifications = json.loads(switch.get(f"/2010-04-01/Accounts/{ACCOUNT_SID}/Calls/{sid}/Notifications.json"))
+    return [int(n["error_code"]) for n in notifications["notifications"]]
 
 
 @pytest.mark.parametrize(("path", "responder", "code"), [
@@ -269,16 +262,7 @@ def test_gather_takes_sip_info_digits_and_finish_on_key(switch: SwitchProcess, a
 
 
 def _download(switch: SwitchProcess, url: str) -> bytes:
-    import base64
-    import urllib.request
-
-    from tests.harness import ACCOUNT_SID, AUTH_TOKEN
-
-    request = urllib.request.Request(url + ".wav")
-    token = base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
-    request.add_header("Authorization", f"Basic {token}")
-    with urllib.request.urlopen(request, timeout=10) as resp:
-        return bytes(resp.read())
+    return switch.get(url + ".wav")
 
 
 def test_record_until_finish_key(switch: SwitchProcess, app: WebhookSink, tmp_path: Path) -> None:

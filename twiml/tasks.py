@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Protocol, TypeVar
 
 from media.audio import AudioError
 from twiml import verbs
@@ -229,6 +229,31 @@ class RejectTask(Task):
         return STOP
 
 
+class _Told(Protocol):
+    def params(self) -> tuple[tuple[str, str], ...]: ...
+
+
+_T_co = TypeVar("_T_co", bound=_Told, covariant=True)
+
+
+class _Session(Protocol[_T_co]):
+    @property
+    def result(self) -> _T_co | None: ...
+
+    async def run(self) -> _T_co: ...
+
+
+async def _run_session(control: CallControl, session: _Session[_T_co], action: str | None, method: str) -> _T_co:
+    """Run a `<Dial>` or `<Connect>` session; interrupted part way (caller hung up, REST redirect), its action
+    URL is still told how far it got, and the answer ignored."""
+    try:
+        return await session.run()
+    except asyncio.CancelledError:
+        if action is not None and session.result is not None:
+            control.post_detached(action, method, session.result.params())
+        raise
+
+
 class DialTask(Task):
     """<Dial>: ring the nouns, bridge the first that answers; then request `action` with DialCallStatus,
     DialCallSid, DialCallDuration (and DialSipResponseCode for <Sip>), or go on with the next verb.
@@ -241,14 +266,8 @@ class DialTask(Task):
         self.document_url = document_url
 
     async def run(self, control: CallControl) -> Outcome:
-        session = control.dial(self.v, self.document_url)
         action = resolve(self.document_url, self.v.action) if self.v.action else None
-        try:
-            result = await session.run()
-        except asyncio.CancelledError:
-            if action is not None and session.result is not None:
-                control.post_detached(action, self.v.method, session.result.params())
-            raise
+        result = await _run_session(control, control.dial(self.v, self.document_url), action, self.v.method)
         if action is None:
             return CONTINUE
         return Outcome(next_url=action, method=self.v.method, extra=result.params())
@@ -268,14 +287,8 @@ class ConnectTask(Task):
         self.document_url = document_url
 
     async def run(self, control: CallControl) -> Outcome:
-        session = control.connect(self.v, self.document_url)
         action = resolve(self.document_url, self.v.action) if self.v.action else None
-        try:
-            result = await session.run()
-        except asyncio.CancelledError:
-            if action is not None and session.result is not None:
-                control.post_detached(action, self.v.method, session.result.params())
-            raise
+        result = await _run_session(control, control.connect(self.v, self.document_url), action, self.v.method)
         if result.ended or control.call.terminal:  # nothing can run on the call any more
             if action is not None:
                 control.post_detached(action, self.v.method, result.params())
