@@ -29,8 +29,9 @@ from types import FrameType
 
 import pjsua2 as pj
 
+from switch.worker.pjmedia import local_account_config, start_endpoint
+
 _POLL_MS = 10
-_CODEC_PRIORITY = {"PCMU/8000/1": 255, "PCMA/8000/1": 254, "telephone-event/8000/1": 253}
 
 
 class BaselineCall(pj.Call):  # type: ignore[misc]
@@ -183,51 +184,14 @@ def _user_of(uri: str) -> str:
     return inner.split("@", 1)[0].split(";", 1)[0] if "@" in inner else ""
 
 
-def _endpoint_config(log_level: int) -> pj.EpConfig:
-    """The EpConfig of `switch.worker.engine.Engine.start`, minus the user agent string."""
-    cfg = pj.EpConfig()
-    cfg.uaConfig.threadCnt = 0
-    cfg.uaConfig.mainThreadOnly = True
-    cfg.uaConfig.userAgent = "softswitch-baseline"
-    cfg.logConfig.level = log_level
-    cfg.logConfig.consoleLevel = log_level
-    med = cfg.medConfig
-    med.clockRate = 8000
-    med.sndClockRate = 8000
-    med.ecTailLen = 0
-    med.noVad = True
-    med.sndAutoCloseTime = -1
-    return cfg
-
-
 def _start(ep: pj.Endpoint, host: str, port: int, log_level: int,
            b2bua: str | None = None) -> BaselineAccount | B2buaAccount:
-    """Create the library, bind SIP UDP and TCP on host:port, and make the answering (or bridging) account."""
-    ep.libCreate()
-    ep.libInit(_endpoint_config(log_level))
-    for kind in (pj.PJSIP_TRANSPORT_UDP, pj.PJSIP_TRANSPORT_TCP):
-        tcfg = pj.TransportConfig()
-        tcfg.port = port
-        tcfg.boundAddress = host
-        tcfg.publicAddress = host
-        ep.transportCreate(kind, tcfg)
-    ep.libStart()
-    ep.audDevManager().setNullDev()
-    for codec in ep.codecEnum2():
-        cid = codec.codecId
-        prio = _CODEC_PRIORITY.get(cid, 100 if cid.startswith(("PCMU", "PCMA", "telephone-event")) else 0)
-        ep.codecSetPriority(cid, prio)
-    acfg = pj.AccountConfig()
-    acfg.idUri = f"sip:baseline@{host}:{port}"
-    acfg.regConfig.registrarUri = ""
+    """Start the library as a media worker does (SIP UDP and TCP on host:port), and make the answering (or
+    bridging) account."""
+    start_endpoint(ep, "softswitch-baseline", log_level, host, port)
+    acfg = local_account_config(f"sip:baseline@{host}:{port}", None if b2bua is None else host)
     account: BaselineAccount | B2buaAccount
-    if b2bua is None:
-        account = BaselineAccount()
-    else:
-        tcfg = acfg.mediaConfig.transportConfig
-        tcfg.boundAddress = host
-        tcfg.publicAddress = host
-        account = B2buaAccount(b2bua, f"{host}:{port}")
+    account = BaselineAccount() if b2bua is None else B2buaAccount(b2bua, f"{host}:{port}")
     account.create(acfg, True)
     return account
 

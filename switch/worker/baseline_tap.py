@@ -37,10 +37,17 @@ from typing import IO, Any
 
 import pjsua2 as pj
 
-from switch.worker.pjmedia import FRAME_BYTES, destroy, error_text, frame_bytes, pcm_format
+from switch.worker.pjmedia import (
+    FRAME_BYTES,
+    destroy,
+    error_text,
+    frame_bytes,
+    local_account_config,
+    pcm_format,
+    start_endpoint,
+)
 
 _POLL_MS = 10
-_CODEC_PRIORITY = {"PCMU/8000/1": 255, "PCMA/8000/1": 254, "telephone-event/8000/1": 253}
 _SILENCE = bytes(FRAME_BYTES)
 _events: list[IO[str]] = []  # where events go: fd 1 as it was at start (pjlib's own prints go to stderr)
 
@@ -170,44 +177,9 @@ class TapBridge:
                     leg.hangup(pj.CallOpParam(True))
 
 
-def _endpoint_config(log_level: int) -> pj.EpConfig:
-    """`switch.worker.engine.Engine.start`'s EpConfig."""
-    cfg = pj.EpConfig()
-    cfg.uaConfig.threadCnt = 0
-    cfg.uaConfig.mainThreadOnly = True
-    cfg.uaConfig.userAgent = "softswitch-baseline-tap"
-    cfg.logConfig.level = log_level
-    cfg.logConfig.consoleLevel = log_level
-    med = cfg.medConfig
-    med.clockRate = 8000
-    med.sndClockRate = 8000
-    med.ecTailLen = 0
-    med.noVad = True
-    med.sndAutoCloseTime = -1
-    return cfg
-
-
 def _start(ep: pj.Endpoint, host: str, port: int, log_level: int) -> pj.Account:
-    ep.libCreate()
-    ep.libInit(_endpoint_config(log_level))
-    for kind in (pj.PJSIP_TRANSPORT_UDP, pj.PJSIP_TRANSPORT_TCP):
-        tcfg = pj.TransportConfig()
-        tcfg.port = port
-        tcfg.boundAddress = host
-        tcfg.publicAddress = host
-        ep.transportCreate(kind, tcfg)
-    ep.libStart()
-    ep.audDevManager().setNullDev()
-    for codec in ep.codecEnum2():
-        cid = codec.codecId
-        prio = _CODEC_PRIORITY.get(cid, 100 if cid.startswith(("PCMU", "PCMA", "telephone-event")) else 0)
-        ep.codecSetPriority(cid, prio)
-    acfg = pj.AccountConfig()
-    acfg.idUri = f"sip:baseline@{host}:{port}"
-    acfg.regConfig.registrarUri = ""
-    media = acfg.mediaConfig.transportConfig
-    media.boundAddress = host
-    media.publicAddress = host
+    start_endpoint(ep, "softswitch-baseline-tap", log_level, host, port)
+    acfg = local_account_config(f"sip:baseline@{host}:{port}", host)
     account = pj.Account()
     account.create(acfg, True)
     return account

@@ -25,7 +25,13 @@ from typing import Any
 import pjsua2 as pj
 
 from switch.worker.media import MediaManager
-from switch.worker.pjmedia import error_text
+from switch.worker.pjmedia import (
+    create_transport,
+    endpoint_config,
+    error_text,
+    local_account_config,
+    set_codec_priorities,
+)
 
 log = logging.getLogger("switch.worker")
 
@@ -135,39 +141,23 @@ class Engine:
     def start(self) -> None:
         ep = self.ep
         ep.libCreate()
-        cfg = pj.EpConfig()
-        cfg.uaConfig.threadCnt = 0
-        cfg.uaConfig.mainThreadOnly = True
-        cfg.uaConfig.userAgent = "softswitch"
-        cfg.logConfig.level = self.config.log_level
-        cfg.logConfig.consoleLevel = self.config.log_level
-        med = cfg.medConfig
-        med.clockRate = 8000
-        med.sndClockRate = 8000
-        med.ecTailLen = 0
-        med.noVad = True
-        med.sndAutoCloseTime = -1
-        ep.libInit(cfg)
+        ep.libInit(endpoint_config("softswitch", self.config.log_level))
         for kind in (pj.PJSIP_TRANSPORT_UDP, pj.PJSIP_TRANSPORT_TCP):
             self._create_transport(kind)
         ep.libStart()
         ep.audDevManager().setNullDev()
-        self._set_codec_priorities()
+        set_codec_priorities(ep)
         self.account = self._make_account(None)
         self.capacity = max_calls_compiled()
         self._running = True
 
     def _create_transport(self, kind: int) -> None:
         """Bind our SIP port, retrying for a while: a predecessor that just died may still hold it."""
-        tcfg = pj.TransportConfig()
-        tcfg.port = self.config.port
-        if self.config.host not in ("0.0.0.0", "::"):
-            tcfg.boundAddress = self.config.host
-            tcfg.publicAddress = self.config.host
+        host = None if self.config.host in ("0.0.0.0", "::") else self.config.host
         deadline = time.monotonic() + BIND_RETRY_SECONDS
         while True:
             try:
-                self.ep.transportCreate(kind, tcfg)
+                create_transport(self.ep, kind, host, self.config.port)
                 return
             except pj.Error as exc:
                 if time.monotonic() > deadline:
@@ -175,18 +165,8 @@ class Engine:
                                        f"{error_text(exc)}") from None
                 time.sleep(0.2)
 
-    def _set_codec_priorities(self) -> None:
-        for codec in self.ep.codecEnum2():
-            cid = codec.codecId
-            prio = {"PCMU/8000/1": 255, "PCMA/8000/1": 254, "telephone-event/8000/1": 253}.get(cid, 0)
-            if cid.startswith(("PCMU", "PCMA", "telephone-event")) and prio == 0:
-                prio = 100
-            self.ep.codecSetPriority(cid, prio)
-
     def _make_account(self, auth: tuple[str, str] | None) -> LocalAccount:
-        acfg = pj.AccountConfig()
-        acfg.idUri = f"sip:softswitch@{self.config.host}:{self.config.port}"
-        acfg.regConfig.registrarUri = ""
+        acfg = local_account_config(f"sip:softswitch@{self.config.host}:{self.config.port}", None)
         if auth is not None:
             cred = pj.AuthCredInfo("digest", "*", auth[0], 0, auth[1])
             acfg.sipConfig.authCreds.append(cred)

@@ -54,7 +54,16 @@ import pjsua2 as pj
 
 from media.audio import write_wav
 from media.tones import sine
-from switch.worker.pjmedia import CLOCK_RATE, FRAME_BYTES, FRAME_MS, error_text, frame_bytes
+from switch.worker.pjmedia import (
+    CLOCK_RATE,
+    FRAME_BYTES,
+    FRAME_MS,
+    create_transport,
+    endpoint_config,
+    error_text,
+    frame_bytes,
+    set_codec_priorities,
+)
 from switch.worker.pjmedia import destroy as _destroy
 
 log = logging.getLogger("switch.labphone")
@@ -331,24 +340,11 @@ class LabPhone:
         ep = self.ep
         ep.libCreate()
         self._started = True
-        cfg = pj.EpConfig()
-        cfg.uaConfig.threadCnt = 0
-        cfg.uaConfig.mainThreadOnly = True
-        cfg.uaConfig.userAgent = "softswitch-labphone"
-        cfg.logConfig.level = opts.pj_log_level
-        cfg.logConfig.consoleLevel = opts.pj_log_level
-        med = cfg.medConfig
-        med.clockRate = CLOCK_RATE
-        med.sndClockRate = CLOCK_RATE
-        med.audioFramePtime = FRAME_MS
-        med.ecTailLen = 0
-        med.noVad = True
-        med.sndAutoCloseTime = -1
-        ep.libInit(cfg)
+        ep.libInit(endpoint_config("softswitch-labphone", opts.pj_log_level, FRAME_MS))
         self._create_transports()
         ep.libStart()
         ep.audDevManager().setNullDev()
-        self._set_codec_priorities()
+        set_codec_priorities(ep, other_g711=0)
         self.account = self._make_account()
         self.emit("ready", sip=f"{opts.host}:{self.port}", pid=os.getpid())
         if opts.call:
@@ -386,16 +382,7 @@ class LabPhone:
             return
 
     def _transport(self, kind: int, port: int) -> int:
-        tcfg = pj.TransportConfig()
-        tcfg.port = port
-        tcfg.boundAddress = self.options.host
-        tcfg.publicAddress = self.options.host
-        return int(self.ep.transportCreate(kind, tcfg))
-
-    def _set_codec_priorities(self) -> None:
-        wanted = {"PCMU/8000/1": 255, "PCMA/8000/1": 254, "telephone-event/8000/1": 253}
-        for codec in self.ep.codecEnum2():
-            self.ep.codecSetPriority(codec.codecId, wanted.get(codec.codecId, 0))
+        return create_transport(self.ep, kind, self.options.host, port)
 
     def _make_account(self) -> PhoneAccount:
         opts = self.options

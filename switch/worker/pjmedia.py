@@ -1,4 +1,5 @@
-"""pjsua2 media helpers shared by the worker engine and the lab phone (both own a pjsua thread)."""
+"""pjsua2 helpers shared by the worker engine, the lab phone and the bench baselines (each owns a pjsua thread):
+the endpoint's configuration, codec order, SIP transports, and fast media-frame access."""
 
 from __future__ import annotations
 
@@ -11,6 +12,72 @@ CLOCK_RATE = 8000
 FRAME_MS = 20
 FRAME_SAMPLES = CLOCK_RATE * FRAME_MS // 1000
 FRAME_BYTES = FRAME_SAMPLES * 2
+
+
+# G.711 first (mu-law, then A-law), then RFC 2833 events; every other codec off.
+CODEC_PRIORITY = {"PCMU/8000/1": 255, "PCMA/8000/1": 254, "telephone-event/8000/1": 253}
+
+
+def endpoint_config(user_agent: str, log_level: int, frame_ms: int | None = None) -> pj.EpConfig:
+    """One pjsua thread that polls itself (no worker threads), an 8 kHz bridge, no echo canceller, no VAD,
+    and a null sound device that never closes: the set-up ARCHITECTURE.md measured."""
+    cfg = pj.EpConfig()
+    cfg.uaConfig.threadCnt = 0
+    cfg.uaConfig.mainThreadOnly = True
+    cfg.uaConfig.userAgent = user_agent
+    cfg.logConfig.level = log_level
+    cfg.logConfig.consoleLevel = log_level
+    med = cfg.medConfig
+    med.clockRate = CLOCK_RATE
+    med.sndClockRate = CLOCK_RATE
+    if frame_ms is not None:
+        med.audioFramePtime = frame_ms
+    med.ecTailLen = 0
+    med.noVad = True
+    med.sndAutoCloseTime = -1
+    return cfg
+
+
+def set_codec_priorities(ep: pj.Endpoint, other_g711: int = 100) -> None:
+    """`CODEC_PRIORITY`; other G.711 and telephone-event variants (other rates) get `other_g711`."""
+    for codec in ep.codecEnum2():
+        cid = codec.codecId
+        fallback = other_g711 if cid.startswith(("PCMU", "PCMA", "telephone-event")) else 0
+        ep.codecSetPriority(cid, CODEC_PRIORITY.get(cid, fallback))
+
+
+def create_transport(ep: pj.Endpoint, kind: int, host: str | None, port: int) -> int:
+    """A SIP transport on host:port (`host` None: every address), which is also the address it advertises."""
+    tcfg = pj.TransportConfig()
+    tcfg.port = port
+    if host is not None:
+        tcfg.boundAddress = host
+        tcfg.publicAddress = host
+    return int(ep.transportCreate(kind, tcfg))
+
+
+def start_endpoint(ep: pj.Endpoint, user_agent: str, log_level: int, host: str, port: int) -> None:
+    """Create and start the library with SIP UDP and TCP on host:port and the null sound device (the bench
+    baselines; the engine and the lab phone bind their own way)."""
+    ep.libCreate()
+    ep.libInit(endpoint_config(user_agent, log_level))
+    for kind in (pj.PJSIP_TRANSPORT_UDP, pj.PJSIP_TRANSPORT_TCP):
+        create_transport(ep, kind, host, port)
+    ep.libStart()
+    ep.audDevManager().setNullDev()
+    set_codec_priorities(ep)
+
+
+def local_account_config(uri: str, media_host: str | None) -> pj.AccountConfig:
+    """An account that never registers, with its RTP bound to `media_host` (None: every address)."""
+    acfg = pj.AccountConfig()
+    acfg.idUri = uri
+    acfg.regConfig.registrarUri = ""
+    if media_host is not None:
+        tcfg = acfg.mediaConfig.transportConfig
+        tcfg.boundAddress = media_host
+        tcfg.publicAddress = media_host
+    return acfg
 
 
 def error_text(exc: pj.Error) -> str:
