@@ -2,11 +2,11 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Debian packages the switch, tests and demo use: sipp (sip-tester) as a real SIP peer,
-# espeak-ng for <Say>.
-DEB_PACKAGES := sip-tester espeak-ng
+# Debian packages the switch, tests and demo use: sipp (sip-tester) and baresip (baresip-core) as real
+# SIP peers, espeak-ng for <Say>.
+DEB_PACKAGES := sip-tester baresip-core espeak-ng
 # binaries that prove each package above is installed, in the same order
-DEB_BINARIES := sipp espeak-ng
+DEB_BINARIES := sipp baresip espeak-ng
 
 .PHONY: setup deps demo test lint bench serve clean
 

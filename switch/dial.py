@@ -93,20 +93,21 @@ class DialSession:
         self._early: Call | None = None  # the child whose early media the caller hears
         self._recording: str | None = None  # SID of the Dial's recording, once started
         self._declined: list[Call] = []  # answered, then declined in the whisper
+        self._caller_up = False  # the caller is answered and its media flows
+        self._pending_early: Call | None = None  # early media that came before the caller was up
 
     @property
     def parent(self) -> Call:
         return self.live.call
 
     async def run(self) -> DialResult:
-        ring: asyncio.Task[str] | None = None
+        answering: asyncio.Task[None] | None = None
         try:
             if not self.dial.answer_on_bridge and not self.live.answered:
-                await self.live.answer()
-            if self.live.answered:
-                if self.dial.record.startswith("record-from-ringing"):
-                    await self._start_recording(None)  # the caller's channel from now; the child joins later
-                ring = self._ring_task = asyncio.create_task(self._ringback())
+                # The children are placed while the caller's 200 and ACK go on: answering adds no post-dial delay.
+                answering = asyncio.create_task(self._answer_caller())
+            elif self.live.answered:
+                await self._caller_ready()
             winner = None
             nouns = self.dial.nouns
             groups = [[n] for n in nouns] if self.dial.sequential else [list(nouns)]
@@ -114,8 +115,10 @@ class DialSession:
                 winner = await self._ring(group)
                 if winner is not None:
                     break
-            if ring is not None:
-                ring.cancel()
+            if answering is not None:
+                await answering
+            if self._ring_task is not None:
+                self._ring_task.cancel()
             if self._early is not None and self._early is not winner:
                 with contextlib.suppress(MediaError):
                     self.calls.media.unbridge(self.parent.sid)
@@ -142,10 +145,27 @@ class DialSession:
             self._abort()
             raise
         finally:
-            if ring is not None:
-                ring.cancel()
+            if answering is not None:
+                answering.cancel()
+            if self._ring_task is not None:
+                self._ring_task.cancel()
             for unwatch in self._unwatch:
                 unwatch()  # type: ignore[operator]
+
+    async def _answer_caller(self) -> None:
+        await self.live.answer()
+        await self._caller_ready()
+
+    async def _caller_ready(self) -> None:
+        """The caller is answered: record from ringing, and play ringback, or the early media that came first."""
+        self._caller_up = True
+        if self.dial.record.startswith("record-from-ringing"):
+            await self._start_recording(None)  # the caller's channel from now; the child joins later
+        pending, self._pending_early = self._pending_early, None
+        if pending is not None and pending.status is CallStatus.RINGING:
+            self._early_media(pending)
+        if self._early is None:
+            self._ring_task = asyncio.create_task(self._ringback())
 
     async def _start_recording(self, child: Call | None) -> None:
         """`record`: the caller on channel 1 and the dialed party on channel 2 (mixed for mono).  From answer:
@@ -220,6 +240,9 @@ class DialSession:
     def _early_media(self, child: Call) -> None:
         """183 with SDP: the caller hears the child's early media instead of our ringback."""
         if self._early is not None or not self.live.answered:
+            return
+        if not self._caller_up:  # the caller's answer is still on its way: bridge once it is up
+            self._pending_early = child
             return
         if self._ring_task is not None:
             self._ring_task.cancel()
