@@ -105,20 +105,29 @@ class CallMedia:
         return str(done.get("reason", "eof"))
 
     # -- recording -------------------------------------------------------------------------------
-    def start_recording(self, call_sids: list[str], base: str, slots: int = 0) -> tuple[str, asyncio.Future[Message]]:
+    def start_recording(self, call_sids: list[str], base: str, slots: int = 0,
+                        mirror: tuple[str, int] | None = None) -> tuple[str, asyncio.Future[Message]]:
         """Tap the given calls' legs (one raw file each, sample-aligned); returns the id and its done-future.
 
-        `slots` reserves channels for legs attached later with `attach_recording`.
+        `slots` reserves channels for legs attached later with `attach_recording`.  `mirror` (call, channel)
+        puts on that channel what the switch sends to the call (its outbound track).
         """
         states = [self._state(sid) for sid in call_sids]
-        worker = states[0].worker
-        if any(s.worker != worker for s in states):
+        mirrored = None if mirror is None else self._state(mirror[0])
+        every = [*states, *([] if mirrored is None else [mirrored])]
+        if not every:
+            raise MediaError("a recording needs a leg")
+        worker = every[0].worker
+        if any(s.worker != worker for s in every):
             raise MediaError("the legs of one recording must live on one worker")
         rec_id = self._new_id(worker, "r")
         future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
         self._waiting[rec_id] = future
         future.add_done_callback(lambda _f: self._waiting.pop(rec_id, None))
-        command = {"op": "record", "id": rec_id, "base": base, "legs": [s.leg for s in states], "slots": slots}
+        command: Message = {"op": "record", "id": rec_id, "base": base, "legs": [s.leg for s in states],
+                            "slots": slots}
+        if mirror is not None and mirrored is not None:
+            command["mirror"] = {"leg": mirrored.leg, "index": mirror[1]}
         if not self._send(worker, command):
             future.set_result({"ev": "record_done", "id": rec_id, "frames": 0, "error": "worker unavailable"})
         return rec_id, future

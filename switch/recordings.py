@@ -182,6 +182,17 @@ def _from_row(row: sqlite3.Row) -> Recording:
     return Recording(**values)
 
 
+def track_layout(track: str, channels: int) -> tuple[bool, int | None, int]:
+    """How a recording of one call's `track` (inbound, outbound, both) is tapped: whether channel 1 hears what
+    the call sends, which channel (if any) hears what it is sent, and how many raw channels (mono mixes them)."""
+    inbound, outbound = track != "outbound", track != "inbound"
+    if channels == 2:
+        return inbound, (1 if outbound else None), 2
+    if inbound and outbound:
+        return True, 1, 2
+    return inbound, (0 if outbound else None), 1
+
+
 def _produce(base: Path, out: Path, channels: Literal[1, 2], trim: bool) -> _Outcome:
     """Thread: raw legs -> final WAV; the raw files are removed once they are no longer needed."""
     legs = [leg_path(base, i) for i in (0, 1)]
@@ -340,8 +351,12 @@ class RecordingManager:
     async def start(self, call_sids: list[str], source: str, channels: int, trim: bool,
                     status_callback: str | None, status_callback_method: str,
                     status_callback_events: tuple[str, ...], parent_call_sid: str,
-                    track: str = "both", slots: int = 0) -> Recording:
+                    track: str = "both", slots: int = 0, tracks: bool = False) -> Recording:
         """Record `call_sids` (leg0 first, leg1 second; one or two legs of one worker) for `parent_call_sid`.
+
+        `tracks`: a recording of one call as Twilio's call recordings are, by `track`: what the call sends
+        (inbound) on channel 1, what the switch sends it (outbound: TwiML audio, a bridged party) on channel 2;
+        mono mixes the tracks asked for.  Otherwise each leg's channel is what that leg sends (<Dial>, <Record>).
 
         Returns the recording in progress.  A recording whose tap cannot start (a call not in progress, or
         that ends before its media is up) is finished at once and comes back `absent` (16101); the REST
@@ -366,8 +381,13 @@ class RecordingManager:
                     raise MediaError(f"{sid} is not in progress")
                 await self.calls.media.wait_ready(sid)
             if capture.finishing is None:  # not stopped while the media came up
+                tapped, mirror = list(call_sids), None
+                if tracks:
+                    inbound, outbound_channel, slots = track_layout(track, channels)
+                    tapped = tapped if inbound else []
+                    mirror = None if outbound_channel is None else (call_sids[0], outbound_channel)
                 capture.rec_id, capture.done = self.calls.media.start_recording(
-                    list(call_sids), str(self.dir / rec.sid), slots)
+                    tapped, str(self.dir / rec.sid), slots, mirror)
                 if rec.status is RecordingStatus.PAUSED:
                     self.calls.media.pause_recording(capture.rec_id, True)
                 rec.start_time = self.clock()
@@ -485,12 +505,11 @@ class RecordingManager:
     async def _on_answered(self, call: Call) -> None:
         if not call.record:
             return
-        # Mono taps the call's own leg.  Dual puts that leg on channel 1; channel 2 stays silent until <Dial>
-        # brings a second leg to record (finalize writes a silent channel for a missing leg1).
+        # Dual: the called party on channel 1, what the switch sends it (TwiML audio, a <Dial>ed party) on 2.
         await self.start([call.sid], "OutboundAPI", 2 if call.recording_channels == "dual" else 1,
                          call.trim == "trim-silence", call.recording_status_callback,
                          call.recording_status_callback_method, call.recording_status_callback_events,
-                         parent_call_sid=call.sid, track=call.recording_track)
+                         parent_call_sid=call.sid, track=call.recording_track, tracks=True)
 
     def _on_ended(self, call: Call) -> None:
         """Sync end hook: finalize (in a tracked task) every recording that taps or belongs to the call."""

@@ -25,7 +25,7 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
 from media.audio import decode, write_wav
-from media.tones import dominant_frequency, rms, sine
+from media.tones import band_energy_ratio, dominant_frequency, rms, sine
 from switch.app import Switch, start_switch
 from switch.config import Config
 from switch.status import CallStatus
@@ -116,11 +116,19 @@ def _frames_rms(samples: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     return np.sqrt(np.mean(np.square(usable.reshape(-1, 160)), axis=1))
 
 
+def _tone_file(tmp_path: Path, hz: float) -> Path:
+    path = tmp_path / f"tone-{hz:g}.wav"
+    write_wav(path, sine(hz, 20.0, RATE), RATE)
+    return path
+
+
 async def test_calls_create_records_dual_with_callbacks_and_media(
-    switch: Switch, sink: WebhookSink, client: Client
+    switch: Switch, sink: WebhookSink, client: Client, tmp_path: Path
 ) -> None:
+    # The switch plays 600 Hz to the phone, which sends 1000 Hz: channel 1 is the phone, channel 2 the switch.
+    twiml = f'<Response><Play loop="0">{_tone_file(tmp_path, 600)}</Play></Response>'
     with PhoneProcess(["--answer", "auto", "--tone", "1000", "--exit-after-calls", "1"]) as phone:
-        call = await _api(client.calls.create, to=phone.uri("bob"), from_="+15550199", twiml=HOLD, record=True,
+        call = await _api(client.calls.create, to=phone.uri("bob"), from_="+15550199", twiml=twiml, record=True,
                           recording_channels="dual", recording_status_callback=sink.url("/rec"),
                           recording_status_callback_event=["in-progress", "completed"], trim="do-not-trim")
         await _rec_hooks(sink, call.sid, 1)
@@ -153,7 +161,8 @@ async def test_calls_create_records_dual_with_callbacks_and_media(
     samples = _wav(wav.content)
     assert samples.shape[1] == 2 and 1.5 <= len(samples) / RATE <= 3.5
     assert abs(dominant_frequency(samples[1600:, 0], RATE) - 1000.0) < 10
-    assert rms(samples[:, 1]) < 50  # channel 2 waits for <Dial>'s second leg
+    assert abs(dominant_frequency(samples[1600:, 1], RATE) - 600.0) < 10  # what the switch played
+    assert band_energy_ratio(samples[1600:, 0], RATE, 600.0) < 0.05  # each track on its own channel
     assert (await _download(url + ".wav")).content == wav.content
     mp3 = await _download(url + ".mp3")
     assert mp3.status_code == 200 and mp3.headers["Content-Type"] == "audio/mpeg"
@@ -166,6 +175,33 @@ async def test_calls_create_records_dual_with_callbacks_and_media(
     assert (excinfo.value.status, excinfo.value.code) == (404, 20404)
     assert (await _download(url + ".wav")).status_code == 404
     assert not list((switch.config.data_dir / "recordings").glob(f"{rsid}*"))
+
+
+async def test_recording_track_inbound_outbound_or_both(
+    switch: Switch, sink: WebhookSink, client: Client, tmp_path: Path
+) -> None:
+    twiml = f'<Response><Play loop="0">{_tone_file(tmp_path, 600)}</Play></Response>'
+    shares: dict[str, tuple[float, float]] = {}
+    with PhoneProcess(["--answer", "auto", "--tone", "1000", "--exit-after-calls", "1"]) as phone:
+        call = await _api(client.calls.create, to=phone.uri("bob"), from_="+15550199", twiml=twiml)
+        await _in_progress(switch, call.sid)
+        await asyncio.sleep(0.5)
+        for track in ("inbound", "outbound", "both"):
+            recordings = client.calls(call.sid).recordings
+            rec = await _api(recordings.create, recording_track=track, trim="do-not-trim")
+            assert (rec.track, rec.channels) == (track, 1)
+            await asyncio.sleep(1.5)
+            stopped = await _api(recordings(rec.sid).update, status="stopped")
+            assert stopped.status == "completed"
+            url = f"{switch.base_url}/2010-04-01/Accounts/{ACCOUNT}/Recordings/{rec.sid}.wav"
+            samples = _wav((await _download(url)).content)
+            assert samples.ndim == 1 and len(samples) / RATE >= 1.0
+            body = samples[800:]
+            shares[track] = (band_energy_ratio(body, RATE, 1000.0), band_energy_ratio(body, RATE, 600.0))
+        await _api(client.calls(call.sid).update, status="completed")
+    assert shares["inbound"][0] > 0.9 and shares["inbound"][1] < 0.05, shares  # the phone only
+    assert shares["outbound"][1] > 0.9 and shares["outbound"][0] < 0.05, shares  # the switch's <Play> only
+    assert shares["both"][0] > 0.3 and shares["both"][1] > 0.3, shares  # both, mixed
 
 
 async def test_rest_start_pause_resume_stop(switch: Switch, sink: WebhookSink, client: Client) -> None:

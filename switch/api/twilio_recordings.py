@@ -159,7 +159,7 @@ class TwilioRecordings:
         rec = await self.manager.start(
             [call_sid], SOURCE_REST, 2 if options.channels == "dual" else 1, options.trim == "trim-silence",
             options.status_callback, options.status_callback_method, options.status_callback_events,
-            parent_call_sid=call_sid, track=options.track)
+            parent_call_sid=call_sid, track=options.track, tracks=True)
         return web.json_response(self._json(rec, call_scoped=True), status=201)
 
     async def update(self, request: web.Request) -> web.Response:

@@ -272,8 +272,12 @@ class Engine:
                 media.stop_play(item, "eof")
             elif op == "record":
                 legs = [str(leg) for leg in command["legs"]]
+                mirror = command.get("mirror")
+                if mirror is not None:
+                    self._audio(str(mirror["leg"]))  # the mirrored leg must have audio too
                 media.record(item, str(command["base"]), legs, [self._audio(leg) for leg in legs],
-                             int(command.get("slots", 0)))
+                             int(command.get("slots", 0)),
+                             None if mirror is None else (str(mirror["leg"]), int(mirror["index"])))
             elif op == "record_attach":
                 leg_id = str(command["leg"])
                 media.attach_record(item, int(command["index"]), leg_id, self._audio(leg_id))

@@ -68,13 +68,22 @@ class TapPort(pj.AudioMediaPort):  # type: ignore[misc]
 
 
 class TapRecording:
-    """Raw 8 kHz int16 files, one per leg (`<base>.leg0.raw`, `<base>.leg1.raw`), written tick by tick."""
+    """Raw 8 kHz int16 files, one per channel (`<base>.leg0.raw`, `<base>.leg1.raw`), written tick by tick.
 
-    def __init__(self, rec_id: str, base: Path, legs: list[str], sources: list[Any], slots: int = 0) -> None:
+    Channel i < len(legs) hears what leg i sends.  `mirror` (leg, channel) makes a channel hear what the switch
+    sends to that leg instead (players, a bridged leg): `MediaManager` connects and disconnects those sources
+    as they come and go.
+    """
+
+    def __init__(self, rec_id: str, base: Path, legs: list[str], sources: list[Any], slots: int = 0,
+                 mirror: tuple[str, int] | None = None) -> None:
         # `slots` > len(sources): channels whose leg is attached later (a <Dial> child from ringing on);
         # their port is in the bridge from the start, so they stay aligned and hold silence until then.
-        count = max(len(sources), slots)
+        count = max(len(sources), slots, 0 if mirror is None else mirror[1] + 1)
         self.rec_id = rec_id
+        self.owner = legs[0] if legs else (mirror[0] if mirror else "")  # the recording ends with this leg
+        self.mirror = mirror
+        self.mirrored: list[Any] = []  # what feeds the mirror channel now
         self.legs = [*legs, *[""] * (count - len(legs))]
         self.base = base
         base.parent.mkdir(parents=True, exist_ok=True)
@@ -129,8 +138,24 @@ class TapRecording:
             except pj.Error as exc:
                 log.info("recording %s: stopTransmit: %s", self.rec_id, error_text(exc))
 
+    def mirror_add(self, source: Any) -> None:
+        """Owner thread: the mirrored leg is now also sent `source`'s audio; so is the mirror channel."""
+        if self.mirror is not None and self.ports:
+            source.startTransmit(self.ports[self.mirror[1]])
+            self.mirrored.append(source)
+
+    def mirror_remove(self, source: Any) -> None:
+        if source in self.mirrored:
+            self.mirrored.remove(source)
+            try:
+                source.stopTransmit(self.ports[self.mirror[1]])  # type: ignore[index]
+            except pj.Error as exc:
+                log.info("recording %s: stopTransmit (mirror): %s", self.rec_id, error_text(exc))
+
     def stop(self) -> None:
         """Owner thread: detach the ports, destroy them, close the files."""
+        for source in list(self.mirrored):
+            self.mirror_remove(source)
         for index in range(len(self.ports)):
             self.detach(index)
         fds, self.fds = self.fds, []
@@ -150,6 +175,24 @@ class MediaManager:
         self.players: dict[str, Player] = {}
         self.recordings: dict[str, TapRecording] = {}
         self.bridges: dict[str, str] = {}  # leg -> the leg it is bridged to
+        self.feeds: dict[str, dict[str, Any]] = {}  # leg -> what is sent to it now: players by id, "bridge"
+
+    # -- what each leg is sent, for recordings of the outbound track ------------------------------------
+    def _feed(self, leg_id: str, key: str, source: Any) -> None:
+        self.feeds.setdefault(leg_id, {})[key] = source
+        for rec in self.recordings.values():
+            if rec.mirror is not None and rec.mirror[0] == leg_id:
+                rec.mirror_add(source)
+
+    def _unfeed(self, leg_id: str, key: str) -> None:
+        feeds = self.feeds.get(leg_id, {})
+        source = feeds.pop(key, None)
+        if not feeds:
+            self.feeds.pop(leg_id, None)
+        if source is not None:
+            for rec in self.recordings.values():
+                if rec.mirror is not None and rec.mirror[0] == leg_id:
+                    rec.mirror_remove(source)
 
     # -- players ------------------------------------------------------------------------------
     def play(self, play_id: str, leg_id: str, audio: Any, path: str, loop: bool) -> None:
@@ -163,11 +206,13 @@ class MediaManager:
             return
         player.sinks.append(audio)
         self.players[play_id] = player
+        self._feed(leg_id, play_id, player)
 
     def stop_play(self, play_id: str, reason: str = "stopped") -> None:
         player = self.players.pop(play_id, None)
         if player is None:
             return
+        self._unfeed(player.leg_id, play_id)
         for sink in player.sinks:
             try:
                 player.stopTransmit(sink)
@@ -177,12 +222,18 @@ class MediaManager:
         self.emit({"ev": "play_done", "id": play_id, "leg": player.leg_id, "reason": reason})
 
     # -- recordings ---------------------------------------------------------------------------
-    def record(self, rec_id: str, base: str, legs: list[str], sources: list[Any], slots: int = 0) -> None:
+    def record(self, rec_id: str, base: str, legs: list[str], sources: list[Any], slots: int = 0,
+               mirror: tuple[str, int] | None = None) -> None:
         try:
-            self.recordings[rec_id] = TapRecording(rec_id, Path(base), legs, sources, slots)
+            recording = TapRecording(rec_id, Path(base), legs, sources, slots, mirror)
         except (pj.Error, OSError) as exc:
             text = error_text(exc) if isinstance(exc, pj.Error) else str(exc)
             self.emit({"ev": "record_done", "id": rec_id, "frames": 0, "error": text})
+            return
+        self.recordings[rec_id] = recording
+        if mirror is not None:
+            for source in self.feeds.get(mirror[0], {}).values():
+                recording.mirror_add(source)
 
     def attach_record(self, rec_id: str, index: int, leg_id: str, source: Any) -> None:
         recording = self.recordings.get(rec_id)
@@ -207,11 +258,15 @@ class MediaManager:
         b.startTransmit(a)
         self.bridges[a_id] = b_id
         self.bridges[b_id] = a_id
+        self._feed(b_id, "bridge", a)
+        self._feed(a_id, "bridge", b)
 
     def unbridge(self, a_id: str, a: Any | None, b: Any | None) -> None:
         b_id = self.bridges.pop(a_id, None)
         if b_id is not None:
             self.bridges.pop(b_id, None)
+            self._unfeed(b_id, "bridge")
+        self._unfeed(a_id, "bridge")
         if a is not None and b is not None:
             for src, dst in ((a, b), (b, a)):
                 try:
@@ -226,6 +281,7 @@ class MediaManager:
         for rec_id in list(self.recordings):
             self.stop_record(rec_id, "shutdown")
         self.bridges.clear()
+        self.feeds.clear()
 
     # -- a leg went away ----------------------------------------------------------------------
     def leg_gone(self, leg_id: str) -> None:
@@ -233,10 +289,12 @@ class MediaManager:
         for play_id in [p for p, player in self.players.items() if player.leg_id == leg_id]:
             self.stop_play(play_id, "hangup")
         for rec_id, rec in list(self.recordings.items()):
-            if rec.legs[0] == leg_id:  # the recorded call itself is gone
+            if rec.owner == leg_id:  # the recorded call itself is gone
                 self.stop_record(rec_id, "hangup")
             elif leg_id in rec.legs:  # another party left: its channel goes silent, the recording goes on
                 rec.detach(rec.legs.index(leg_id))
         peer = self.bridges.pop(leg_id, None)
         if peer is not None:
             self.bridges.pop(peer, None)
+            self._unfeed(peer, "bridge")  # the peer hears nothing from this leg any more
+        self.feeds.pop(leg_id, None)
