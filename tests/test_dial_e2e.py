@@ -12,7 +12,7 @@ import pytest
 from twilio.twiml.voice_response import Dial, VoiceResponse
 
 from media.audio import read_wav
-from media.tones import band_energy_ratio, rms
+from media.tones import band_energy_ratio, dominant_frequency, rms
 from tests.harness import SwitchProcess, WebhookSink
 from tests.phone import PhoneProcess
 from tests.sipp_peer import SippPeer
@@ -259,9 +259,6 @@ def test_number_goes_through_the_trunk_with_digest_auth(tmp_path: Path, app: Web
 
 
 def test_dual_recording_puts_each_party_on_its_own_channel(switch: SwitchProcess, app: WebhookSink) -> None:
-
-
-
     with PhoneProcess(["--answer", "auto", "--tone", "1000", "--hangup-after", "3"]) as callee, \
          PhoneProcess(["--answer", "auto", "--tone", "440", "--exit-after-calls", "1"]) as caller:
         sid = _place(switch, app, caller, "/dial-record",
@@ -272,8 +269,6 @@ def test_dual_recording_puts_each_party_on_its_own_channel(switch: SwitchProcess
     data, rate = switch.recording(action["RecordingUrl"])
     assert data.shape[1] == 2 and rate == 8000
     assert 2.0 <= len(data) / rate <= 4.0
-    from media.tones import dominant_frequency
-
     caller_channel, callee_channel = data[4000:, 0], data[4000:, 1]
     assert abs(dominant_frequency(caller_channel, rate) - 440.0) < 10
     assert abs(dominant_frequency(callee_channel, rate) - 1000.0) < 10
@@ -281,6 +276,28 @@ def test_dual_recording_puts_each_party_on_its_own_channel(switch: SwitchProcess
     assert band_energy_ratio(callee_channel, rate, 440.0) < 0.05
     recordings = switch.client().recordings.list(call_sid=sid)
     assert [(r.sid, r.source, r.channels) for r in recordings] == [(action["RecordingSid"], "DialVerb", 2)]
+
+
+def test_call_recording_hears_the_dialed_party_on_its_outbound_track(switch: SwitchProcess,
+                                                                     app: WebhookSink) -> None:
+    # Record=true on Calls.create, dual: the called phone on channel 1, what the switch sends it -- here the
+    # party its <Dial> bridged -- on channel 2.
+    with PhoneProcess(["--answer", "auto", "--tone", "1000", "--hangup-after", "3"]) as callee, \
+         PhoneProcess(["--answer", "auto", "--tone", "440", "--exit-after-calls", "1"]) as caller:
+        app.twiml("/dial-call-rec", _dial_doc(callee.uri("bob")))
+        app.twiml("/dialed", str(VoiceResponse()))
+        sid = switch.client().calls.create(to=caller.uri("alice"), from_="+15550199", url=app.url("/dial-call-rec"),
+                                           record=True, recording_channels="dual",
+                                           recording_status_callback=app.url("/call-rec")).sid
+        _action(app, sid)
+    hook = app.wait_for(lambda hs: any(h.path == "/call-rec" and h.params["CallSid"] == sid for h in hs), 15)
+    params = next(h.params for h in hook if h.path == "/call-rec" and h.params["CallSid"] == sid)
+    assert (params["RecordingSource"], params["RecordingChannels"]) == ("OutboundAPI", "2")
+    data, rate = switch.recording(params["RecordingUrl"])
+    caller_channel, sent_channel = data[4000:, 0], data[4000:, 1]
+    assert abs(dominant_frequency(caller_channel, rate) - 440.0) < 10
+    assert abs(dominant_frequency(sent_channel, rate) - 1000.0) < 10
+    assert band_energy_ratio(caller_channel, rate, 1000.0) < 0.05
 
 
 def test_whisper_runs_on_the_callee_before_bridging_and_can_decline(switch: SwitchProcess, app: WebhookSink,
