@@ -113,7 +113,8 @@ async def start_switch(config: Config) -> Switch:
     add_conversation_routes(app, credentials, conversations, config.base_url)
     # The Exotel dialect: [exotel] sid, api_key, api_token default to the account SID and auth token.
     exotel_sid = config.exotel_sid or credentials.account_sid
-    add_exotel_routes(app, ExotelEdge(store, calls, webhooks, recordings, exotel_sid, config.base_url),
+    add_exotel_routes(app, ExotelEdge(store, calls, webhooks, recordings, exotel_sid, config.base_url,
+                                         voice.dial_observers),
                       ExotelAuth(exotel_sid, config.exotel_api_key or credentials.account_sid,
                                  config.exotel_api_token or credentials.auth_token))
     runner = web.AppRunner(app, access_log=None)

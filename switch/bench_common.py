@@ -1,6 +1,6 @@
-"""`softswitch bench` helpers: ports, CPU and memory of processes, statistics, and the two HTTP servers of
-the bench (the webhook receiver and the TwiML app), each on its own thread and event loop so that their
-timestamps never wait for the bench's own loop.
+"""`softswitch bench` helpers: ports (from `switch.ports`), CPU and memory of processes, statistics, and the
+two HTTP servers of the bench (the webhook receiver and the TwiML app), each on its own thread and event loop
+so that their timestamps never wait for the bench's own loop.
 """
 
 from __future__ import annotations
@@ -8,10 +8,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import random
 import shutil
 import signal
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -21,45 +19,18 @@ from typing import Any
 
 from aiohttp import web
 
+from switch.ports import HOST, free_port_block, port_free
+
+__all__ = ["HOST", "free_port_block", "port_free"]  # re-exported for the bench modules
+
 SIPP = shutil.which("sipp") or "/usr/bin/sipp"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-HOST = "127.0.0.1"
 NUMBER = "+15550100"  # answered and held: no voice_url
 TWIML_NUMBER = "+15550101"  # voice_url on the bench's TwiML app
 SLOTS_PER_WORKER = 4
 CALLBACK_EVENTS = ("initiated", "ringing", "answered", "completed")
 
 Json = dict[str, Any]
-
-
-# -- ports ----------------------------------------------------------------------------------------------
-_handed_out: set[int] = set()
-
-
-def _port_free(port: int) -> bool:
-    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-        with socket.socket(socket.AF_INET, kind) as sock:
-            try:
-                sock.bind((HOST, port))
-            except OSError:
-                return False
-    return True
-
-
-def port_free(port: int) -> bool:
-    """Whether `port` is free for UDP and TCP on 127.0.0.1."""
-    return _port_free(port)
-
-
-def free_port_block(count: int) -> int:
-    """A base port with base..base+count-1 free for UDP and TCP, never handed out before in this run."""
-    for _ in range(500):
-        base = random.randrange(21000, 39000, 2)
-        block = range(base, base + count)
-        if not _handed_out.intersection(block) and all(_port_free(p) for p in block):
-            _handed_out.update(block)
-            return base
-    raise RuntimeError("no free port block on 127.0.0.1")
 
 
 # -- processes ------------------------------------------------------------------------------------------

@@ -175,7 +175,6 @@ class ConversationDial(DialSession):
     def __init__(self, live: LiveCall, dial: verbs.Dial, document_url: str | None, events: SessionEvents) -> None:
         super().__init__(live, dial, document_url)
         self.events = events
-        _observe_dial_children()
 
     @property
     def recording_sid(self) -> str | None:
@@ -183,22 +182,13 @@ class ConversationDial(DialSession):
         return self._recording
 
     def placed(self, child: Call) -> None:
+        super().placed(child)
         if child.terminal:  # it failed before it could start (no worker to send the INVITE)
             self.events.status(child)
             return
         # The listener goes with the leg's terminal status (CallManager drops it), not with the dial: a leg
         # cancelled because the caller hung up still reports call-completed.
         self.calls.watch(child.sid, self.events.status)
-
-
-def _child_placed(session: DialSession, child: Call) -> None:
-    if isinstance(session, ConversationDial):
-        session.placed(child)
-
-
-def _observe_dial_children() -> None:
-    if _child_placed not in DialSession.child_placed_observers:
-        DialSession.child_placed_observers.append(_child_placed)
 
 
 def _broke(call: Call) -> bool:

@@ -28,7 +28,6 @@ import itertools
 import logging
 import re
 import shutil
-import socket
 import tempfile
 import time
 import traceback
@@ -49,6 +48,7 @@ from switch.config import Config
 from switch.demo_app import CALLBACK_PATHS, TWIML_PATHS, AppRequest, DemoApp
 from switch.demo_phone import DemoPhone, PhoneEvent, PhoneFailure
 from switch.demo_plot import Mark, Span, timeline_png, waveforms_png
+from switch.ports import free_port_block, free_tcp_port
 from switch.store import CallEvent
 
 TONE_A = 600.0  # the customer's phone plays this into the call...
@@ -81,18 +81,6 @@ class ChecksFailed(DemoFailure):
 
 def _short(sid: str | None) -> str:
     return f"{sid[:10]}.." if sid else "-"
-
-
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _free_tcp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def describe_twiml(document: str) -> str:
@@ -523,7 +511,7 @@ async def _demo(demo: Demo) -> int:
                           "`apt-get install espeak-ng`")
     print(HEADER)
     print(LEGEND + "\n", flush=True)
-    config = Config(http_port=_free_tcp_port(), sip_port=_free_udp_port(), data_dir=demo.data, workers=1)
+    config = Config(http_port=free_tcp_port(), sip_port=free_port_block(1), data_dir=demo.data, workers=1)
     demo.tasks.append(asyncio.get_running_loop().create_task(_ticker(demo)))
     switch, _ = await asyncio.gather(start_switch(config), _start_phones(demo))
     demo.switch = switch

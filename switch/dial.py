@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING
 
 from switch.callmedia import MediaError
 from switch.errors import ApiError
@@ -72,12 +72,12 @@ def _child_request(parent: Call, dial: verbs.Dial, noun: verbs.Number | verbs.Si
     return NewCall(to=noun.number, send_digits=noun.send_digits, **common)  # type: ignore[arg-type]
 
 
+# Told of each child leg of a <Dial> right after it is placed (see `DialSession.placed`).
+DialObserver = Callable[["DialSession", Call], None]
+
+
 class DialSession:
     """One run of a `<Dial>` verb on a parent call."""
-
-    # Told of each child leg right after it is placed, before its first status change, so that an observer can
-    # `watch` it (the Exotel edge: agent pass-through and connect callbacks).  Observers must not raise.
-    child_placed_observers: ClassVar[list[Callable[[DialSession, Call], None]]] = []
 
     def __init__(self, live: LiveCall, dial: verbs.Dial, document_url: str | None) -> None:
         self.live = live
@@ -152,6 +152,12 @@ class DialSession:
             for unwatch in self._unwatch:
                 unwatch()  # type: ignore[operator]
 
+    def placed(self, child: Call) -> None:
+        """A child leg was just placed, before its first status change: the engine's dial observers (the
+        Exotel edge) may `watch` it; subclasses add their own.  Observers must not raise."""
+        for observer in self.live.engine.dial_observers:
+            observer(self, child)
+
     async def _answer_caller(self) -> None:
         await self.live.answer()
         await self._caller_ready()
@@ -211,8 +217,7 @@ class DialSession:
                                            f"{exc.message}")
                 continue
             self.children.append(child)
-            for observer in self.child_placed_observers:
-                observer(self, child)
+            self.placed(child)
             ringing[child.sid] = noun
             self._unwatch.append(self.calls.watch(child.sid, queue.put_nowait))
         while ringing:

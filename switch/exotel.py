@@ -40,7 +40,7 @@ from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 from switch.calls import CallManager
-from switch.dial import DialSession
+from switch.dial import DialObserver, DialSession
 from switch.model import Call, Direction
 from switch.recordings import RecordingFilter, RecordingManager, RecordingStatus
 from switch.routing import is_sip_uri, route
@@ -290,8 +290,9 @@ class ExotelEdge:
     """Places connect calls, reports them to their StatusCallback, and sends agent pass-through requests."""
 
     def __init__(self, store: Store, calls: CallManager, webhooks: WebhookDispatcher, recordings: RecordingManager,
-                 account_sid: str, base_url: str) -> None:
+                 account_sid: str, base_url: str, dial_observers: list[DialObserver]) -> None:
         self.store = store
+        self._dial_observers = dial_observers  # the voice engine's: this edge follows <Dial> children
         self.calls = calls
         self.webhooks = webhooks
         self.recordings = recordings
@@ -304,8 +305,8 @@ class ExotelEdge:
     # -- life cycle ---------------------------------------------------------------------------------
     def start(self) -> int:
         """Watch Dial children from now on; send the terminal callbacks a previous run left unsent."""
-        if self._on_child not in DialSession.child_placed_observers:
-            DialSession.child_placed_observers.append(self._on_child)
+        if self._on_child not in self._dial_observers:
+            self._dial_observers.append(self._on_child)
         resumed = 0
         for connect in self._load_unfinished():
             self._load_legs(connect)
@@ -318,7 +319,7 @@ class ExotelEdge:
 
     async def close(self) -> None:
         with contextlib.suppress(ValueError):
-            DialSession.child_placed_observers.remove(self._on_child)
+            self._dial_observers.remove(self._on_child)
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=RECORDING_WAIT)
 
@@ -409,8 +410,6 @@ class ExotelEdge:
 
     # -- Dial children: leg 2 of connect calls, agent pass-through ------------------------------------
     def _on_child(self, session: DialSession, child: Call) -> None:
-        if session.calls is not self.calls:
-            return  # another switch in this process
         try:
             connect = self._live.get(session.parent.sid)
             if connect is not None and connect.child_sid is None:

@@ -23,7 +23,7 @@ from switch.callbacks import standard_params
 from switch.calls import CallManager
 from switch.connect import ConnectSession
 from switch.conversations import Conversations
-from switch.dial import DialSession
+from switch.dial import DialObserver, DialSession
 from switch.model import Call, Direction
 from switch.notifications import ERROR, WARNING, Notifications
 from switch.recordings import RecordingManager
@@ -145,6 +145,8 @@ class VoiceEngine:
         self._fetch_timeout = fetch_timeout
         self.calls = calls
         self.notifications = notifications
+        # told of each <Dial> child leg as it is placed (`DialSession.placed`): the Exotel edge follows them
+        self.dial_observers: list[DialObserver] = []
         self.recordings = recordings
         self.speech = Speech(data_dir / "cache" / "speech")
         self.audio = AudioCache(data_dir / "cache" / "audio")

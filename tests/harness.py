@@ -9,9 +9,7 @@ import base64
 import io
 import json
 import os
-import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -27,33 +25,10 @@ from aiohttp import web
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
+from switch.ports import free_port_block, free_tcp_port
+
 ACCOUNT_SID = "AC" + "5" * 32
 AUTH_TOKEN = "f" * 32
-
-
-def _port_free(port: int) -> bool:
-    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-        with socket.socket(socket.AF_INET, kind) as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                return False
-    return True
-
-
-def free_port_block(count: int) -> int:
-    """A base port such that base..base+count-1 are free for UDP and TCP on 127.0.0.1."""
-    for _ in range(200):
-        base = random.randrange(21000, 39000)
-        if all(_port_free(base + i) for i in range(count)):
-            return base
-    raise RuntimeError("no free port block")
-
-
-def free_tcp_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
