@@ -38,6 +38,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Literal, Self
 
+from switch.ports import free_port_block
+
 __all__ = [
     "EXIT_FAILED",
     "EXIT_FATAL",
@@ -117,29 +119,15 @@ def scenario_path(name: str | os.PathLike[str]) -> Path:
 
 
 def free_udp_port(host: str = LOCALHOST) -> int:
-    """Return a UDP port that is free on ``host`` right now, chosen by the OS (bind to port 0)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A port free for UDP (and TCP) on 127.0.0.1 right now, below the ephemeral range (`switch.ports`), so
+    that no port-0 bind of another process (a lab phone) can take it before sipp binds it."""
+    return free_port_block(1)
 
 
-def free_udp_port_pair(host: str = LOCALHOST, attempts: int = 50) -> int:
-    """Return an even UDP port ``p`` with ``p`` and ``p + 2`` both free (sipp's audio/video RTP ports)."""
-    for _ in range(attempts):
-        port = free_udp_port(host)
-        port -= port % 2
-        if port + 2 > 65535:
-            continue
-        with contextlib.ExitStack() as stack:
-            try:
-                for candidate in (port, port + 2):
-                    sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
-                    sock.bind((host, candidate))
-            except OSError:
-                continue
-            return port
-    return free_udp_port(host)
+def free_udp_port_pair(host: str = LOCALHOST) -> int:
+    """An even port ``p`` with ``p`` .. ``p + 3`` free (sipp's audio and video RTP/RTCP ports)."""
+    base = free_port_block(5)
+    return base + base % 2
 
 
 def _udp_port_bound(port: int, host: str = LOCALHOST) -> bool | None:
