@@ -94,6 +94,7 @@ class DialSession:
         self._recording: str | None = None  # SID of the Dial's recording, once started
         self._declined: list[Call] = []  # answered, then declined in the whisper
         self._caller_up = False  # the caller is answered and its media flows
+        self._caller_failed = False  # answering the caller failed
         self._pending_early: Call | None = None  # early media that came before the caller was up
 
     @property
@@ -106,12 +107,15 @@ class DialSession:
             if not self.dial.answer_on_bridge and not self.live.answered:
                 # The children are placed while the caller's 200 and ACK go on: answering adds no post-dial delay.
                 answering = asyncio.create_task(self._answer_caller())
+                answering.add_done_callback(self._caller_lost)
             elif self.live.answered:
                 await self._caller_ready()
             winner = None
             nouns = self.dial.nouns
             groups = [[n] for n in nouns] if self.dial.sequential else [list(nouns)]
             for group in groups:
+                if self._caller_failed:
+                    break
                 winner = await self._ring(group)
                 if winner is not None:
                     break
@@ -157,6 +161,15 @@ class DialSession:
         Exotel edge) may `watch` it; subclasses add their own.  Observers must not raise."""
         for observer in self.live.engine.dial_observers:
             observer(self, child)
+
+    def _caller_lost(self, task: asyncio.Task[None]) -> None:
+        """Answering the caller failed (its media never came up): stop ringing; `run` then raises why."""
+        if task.cancelled() or task.exception() is None:
+            return
+        self._caller_failed = True
+        for child in self.children:
+            if not child.terminal:
+                self.calls.cancel(child)
 
     async def _answer_caller(self) -> None:
         await self.live.answer()
