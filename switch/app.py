@@ -107,7 +107,7 @@ async def start_switch(config: Config) -> Switch:
     app = web.Application(middlewares=[error_middleware])
     app.router.add_get("/healthz", _healthz)
     add_twilio_routes(app, calls, config.base_url)
-    add_recording_routes(app, recordings)
+    add_recording_routes(app, recordings, config.recordings_public)
     add_twilio_number_routes(app, credentials, numbers, config.base_url)
     add_twilio_notification_routes(app, calls, notifications)
     add_conversation_routes(app, credentials, conversations, config.base_url)

@@ -165,6 +165,9 @@ class Config:
     exotel_sid: str | None = None
     exotel_api_key: str | None = None
     exotel_api_token: str | None = None
+    # [recordings] public = true: recording media (.wav/.mp3) is served without credentials, as Twilio's is
+    # unless "HTTP basic authentication for media" is on; the resources themselves always need them.
+    recordings_public: bool = False
     conversation_services: list[ConversationServiceConfig] = field(default_factory=list)
 
     @property
@@ -204,6 +207,10 @@ def load_config(path: Path | None) -> Config:
     hooks = _table(raw, "webhooks")
     cfg.webhook_timeout = float(hooks.get("timeout", cfg.webhook_timeout))
     cfg.webhook_retries = int(hooks.get("retries", cfg.webhook_retries))
+    public = _table(raw, "recordings").get("public", False)
+    if not isinstance(public, bool):
+        raise ConfigError(f"recordings.public must be true or false, not {public!r}")
+    cfg.recordings_public = public
     exotel = _table(raw, "exotel")
     cfg.exotel_sid = exotel.get("sid")
     cfg.exotel_api_key = exotel.get("api_key")

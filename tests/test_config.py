@@ -199,3 +199,13 @@ def test_explicit_credentials_win_over_saved_ones(tmp_path: Path) -> None:
     resolve_credentials(Config(data_dir=tmp_path), env={})
     creds = resolve_credentials(Config(data_dir=tmp_path, account_sid=SID, auth_token=TOKEN), env={})
     assert (creds.account_sid, creds.auth_token) == (SID, TOKEN)
+
+
+def test_recordings_public_is_a_boolean(tmp_path: Path) -> None:
+    path = tmp_path / "r.toml"
+    path.write_text("[recordings]\npublic = true\n")
+    assert load_config(path).recordings_public is True
+    assert load_config(None).recordings_public is False
+    path.write_text('[recordings]\npublic = "yes"\n')
+    with pytest.raises(ConfigError, match=r"recordings\.public"):
+        load_config(path)

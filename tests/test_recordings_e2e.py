@@ -204,6 +204,32 @@ async def test_recording_track_inbound_outbound_or_both(
     assert shares["both"][0] > 0.3 and shares["both"][1] > 0.3, shares  # both, mixed
 
 
+async def test_public_recording_media_needs_no_credentials(tmp_path: Path) -> None:
+    config = Config(http_port=free_tcp_port(), sip_port=free_port_block(2), data_dir=tmp_path / "data", workers=1,
+                    account_sid=ACCOUNT, auth_token=TOKEN, recordings_public=True)
+    running = await start_switch(config)
+    try:
+        client = Client(ACCOUNT, TOKEN)
+        client.api.base_url = running.base_url
+        with PhoneProcess(["--answer", "auto", "--tone", "1000", "--exit-after-calls", "1"]) as phone:
+            call = await _api(client.calls.create, to=phone.uri("bob"), from_="+15550199", twiml=HOLD)
+            await _in_progress(running, call.sid)
+            rec = await _api(client.calls(call.sid).recordings.create)
+            await asyncio.sleep(1.0)
+            await _api(client.calls(call.sid).recordings(rec.sid).update, status="stopped")
+            await _api(client.calls(call.sid).update, status="completed")
+        url = f"{running.base_url}/2010-04-01/Accounts/{ACCOUNT}/Recordings/{rec.sid}"
+        media = await _download(url + ".wav", auth=False)
+        assert media.status_code == 200
+        assert abs(dominant_frequency(_wav(media.content)[800:], RATE) - 1000.0) < 10
+        assert (await _download(url + ".mp3", auth=False)).status_code == 200
+        assert (await _download(url + ".json", auth=False)).status_code == 401  # the resource is not public
+        other = url.replace(ACCOUNT, "AC" + "2" * 32)
+        assert (await _download(other + ".wav", auth=False)).status_code == 404
+    finally:
+        await running.stop()
+
+
 async def test_rest_start_pause_resume_stop(switch: Switch, sink: WebhookSink, client: Client) -> None:
     with PhoneProcess(["--answer", "auto", "--tone", "1000", "--exit-after-calls", "1"]) as phone:
         call = await _api(client.calls.create, to=phone.uri("bob"), from_="+15550199", twiml=HOLD)

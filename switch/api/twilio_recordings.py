@@ -18,12 +18,14 @@ recording once its file is written (`completed`, or `absent`), not Twilio's tran
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from multidict import MultiMapping
 
-from switch.api.auth import authenticated
+from switch.api.auth import Credentials, authenticated
 from switch.api.errors import API_ROOT, InvalidParameter
 from switch.api.twilio import page_envelope, read_form, rfc2822
 from switch.api.twilio_params import parse_date, parse_page_request, parse_recording_options
@@ -181,25 +183,37 @@ class TwilioRecordings:
         return web.json_response(self._json(rec, call_scoped=True))
 
 
+def _ours(creds: Credentials, handler: Handler) -> Handler:
+    """No credentials asked; a path naming another account is 404, as with them."""
+
+    @functools.wraps(handler)
+    async def open_(request: web.Request) -> web.StreamResponse:
+        if request.match_info.get("AccountSid") != creds.account_sid:
+            raise NotFound(request.path)
+        return await handler(request)
+
+    return open_
+
+
 async def _close(manager: RecordingManager, _app: web.Application) -> None:
     await manager.close()
 
 
-def add_recording_routes(app: web.Application, manager: RecordingManager) -> None:
+def add_recording_routes(app: web.Application, manager: RecordingManager, public_media: bool = False) -> None:
     """Mount the Recordings API on `app` (with `error_middleware`); unfinished recordings are finalized at
-    application cleanup."""
+    application cleanup.  `public_media`: the media URLs need no credentials (the path's account must match)."""
     api = TwilioRecordings(manager)
     creds = manager.calls
 
-    def route(path: str, **handlers: Any) -> None:
+    def route(path: str, public: bool = False, **handlers: Any) -> None:
         resource = app.router.add_resource(f"{API_ROOT}/Accounts/{{AccountSid}}{path}")
         for method, handler in handlers.items():
-            resource.add_route(method, authenticated(creds, handler))
+            resource.add_route(method, _ours(creds, handler) if public else authenticated(creds, handler))
 
     route("/Recordings.json", GET=api.read)
     route(f"/Recordings/{_SID}.json", GET=api.fetch, DELETE=api.delete)
-    route(f"/Recordings/{_SID}.{{fmt:wav|mp3}}", GET=api.media)
-    route(f"/Recordings/{_SID}", GET=api.media)
+    route(f"/Recordings/{_SID}.{{fmt:wav|mp3}}", public_media, GET=api.media)
+    route(f"/Recordings/{_SID}", public_media, GET=api.media)
     call = "/Calls/{CallSid:[A-Za-z0-9]+}/Recordings"
     route(f"{call}.json", GET=api.read_call, POST=api.create)
     route(f"{call}/{{RecordingSid:RE[0-9a-fA-F]{{32}}|Twilio\\.CURRENT}}.json", GET=api.fetch, POST=api.update,
