@@ -7,6 +7,7 @@ field, converted by `_to_row`/`_from_row`, so a new field needs no hand-written 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import json
@@ -118,7 +119,13 @@ class CallEvent:
 
 
 class Store:
-    """Thread-safe access to the SQLite database (the control plane uses it from its event loop)."""
+    """Thread-safe access to the SQLite database (the control plane uses it from its event loop).
+
+    Group commit: a write made on a thread that runs an event loop opens a transaction that is committed at
+    the loop's next turn, so the many small writes of one burst of events (a call's row, its SIP events,
+    its webhooks) share one commit.  The same connection reads its own writes at once; a crash loses at most
+    the writes of the turn in progress.  Writes from other threads commit as they go.
+    """
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -135,12 +142,30 @@ class Store:
                     self._db.execute(f"ALTER TABLE webhooks ADD COLUMN {name} {definition}")
 
     def close(self) -> None:
+        self.commit()
         with self._lock:
             self._db.close()
 
     def _execute(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> sqlite3.Cursor:
         with self._lock:
+            if not self._db.in_transaction and not sql.lstrip()[:6].upper().startswith(("SELECT", "PRAGMA")):
+                self._begin_group()
             return self._db.execute(sql, args)
+
+    def _begin_group(self) -> None:
+        """Open a transaction committed at the running loop's next turn (lock held; none running: no-op)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._db.execute("BEGIN")
+        loop.call_soon(self.commit)
+
+    def commit(self) -> None:
+        """Commit the writes made so far (the loop does this every turn)."""
+        with self._lock:
+            if self._db.in_transaction:
+                self._db.execute("COMMIT")
 
     def execute(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> sqlite3.Cursor:
         """One statement, for modules that keep their own tables (numbers, recordings, notifications)."""
