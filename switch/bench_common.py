@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -138,6 +139,38 @@ async def wait_until(predicate: Callable[[], bool], timeout: float, period: floa
     return True
 
 
+class JsonEvents:
+    """The JSON lines a child process prints on stdout (one per event: ``{"event": name, ...}``), collected
+    as they come by a reader task."""
+
+    def __init__(self) -> None:
+        self.events: list[Json] = []
+        self._reader: asyncio.Task[None] | None = None
+
+    def follow(self, stdout: asyncio.StreamReader | None) -> None:
+        assert stdout is not None
+        self._reader = asyncio.get_running_loop().create_task(self._read(stdout))
+
+    async def _read(self, stdout: asyncio.StreamReader) -> None:
+        while line := await stdout.readline():
+            with contextlib.suppress(ValueError):
+                self.events.append(json.loads(line))
+
+    @property
+    def closed(self) -> bool:
+        """The process closed its stdout (it exited): no more events will come."""
+        return self._reader is not None and self._reader.done()
+
+    def first(self, name: str) -> Json | None:
+        return next((e for e in self.events if e.get("event") == name), None)
+
+    async def drain(self, timeout: float = 2.0) -> None:
+        """After the process ended: wait for the reader to take the last lines."""
+        if self._reader is not None:
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(self._reader, timeout)
+
+
 # -- an aiohttp server on its own thread ------------------------------------------------------------------
 class ThreadedServer:
     """One catch-all aiohttp handler served on 127.0.0.1 from a thread with its own event loop."""
@@ -156,8 +189,9 @@ class ThreadedServer:
         raise NotImplementedError
 
     def start(self) -> Any:
+        """Serve on `port` (a free one when it is 0); returns self once the server listens."""
         ready = threading.Event()
-        self.port = free_port_block(1)
+        self.port = self.port or free_port_block(1)
 
         def run() -> None:
             loop = asyncio.new_event_loop()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import os
 import re
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import aiohttp
 
-from switch.bench_common import HOST, Json, free_port_block, stop_process, wait_until
+from switch.bench_common import HOST, Json, JsonEvents, free_port_block, stop_process, wait_until
 
 
 @dataclass
@@ -213,17 +212,16 @@ def _tracebacks(text: str, limit: int = 3) -> list[str]:
     return found
 
 
-@dataclass
-class LabPhone:
+class LabPhone(JsonEvents):
     """`python -m switch.worker.labphone` on a port the OS picks; its JSON events are read as they come."""
 
-    args: list[str]
-    workdir: Path
-    max_seconds: float = 40.0
-    sip: str = ""
-    events: list[Json] = field(default_factory=list)
-    proc: asyncio.subprocess.Process | None = None
-    _reader: asyncio.Task[None] | None = None
+    def __init__(self, args: list[str], workdir: Path, max_seconds: float = 40.0) -> None:
+        super().__init__()
+        self.args = args
+        self.workdir = workdir
+        self.max_seconds = max_seconds
+        self.sip = ""
+        self.proc: asyncio.subprocess.Process | None = None
 
     def uri(self, user: str = "bench") -> str:
         return f"sip:{user}@{self.sip}"
@@ -234,22 +232,13 @@ class LabPhone:
                 sys.executable, "-m", "switch.worker.labphone", "--sip", f"{HOST}:0",
                 "--max-seconds", f"{self.max_seconds:g}", *self.args,
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
-        self._reader = asyncio.get_running_loop().create_task(self._read())
+        self.follow(self.proc.stdout)
         ready = await self.wait_for("ready", 15.0)
         if ready is None:
             raise RuntimeError("the lab phone did not start: "
                                + (self.workdir / "labphone.err").read_text(errors="replace")[-1000:])
         self.sip = str(ready["sip"])
         return self
-
-    async def _read(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
-        while line := await self.proc.stdout.readline():
-            with contextlib.suppress(ValueError):
-                self.events.append(json.loads(line))
-
-    def first(self, name: str) -> Json | None:
-        return next((e for e in self.events if e.get("event") == name), None)
 
     async def wait_for(self, name: str, timeout: float) -> Json | None:
         await wait_until(lambda: self.first(name) is not None, timeout)
@@ -258,6 +247,4 @@ class LabPhone:
     async def stop(self) -> None:
         if self.proc is not None:
             await stop_process(self.proc, signal.SIGTERM, 5.0)
-        if self._reader is not None:
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(self._reader, 2.0)
+        await self.drain()

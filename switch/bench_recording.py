@@ -47,7 +47,6 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -55,14 +54,12 @@ import numpy.typing as npt
 from media.recording import finalize, leg_path, read_raw
 from media.tones import dominant_frequency
 from switch.app import Switch, start_switch
-from switch.bench_common import HOST, cpu_seconds, free_port_block, sched_seconds
+from switch.bench_common import HOST, Json, JsonEvents, cpu_seconds, free_port_block, sched_seconds, wait_until
 from switch.config import Config
 from switch.demo_phone import DemoPhone
 from switch.model import Call
 from switch.service import CallUpdate, NewCall
 from switch.status import CallStatus
-
-Json = dict[str, Any]
 
 FRAME_SECONDS = 0.020
 FRAME_BYTES = 320
@@ -118,23 +115,19 @@ def _minus(a: float | None, b: float | None) -> float | None:
 
 
 async def _wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {timeout:g} s waiting for {what}")
-        await asyncio.sleep(0.02)
+    if not await wait_until(predicate, timeout):
+        raise RuntimeError(f"timed out after {timeout:g} s waiting for {what}")
 
 
 # -- the baseline process ---------------------------------------------------------------------------------
-class BaselineTap:
+class BaselineTap(JsonEvents):
     """`python -m switch.worker.baseline_tap`, driven by commands on its stdin; its JSON events collected."""
 
     def __init__(self, workdir: Path, calls: list[str]) -> None:
+        super().__init__()
         self.workdir = workdir
         self.calls = calls
-        self.events: list[Json] = []
         self.proc: asyncio.subprocess.Process | None = None
-        self._reader: asyncio.Task[None] | None = None
 
     @property
     def pid(self) -> int:
@@ -149,25 +142,12 @@ class BaselineTap:
         with open(self.workdir / "baseline_tap.err", "wb") as err:
             self.proc = await asyncio.create_subprocess_exec(
                 *argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err)
-        self._reader = asyncio.get_running_loop().create_task(self._read())
+        self.follow(self.proc.stdout)
         await self.wait_for("ready", 15.0)
         return self
 
-    async def _read(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
-        while line := await self.proc.stdout.readline():
-            with contextlib.suppress(ValueError):
-                self.events.append(json.loads(line))
-
-    def first(self, name: str) -> Json | None:
-        return next((e for e in self.events if e.get("event") == name), None)
-
     async def wait_for(self, name: str, timeout: float) -> Json:
-        def seen() -> bool:
-            return self.first(name) is not None or (self._reader is not None and self._reader.done())
-
-        with contextlib.suppress(RuntimeError):
-            await _wait_until(seen, timeout, name)
+        await wait_until(lambda: self.first(name) is not None or self.closed, timeout)
         event = self.first(name)
         if event is None:
             errors = [e for e in self.events if e.get("event") in ("error", "ended")]
@@ -193,9 +173,7 @@ class BaselineTap:
                 with contextlib.suppress(ProcessLookupError):
                     proc.send_signal(signal.SIGKILL)
                 await proc.wait()
-        if self._reader is not None:
-            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(self._reader, 2.0)
+        await self.drain()
 
 
 async def baseline_phase(workdir: Path, a: DemoPhone, b: DemoPhone, compare: float, idle: float) -> Json:

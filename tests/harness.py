@@ -5,6 +5,7 @@ Everything listens on 127.0.0.1 with ports chosen so parallel runs do not collid
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
@@ -25,6 +26,7 @@ from aiohttp import web
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
+from switch.bench_common import ThreadedServer
 from switch.ports import free_port_block, free_tcp_port
 
 ACCOUNT_SID = "AC" + "5" * 32
@@ -43,24 +45,24 @@ class Hook:
     received: float
 
 
-@dataclass
-class WebhookSink:
-    """An aiohttp app in a background thread recording every request; answers with `responses[path]`."""
+class WebhookSink(ThreadedServer):
+    """An aiohttp app in a background thread recording every request; answers with `responses[path]`.
 
-    port: int = field(default_factory=free_tcp_port)
-    hooks: list[Hook] = field(default_factory=list)
-    # path -> callable(hook) returning (status, body, content type); a bytes body is sent as is
-    responses: dict[str, Callable[[Hook], tuple[int, str | bytes, str]]] = field(default_factory=dict)
-    delays: dict[str, float] = field(default_factory=dict)  # path -> seconds to wait before answering
-    _cond: threading.Condition = field(default_factory=threading.Condition)
-    _runner: web.AppRunner | None = None
-    _thread: threading.Thread | None = None
-    _loop: Any = None
+    Its port is chosen at construction, so a sink not started yet is a URL that refuses connections.
+    """
 
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+    name = "webhook-sink"
 
-    async def _handle(self, request: web.Request) -> web.Response:
+    def __init__(self) -> None:
+        super().__init__()
+        self.port = free_tcp_port()
+        self.hooks: list[Hook] = []
+        # path -> callable(hook) returning (status, body, content type); a bytes body is sent as is
+        self.responses: dict[str, Callable[[Hook], tuple[int, str | bytes, str]]] = {}
+        self.delays: dict[str, float] = {}  # path -> seconds to wait before answering
+        self._cond = threading.Condition()
+
+    async def handle(self, request: web.Request) -> web.Response:
         form = await request.post() if request.method == "POST" else request.query
         hook = Hook(request.method, str(request.url), request.path, {k: str(v) for k, v in form.items()},
                     request.headers.get("X-Twilio-Signature"), time.time())
@@ -69,8 +71,6 @@ class WebhookSink:
             self._cond.notify_all()
         delay = self.delays.get(request.path)
         if delay:
-            import asyncio
-
             await asyncio.sleep(delay)
         responder = self.responses.get(request.path)
         if responder is None:
@@ -86,33 +86,8 @@ class WebhookSink:
         return self.url(path)
 
     def start(self) -> WebhookSink:
-        import asyncio
-
-        ready = threading.Event()
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            app = web.Application()
-            app.router.add_route("*", "/{tail:.*}", self._handle)
-            self._runner = web.AppRunner(app, access_log=None)
-            loop.run_until_complete(self._runner.setup())
-            loop.run_until_complete(web.TCPSite(self._runner, "127.0.0.1", self.port).start())
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(self._runner.cleanup())
-            loop.close()
-
-        self._thread = threading.Thread(target=run, daemon=True, name="webhook-sink")
-        self._thread.start()
-        ready.wait(10)
+        super().start()
         return self
-
-    def stop(self) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread is not None:
-            self._thread.join(10)
 
     def for_path(self, path: str) -> list[Hook]:
         with self._cond:

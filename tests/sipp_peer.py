@@ -118,13 +118,13 @@ def scenario_path(name: str | os.PathLike[str]) -> Path:
     raise FileNotFoundError(f"no sipp scenario {name!r} (looked in {SCENARIO_DIR})")
 
 
-def free_udp_port(host: str = LOCALHOST) -> int:
+def free_udp_port() -> int:
     """A port free for UDP (and TCP) on 127.0.0.1 right now, below the ephemeral range (`switch.ports`), so
     that no port-0 bind of another process (a lab phone) can take it before sipp binds it."""
     return free_port_block(1)
 
 
-def free_udp_port_pair(host: str = LOCALHOST) -> int:
+def free_udp_port_pair() -> int:
     """An even port ``p`` with ``p`` .. ``p + 3`` free (sipp's audio and video RTP/RTCP ports)."""
     base = free_port_block(5)
     return base + base % 2
@@ -447,9 +447,9 @@ class SippPeer:
             remote = f"{remote[0]}:{remote[1]}"
         self.remote = remote
         self.local_ip = local_ip
-        self.port = port if port is not None else free_udp_port(local_ip)
-        self.media_port = media_port if media_port is not None else free_udp_port_pair(local_ip)
-        self.control_port = free_udp_port(local_ip)
+        self.port = port if port is not None else free_udp_port()
+        self.media_port = media_port if media_port is not None else free_udp_port_pair()
+        self.control_port = free_udp_port()
         self.calls = calls
         self.service = service
         self.variables = dict(variables or {})
