@@ -26,6 +26,7 @@ from switch.routing import Route, from_uri, route
 from switch.service import CallFilter, CallUpdate, NewCall
 from switch.status import CallStatus, EndReason, check_transition, status_for_provisional, status_for_sip_code
 from switch.store import Store
+from switch.tasks import TaskSet
 from switch.webhooks import WebhookDispatcher
 from switch.workers import WorkerPool
 
@@ -62,7 +63,7 @@ class CallManager:
         self._call_legs: dict[str, str] = {}  # call sid -> worker leg id
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._ended: dict[str, asyncio.Event] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet()
         self._listeners: dict[str, list[Callable[[Call], None]]] = {}
         # Extension points: the TwiML interpreter, recordings and dialects plug in here.
         self.answered_hooks: list[AnswerHook] = []
@@ -223,6 +224,20 @@ class CallManager:
 
         return unwatch
 
+    async def wait_until(self, call: Call, reached: Callable[[Call], bool], timeout: float | None) -> bool:
+        """Wait until `reached(call)` holds, now or after one of its status changes; False after `timeout` s."""
+        if reached(call):
+            return True
+        done = asyncio.Event()
+        unwatch = self.watch(call.sid, lambda c: done.set() if reached(c) else None)
+        try:
+            await asyncio.wait_for(done.wait(), timeout)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            unwatch()
+
     def cancel(self, call: Call) -> None:
         """End a leg the switch no longer wants: CANCEL while ringing (canceled), BYE once answered."""
         if call.answer_time is not None:
@@ -344,15 +359,7 @@ class CallManager:
 
     def _spawn(self, call: Call, coro: Coroutine[Any, Any, None]) -> None:
         """Run a per-call task; its failure is logged with the call SID and never lost silently."""
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-
-        def done(t: asyncio.Task[None]) -> None:
-            self._tasks.discard(t)
-            if not t.cancelled() and t.exception() is not None:
-                log.error("%s: task failed", call.sid, exc_info=t.exception())
-
-        task.add_done_callback(done)
+        self._tasks.spawn(coro, call.sid)
 
     async def _send_digits(self, call: Call, digits: str) -> None:
         """SendDigits: RFC 2833 digits; each `w` is a half-second pause after the digits before it end."""

@@ -271,10 +271,8 @@ class DialSession:
             return
         self._early = child
         if self._recording is not None:  # record-from-ringing: the early media is the child's channel
-            task = asyncio.get_running_loop().create_task(self.live.engine.recordings.attach(self._recording, 1,
-                                                                                             child.sid))
-            self.live.engine.background.add(task)  # type: ignore[arg-type]
-            task.add_done_callback(self.live.engine.background.discard)  # type: ignore[arg-type]
+            self.live.engine.background.spawn(self.live.engine.recordings.attach(self._recording, 1, child.sid),
+                                              self.parent.sid)
 
     async def _whisper(self, child: Call, noun: verbs.Number | verbs.Sip) -> bool:
         """Run the noun's `url` TwiML on the called party; False when it declined (hung up)."""
@@ -290,11 +288,10 @@ class DialSession:
 
     async def _talk(self, winner: Call) -> None:
         """Until the child hangs up, the time limit, or `*` from the caller (hangupOnStar)."""
-        ended = asyncio.Event()
-        self._unwatch.append(self.calls.watch(winner.sid, lambda c: ended.set() if c.terminal else None))
         if winner.terminal:
             return
-        waits: list[asyncio.Task[object]] = [asyncio.create_task(ended.wait())]
+        waits: list[asyncio.Task[object]] = [
+            asyncio.create_task(self.calls.wait_until(winner, lambda c: c.terminal, None))]
         if self.dial.hangup_on_star:
             waits.append(asyncio.create_task(self._star()))  # type: ignore[arg-type]
         try:
@@ -313,18 +310,13 @@ class DialSession:
             self.calls.media.unbridge(self.parent.sid)
         if child.terminal:
             return
-        ended = asyncio.Event()
-        self._unwatch.append(self.calls.watch(child.sid, lambda c: ended.set() if c.terminal else None))
         self.calls.cancel(child)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(ended.wait(), 5.0)
+        await self.calls.wait_until(child, lambda c: c.terminal, 5.0)
 
     def _abort(self) -> None:
         """Cancelled: cancel ringing children, hang up a connected one, and record how far we got."""
         if self._recording is not None:
-            task = asyncio.get_running_loop().create_task(self.live.engine.recordings.stop(self._recording))
-            self.live.engine.background.add(task)  # type: ignore[arg-type]
-            task.add_done_callback(self.live.engine.background.discard)  # type: ignore[arg-type]
+            self.live.engine.background.spawn(self.live.engine.recordings.stop(self._recording), self.parent.sid)
         for child in self.children:
             if not child.terminal:
                 self.calls.cancel(child)

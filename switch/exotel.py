@@ -47,6 +47,7 @@ from switch.routing import is_sip_uri, route
 from switch.service import CallFilter, NewCall
 from switch.status import CallStatus
 from switch.store import Store
+from switch.tasks import TaskSet
 from switch.webhooks import BodyFormat, WebhookDispatcher
 from twiml.fetch import resolve
 
@@ -299,7 +300,7 @@ class ExotelEdge:
         self.account_sid = account_sid  # Exotel's account SID (the path's {sid})
         self.base_url = base_url.rstrip("/")
         self._live: dict[str, Connect] = {}  # leg 1 SID -> connect call not yet reported terminal
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet()
         store.executescript(_SCHEMA)
 
     # -- life cycle ---------------------------------------------------------------------------------
@@ -320,8 +321,7 @@ class ExotelEdge:
     async def close(self) -> None:
         with contextlib.suppress(ValueError):
             self._dial_observers.remove(self._on_child)
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=RECORDING_WAIT)
+        await self._tasks.wait(RECORDING_WAIT)
 
     # -- connect ------------------------------------------------------------------------------------
     async def connect(self, request: ConnectRequest) -> CallView:
@@ -374,15 +374,7 @@ class ExotelEdge:
         if "terminal" in connect.sent or connect.ending:
             return
         connect.ending = True
-        task = asyncio.get_running_loop().create_task(self._terminal(connect), name=f"exotel-{connect.sid}")
-        self._tasks.add(task)
-
-        def done(t: asyncio.Task[None]) -> None:
-            self._tasks.discard(t)
-            if not t.cancelled() and t.exception() is not None:
-                log.error("%s: terminal callback failed", connect.sid, exc_info=t.exception())
-
-        task.add_done_callback(done)
+        self._tasks.spawn(self._terminal(connect), f"{connect.sid} (terminal callback)")
 
     async def _terminal(self, connect: Connect) -> None:
         view = self._view(connect, recording=False)

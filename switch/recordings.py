@@ -44,7 +44,8 @@ from switch.errors import ApiError, NotFound
 from switch.ipc import Message
 from switch.model import Call, new_sid, utcnow
 from switch.status import CallStatus
-from switch.store import Store
+from switch.store import Store, to_column
+from switch.tasks import TaskSet
 from switch.webhooks import WebhookDispatcher
 
 log = logging.getLogger("switch.recordings")
@@ -156,18 +157,8 @@ CREATE INDEX IF NOT EXISTS recordings_created ON recordings (date_created);
 
 
 def _to_row(rec: Recording) -> list[Any]:
-    """Columns follow `Recording` field for field: datetimes as ISO text, tuples as space-separated words."""
-    row: list[Any] = []
-    for name in _COLUMNS:
-        value = getattr(rec, name)
-        if isinstance(value, dt.datetime):
-            value = value.isoformat()
-        elif isinstance(value, tuple):
-            value = " ".join(value)
-        elif isinstance(value, enum.Enum):
-            value = value.value
-        row.append(value)
-    return row
+    """Columns follow `Recording` field for field (`switch.store.to_column`)."""
+    return [to_column(getattr(rec, name)) for name in _COLUMNS]
 
 
 def _from_row(row: sqlite3.Row) -> Recording:
@@ -227,7 +218,7 @@ class RecordingManager:
         self.base_url = base_url.rstrip("/")
         self.clock = clock
         self._captures: dict[str, _Capture] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet()
         store.executescript(_SCHEMA)
         self.dir.mkdir(parents=True, exist_ok=True)
         calls.answered_hooks.append(self._on_answered)
@@ -426,21 +417,18 @@ class RecordingManager:
 
     async def pause(self, sid: str) -> Recording:
         """Keep the recording going but capture silence (Twilio's PauseBehavior=silence)."""
-        capture = self._active(sid, RecordingStatus.PAUSED)
-        rec = capture.recording
-        if rec.status is not RecordingStatus.PAUSED:
-            self._set_status(rec, RecordingStatus.PAUSED)
-            if capture.rec_id is not None:
-                self.calls.media.pause_recording(capture.rec_id, True)
-        return dataclasses.replace(rec)
+        return self._pause(sid, RecordingStatus.PAUSED)
 
     async def resume(self, sid: str) -> Recording:
-        capture = self._active(sid, RecordingStatus.IN_PROGRESS)
+        return self._pause(sid, RecordingStatus.IN_PROGRESS)
+
+    def _pause(self, sid: str, wanted: RecordingStatus) -> Recording:
+        capture = self._active(sid, wanted)
         rec = capture.recording
-        if rec.status is not RecordingStatus.IN_PROGRESS:
-            self._set_status(rec, RecordingStatus.IN_PROGRESS)
+        if rec.status is not wanted:
+            self._set_status(rec, wanted)
             if capture.rec_id is not None:
-                self.calls.media.pause_recording(capture.rec_id, False)
+                self.calls.media.pause_recording(capture.rec_id, wanted is RecordingStatus.PAUSED)
         return dataclasses.replace(rec)
 
     async def stop(self, sid: str) -> Recording:
@@ -461,18 +449,8 @@ class RecordingManager:
         if capture.finishing is None:
             task = asyncio.get_running_loop().create_task(self._finalize(capture))
             capture.finishing = task
-            self._track(task, capture.recording.call_sid)
+            self._tasks.track(task, capture.recording.call_sid)
         return capture.finishing
-
-    def _track(self, task: asyncio.Task[Any], call_sid: str) -> None:
-        self._tasks.add(task)
-
-        def done(t: asyncio.Task[Any]) -> None:
-            self._tasks.discard(t)
-            if not t.cancelled() and t.exception() is not None:
-                log.error("%s: recording task failed", call_sid, exc_info=t.exception())
-
-        task.add_done_callback(done)
 
     async def _finalize(self, capture: _Capture) -> Recording:
         rec = capture.recording
@@ -542,5 +520,4 @@ class RecordingManager:
         """Finalize what is still recording and wait (up to `timeout` s) for every finalization."""
         for capture in list(self._captures.values()):
             self._finish(capture)
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=timeout)
+        await self._tasks.wait(timeout)

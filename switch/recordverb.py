@@ -111,9 +111,7 @@ async def record(live: LiveCall, verb: verbs.Record, action: str | None,
                 result = RecordResult(done.sid, recordings.media_url(done), done.duration or 0, "hangup")
                 live.post_detached(action, verb.method, result.params())
 
-        task = asyncio.get_running_loop().create_task(finish())
-        live.engine.background.add(task)
-        task.add_done_callback(live.engine.background.discard)
+        live.engine.background.spawn(finish(), live.call.sid)
         raise
     done = await recordings.stop(rec.sid)
     if done.status != "completed":

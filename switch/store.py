@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import enum
 import json
 import sqlite3
 import threading
@@ -55,20 +56,22 @@ def _iso(value: dt.datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
+def to_column(value: Any) -> Any:
+    """A dataclass field as an SQLite value: datetimes as ISO text, sets (sorted) and tuples as space-separated
+    words, enums as their value; the rest as it is."""
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, frozenset):
+        return " ".join(sorted(str(v) for v in value))
+    if isinstance(value, tuple):
+        return " ".join(str(v) for v in value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value
+
+
 def _to_row(call: Call) -> list[Any]:
-    row: list[Any] = []
-    for name in _CALL_FIELDS:
-        value = getattr(call, name)
-        if isinstance(value, dt.datetime):
-            value = value.isoformat()
-        elif isinstance(value, frozenset):
-            value = " ".join(sorted(str(v) for v in value))
-        elif isinstance(value, tuple):
-            value = " ".join(str(v) for v in value)
-        elif isinstance(value, (CallStatus, Direction)):
-            value = str(value)
-        row.append(value)
-    return row
+    return [to_column(getattr(call, name)) for name in _CALL_FIELDS]
 
 
 def _from_row(row: sqlite3.Row) -> Call:

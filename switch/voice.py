@@ -29,6 +29,7 @@ from switch.notifications import ERROR, WARNING, Notifications
 from switch.recordings import RecordingManager
 from switch.recordverb import RecordResult, record
 from switch.status import CallStatus
+from switch.tasks import TaskSet
 from twiml import verbs
 from twiml.errors import TwimlError
 from twiml.fetch import Fetcher
@@ -66,22 +67,11 @@ class LiveCall:
     async def _confirmed(self, timeout: float) -> None:
         """Wait for the caller's ACK (the call's `in-progress`): media flows once 200 is sent, but what needs
         the call answered (a recording's tap) starts only then."""
-        call = self._call
-        if call.status is not CallStatus.RINGING and call.status is not CallStatus.QUEUED:
-            return
-        done = asyncio.Event()
+        def past_ringing(c: Call) -> bool:
+            return c.status is not CallStatus.RINGING and c.status is not CallStatus.QUEUED
 
-        def changed(c: Call) -> None:
-            if c.status is CallStatus.IN_PROGRESS or c.status.terminal:
-                done.set()
-
-        unwatch = self.engine.calls.watch(call.sid, changed)
-        try:
-            await asyncio.wait_for(done.wait(), timeout)
-        except TimeoutError:
-            log.warning("%s: answered, but no ACK within %g s", call.sid, timeout)
-        finally:
-            unwatch()
+        if not await self.engine.calls.wait_until(self._call, past_ringing, timeout):
+            log.warning("%s: answered, but no ACK within %g s", self._call.sid, timeout)
 
     async def reject(self, code: int) -> None:
         self.engine.calls.reject(self._call, code)
@@ -128,9 +118,7 @@ class LiveCall:
                 self.notify(exc.code, f"action request after the call moved on failed: {exc.message}", url, method,
                             warning=True)
 
-        task = asyncio.get_running_loop().create_task(post())
-        self.engine.background.add(task)
-        task.add_done_callback(self.engine.background.discard)
+        self.engine.background.spawn(post(), self._call.sid)
 
     def notify(self, code: int, message: str, url: str | None = None, method: str | None = None,
                warning: bool = False) -> None:
@@ -155,7 +143,7 @@ class VoiceEngine:
         self.session: aiohttp.ClientSession
         self.fetcher: Fetcher
         self.interpreters: dict[str, Interpreter] = {}
-        self.background: set[asyncio.Task[None]] = set()
+        self.background = TaskSet()  # work that outlives the verb that started it
         self._ringbacks: dict[str, Path] = {}
         # The Conversations services <Connect><Conversation> uses; wired in by the application.
         self.conversations: Conversations | None = None

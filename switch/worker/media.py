@@ -82,7 +82,7 @@ class TapRecording:
         count = max(len(sources), slots, 0 if mirror is None else mirror[1] + 1)
         self.rec_id = rec_id
         self.owner = legs[0] if legs else (mirror[0] if mirror else "")  # the recording ends with this leg
-        self.mirror = mirror
+        self.mirror_leg = None if mirror is None else mirror[0]
         self.mirrored: list[Any] = []  # what feeds the mirror channel now
         self.legs = [*legs, *[""] * (count - len(legs))]
         self.base = base
@@ -99,6 +99,7 @@ class TapRecording:
             port.createPort(f"tap-{rec_id[-8:]}-{i}", fmt)
         ids = [port.getPortId() for port in self.ports]
         self.leader = ids.index(min(ids))
+        self._mirror_port: TapPort | None = None if mirror is None else self.ports[mirror[1]]
         self.sources: list[Any | None] = [*sources, *[None] * (count - len(sources))]
         for source, port in zip(sources, self.ports, strict=False):
             source.startTransmit(port)
@@ -140,15 +141,15 @@ class TapRecording:
 
     def mirror_add(self, source: Any) -> None:
         """Owner thread: the mirrored leg is now also sent `source`'s audio; so is the mirror channel."""
-        if self.mirror is not None and self.ports:
-            source.startTransmit(self.ports[self.mirror[1]])
+        if self._mirror_port is not None:
+            source.startTransmit(self._mirror_port)
             self.mirrored.append(source)
 
     def mirror_remove(self, source: Any) -> None:
-        if source in self.mirrored:
+        if source in self.mirrored and self._mirror_port is not None:
             self.mirrored.remove(source)
             try:
-                source.stopTransmit(self.ports[self.mirror[1]])  # type: ignore[index]
+                source.stopTransmit(self._mirror_port)
             except pj.Error as exc:
                 log.info("recording %s: stopTransmit (mirror): %s", self.rec_id, error_text(exc))
 
@@ -162,6 +163,7 @@ class TapRecording:
         for port in self.ports:
             destroy(port)
         self.ports = []
+        self._mirror_port = None
         for fd in fds:
             os.close(fd)
 
@@ -181,7 +183,7 @@ class MediaManager:
     def _feed(self, leg_id: str, key: str, source: Any) -> None:
         self.feeds.setdefault(leg_id, {})[key] = source
         for rec in self.recordings.values():
-            if rec.mirror is not None and rec.mirror[0] == leg_id:
+            if rec.mirror_leg == leg_id:
                 rec.mirror_add(source)
 
     def _unfeed(self, leg_id: str, key: str) -> None:
@@ -191,7 +193,7 @@ class MediaManager:
             self.feeds.pop(leg_id, None)
         if source is not None:
             for rec in self.recordings.values():
-                if rec.mirror is not None and rec.mirror[0] == leg_id:
+                if rec.mirror_leg == leg_id:
                     rec.mirror_remove(source)
 
     # -- players ------------------------------------------------------------------------------
