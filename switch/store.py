@@ -26,6 +26,8 @@ from switch.status import TERMINAL, CallStatus
 
 _CALL_FIELDS = [f.name for f in dataclasses.fields(Call)]
 _CALL_HINTS = typing.get_type_hints(Call)
+_CALL_COLUMNS = ", ".join(f'"{name}"' for name in _CALL_FIELDS)  # quoted: "to" is an SQL keyword
+_SAVE_CALL = f"INSERT OR REPLACE INTO calls ({_CALL_COLUMNS}) VALUES ({', '.join('?' * len(_CALL_FIELDS))})"
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS accounts (
@@ -188,9 +190,7 @@ class Store:
 
     # -- calls --------------------------------------------------------------------------------
     def save_call(self, call: Call) -> None:
-        columns = ", ".join(f'"{name}"' for name in _CALL_FIELDS)
-        marks = ", ".join("?" for _ in _CALL_FIELDS)
-        self._execute(f"INSERT OR REPLACE INTO calls ({columns}) VALUES ({marks})", _to_row(call))
+        self._execute(_SAVE_CALL, _to_row(call))
 
     def get_call(self, sid: str) -> Call | None:
         row = self._execute("SELECT * FROM calls WHERE sid = ?", (sid,)).fetchone()
