@@ -15,7 +15,7 @@ import re
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,8 @@ import requests
 from aiohttp import web
 from twilio.twiml.voice_response import Dial, VoiceResponse
 
-from tests.harness import Hook, SwitchProcess, WebhookSink, free_port_block
+from switch.ports import free_port_block
+from tests.harness import Hook, SwitchProcess, WebhookSink
 from tests.phone import PhoneProcess
 from tests.sipp_peer import SippPeer
 
@@ -83,13 +84,14 @@ class BodyHook(Hook):
         return json.loads(self.body)
 
 
-@dataclass
 class BodySink(WebhookSink):
     """The harness's webhook sink, keeping bodies."""
 
-    http_status: dict[str, int] = field(default_factory=dict)  # path -> HTTP status to answer (default 200)
+    def __init__(self) -> None:
+        super().__init__()
+        self.http_status: dict[str, int] = {}  # path -> HTTP status to answer (default 200)
 
-    async def _handle(self, request: web.Request) -> web.Response:
+    async def handle(self, request: web.Request) -> web.Response:
         body = b""
         if request.method == "GET":
             params = {k: str(v) for k, v in request.query.items()}
