@@ -66,6 +66,11 @@ def check_credentials(request: web.Request, creds: Credentials) -> None:
     password_ok = _same(password, creds.auth_token)
     if not (user_ok and password_ok):
         raise Unauthorized()
+    check_path_account(request, creds)
+
+
+def check_path_account(request: web.Request, creds: Credentials) -> None:
+    """Raise `NotFound` when the path's `{AccountSid}` (if the route has one) is not ours."""
     path_account = request.match_info.get("AccountSid")
     if path_account is not None and not _same(path_account, creds.account_sid):
         raise NotFound(request.path)
@@ -80,3 +85,15 @@ def authenticated(creds: Credentials, handler: Handler) -> Handler:
         return await handler(request)
 
     return guarded
+
+
+def account_path_only(creds: Credentials, handler: Handler) -> Handler:
+    """Wrap `handler` for a public resource: no credentials asked, but a path naming another account is still
+    404, as with them."""
+
+    @functools.wraps(handler)
+    async def open_(request: web.Request) -> web.StreamResponse:
+        check_path_account(request, creds)
+        return await handler(request)
+
+    return open_

@@ -18,14 +18,12 @@ recording once its file is written (`completed`, or `absent`), not Twilio's tran
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 from multidict import MultiMapping
 
-from switch.api.auth import Credentials, authenticated
+from switch.api.auth import account_path_only, authenticated
 from switch.api.errors import API_ROOT, InvalidParameter
 from switch.api.twilio import page_envelope, read_form, rfc2822
 from switch.api.twilio_params import parse_date, parse_page_request, parse_recording_options
@@ -183,18 +181,6 @@ class TwilioRecordings:
         return web.json_response(self._json(rec, call_scoped=True))
 
 
-def _ours(creds: Credentials, handler: Handler) -> Handler:
-    """No credentials asked; a path naming another account is 404, as with them."""
-
-    @functools.wraps(handler)
-    async def open_(request: web.Request) -> web.StreamResponse:
-        if request.match_info.get("AccountSid") != creds.account_sid:
-            raise NotFound(request.path)
-        return await handler(request)
-
-    return open_
-
-
 async def _close(manager: RecordingManager, _app: web.Application) -> None:
     await manager.close()
 
@@ -208,7 +194,7 @@ def add_recording_routes(app: web.Application, manager: RecordingManager, public
     def route(path: str, public: bool = False, **handlers: Any) -> None:
         resource = app.router.add_resource(f"{API_ROOT}/Accounts/{{AccountSid}}{path}")
         for method, handler in handlers.items():
-            resource.add_route(method, _ours(creds, handler) if public else authenticated(creds, handler))
+            resource.add_route(method, account_path_only(creds, handler) if public else authenticated(creds, handler))
 
     route("/Recordings.json", GET=api.read)
     route(f"/Recordings/{_SID}.json", GET=api.fetch, DELETE=api.delete)
