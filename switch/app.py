@@ -9,24 +9,24 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from switch.api.conversations import add_conversation_routes
-from switch.api.errors import error_middleware
-from switch.api.exotel import ExotelAuth, add_exotel_routes
-from switch.api.twilio import add_twilio_routes
-from switch.api.twilio_notifications import add_twilio_notification_routes
-from switch.api.twilio_numbers import add_twilio_number_routes
-from switch.api.twilio_recordings import add_recording_routes
-from switch.calls import CallManager
-from switch.config import Config, Credentials, resolve_credentials
-from switch.conversations import Conversations
-from switch.exotel import ExotelEdge
-from switch.notifications import Notifications
-from switch.numbers import NumberRegistry
-from switch.recordings import RecordingManager
-from switch.store import Store
-from switch.voice import VoiceEngine
-from switch.webhooks import WebhookDispatcher
-from switch.workers import WorkerPool
+from switch.core.calls import CallManager
+from switch.core.config import Config, Credentials, resolve_credentials
+from switch.core.conversations import Conversations
+from switch.core.notifications import Notifications
+from switch.core.numbers import NumberRegistry
+from switch.core.recordings import RecordingManager
+from switch.core.store import Store
+from switch.core.webhooks import WebhookDispatcher
+from switch.dialects.conversations.api import add_conversation_routes
+from switch.dialects.errors import error_middleware
+from switch.dialects.exotel.api import ExotelAuth, add_exotel_routes
+from switch.dialects.exotel.connect import ExotelEdge
+from switch.dialects.twilio.api import add_twilio_routes
+from switch.dialects.twilio.notifications import add_twilio_notification_routes
+from switch.dialects.twilio.numbers import add_twilio_number_routes
+from switch.dialects.twilio.recordings import add_recording_routes
+from switch.session.voice import VoiceEngine
+from switch.workers.pool import WorkerPool
 
 log = logging.getLogger("switch")
 

@@ -8,8 +8,8 @@ import logging
 import sys
 from pathlib import Path
 
-from switch.config import Config, load_config, parse_hostport
-from switch.errors import ConfigError
+from switch.core.config import Config, load_config, parse_hostport
+from switch.core.errors import ConfigError
 
 
 def _config_from_args(args: argparse.Namespace) -> Config:
@@ -35,7 +35,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from switch.bench import run_bench
+    from switch.tools.bench.main import run_bench
 
     status: int = run_bench(Path(args.output), calls=args.calls, rate=args.rate, workers=args.workers or 2,
                             recording_seconds=args.recording_seconds)
@@ -43,7 +43,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from switch.demo import run_demo
+    from switch.tools.demo.main import run_demo
 
     return run_demo()
 

@@ -1,6 +1,6 @@
 """An in-memory `CallService` for REST tests: it stores `Call`s and never touches SIP.
 
-It follows the `switch.service.CallService` docstrings (create returns `queued`, list is newest first,
+It follows the `switch.core.service.CallService` docstrings (create returns `queued`, list is newest first,
 update/delete raise `NotFound` / `ApiError`), records every request it was given, and lets a test move a
 call along the state machine with `advance` to see what the REST edge renders for it.
 """
@@ -11,10 +11,10 @@ import datetime as dt
 import secrets
 from dataclasses import dataclass, field
 
-from switch.errors import ApiError, NotFound
-from switch.model import Call, Direction, new_sid, utcnow
-from switch.service import CallFilter, CallUpdate, NewCall
-from switch.status import CallStatus, check_transition
+from switch.core.errors import ApiError, NotFound
+from switch.core.model import Call, Direction, new_sid, utcnow
+from switch.core.service import CallFilter, CallUpdate, NewCall
+from switch.core.status import CallStatus, check_transition
 
 
 def _on(moment: dt.datetime | None, day: dt.date | None, compare: str) -> bool:

@@ -26,8 +26,8 @@ from aiohttp import web
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
-from switch.bench_common import ThreadedServer
-from switch.ports import free_port_block, free_tcp_port
+from switch.tools.bench.common import ThreadedServer
+from switch.tools.ports import free_port_block, free_tcp_port
 
 ACCOUNT_SID = "AC" + "5" * 32
 AUTH_TOKEN = "f" * 32

@@ -38,7 +38,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Literal, Self
 
-from switch.ports import free_port_block
+from switch.tools.ports import free_port_block
 
 __all__ = [
     "EXIT_FAILED",
@@ -119,7 +119,7 @@ def scenario_path(name: str | os.PathLike[str]) -> Path:
 
 
 def free_udp_port() -> int:
-    """A port free for UDP (and TCP) on 127.0.0.1 right now, below the ephemeral range (`switch.ports`), so
+    """A port free for UDP (and TCP) on 127.0.0.1 right now, below the ephemeral range (`switch.tools.ports`), so
     that no port-0 bind of another process (a lab phone) can take it before sipp binds it."""
     return free_port_block(1)
 

@@ -21,10 +21,11 @@ from aiohttp import web
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.rest import Client
 
-from switch.api import add_twilio_routes, error_middleware
-from switch.model import Call, CallbackEvent, Direction, new_sid
-from switch.service import NewCall
-from switch.status import CallStatus
+from switch.core.model import Call, CallbackEvent, Direction, new_sid
+from switch.core.service import NewCall
+from switch.core.status import CallStatus
+from switch.dialects.errors import error_middleware
+from switch.dialects.twilio.api import add_twilio_routes
 from tests.fake_service import FakeCallService
 
 CALL_FIELDS = {

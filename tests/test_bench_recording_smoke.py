@@ -1,11 +1,11 @@
-"""Smoke run of the dual-recording bench (`switch.bench_recording`): 5 s, real processes on 127.0.0.1."""
+"""Smoke run of the dual-recording bench (`switch.tools.bench.recording`): 5 s, real processes on 127.0.0.1."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
-from switch.bench_recording import run_recording_bench
+from switch.tools.bench.recording import run_recording_bench
 
 
 async def test_recording_bench_reports_real_figures(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from switch.bench import run_bench
+from switch.tools.bench.main import run_bench
 
 TOP_KEYS = {"machine", "parameters", "baseline", "baseline_b2bua", "switch", "callback_latency_ms",
             "api_dial_delay_ms", "post_dial_delay_ms", "twiml_fetch_overhead_ms", "bridged_cpu", "b2bua_cps",

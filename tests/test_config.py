@@ -1,4 +1,4 @@
-"""Unit tests of configuration loading and credential resolution (`switch.config`)."""
+"""Unit tests of configuration loading and credential resolution (`switch.core.config`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from switch.config import (
+from switch.core.config import (
     Config,
     Number,
     Trunk,
@@ -17,7 +17,7 @@ from switch.config import (
     parse_hostport,
     resolve_credentials,
 )
-from switch.errors import ConfigError
+from switch.core.errors import ConfigError
 
 DATA = Path(__file__).parent / "data" / "config"
 SID = "AC0123456789abcdef0123456789abcdef"

@@ -455,8 +455,8 @@ def test_internal_error_when_the_media_worker_dies(switch: ConversationSwitch, a
 
 # -- units: the config entry, naming a conversation, the order of status callbacks ----------------------------
 def test_config_entries_are_checked(tmp_path: Path) -> None:
-    from switch.config import load_config
-    from switch.errors import ConfigError
+    from switch.core.config import load_config
+    from switch.core.errors import ConfigError
 
     def load(entry: str) -> Any:
         path = tmp_path / "c.toml"
@@ -476,7 +476,7 @@ def test_config_entries_are_checked(tmp_path: Path) -> None:
 
 
 def test_a_call_names_its_conversation_in_the_request_uri_or_the_document_url() -> None:
-    from switch.connect import named_conversation
+    from switch.verbs.connect import named_conversation
 
     sid = "CH" + "1" * 32
     assert named_conversation(None, f"sip:+15550300@127.0.0.1:5060;ConversationSid={sid}") == sid
@@ -485,7 +485,7 @@ def test_a_call_names_its_conversation_in_the_request_uri_or_the_document_url() 
 
 
 def test_session_events_keep_their_order_and_number_from_one() -> None:
-    from switch.connect import SessionEvents
+    from switch.verbs.connect import SessionEvents
 
     sent: list[tuple[str, str, str, list[tuple[str, str]]]] = []
 

@@ -24,7 +24,7 @@ import requests
 from aiohttp import web
 from twilio.twiml.voice_response import Dial, VoiceResponse
 
-from switch.ports import free_port_block
+from switch.tools.ports import free_port_block
 from tests.harness import Hook, SwitchProcess, WebhookSink
 from tests.phone import PhoneProcess
 from tests.sipp_peer import SippPeer

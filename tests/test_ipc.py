@@ -1,4 +1,4 @@
-"""Unit tests of the control plane <-> worker wire protocol (`switch.ipc`)."""
+"""Unit tests of the control plane <-> worker wire protocol (`switch.workers.protocol`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from switch.ipc import MAX_MESSAGE, BlockingChannel, Message, ProtocolError, encode, read_message
+from switch.workers.protocol import MAX_MESSAGE, BlockingChannel, Message, ProtocolError, encode, read_message
 
 MESSAGES: list[Message] = [
     {"op": "dial", "leg": "L1", "uri": "sip:bob@example.com", "from_uri": "sip:a@h:5060", "auth": ["u", "p"]},

@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 from twilio.base.exceptions import TwilioRestException
 
-from switch.notifications import WARNING, Notifications
-from switch.store import Store
+from switch.core.notifications import WARNING, Notifications
+from switch.core.store import Store
 from tests.harness import ACCOUNT_SID, AUTH_TOKEN, SwitchProcess, WebhookSink, wait_until
 from tests.sipp_peer import SippPeer
 

@@ -27,8 +27,8 @@ from twilio.rest import Client
 from media.audio import decode, write_wav
 from media.tones import band_energy_ratio, dominant_frequency, rms, sine
 from switch.app import Switch, start_switch
-from switch.config import Config
-from switch.status import CallStatus
+from switch.core.config import Config
+from switch.core.status import CallStatus
 from tests.harness import (
     ACCOUNT_SID,
     AUTH_TOKEN,

@@ -1,12 +1,12 @@
-"""Unit tests of outbound routing (`switch.routing`)."""
+"""Unit tests of outbound routing (`switch.core.routing`)."""
 
 from __future__ import annotations
 
 import pytest
 
-from switch.config import Trunk
-from switch.errors import ApiError
-from switch.routing import Route, from_uri, is_sip_uri, route
+from switch.core.config import Trunk
+from switch.core.errors import ApiError
+from switch.core.routing import Route, from_uri, is_sip_uri, route
 
 US = Trunk(name="us", uri="sip:us.example.com:5070", username="alice", password="s3cret", prefixes=("+1", "1"))
 UK = Trunk(name="uk", uri="sip:uk.example.com", prefixes=("+44",))

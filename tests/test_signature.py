@@ -1,4 +1,4 @@
-"""`switch.signature.compute_signature` must agree with the official twilio RequestValidator."""
+"""`switch.core.signature.compute_signature` must agree with the official twilio RequestValidator."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from multidict import MultiDict
 from twilio.request_validator import RequestValidator
 
-from switch.signature import compute_signature
+from switch.core.signature import compute_signature
 
 TOKEN = "12345"
 POST_URL = "https://mycompany.com/myapp.php?foo=1&bar=2"

@@ -1,4 +1,4 @@
-"""Unit tests of the call state machine and the SIP-code-to-status table (`switch.status`)."""
+"""Unit tests of the call state machine and the SIP-code-to-status table (`switch.core.status`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from switch.status import (
+from switch.core.status import (
     TERMINAL,
     TRANSITIONS,
     CallStatus,

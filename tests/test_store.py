@@ -1,4 +1,4 @@
-"""Unit tests of the SQLite store (`switch.store`)."""
+"""Unit tests of the SQLite store (`switch.core.store`)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from switch.model import Call, CallbackEvent, Direction, new_sid
-from switch.service import CallFilter
-from switch.status import CallStatus
-from switch.store import CallEvent, PendingWebhook, Store
+from switch.core.model import Call, CallbackEvent, Direction, new_sid
+from switch.core.service import CallFilter
+from switch.core.status import CallStatus
+from switch.core.store import CallEvent, PendingWebhook, Store
 
 ACCOUNT = "AC" + "a" * 32
 OTHER_ACCOUNT = "AC" + "b" * 32

@@ -1,4 +1,4 @@
-"""Functional tests of the webhook dispatcher (`switch.webhooks`) against a recording aiohttp server."""
+"""Functional tests of the webhook dispatcher (`switch.core.webhooks`) against a recording aiohttp server."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from multidict import MultiDict
 from twilio.request_validator import RequestValidator
 
 from switch import __version__
-from switch.model import new_sid
-from switch.store import PendingWebhook, Store
-from switch.webhooks import WebhookDispatcher, url_with_query
+from switch.core.model import new_sid
+from switch.core.store import PendingWebhook, Store
+from switch.core.webhooks import WebhookDispatcher, url_with_query
 
 TOKEN = "0123456789abcdef0123456789abcdef"
 Params = list[tuple[str, str]]

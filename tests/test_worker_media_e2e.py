@@ -20,9 +20,9 @@ from media.audio import read_wav, write_wav
 from media.recording import finalize, read_raw
 from media.tones import dominant_frequency, rms, sine
 from switch.app import Switch, start_switch
-from switch.config import Config
-from switch.service import CallUpdate, NewCall
-from switch.status import CallStatus
+from switch.core.config import Config
+from switch.core.service import CallUpdate, NewCall
+from switch.core.status import CallStatus
 from tests.harness import free_port_block, free_tcp_port
 from tests.phone import PhoneProcess
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from switch.errors import CapacityError
-from switch.workers import START_LIMIT, WorkerPool
+from switch.core.errors import CapacityError
+from switch.workers.pool import START_LIMIT, WorkerPool
 
 
 def _pool(count: int) -> WorkerPool:

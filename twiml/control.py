@@ -1,4 +1,4 @@
-"""What TwiML verbs may ask of the call they run on.  The switch implements it (`switch.voice`)."""
+"""What TwiML verbs may ask of the call they run on.  The switch implements it (`switch.session.voice`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 from typing import Protocol
 
-from switch.model import Call
+from switch.core.model import Call
 from twiml.verbs import Connect, Dial, Record
 
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import aiohttp
 import yarl
 
-from switch.signature import compute_signature
-from switch.webhooks import url_with_query
+from switch.core.signature import compute_signature
+from switch.core.webhooks import url_with_query
 from twiml.errors import INVALID_CONTENT_TYPE, PARSE_FAILURE, TwimlError
 
 HTTP_RETRIEVAL_FAILURE = 11200

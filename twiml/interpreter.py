@@ -20,12 +20,12 @@ import logging
 from dataclasses import dataclass
 
 from media.audio import AudioError
-from switch.callmedia import MediaError
+from switch.verbs.tasks import Outcome, task_for
+from switch.workers.media import MediaError
 from twiml.control import CallControl
 from twiml.errors import TwimlError
 from twiml.fetch import Fetcher, resolve
 from twiml.parse import parse
-from twiml.tasks import Outcome, task_for
 from twiml.verbs import Response
 
 log = logging.getLogger("twiml")

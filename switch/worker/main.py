@@ -14,8 +14,8 @@ import socket
 import sys
 import threading
 
-from switch.ipc import PROTOCOL_VERSION, BlockingChannel, ProtocolError
 from switch.worker.engine import Engine, EngineConfig
+from switch.workers.protocol import PROTOCOL_VERSION, BlockingChannel, ProtocolError
 
 log = logging.getLogger("switch.worker")
 

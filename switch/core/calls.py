@@ -1,0 +1,456 @@
+"""The call engine of the control plane: REST requests and worker events in, status changes out.
+
+Every status change goes through `CallManager._set_status`, the only place that changes `Call.status`.
+It checks the transition table (so a call gets exactly one terminal status), writes the call and the
+event to the store, and hands a status callback to the webhook dispatcher when the call asked for that
+event.  Worker events arrive on the event loop from `WorkerPool`; REST requests arrive from the dialect
+edges through the `CallService` methods.  Ring timeouts and time limits are loop timers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from switch.core.callbacks import status_callback_params
+from switch.core.config import Config, Number
+from switch.core.errors import ApiError, NotFound
+from switch.core.model import Call, Direction, event_for_status, new_sid, utcnow
+from switch.core.routing import Route, from_uri, route
+from switch.core.service import CallFilter, CallUpdate, NewCall
+from switch.core.status import CallStatus, EndReason, check_transition, status_for_provisional, status_for_sip_code
+from switch.core.store import Store
+from switch.core.tasks import TaskSet
+from switch.core.webhooks import WebhookDispatcher
+from switch.workers.media import CallMedia
+from switch.workers.pool import WorkerPool
+from switch.workers.protocol import Message
+
+log = logging.getLogger("switch.core.calls")
+
+Clock = Callable[[], dt.datetime]
+# pjsua plays each RFC 2833 digit for 160 ms and leaves a gap before the next: about a quarter second.
+DTMF_DIGIT_SECONDS = 0.25
+AnswerHook = Callable[[Call], Coroutine[Any, Any, None]]
+EndHook = Callable[[Call], None]
+
+
+def _user_part(uri: str) -> str:
+    """`sip:+1555@host;x=y` -> `+1555`; `"Name" <sip:bob@h>` -> `bob`."""
+    inner = uri[uri.find("<") + 1: uri.rfind(">")] if "<" in uri else uri
+    inner = inner.split(":", 1)[1] if ":" in inner else inner
+    return inner.split("@", 1)[0].split(";", 1)[0]
+
+
+class CallManager:
+    """Implements `switch.core.service.CallService` over a worker pool, a store and a webhook dispatcher."""
+
+    def __init__(self, config: Config, account_sid: str, auth_token: str, store: Store,
+                 webhooks: WebhookDispatcher, clock: Clock = utcnow) -> None:
+        self.config = config
+        self.account_sid = account_sid
+        self.auth_token = auth_token
+        self.store = store
+        self.webhooks = webhooks
+        self.clock = clock
+        self.pool: WorkerPool | None = None
+        self.live: dict[str, Call] = {}
+        self._leg_calls: dict[str, str] = {}  # worker leg id -> call sid (inbound legs have their own ids)
+        self._call_legs: dict[str, str] = {}  # call sid -> worker leg id
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._ended: dict[str, asyncio.Event] = {}
+        self._tasks = TaskSet()
+        self._listeners: dict[str, list[Callable[[Call], None]]] = {}
+        # Extension points: the TwiML interpreter, recordings and dialects plug in here.
+        self.answered_hooks: list[AnswerHook] = []
+        self.ended_hooks: list[EndHook] = []
+        # An inbound call to a number: True when an app took it over (it will answer or reject).
+        self.inbound_hook: Callable[[Call], bool] | None = None
+        # A REST update brought new Url/Twiml for a live call.
+        self.redirect_hook: Callable[[Call], None] | None = None
+        self.media = CallMedia(self._send)
+        config_numbers = {n.number: n for n in config.numbers}
+        # Which app answers a dialed number; the IncomingPhoneNumbers registry replaces this at start-up.
+        self.lookup_number: Callable[[str], Number | None] = config_numbers.get
+
+    def attach(self, pool: WorkerPool) -> None:
+        self.pool = pool
+
+    def _send(self, worker: int, command: Message) -> bool:
+        return self.pool is not None and self.pool.send(worker, command)
+
+    # -- the one status path ------------------------------------------------------------------
+    def _set_status(self, call: Call, status: CallStatus, sip_code: int | None = None,
+                    detail: str = "") -> None:
+        check_transition(call.sid, call.status, status)
+        now = self.clock()
+        call.status = status
+        call.date_updated = now
+        if sip_code is not None:
+            call.sip_response_code = sip_code
+        if status is CallStatus.IN_PROGRESS:
+            call.answer_time = now
+        if status.terminal:
+            call.end_time = now
+            if call.answer_time is not None:
+                call.duration = max(0, round((now - call.answer_time).total_seconds()))
+            else:
+                call.duration = 0
+            self.live.pop(call.sid, None)
+            self._cancel_timer(call.sid)
+        self.store.save_call(call)
+        self.store.add_event(call.sid, "status", f"{status}{': ' + detail if detail else ''}", sip_code)
+        log.info("%s %s -> %s%s", call.sid, call.direction, status,
+                 f" (SIP {sip_code})" if sip_code is not None else "")
+        event = event_for_status(status)
+        if call.status_callback and event is not None and event in call.status_callback_events:
+            sequence = self.store.count_webhooks(call.sid, call.status_callback)
+            params = status_callback_params(call, sequence, now)
+            self.webhooks.send(call.sid, call.status_callback, call.status_callback_method, params)
+        for listener in list(self._listeners.get(call.sid, ())):
+            try:
+                listener(call)
+            except Exception:
+                log.exception("%s: status listener failed", call.sid)
+        if status.terminal:
+            self._listeners.pop(call.sid, None)
+            ended = self._ended.pop(call.sid, None)
+            if ended is not None:
+                ended.set()
+
+    def _finish(self, call: Call, code: int | None, reason: EndReason, detail: str = "") -> None:
+        """End `call` with the terminal status `code` and `reason` imply, and free its slot."""
+        if call.terminal:
+            return
+        if call.end_reason is None:
+            call.end_reason = str(reason)
+        effective = EndReason(call.end_reason) if reason is EndReason.REMOTE else reason
+        status = status_for_sip_code(code or 0, call.answer_time is not None, effective)
+        if status is CallStatus.FAILED and detail:
+            call.error = detail
+        leg = self._call_legs.pop(call.sid, call.sid)
+        self._leg_calls.pop(leg, None)
+        self.media.leg_ended(call.sid)
+        if self.pool is not None and call.worker is not None:
+            self.pool.release(leg, call.worker)
+        self._set_status(call, status, code, detail)
+        for hook in self.ended_hooks:
+            try:
+                hook(call)
+            except Exception:
+                log.exception("%s: end hook failed", call.sid)
+
+    def _leg_of(self, call: Call) -> str:
+        return self._call_legs.get(call.sid, call.sid)
+
+    def _bind_leg(self, leg: str, call: Call) -> None:
+        self._leg_calls[leg] = call.sid
+        self._call_legs[call.sid] = leg
+        if call.worker is not None:
+            self.media.add_leg(call.sid, call.worker, leg)
+
+    # -- timers -------------------------------------------------------------------------------
+    def _start_timer(self, call: Call, seconds: float, action: Callable[[], None]) -> None:
+        self._cancel_timer(call.sid)
+        self._timers[call.sid] = asyncio.get_running_loop().call_later(seconds, action)
+
+    def _cancel_timer(self, sid: str) -> None:
+        timer = self._timers.pop(sid, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _hang_up(self, call: Call, reason: EndReason, code: int = 200) -> None:
+        """Ask the worker to end the leg (CANCEL before answer, BYE after); its `ended` event finishes it."""
+        if call.terminal:
+            return
+        call.end_reason = str(reason)
+        self.store.add_event(call.sid, "sip", f"hangup requested ({reason})", None)
+        sent = (self.pool is not None and call.worker is not None
+                and self.pool.send(call.worker, {"op": "hangup", "leg": self._leg_of(call), "code": code}))
+        if not sent:
+            self._finish(call, None, EndReason.ERROR, "media worker unavailable")
+
+    # -- CallService ----------------------------------------------------------------------------
+    async def create_call(self, request: NewCall) -> Call:
+        target: Route = route(request.to, self.config.trunks, request.sip_auth_username,
+                              request.sip_auth_password)
+        fields = {f.name: getattr(request, f.name) for f in dataclasses.fields(request)}
+        call = self._place(target, Direction.OUTBOUND_API, None, fields)
+        return dataclasses.replace(call)
+
+    def create_child(self, parent: Call, request: NewCall) -> Call:
+        """A `<Dial>` leg: direction outbound-dial, on the parent's worker (bridging needs one bridge)."""
+        target = route(request.to, self.config.trunks, request.sip_auth_username, request.sip_auth_password)
+        fields = {f.name: getattr(request, f.name) for f in dataclasses.fields(request)}
+        return self._place(target, Direction.OUTBOUND_DIAL, parent, fields)
+
+    def _place(self, target: Route, direction: Direction, parent: Call | None, fields: dict[str, Any]) -> Call:
+        """Reserve a slot, record the call as queued, and send the INVITE."""
+        assert self.pool is not None
+        sid = new_sid("CA")
+        # raises CapacityError before anything is recorded
+        worker = self.pool.reserve(sid, parent.worker if parent is not None else None)
+        call = Call(sid=sid, account_sid=self.account_sid, direction=direction, status=CallStatus.QUEUED,
+                    date_created=self.clock(), date_updated=self.clock(), sip_uri=target.uri, worker=worker,
+                    parent_call_sid=parent.sid if parent is not None else None, **fields)
+        self.live[sid] = call
+        self._bind_leg(sid, call)
+        self.store.save_call(call)
+        self.store.add_event(sid, "status", "queued", None)
+        handle = self.pool.workers[worker]
+        command: Message = {
+            "op": "dial", "leg": sid, "uri": target.uri,
+            "from_uri": from_uri(call.from_, call.caller_id, handle.sip_host, handle.sip_port),
+            "auth": list(target.auth) if target.auth else None,
+        }
+        if not self.pool.send(worker, command):
+            self._finish(call, None, EndReason.ERROR, "media worker unavailable")
+        return call
+
+    def watch(self, sid: str, listener: Callable[[Call], None]) -> Callable[[], None]:
+        """Call `listener(call)` after every status change of `sid`; returns the function that stops it."""
+        self._listeners.setdefault(sid, []).append(listener)
+
+        def unwatch() -> None:
+            listeners = self._listeners.get(sid, [])
+            if listener in listeners:
+                listeners.remove(listener)
+            if not listeners:
+                self._listeners.pop(sid, None)
+
+        return unwatch
+
+    async def wait_until(self, call: Call, reached: Callable[[Call], bool], timeout: float | None) -> bool:
+        """Wait until `reached(call)` holds, now or after one of its status changes; False after `timeout` s."""
+        if reached(call):
+            return True
+        done = asyncio.Event()
+        unwatch = self.watch(call.sid, lambda c: done.set() if reached(c) else None)
+        try:
+            await asyncio.wait_for(done.wait(), timeout)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            unwatch()
+
+    def cancel(self, call: Call) -> None:
+        """End a leg the switch no longer wants: CANCEL while ringing (canceled), BYE once answered."""
+        if call.answer_time is not None:
+            self._hang_up(call, EndReason.HANGUP)
+        else:
+            self._hang_up(call, EndReason.CANCELED, 487)
+
+    def get_call(self, sid: str) -> Call | None:
+        live = self.live.get(sid)
+        if live is not None:
+            return dataclasses.replace(live)
+        call = self.store.get_call(sid)
+        return call if call is not None and call.account_sid == self.account_sid else None
+
+    def list_calls(self, flt: CallFilter, offset: int, limit: int) -> list[Call]:
+        return self.store.list_calls(self.account_sid, flt, offset, limit)
+
+    async def update_call(self, sid: str, update: CallUpdate) -> Call:
+        call = self.live.get(sid)
+        if call is None:
+            stored = self.get_call(sid)
+            if stored is None:
+                raise NotFound(f"/Calls/{sid}")
+            raise ApiError(400, 21220, "Call is not in-progress. Cannot redirect or modify.")
+        if update.status_callback is not None:
+            call.status_callback = update.status_callback
+        if update.status_callback_method is not None:
+            call.status_callback_method = update.status_callback_method
+        if update.status is CallStatus.CANCELED:
+            if call.status is CallStatus.IN_PROGRESS:
+                raise ApiError(400, 21220, "Call is in-progress; only queued or ringing calls can be canceled")
+            self._hang_up(call, EndReason.CANCELED, 487)
+        elif update.status is CallStatus.COMPLETED:
+            answered = call.status is CallStatus.IN_PROGRESS
+            if answered:
+                self._hang_up(call, EndReason.HANGUP)
+            else:
+                self._hang_up(call, EndReason.CANCELED, 487)
+        elif update.url is not None or update.twiml is not None:
+            call.url, call.twiml = update.url, update.twiml
+            if update.method is not None:
+                call.method = update.method
+            if update.fallback_url is not None:
+                call.fallback_url = update.fallback_url
+            if update.fallback_method is not None:
+                call.fallback_method = update.fallback_method
+            self.store.add_event(sid, "twiml", f"redirect to {update.url or 'inline TwiML'}")
+            if self.redirect_hook is not None:
+                self.redirect_hook(call)
+        call.date_updated = self.clock()
+        self.store.save_call(call)
+        return dataclasses.replace(call)
+
+    def delete_call(self, sid: str) -> None:
+        if sid in self.live:
+            raise ApiError(400, 21220, "Call is still live; hang it up before deleting its record")
+        if self.get_call(sid) is None:
+            raise NotFound(f"/Calls/{sid}")
+        self.store.delete_call(sid)
+
+    # -- worker events ------------------------------------------------------------------------
+    def on_worker_event(self, worker: int, event: Message) -> None:
+        kind = event.get("ev")
+        if kind == "incoming":
+            self._incoming(worker, event)
+            return
+        if kind in ("play_done", "record_done"):
+            self.media.on_event(None, event)
+            return
+        if kind == "log":
+            log.log(logging.WARNING if event.get("level") == "warning" else logging.INFO,
+                    "worker %d: %s", worker, event.get("message"))
+            return
+        sid = self._leg_calls.get(str(event.get("leg")))
+        call = self.live.get(sid) if sid else None
+        if call is None:
+            if kind not in ("dtmf",):
+                log.info("worker %d: %s for unknown leg %s", worker, kind, event.get("leg"))
+            return
+        if kind in ("media_ready", "dtmf"):
+            self.media.on_event(call.sid, event)
+            return
+        try:
+            self._call_event(call, event)
+        except Exception:
+            log.exception("%s: handling worker event %s failed", call.sid, kind)
+            self._hang_up(call, EndReason.ERROR, 500)
+
+    def _call_event(self, call: Call, event: Message) -> None:
+        kind = event["ev"]
+        code = int(event.get("code") or 0)
+        if kind == "invite_sent":
+            call.sip_call_id = str(event.get("call_id"))
+            call.start_time = self.clock()
+            self.store.add_event(call.sid, "sip", "INVITE sent", None)
+            if call.end_reason is None:
+                self._set_status(call, CallStatus.INITIATED)
+                self._start_timer(call, call.timeout, lambda: self._hang_up(call, EndReason.RING_TIMEOUT, 487))
+        elif kind == "progress":
+            self.store.add_event(call.sid, "sip", f"{code} {event.get('reason', '')}", code)
+            status = status_for_provisional(code)
+            if status is not None and call.status in (CallStatus.QUEUED, CallStatus.INITIATED):
+                self._set_status(call, status, code, "early media" if event.get("sdp") else "")
+        elif kind == "answered":
+            self.store.add_event(call.sid, "sip", "200 OK", 200)
+            if call.end_reason is not None:
+                return  # our CANCEL crossed the 200; the worker is sending BYE
+            self._set_status(call, CallStatus.IN_PROGRESS, 200)
+            self._start_timer(call, call.time_limit, lambda: self._hang_up(call, EndReason.HANGUP))
+            if call.send_digits:
+                self._spawn(call, self._send_digits(call, call.send_digits))
+            for hook in self.answered_hooks:
+                self._spawn(call, hook(call))
+        elif kind == "ended":
+            self.store.add_event(call.sid, "sip", f"ended {code} {event.get('reason', '')}", code)
+            self._finish(call, code, EndReason.REMOTE)
+        elif kind == "dial_failed":
+            self._finish(call, code, EndReason.ERROR, f"dial failed: {event.get('reason')}")
+
+    def _spawn(self, call: Call, coro: Coroutine[Any, Any, None]) -> None:
+        """Run a per-call task; its failure is logged with the call SID and never lost silently."""
+        self._tasks.spawn(coro, call.sid)
+
+    async def _send_digits(self, call: Call, digits: str) -> None:
+        """SendDigits: RFC 2833 digits; each `w` is a half-second pause after the digits before it end."""
+        assert self.pool is not None
+        chunk = ""
+        for char in digits + "w":
+            if char not in "wW":
+                chunk += char
+                continue
+            if chunk and not call.terminal and call.worker is not None:
+                self.pool.send(call.worker, {"op": "dtmf", "leg": self._leg_of(call), "digits": chunk})
+            await asyncio.sleep(len(chunk) * DTMF_DIGIT_SECONDS + 0.5)
+            chunk = ""
+
+    def _incoming(self, worker: int, event: Message) -> None:
+        assert self.pool is not None
+        leg = str(event["leg"])
+        dialed = _user_part(str(event.get("request_uri") or event.get("to_uri", "")))
+        number = self.lookup_number(dialed) or self.lookup_number(_user_part(str(event.get("to_uri", ""))))
+        if number is None:
+            log.warning("worker %d: INVITE for unknown number %r from %s: 404", worker, dialed,
+                        event.get("from_uri"))
+            self.pool.send(worker, {"op": "hangup", "leg": leg, "code": 404})
+            return
+        self.pool.adopt(leg, worker)
+        now = self.clock()
+        call = Call(sid=new_sid("CA"), account_sid=self.account_sid, to=number.number,
+                    from_=_user_part(str(event.get("from_uri", ""))), direction=Direction.INBOUND,
+                    status=CallStatus.RINGING, date_created=now, date_updated=now, start_time=now,
+                    url=number.voice_url, method=number.voice_method, fallback_url=number.voice_fallback_url,
+                    fallback_method=number.voice_fallback_method, status_callback=number.status_callback,
+                    status_callback_method=number.status_callback_method,
+                    sip_uri=str(event.get("request_uri")), sip_call_id=str(event.get("call_id")), worker=worker,
+                    phone_number_sid=number.sid)
+        self.live[call.sid] = call
+        self._bind_leg(leg, call)
+        self.store.save_call(call)
+        self.store.add_event(call.sid, "sip", f"INVITE received from {event.get('from_uri')}", None)
+        self.store.add_event(call.sid, "status", "ringing", None)
+        self.pool.send(worker, {"op": "ring", "leg": leg})
+        if self.inbound_hook is None or not self.inbound_hook(call):
+            self.answer(call)  # no app for the number: answer and hold until the caller hangs up
+
+    # -- call control for the TwiML engine ----------------------------------------------------
+    def answer(self, call: Call) -> None:
+        """200 OK on an inbound call; its `answered` event moves it to in-progress."""
+        if call.worker is not None and not call.terminal:
+            self._send(call.worker, {"op": "answer", "leg": self._leg_of(call)})
+
+    def reject(self, call: Call, code: int) -> None:
+        """A final response (486, 603, ...) to an unanswered inbound call."""
+        if call.worker is not None and not call.terminal:
+            self.store.add_event(call.sid, "sip", f"rejected with {code}", code)
+            self._send(call.worker, {"op": "hangup", "leg": self._leg_of(call), "code": code})
+
+    def hangup(self, call: Call) -> None:
+        self._hang_up(call, EndReason.HANGUP)
+
+    async def send_digits(self, call: Call, digits: str) -> None:
+        await self._send_digits(call, digits)
+
+    def on_worker_lost(self, worker: int) -> None:
+        """A worker died: every call it held ends `failed`; records and callbacks are kept."""
+        self.media.worker_lost(worker)
+        for call in [c for c in self.live.values() if c.worker == worker]:
+            self.store.add_event(call.sid, "error", f"media worker {worker} exited")
+            self._finish(call, None, EndReason.ERROR, f"media worker {worker} exited during the call")
+
+    # -- start-up and shutdown ----------------------------------------------------------------
+    def recover(self) -> int:
+        """Close calls a previous run left live (it crashed): `failed`, with their callbacks."""
+        count = 0
+        for call in self.store.live_calls():
+            if call.account_sid != self.account_sid:
+                continue
+            self.store.add_event(call.sid, "error", "switch restarted while the call was live")
+            self._finish(call, None, EndReason.ERROR, "the switch stopped while the call was live")
+            count += 1
+        return count
+
+    async def shutdown(self, timeout: float = 3.0) -> None:
+        """Hang up every live call and wait for their ends; whatever remains is closed as failed."""
+        waits = []
+        for call in list(self.live.values()):
+            self._ended.setdefault(call.sid, asyncio.Event())
+            waits.append(self._ended[call.sid].wait())
+            self._hang_up(call, EndReason.HANGUP if call.answer_time else EndReason.ERROR, 503)
+        if waits:
+            await asyncio.wait([asyncio.ensure_future(w) for w in waits], timeout=timeout)
+        for call in list(self.live.values()):
+            self._finish(call, None, EndReason.ERROR, "switch shut down")
+
+    def stats(self) -> dict[str, Any]:
+        return {"live_calls": len(self.live)}

@@ -1,0 +1,265 @@
+"""Configuration: a TOML file, the environment and command-line flags, in that order of precedence.
+
+Example (`softswitch.toml`)::
+
+    [server]
+    http = "127.0.0.1:8080"
+    sip = "127.0.0.1:5060"
+    workers = 2
+    data_dir = "./var"
+
+    [account]                 # or SOFTSWITCH_ACCOUNT_SID / SOFTSWITCH_AUTH_TOKEN
+    sid = "AC0123456789abcdef0123456789abcdef"
+    auth_token = "0123456789abcdef0123456789abcdef"
+
+    [exotel]                  # optional; each defaults to the account SID / auth token above
+    sid = "myexotelsid"
+    api_key = "key"
+    api_token = "token"
+
+    [[trunks]]
+    name = "lab-asterisk"
+    uri = "sip:127.0.0.1:5070"
+    username = "softswitch"   # optional digest credentials
+    password = "secret"
+    prefixes = ["+1", "1"]    # numbers routed here; empty or absent means every number
+
+    [[numbers]]
+    number = "+15550100"
+    voice_url = "http://127.0.0.1:9000/voice"
+    voice_method = "POST"
+    status_callback = "http://127.0.0.1:9000/status"
+
+    [[conversation_services]] # a Frontline-style service for <Connect><Conversation> (switch.core.conversations)
+    sid = "IS0123456789abcdef0123456789abcdef"
+    friendly_name = "Frontline"
+    routing_url = "http://127.0.0.1:9000/routing"   # custom routing; or pool routing:
+    # pool = ["alice", "bob"]                       # round robin among these identities not on a call
+    workers = { alice = "sip:alice@127.0.0.1:5062", bob = "sip:bob@127.0.0.1:5064" }
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from switch.core.errors import ConfigError
+from switch.core.model import new_sid
+
+ACCOUNT_SID_RE = re.compile(r"^AC[0-9a-f]{32}$")
+SERVICE_SID_RE = re.compile(r"^IS[0-9a-f]{32}$")
+
+
+def parse_hostport(value: str, what: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{what}: expected HOST:PORT, got {value!r}")
+    return host, int(port)
+
+
+@dataclass(frozen=True)
+class Trunk:
+    """A SIP trunk that phone numbers are sent to."""
+
+    name: str
+    uri: str  # sip:host[:port]
+    username: str | None = None
+    password: str | None = None
+    prefixes: tuple[str, ...] = ()
+
+    @property
+    def hostport(self) -> str:
+        rest = self.uri.split(":", 1)[1] if ":" in self.uri else self.uri
+        return rest.split("@", 1)[-1].split(";", 1)[0]
+
+    def matches(self, number: str) -> bool:
+        return not self.prefixes or any(number.startswith(p) for p in self.prefixes)
+
+
+@dataclass(frozen=True)
+class Number:
+    """A phone number (or SIP user) the switch answers, with the app that handles it."""
+
+    number: str
+    voice_url: str | None = None
+    voice_method: str = "POST"
+    voice_fallback_url: str | None = None
+    voice_fallback_method: str = "POST"
+    status_callback: str | None = None
+    status_callback_method: str = "POST"
+    sid: str | None = None  # the IncomingPhoneNumber SID (PN...), once registered
+
+
+@dataclass(frozen=True)
+class ConversationServiceConfig:
+    """A `[[conversation_services]]` entry: a Conversations service, its routing and its workers' SIP URIs.
+
+    Routing of autocreated conversations is custom (`routing_url` is POSTed ConversationSid and the customer's
+    address; the app adds a worker participant through the REST API) or by pool (`pool`: round robin among
+    these identities not on a call), never both.  `workers` maps a worker identity to the SIP URI it is dialed
+    at; a participant's attributes `{"sip_uri": ...}` override it.
+    """
+
+    sid: str
+    friendly_name: str | None = None
+    routing_url: str | None = None
+    pool: tuple[str, ...] = ()
+    workers: dict[str, str] = field(default_factory=dict)
+
+
+def _conversation_service(entry: Any) -> ConversationServiceConfig:
+    if not isinstance(entry, dict):
+        raise ConfigError("[[conversation_services]] entries must be tables")
+    unknown = set(entry) - {"sid", "friendly_name", "routing_url", "pool", "workers"}
+    if unknown:
+        raise ConfigError(f"[[conversation_services]]: unknown keys {sorted(unknown)}")
+    sid = str(entry.get("sid", ""))
+    if not SERVICE_SID_RE.match(sid):
+        raise ConfigError(f"conversation service sid must be IS followed by 32 lowercase hex digits, got {sid!r}")
+    workers = entry.get("workers", {})
+    pool = entry.get("pool", [])
+    if not isinstance(workers, dict) or not all(isinstance(v, str) for v in workers.values()):
+        raise ConfigError(f"conversation service {sid}: workers must map identities to SIP URIs")
+    if not isinstance(pool, list) or not all(isinstance(v, str) for v in pool):
+        raise ConfigError(f"conversation service {sid}: pool must be a list of worker identities")
+    for identity, uri in workers.items():
+        if not uri.startswith(("sip:", "sips:")):
+            raise ConfigError(f"conversation service {sid}: worker {identity}: {uri!r} is not a SIP URI")
+    missing = [i for i in pool if i not in workers]
+    if missing:
+        raise ConfigError(f"conversation service {sid}: pool identities without a SIP URI in workers: {missing}")
+    routing_url = entry.get("routing_url")
+    if routing_url is not None and pool:
+        raise ConfigError(f"conversation service {sid}: give routing_url (custom routing) or pool, not both")
+    return ConversationServiceConfig(sid=sid, friendly_name=entry.get("friendly_name"),
+                                     routing_url=None if routing_url is None else str(routing_url),
+                                     pool=tuple(pool), workers=dict(workers))
+
+
+@dataclass
+class Config:
+    """Everything `softswitch serve` needs."""
+
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    sip_host: str = "127.0.0.1"
+    sip_port: int = 5060
+    workers: int = 1
+    data_dir: Path = Path("var")
+    public_url: str | None = None
+    account_sid: str | None = None
+    auth_token: str | None = None
+    trunks: list[Trunk] = field(default_factory=list)
+    numbers: list[Number] = field(default_factory=list)
+    twiml_fetch_timeout: float = 15.0  # Twilio's: a slower app is error 11200
+    webhook_timeout: float = 10.0
+    webhook_retries: int = 3
+    pj_log_level: int = 1
+    # [exotel]: the Exotel edge's account SID, API key and token; None means the Twilio account SID/auth token.
+    exotel_sid: str | None = None
+    exotel_api_key: str | None = None
+    exotel_api_token: str | None = None
+    # [recordings] public = true: recording media (.wav/.mp3) is served without credentials, as Twilio's is
+    # unless "HTTP basic authentication for media" is on; the resources themselves always need them.
+    recordings_public: bool = False
+    conversation_services: list[ConversationServiceConfig] = field(default_factory=list)
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url or f"http://{self.http_host}:{self.http_port}"
+
+
+def _table(raw: dict[str, Any], name: str) -> dict[str, Any]:
+    value = raw.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"[{name}] must be a table")
+    return value
+
+
+def load_config(path: Path | None) -> Config:
+    """Read `path` (if given) into a Config; unknown or ill-typed keys are errors, not surprises."""
+    cfg = Config()
+    if path is None:
+        return cfg
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    server = _table(raw, "server")
+    if "http" in server:
+        cfg.http_host, cfg.http_port = parse_hostport(str(server["http"]), "server.http")
+    if "sip" in server:
+        cfg.sip_host, cfg.sip_port = parse_hostport(str(server["sip"]), "server.sip")
+    cfg.workers = int(server.get("workers", cfg.workers))
+    if "data_dir" in server:
+        cfg.data_dir = Path(str(server["data_dir"]))
+    cfg.public_url = server.get("public_url")
+    account = _table(raw, "account")
+    cfg.account_sid = account.get("sid")
+    cfg.auth_token = account.get("auth_token")
+    cfg.twiml_fetch_timeout = float(_table(raw, "twiml").get("fetch_timeout", cfg.twiml_fetch_timeout))
+    hooks = _table(raw, "webhooks")
+    cfg.webhook_timeout = float(hooks.get("timeout", cfg.webhook_timeout))
+    cfg.webhook_retries = int(hooks.get("retries", cfg.webhook_retries))
+    public = _table(raw, "recordings").get("public", False)
+    if not isinstance(public, bool):
+        raise ConfigError(f"recordings.public must be true or false, not {public!r}")
+    cfg.recordings_public = public
+    exotel = _table(raw, "exotel")
+    cfg.exotel_sid = exotel.get("sid")
+    cfg.exotel_api_key = exotel.get("api_key")
+    cfg.exotel_api_token = exotel.get("api_token")
+    try:
+        cfg.trunks = [
+            Trunk(name=str(t.get("name", f"trunk{i}")), uri=str(t["uri"]), username=t.get("username"),
+                  password=t.get("password"), prefixes=tuple(str(p) for p in t.get("prefixes", ())))
+            for i, t in enumerate(raw.get("trunks", []))
+        ]
+        cfg.numbers = [Number(**n) for n in raw.get("numbers", [])]
+    except (KeyError, TypeError) as exc:
+        raise ConfigError(f"{path}: bad [[trunks]] or [[numbers]] entry: {exc}") from exc
+    for trunk in cfg.trunks:
+        if not trunk.uri.startswith(("sip:", "sips:")):
+            raise ConfigError(f"trunk {trunk.name}: uri must start with sip:, got {trunk.uri!r}")
+    cfg.conversation_services = [_conversation_service(e) for e in raw.get("conversation_services", [])]
+    sids = [s.sid for s in cfg.conversation_services]
+    if len(set(sids)) != len(sids):
+        raise ConfigError("[[conversation_services]]: a service sid is named twice")
+    return cfg
+
+
+@dataclass(frozen=True)
+class Credentials:
+    account_sid: str
+    auth_token: str
+    generated: bool
+
+
+def resolve_credentials(cfg: Config, env: dict[str, str] | None = None) -> Credentials:
+    """Account SID and token from the environment, the config, or (once) generated into the data dir."""
+    env = dict(os.environ) if env is None else env
+    sid = env.get("SOFTSWITCH_ACCOUNT_SID") or cfg.account_sid
+    token = env.get("SOFTSWITCH_AUTH_TOKEN") or cfg.auth_token
+    if sid and token:
+        if not ACCOUNT_SID_RE.match(sid):
+            raise ConfigError(f"account SID must be AC followed by 32 lowercase hex digits, got {sid!r}")
+        return Credentials(sid, token, generated=False)
+    if sid or token:
+        raise ConfigError("give both the account SID and the auth token, or neither")
+    path = cfg.data_dir / "credentials.json"
+    if path.exists():
+        saved = json.loads(path.read_text())
+        return Credentials(saved["account_sid"], saved["auth_token"], generated=False)
+    creds = Credentials(new_sid("AC"), secrets.token_hex(16), generated=True)
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    # created 0600 from the start: the token is never readable by others, not even for a moment
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(json.dumps({"account_sid": creds.account_sid, "auth_token": creds.auth_token}))
+    return creds

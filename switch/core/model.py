@@ -1,0 +1,105 @@
+"""The call model: one `Call` per SIP leg, in snake_case; dialects translate at the edge."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import secrets
+from dataclasses import dataclass, field
+
+from switch.core.status import CallStatus
+
+
+def new_sid(prefix: str) -> str:
+    """A Twilio-shaped SID: two-letter prefix and 32 lowercase hex digits."""
+    return prefix + secrets.token_hex(16)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Direction(enum.StrEnum):
+    """Twilio's call directions."""
+
+    INBOUND = "inbound"
+    OUTBOUND_API = "outbound-api"
+    OUTBOUND_DIAL = "outbound-dial"
+
+
+class CallbackEvent(enum.StrEnum):
+    """Values of StatusCallbackEvent."""
+
+    INITIATED = "initiated"
+    RINGING = "ringing"
+    ANSWERED = "answered"
+    COMPLETED = "completed"
+
+
+def event_for_status(status: CallStatus) -> CallbackEvent | None:
+    """The StatusCallbackEvent a status change belongs to (`queued` has none)."""
+    if status is CallStatus.INITIATED:
+        return CallbackEvent.INITIATED
+    if status is CallStatus.RINGING:
+        return CallbackEvent.RINGING
+    if status is CallStatus.IN_PROGRESS:
+        return CallbackEvent.ANSWERED
+    if status.terminal:
+        return CallbackEvent.COMPLETED
+    return None
+
+
+@dataclass
+class Call:
+    """One call leg and everything the REST API, callbacks and store know about it."""
+
+    sid: str
+    account_sid: str
+    to: str
+    from_: str
+    direction: Direction
+    status: CallStatus
+    date_created: dt.datetime = field(default_factory=utcnow)
+    date_updated: dt.datetime = field(default_factory=utcnow)
+    parent_call_sid: str | None = None
+    start_time: dt.datetime | None = None  # when the INVITE left or arrived
+    answer_time: dt.datetime | None = None
+    end_time: dt.datetime | None = None
+    duration: int | None = None  # seconds from answer to end, set when the call ends
+    answered_by: str | None = None
+    forwarded_from: str | None = None
+    caller_name: str | None = None
+    phone_number_sid: str | None = None
+    # What to run and where to report.
+    url: str | None = None
+    method: str = "POST"
+    fallback_url: str | None = None
+    fallback_method: str = "POST"
+    twiml: str | None = None
+    status_callback: str | None = None
+    status_callback_method: str = "POST"
+    status_callback_events: frozenset[CallbackEvent] = frozenset({CallbackEvent.COMPLETED})
+    # SIP details.
+    sip_uri: str | None = None  # the Request-URI dialed (outbound) or received (inbound)
+    sip_call_id: str | None = None
+    sip_response_code: int | None = None
+    sip_auth_username: str | None = None
+    sip_auth_password: str | None = None
+    caller_id: str | None = None
+    timeout: int = 60  # seconds of ringing before no-answer
+    time_limit: int = 14400  # seconds after answer before the switch hangs up
+    send_digits: str | None = None
+    record: bool = False
+    recording_channels: str = "mono"
+    recording_status_callback: str | None = None
+    recording_status_callback_method: str = "POST"
+    recording_status_callback_events: tuple[str, ...] = ("completed",)
+    recording_track: str = "both"
+    trim: str = "trim-silence"
+    worker: int | None = None  # index of the media worker holding the leg
+    end_reason: str | None = None
+    error: str | None = None  # a human-readable reason for failed calls
+
+    @property
+    def terminal(self) -> bool:
+        return self.status.terminal

@@ -1,0 +1,523 @@
+"""Call recordings: the Recording resource, its life cycle, its status callbacks and its finished files.
+
+A recording taps call legs in their media worker (`CallMedia.start_recording`), which writes sample-aligned
+raw files `<data_dir>/recordings/<RE sid>.leg0.raw` (and `.leg1.raw`) progressively while the call goes on.
+Stopping it -- by REST, or because its call ended, including a call that ended because its worker died --
+turns whatever reached the disk into `<sid>.wav` in a thread (`media.recording.finalize`), so a crash loses
+only the last frame.  A recording that captured nothing ends `absent` with Twilio's error code: 16101 when no
+audio was captured at all, 16102 when trimming silence left nothing.
+
+The life cycle is one table, `_NEXT`; every change goes through `RecordingManager._set_status`::
+
+    in-progress <--> paused          (REST Status=paused / in-progress)
+         |  \\        /  |
+         |   stopped    |            (REST Status=stopped)
+         v      |       v
+         processing <---+            (the raw files are being turned into the final file)
+           |        |
+       completed  absent
+
+Recording status callbacks (`in-progress`, `completed`, `absent`) leave through the one webhook dispatcher,
+queued behind the recorded call's own status callbacks so that they keep their order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import enum
+import logging
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from media.audio import AudioError, AudioFormat, write_atomic
+from media.recording import convert, finalize, leg_path
+from switch.core.callbacks import rfc2822
+from switch.core.calls import CallManager
+from switch.core.errors import ApiError, NotFound
+from switch.core.model import Call, new_sid, utcnow
+from switch.core.status import CallStatus
+from switch.core.store import Store, to_column
+from switch.core.tasks import TaskSet
+from switch.core.webhooks import WebhookDispatcher
+from switch.dialects.errors import API_ROOT
+from switch.workers.media import MediaError
+from switch.workers.protocol import Message
+
+log = logging.getLogger("switch.core.recordings")
+
+Clock = Callable[[], dt.datetime]
+
+NOT_CAPTURED = 16101  # Twilio: "recording too short" -- here, no audio reached the disk at all
+SILENT = 16102  # Twilio: "recording silent" -- trim-silence left nothing
+STOP_TIMEOUT = 3.0  # seconds to wait for the worker to confirm a stopped tap; the raw files are used anyway
+CLOSE_TIMEOUT = 10.0
+
+
+class RecordingStatus(enum.StrEnum):
+    """Twilio's recording statuses."""
+
+    IN_PROGRESS = "in-progress"
+    PAUSED = "paused"
+    STOPPED = "stopped"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    ABSENT = "absent"
+
+    @property
+    def final(self) -> bool:
+        return self in (RecordingStatus.COMPLETED, RecordingStatus.ABSENT)
+
+    @property
+    def capturing(self) -> bool:
+        return self in (RecordingStatus.IN_PROGRESS, RecordingStatus.PAUSED)
+
+
+_S = RecordingStatus
+_NEXT: dict[RecordingStatus, frozenset[RecordingStatus]] = {
+    _S.IN_PROGRESS: frozenset({_S.PAUSED, _S.STOPPED, _S.PROCESSING}),
+    _S.PAUSED: frozenset({_S.IN_PROGRESS, _S.STOPPED, _S.PROCESSING}),
+    _S.STOPPED: frozenset({_S.PROCESSING}),
+    _S.PROCESSING: frozenset({_S.COMPLETED, _S.ABSENT}),
+    _S.COMPLETED: frozenset(),
+    _S.ABSENT: frozenset(),
+}
+
+
+class RecordingStateError(ApiError):
+    """A change the recording's status does not allow (pausing a completed recording, ...)."""
+
+    def __init__(self, sid: str, status: RecordingStatus, wanted: RecordingStatus) -> None:
+        super().__init__(400, 21220, f"Recording {sid} is {status}; it cannot become {wanted}")
+
+
+@dataclass
+class Recording:
+    """One recording and everything its REST resource and status callbacks say about it."""
+
+    sid: str
+    account_sid: str
+    call_sid: str  # the call it belongs to (Twilio: always the parent leg)
+    channels: int
+    source: str  # OutboundAPI, DialVerb, RecordVerb, StartCallRecordingAPI
+    status: RecordingStatus
+    date_created: dt.datetime = field(default_factory=utcnow)
+    date_updated: dt.datetime = field(default_factory=utcnow)
+    start_time: dt.datetime | None = None  # when the tap started
+    duration: int | None = None  # whole seconds of the final file, once processed
+    error_code: int | None = None  # set when absent
+    track: str = "both"
+    conference_sid: str | None = None
+    # How it was asked for; kept in the store so that a restarted switch can finish it and report it.
+    trim: bool = False
+    legs: tuple[str, ...] = ()  # the call SIDs tapped, leg0 first
+    status_callback: str | None = None
+    status_callback_method: str = "POST"
+    status_callback_events: tuple[str, ...] = ("completed",)
+
+
+@dataclass(frozen=True)
+class RecordingFilter:
+    """Filters of `GET .../Recordings.json`; None means "any".  Dates compare by UTC day."""
+
+    call_sid: str | None = None
+    date_created_on: dt.date | None = None
+    date_created_before: dt.date | None = None  # DateCreated<= (Twilio's "<")
+    date_created_after: dt.date | None = None  # DateCreated>= (Twilio's ">")
+
+
+@dataclass
+class _Capture:
+    """A recording that is not final yet, and its tap in the worker."""
+
+    recording: Recording
+    started: asyncio.Event = field(default_factory=asyncio.Event)  # the tap started, or failed to
+    rec_id: str | None = None
+    done: asyncio.Future[Message] | None = None
+    finishing: asyncio.Task[Recording] | None = None
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    duration: int = 0
+    error_code: int | None = None
+
+
+_COLUMNS = [f.name for f in dataclasses.fields(Recording)]
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS recordings ({", ".join(f'"{c}"' + (" TEXT PRIMARY KEY" if c == "sid" else "")
+                                                 for c in _COLUMNS)});
+CREATE INDEX IF NOT EXISTS recordings_call ON recordings (call_sid);
+CREATE INDEX IF NOT EXISTS recordings_created ON recordings (date_created);
+"""
+
+
+def _to_row(rec: Recording) -> list[Any]:
+    """Columns follow `Recording` field for field (`switch.core.store.to_column`)."""
+    return [to_column(getattr(rec, name)) for name in _COLUMNS]
+
+
+def _from_row(row: sqlite3.Row) -> Recording:
+    values = {name: row[name] for name in _COLUMNS}
+    for name in ("date_created", "date_updated", "start_time"):
+        if values[name] is not None:
+            values[name] = dt.datetime.fromisoformat(values[name])
+    for name in ("legs", "status_callback_events"):
+        values[name] = tuple(values[name].split())
+    values["status"] = RecordingStatus(values["status"])
+    values["trim"] = bool(values["trim"])
+    return Recording(**values)
+
+
+def track_layout(track: str, channels: int) -> tuple[bool, int | None, int]:
+    """How a recording of one call's `track` (inbound, outbound, both) is tapped: whether channel 1 hears what
+    the call sends, which channel (if any) hears what it is sent, and how many raw channels (mono mixes them)."""
+    inbound, outbound = track != "outbound", track != "inbound"
+    if channels == 2:
+        return inbound, (1 if outbound else None), 2
+    if inbound and outbound:
+        return True, 1, 2
+    return inbound, (0 if outbound else None), 1
+
+
+def _produce(base: Path, out: Path, channels: Literal[1, 2], trim: bool) -> _Outcome:
+    """Thread: raw legs -> final WAV; the raw files are removed once they are no longer needed."""
+    legs = [leg_path(base, i) for i in (0, 1)]
+    if max((leg.stat().st_size for leg in legs if leg.exists()), default=0) < 2:
+        outcome = _Outcome(error_code=NOT_CAPTURED)
+    else:
+        info = finalize(base, out, channels, trim)
+        if info.samples == 0:
+            out.unlink(missing_ok=True)
+            outcome = _Outcome(error_code=SILENT)
+        else:
+            outcome = _Outcome(duration=max(1, round(info.duration_seconds)))
+    for leg in legs:
+        leg.unlink(missing_ok=True)
+    return outcome
+
+
+class RecordingManager:
+    """Starts, pauses, stops and finalizes recordings; keeps them in the store; sends their callbacks.
+
+    It hooks into the call manager: a call created with `record=True` is recorded from its answer
+    (source `OutboundAPI`), and every recording of a call that ends -- whatever ended it -- is finalized.
+    """
+
+    def __init__(self, store: Store, calls: CallManager, webhooks: WebhookDispatcher, data_dir: Path,
+                 account_sid: str, base_url: str, clock: Clock = utcnow) -> None:
+        self.store = store
+        self.calls = calls
+        self.webhooks = webhooks
+        self.dir = Path(data_dir) / "recordings"
+        self.account_sid = account_sid
+        self.base_url = base_url.rstrip("/")
+        self.clock = clock
+        self._captures: dict[str, _Capture] = {}
+        self._tasks = TaskSet()
+        store.executescript(_SCHEMA)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        calls.answered_hooks.append(self._on_answered)
+        calls.ended_hooks.append(self._on_ended)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return  # built outside the event loop (unit tests): nothing to recover
+        self.recover()
+
+    # -- paths and reading ------------------------------------------------------------------------
+    def wav_path(self, sid: str) -> Path:
+        return self.dir / f"{sid}.wav"
+
+    def raw_path(self, sid: str, leg: int = 0) -> Path:
+        """Where the worker writes a live recording's leg (read by <Record> to hear silence)."""
+        return leg_path(self.dir / sid, leg)
+
+    def media_url(self, rec: Recording) -> str:
+        """Twilio's RecordingUrl: the media resource without an extension (it serves WAV)."""
+        return f"{self.base_url}{API_ROOT}/Accounts/{rec.account_sid}/Recordings/{rec.sid}"
+
+    def get(self, sid: str) -> Recording | None:
+        capture = self._captures.get(sid)
+        if capture is not None:
+            return dataclasses.replace(capture.recording)
+        row = self.store.execute("SELECT * FROM recordings WHERE sid = ?", (sid,)).fetchone()
+        if row is None or row["account_sid"] != self.account_sid:
+            return None
+        return _from_row(row)
+
+    def list_recordings(self, flt: RecordingFilter, offset: int, limit: int) -> list[Recording]:
+        """Newest first, `limit` at most, skipping `offset`."""
+        where, args = ["account_sid = ?"], [self.account_sid]
+        if flt.call_sid is not None:
+            where.append("call_sid = ?")
+            args.append(flt.call_sid)
+        for op, day in (("=", flt.date_created_on), ("<=", flt.date_created_before),
+                        (">=", flt.date_created_after)):
+            if day is not None:
+                where.append(f"substr(date_created, 1, 10) {op} ?")
+                args.append(day.isoformat())
+        rows = self.store.execute(
+            f"SELECT * FROM recordings WHERE {' AND '.join(where)} ORDER BY date_created DESC, sid DESC "
+            "LIMIT ? OFFSET ?", [*args, limit, offset]).fetchall()
+        # A recording still in memory is fresher than its row (the row is written on every change anyway).
+        return [dataclasses.replace(c.recording) if (c := self._captures.get(r["sid"])) else _from_row(r)
+                for r in rows]
+
+    def current(self, call_sid: str) -> Recording | None:
+        """The call's active recording (`Twilio.CURRENT`): the newest one in progress or paused."""
+        active = [c.recording for c in self._captures.values()
+                  if c.recording.call_sid == call_sid and c.recording.status.capturing]
+        return dataclasses.replace(max(active, key=lambda r: r.date_created)) if active else None
+
+    async def media(self, sid: str, fmt: AudioFormat) -> Path:
+        """The file of a completed recording in `fmt` (an MP3 is converted once and kept next to the WAV)."""
+        rec = self.get(sid)
+        wav = self.wav_path(sid)
+        if rec is None or rec.status is not RecordingStatus.COMPLETED or not wav.is_file():
+            raise NotFound(f"/Recordings/{sid}.{fmt}")
+        if fmt == "wav":
+            return wav
+        path = wav.with_suffix(f".{fmt}")
+        if not path.is_file():
+            data = await asyncio.to_thread(convert, wav, fmt)
+            await asyncio.to_thread(write_atomic, path, data)
+        return path
+
+    def delete(self, sid: str) -> None:
+        """Delete a final recording and its files; raises NotFound, or ApiError 21220 while it records."""
+        rec = self.get(sid)
+        if rec is None:
+            raise NotFound(f"/Recordings/{sid}.json")
+        if sid in self._captures:
+            raise ApiError(400, 21220, f"Recording {sid} is {rec.status}; stop it before deleting it")
+        self.store.execute("DELETE FROM recordings WHERE sid = ?", (sid,))
+        for path in self.dir.glob(f"{sid}.*"):
+            path.unlink(missing_ok=True)
+
+    # -- the one status path ------------------------------------------------------------------
+    def _save(self, rec: Recording) -> None:
+        columns = ", ".join(f'"{c}"' for c in _COLUMNS)
+        marks = ", ".join("?" for _ in _COLUMNS)
+        self.store.execute(f"INSERT OR REPLACE INTO recordings ({columns}) VALUES ({marks})", _to_row(rec))
+
+    def _set_status(self, rec: Recording, status: RecordingStatus) -> None:
+        if status not in _NEXT[rec.status]:
+            raise RecordingStateError(rec.sid, rec.status, status)
+        rec.status = status
+        rec.date_updated = self.clock()
+        self._save(rec)
+        log.info("%s %s -> %s", rec.call_sid, rec.sid, status)
+        if status in (RecordingStatus.COMPLETED, RecordingStatus.ABSENT):
+            self._notify(rec, str(status))
+
+    def _notify(self, rec: Recording, event: str) -> None:
+        if not rec.status_callback or event not in rec.status_callback_events:
+            return
+        params = [
+            ("AccountSid", rec.account_sid),
+            ("CallSid", rec.call_sid),
+            ("RecordingSid", rec.sid),
+            ("RecordingUrl", self.media_url(rec)),
+            ("RecordingStatus", event),
+        ]
+        if rec.status.final:
+            params.append(("RecordingDuration", str(rec.duration or 0)))
+        params += [
+            ("RecordingChannels", str(rec.channels)),
+            ("RecordingSource", rec.source),
+            ("RecordingStartTime", rfc2822(rec.start_time or rec.date_created)),
+            ("RecordingTrack", rec.track),
+        ]
+        if rec.error_code is not None:
+            params.append(("ErrorCode", str(rec.error_code)))
+        # Keyed by the call: delivered after the call's own earlier callbacks, never before them.
+        self.webhooks.send(rec.call_sid, rec.status_callback, rec.status_callback_method, params)
+
+    # -- API used by the REST edge and TwiML ------------------------------------------------------
+    async def start(self, call_sids: list[str], source: str, channels: int, trim: bool,
+                    status_callback: str | None, status_callback_method: str,
+                    status_callback_events: tuple[str, ...], parent_call_sid: str,
+                    track: str = "both", slots: int = 0, tracks: bool = False) -> Recording:
+        """Record `call_sids` (leg0 first, leg1 second; one or two legs of one worker) for `parent_call_sid`.
+
+        `tracks`: a recording of one call as Twilio's call recordings are, by `track`: what the call sends
+        (inbound) on channel 1, what the switch sends it (outbound: TwiML audio, a bridged party) on channel 2;
+        mono mixes the tracks asked for.  Otherwise each leg's channel is what that leg sends (<Dial>, <Record>).
+
+        Returns the recording in progress.  A recording whose tap cannot start (a call not in progress, or
+        that ends before its media is up) is finished at once and comes back `absent` (16101); the REST
+        edge checks the call's status first so that it can answer 21220 instead.
+        """
+        if not 1 <= max(len(call_sids), slots) <= 2 or channels not in (1, 2):
+            raise ValueError(f"a recording taps 1 or 2 legs into 1 or 2 channels, not {call_sids}/{channels}")
+        now = self.clock()
+        rec = Recording(sid=new_sid("RE"), account_sid=self.account_sid, call_sid=parent_call_sid,
+                        channels=channels, source=source, status=RecordingStatus.IN_PROGRESS, date_created=now,
+                        date_updated=now, track=track, trim=trim, legs=tuple(call_sids),
+                        status_callback=status_callback, status_callback_method=status_callback_method.upper(),
+                        status_callback_events=tuple(status_callback_events))
+        capture = _Capture(rec)
+        self._captures[rec.sid] = capture
+        self._save(rec)
+        self.store.add_event(parent_call_sid, "recording", f"{rec.sid} started ({source}, {channels} channel(s))")
+        try:
+            for sid in call_sids:
+                call = self.calls.live.get(sid)
+                if call is None or call.status is not CallStatus.IN_PROGRESS:
+                    raise MediaError(f"{sid} is not in progress")
+                await self.calls.media.wait_ready(sid)
+            if capture.finishing is None:  # not stopped while the media came up
+                tapped, mirror = list(call_sids), None
+                if tracks:
+                    inbound, outbound_channel, slots = track_layout(track, channels)
+                    tapped = tapped if inbound else []
+                    mirror = None if outbound_channel is None else (call_sids[0], outbound_channel)
+                capture.rec_id, capture.done = self.calls.media.start_recording(
+                    tapped, str(self.dir / rec.sid), slots, mirror)
+                if rec.status is RecordingStatus.PAUSED:
+                    self.calls.media.pause_recording(capture.rec_id, True)
+                rec.start_time = self.clock()
+                self._save(rec)
+                self._notify(rec, "in-progress")
+        except MediaError as exc:
+            log.warning("%s: recording %s could not start: %s", parent_call_sid, rec.sid, exc)
+        finally:
+            capture.started.set()
+        if capture.rec_id is None:
+            return await self._finish(capture)
+        return dataclasses.replace(rec)
+
+    async def attach(self, sid: str, index: int, call_sid: str) -> None:
+        """Let `call_sid` feed channel `index` of a running recording (a <Dial> child joining late).
+
+        The joining leg is not one of the recording's own legs: its end does not end the recording.
+        """
+        capture = self._captures.get(sid)
+        if capture is None or capture.rec_id is None or capture.finishing is not None:
+            return
+        try:
+            await self.calls.media.wait_ready(call_sid)
+            self.calls.media.attach_recording(capture.rec_id, index, call_sid)
+        except MediaError as exc:
+            log.info("%s: %s cannot join recording %s: %s", capture.recording.call_sid, call_sid, sid, exc)
+
+    def _active(self, sid: str, wanted: RecordingStatus) -> _Capture:
+        capture = self._captures.get(sid)
+        if capture is not None:
+            return capture
+        rec = self.get(sid)
+        if rec is None:
+            raise NotFound(f"/Recordings/{sid}.json")
+        raise RecordingStateError(sid, rec.status, wanted)
+
+    async def pause(self, sid: str) -> Recording:
+        """Keep the recording going but capture silence (Twilio's PauseBehavior=silence)."""
+        return self._pause(sid, RecordingStatus.PAUSED)
+
+    async def resume(self, sid: str) -> Recording:
+        return self._pause(sid, RecordingStatus.IN_PROGRESS)
+
+    def _pause(self, sid: str, wanted: RecordingStatus) -> Recording:
+        capture = self._active(sid, wanted)
+        rec = capture.recording
+        if rec.status is not wanted:
+            self._set_status(rec, wanted)
+            if capture.rec_id is not None:
+                self.calls.media.pause_recording(capture.rec_id, wanted is RecordingStatus.PAUSED)
+        return dataclasses.replace(rec)
+
+    async def stop(self, sid: str) -> Recording:
+        """Stop the tap and finalize; returns the recording `completed` (or `absent`)."""
+        capture = self._captures.get(sid)
+        if capture is None:
+            rec = self.get(sid)
+            if rec is None:
+                raise NotFound(f"/Recordings/{sid}.json")
+            return rec  # already final (or being finalized by a restart): stopping again changes nothing
+        if capture.recording.status.capturing:
+            self._set_status(capture.recording, RecordingStatus.STOPPED)
+        return await self._finish(capture)
+
+    # -- finishing ----------------------------------------------------------------------------------
+    def _finish(self, capture: _Capture) -> asyncio.Task[Recording]:
+        """The one finalization of `capture` (idempotent): stop the tap, write the file, report."""
+        if capture.finishing is None:
+            task = asyncio.get_running_loop().create_task(self._finalize(capture))
+            capture.finishing = task
+            self._tasks.track(task, capture.recording.call_sid)
+        return capture.finishing
+
+    async def _finalize(self, capture: _Capture) -> Recording:
+        rec = capture.recording
+        await capture.started.wait()
+        if capture.rec_id is not None and capture.done is not None:
+            self.calls.media.stop_recording(capture.rec_id)
+            try:
+                result = await asyncio.wait_for(asyncio.shield(capture.done), STOP_TIMEOUT)
+                if result.get("error"):
+                    log.warning("%s: recording %s ended early (%s); keeping what reached the disk",
+                                rec.call_sid, rec.sid, result["error"])
+            except TimeoutError:
+                log.warning("%s: recording %s: the worker did not confirm the stop", rec.call_sid, rec.sid)
+        self._set_status(rec, RecordingStatus.PROCESSING)
+        channels: Literal[1, 2] = 2 if rec.channels == 2 else 1
+        try:
+            outcome = await asyncio.to_thread(_produce, self.dir / rec.sid, self.wav_path(rec.sid), channels,
+                                              rec.trim)
+        except (AudioError, OSError) as exc:
+            log.error("%s: recording %s could not be finalized: %s", rec.call_sid, rec.sid, exc)
+            outcome = _Outcome(error_code=NOT_CAPTURED)
+        rec.duration = outcome.duration
+        rec.error_code = outcome.error_code
+        self._captures.pop(rec.sid, None)
+        self._set_status(rec, RecordingStatus.ABSENT if outcome.error_code else RecordingStatus.COMPLETED)
+        self.store.add_event(rec.call_sid, "recording", f"{rec.sid} {rec.status} ({rec.duration} s)")
+        return dataclasses.replace(rec)
+
+    # -- call hooks ---------------------------------------------------------------------------------
+    async def _on_answered(self, call: Call) -> None:
+        if not call.record:
+            return
+        # Dual: the called party on channel 1, what the switch sends it (TwiML audio, a <Dial>ed party) on 2.
+        await self.start([call.sid], "OutboundAPI", 2 if call.recording_channels == "dual" else 1,
+                         call.trim == "trim-silence", call.recording_status_callback,
+                         call.recording_status_callback_method, call.recording_status_callback_events,
+                         parent_call_sid=call.sid, track=call.recording_track, tracks=True)
+
+    def _on_ended(self, call: Call) -> None:
+        """Sync end hook: finalize (in a tracked task) every recording that taps or belongs to the call."""
+        for capture in list(self._captures.values()):
+            rec = capture.recording
+            if call.sid == rec.call_sid or call.sid in rec.legs:
+                self._finish(capture)
+
+    # -- start-up and shutdown ----------------------------------------------------------------------
+    def recover(self) -> int:
+        """Finalize the recordings a previous run left unfinished (it crashed) from their raw files."""
+        rows = self.store.execute(
+            "SELECT * FROM recordings WHERE account_sid = ? AND status NOT IN (?, ?)",
+            (self.account_sid, str(RecordingStatus.COMPLETED), str(RecordingStatus.ABSENT))).fetchall()
+        for row in rows:
+            rec = _from_row(row)
+            if rec.sid in self._captures:
+                continue
+            if rec.status is RecordingStatus.PROCESSING:
+                rec.status = RecordingStatus.STOPPED  # processing starts over
+            capture = _Capture(rec)
+            capture.started.set()
+            self._captures[rec.sid] = capture
+            self._finish(capture)
+        if rows:
+            log.info("start-up: finalizing %d recordings left unfinished by the last run", len(rows))
+        return len(rows)
+
+    async def close(self, timeout: float = CLOSE_TIMEOUT) -> None:
+        """Finalize what is still recording and wait (up to `timeout` s) for every finalization."""
+        for capture in list(self._captures.values()):
+            self._finish(capture)
+        await self._tasks.wait(timeout)

@@ -1,0 +1,98 @@
+"""What the REST dialects ask of the call engine: plain requests in, `Call`s out.
+
+The Twilio and Exotel edges parse their own parameters into these dataclasses and call a
+`CallService`; the engine (`switch.core.calls.CallManager`) implements it.  Nothing here knows HTTP.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Protocol
+
+from switch.core.model import Call, CallbackEvent
+from switch.core.status import CallStatus
+
+
+@dataclass(frozen=True)
+class NewCall:
+    """A call to place, as the REST API asked for it (already validated)."""
+
+    to: str
+    from_: str
+    url: str | None = None
+    method: str = "POST"
+    fallback_url: str | None = None
+    fallback_method: str = "POST"
+    twiml: str | None = None
+    status_callback: str | None = None
+    status_callback_method: str = "POST"
+    status_callback_events: frozenset[CallbackEvent] = frozenset({CallbackEvent.COMPLETED})
+    timeout: int = 60
+    time_limit: int = 14400
+    send_digits: str | None = None
+    sip_auth_username: str | None = None
+    sip_auth_password: str | None = None
+    caller_id: str | None = None
+    record: bool = False
+    recording_channels: str = "mono"  # mono | dual
+    recording_status_callback: str | None = None
+    recording_status_callback_method: str = "POST"
+    recording_status_callback_events: tuple[str, ...] = ("completed",)  # in-progress completed absent
+    recording_track: str = "both"  # inbound | outbound | both
+    trim: str = "trim-silence"  # Calls create defaults to trim-silence
+
+
+@dataclass(frozen=True)
+class CallUpdate:
+    """A change to a live call: new TwiML (live redirect), a hang-up/cancel, a new StatusCallback."""
+
+    url: str | None = None
+    method: str | None = None
+    twiml: str | None = None
+    fallback_url: str | None = None
+    fallback_method: str | None = None
+    status: CallStatus | None = None  # only COMPLETED or CANCELED
+    status_callback: str | None = None
+    status_callback_method: str | None = None
+
+
+@dataclass(frozen=True)
+class CallFilter:
+    """Filters of `GET .../Calls.json`; None means "any"."""
+
+    to: str | None = None
+    from_: str | None = None
+    status: CallStatus | None = None
+    parent_call_sid: str | None = None
+    start_time_on: dt.date | None = None  # StartTime=YYYY-MM-DD
+    start_time_before: dt.date | None = None  # StartTime<=YYYY-MM-DD (Twilio's "<")
+    start_time_after: dt.date | None = None  # StartTime>=YYYY-MM-DD (Twilio's ">")
+    end_time_on: dt.date | None = None
+    end_time_before: dt.date | None = None
+    end_time_after: dt.date | None = None
+
+
+class CallService(Protocol):
+    """The engine seen from a REST edge."""
+
+    account_sid: str
+    auth_token: str
+
+    async def create_call(self, request: NewCall) -> Call:
+        """Place a call; returns it in status `queued`.  Raises ApiError (e.g. CapacityError)."""
+        ...
+
+    def get_call(self, sid: str) -> Call | None: ...
+
+    def list_calls(self, flt: CallFilter, offset: int, limit: int) -> list[Call]:
+        """Newest first (date_created descending), `limit` at most, skipping `offset`."""
+        ...
+
+    async def update_call(self, sid: str, update: CallUpdate) -> Call:
+        """Apply `update`; raises NotFound, or ApiError 21220 when the call is not in a state for it."""
+        ...
+
+    def delete_call(self, sid: str) -> None:
+        """Delete an ended call's record; raises NotFound, or ApiError when the call is still live."""
+        ...

@@ -1,0 +1,289 @@
+"""SQLite (WAL) store in the data dir: accounts, calls, call events and pending webhooks.
+
+Calls are written on every change, so the store is the record that survives a crash; the call manager keeps
+live calls in memory for speed and writes through.  Columns of `calls` follow `switch.core.model.Call` field for
+field, converted by `_to_row`/`_from_row`, so a new field needs no hand-written SQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import enum
+import json
+import sqlite3
+import threading
+import typing
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from switch.core.model import Call, CallbackEvent, Direction
+from switch.core.service import CallFilter
+from switch.core.status import TERMINAL, CallStatus
+
+_CALL_FIELDS = [f.name for f in dataclasses.fields(Call)]
+_CALL_HINTS = typing.get_type_hints(Call)
+_CALL_COLUMNS = ", ".join(f'"{name}"' for name in _CALL_FIELDS)  # quoted: "to" is an SQL keyword
+_SAVE_CALL = f"INSERT OR REPLACE INTO calls ({_CALL_COLUMNS}) VALUES ({', '.join('?' * len(_CALL_FIELDS))})"
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS accounts (
+    sid TEXT PRIMARY KEY, auth_token TEXT NOT NULL, date_created TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS calls ({", ".join(f'"{name}"' + (" TEXT PRIMARY KEY" if name == "sid" else "")
+                                             for name in _CALL_FIELDS)});
+CREATE INDEX IF NOT EXISTS calls_created ON calls (date_created);
+CREATE INDEX IF NOT EXISTS calls_parent ON calls (parent_call_sid);
+CREATE TABLE IF NOT EXISTS call_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, call_sid TEXT NOT NULL, at TEXT NOT NULL,
+    kind TEXT NOT NULL, detail TEXT NOT NULL, sip_code INTEGER
+);
+CREATE INDEX IF NOT EXISTS call_events_sid ON call_events (call_sid);
+CREATE TABLE IF NOT EXISTS webhooks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, call_sid TEXT NOT NULL, url TEXT NOT NULL, method TEXT NOT NULL,
+    params TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT, created TEXT NOT NULL, delivered TEXT,
+    body_format TEXT NOT NULL DEFAULT 'form', retries INTEGER
+);
+CREATE INDEX IF NOT EXISTS webhooks_pending ON webhooks (state, call_sid);
+"""
+# Columns added to `webhooks` after databases existed: (name, definition) for `ALTER TABLE ... ADD COLUMN`.
+_WEBHOOK_COLUMNS = (("body_format", "TEXT NOT NULL DEFAULT 'form'"), ("retries", "INTEGER"))
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def to_column(value: Any) -> Any:
+    """A dataclass field as an SQLite value: datetimes as ISO text, sets (sorted) and tuples as space-separated
+    words, enums as their value; the rest as it is."""
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, frozenset):
+        return " ".join(sorted(str(v) for v in value))
+    if isinstance(value, tuple):
+        return " ".join(str(v) for v in value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value
+
+
+def _to_row(call: Call) -> list[Any]:
+    return [to_column(getattr(call, name)) for name in _CALL_FIELDS]
+
+
+def _from_row(row: sqlite3.Row) -> Call:
+    values: dict[str, Any] = {}
+    for name in _CALL_FIELDS:
+        value = row[name]
+        hint = str(_CALL_HINTS[name])
+        if value is not None:
+            if "datetime" in hint:
+                value = dt.datetime.fromisoformat(value)
+            elif "frozenset" in hint:
+                value = frozenset(CallbackEvent(v) for v in value.split())
+            elif "tuple" in hint:
+                value = tuple(value.split())
+            elif hint == "<class 'bool'>":
+                value = bool(value)
+            elif name == "status":
+                value = CallStatus(value)
+            elif name == "direction":
+                value = Direction(value)
+        values[name] = value
+    return Call(**values)
+
+
+@dataclass(frozen=True)
+class PendingWebhook:
+    """A webhook to deliver.  `body_format` is "form" (Twilio's), "multipart" (`params` as multipart/form-data)
+    or "json" (`document` as the body, `params` empty); `retries` overrides the dispatcher's when set."""
+
+    id: int
+    call_sid: str
+    url: str
+    method: str
+    params: list[tuple[str, str]]
+    attempts: int
+    body_format: str = "form"
+    retries: int | None = None
+    document: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class CallEvent:
+    call_sid: str
+    at: dt.datetime
+    kind: str  # "sip" or "status" or "error"
+    detail: str
+    sip_code: int | None
+
+
+class Store:
+    """Thread-safe access to the SQLite database (the control plane uses it from its event loop).
+
+    Group commit: a write made on a thread that runs an event loop opens a transaction that is committed at
+    the loop's next turn, so the many small writes of one burst of events (a call's row, its SIP events,
+    its webhooks) share one commit.  The same connection reads its own writes at once; a crash loses at most
+    the writes of the turn in progress.  Writes from other threads commit as they go.
+    """
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._lock = threading.Lock()
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+            present = {row["name"] for row in self._db.execute("PRAGMA table_info(webhooks)")}
+            for name, definition in _WEBHOOK_COLUMNS:  # a database from before the column existed
+                if name not in present:
+                    self._db.execute(f"ALTER TABLE webhooks ADD COLUMN {name} {definition}")
+
+    def close(self) -> None:
+        self.commit()
+        with self._lock:
+            self._db.close()
+
+    def _execute(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> sqlite3.Cursor:
+        with self._lock:
+            if not self._db.in_transaction and not sql.lstrip()[:6].upper().startswith(("SELECT", "PRAGMA")):
+                self._begin_group()
+            return self._db.execute(sql, args)
+
+    def _begin_group(self) -> None:
+        """Open a transaction committed at the running loop's next turn (lock held; none running: no-op)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._db.execute("BEGIN")
+        loop.call_soon(self.commit)
+
+    def commit(self) -> None:
+        """Commit the writes made so far (the loop does this every turn)."""
+        with self._lock:
+            if self._db.in_transaction:
+                self._db.execute("COMMIT")
+
+    def execute(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> sqlite3.Cursor:
+        """One statement, for modules that keep their own tables (numbers, recordings, notifications)."""
+        return self._execute(sql, args)
+
+    def executescript(self, script: str) -> None:
+        with self._lock:
+            self._db.executescript(script)
+
+    # -- accounts -----------------------------------------------------------------------------
+    def ensure_account(self, sid: str, auth_token: str) -> None:
+        self._execute(
+            "INSERT INTO accounts (sid, auth_token, date_created) VALUES (?, ?, ?) "
+            "ON CONFLICT(sid) DO UPDATE SET auth_token = excluded.auth_token",
+            (sid, auth_token, dt.datetime.now(dt.UTC).isoformat()),
+        )
+
+    # -- calls --------------------------------------------------------------------------------
+    def save_call(self, call: Call) -> None:
+        self._execute(_SAVE_CALL, _to_row(call))
+
+    def get_call(self, sid: str) -> Call | None:
+        row = self._execute("SELECT * FROM calls WHERE sid = ?", (sid,)).fetchone()
+        return None if row is None else _from_row(row)
+
+    def delete_call(self, sid: str) -> None:
+        self._execute("DELETE FROM calls WHERE sid = ?", (sid,))
+        self._execute("DELETE FROM call_events WHERE call_sid = ?", (sid,))
+
+    def list_calls(self, account_sid: str, flt: CallFilter, offset: int, limit: int) -> list[Call]:
+        where = ["account_sid = ?"]
+        args: list[Any] = [account_sid]
+        for column, value in (("to", flt.to), ("from_", flt.from_), ("parent_call_sid", flt.parent_call_sid)):
+            if value is not None:
+                where.append(f'"{column}" = ?')
+                args.append(value)
+        if flt.status is not None:
+            where.append("status = ?")
+            args.append(str(flt.status))
+        for column, on, before, after in (
+            ("start_time", flt.start_time_on, flt.start_time_before, flt.start_time_after),
+            ("end_time", flt.end_time_on, flt.end_time_before, flt.end_time_after),
+        ):
+            if on is not None:
+                where.append(f"substr({column}, 1, 10) = ?")
+                args.append(on.isoformat())
+            if before is not None:
+                where.append(f"substr({column}, 1, 10) <= ?")
+                args.append(before.isoformat())
+            if after is not None:
+                where.append(f"substr({column}, 1, 10) >= ?")
+                args.append(after.isoformat())
+        sql = (f"SELECT * FROM calls WHERE {' AND '.join(where)} "
+               "ORDER BY date_created DESC, sid DESC LIMIT ? OFFSET ?")
+        rows = self._execute(sql, [*args, limit, offset]).fetchall()
+        return [_from_row(r) for r in rows]
+
+    def live_calls(self) -> list[Call]:
+        marks = ", ".join("?" for _ in TERMINAL)
+        rows = self._execute(
+            f"SELECT * FROM calls WHERE status NOT IN ({marks}) ORDER BY date_created", [str(s) for s in TERMINAL]
+        ).fetchall()
+        return [_from_row(r) for r in rows]
+
+    # -- call events --------------------------------------------------------------------------
+    def add_event(self, call_sid: str, kind: str, detail: str, sip_code: int | None = None) -> None:
+        self._execute(
+            "INSERT INTO call_events (call_sid, at, kind, detail, sip_code) VALUES (?, ?, ?, ?, ?)",
+            (call_sid, dt.datetime.now(dt.UTC).isoformat(), kind, detail, sip_code),
+        )
+
+    def events(self, call_sid: str) -> list[CallEvent]:
+        rows = self._execute(
+            "SELECT * FROM call_events WHERE call_sid = ? ORDER BY id", (call_sid,)
+        ).fetchall()
+        return [CallEvent(r["call_sid"], dt.datetime.fromisoformat(r["at"]), r["kind"], r["detail"], r["sip_code"])
+                for r in rows]
+
+    # -- webhooks -----------------------------------------------------------------------------
+    def add_webhook(self, call_sid: str, url: str, method: str, params: list[tuple[str, str]],
+                    body_format: str = "form", retries: int | None = None,
+                    document: dict[str, Any] | None = None) -> int:
+        """Persist a pending webhook; a "json" one keeps its `document` where the others keep `params`."""
+        payload = document if body_format == "json" else params
+        cur = self._execute(
+            "INSERT INTO webhooks (call_sid, url, method, params, created, body_format, retries) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (call_sid, url, method, json.dumps(payload), dt.datetime.now(dt.UTC).isoformat(), body_format, retries),
+        )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def webhook_done(self, hook_id: int, delivered: bool, attempts: int, error: str | None) -> None:
+        self._execute(
+            "UPDATE webhooks SET state = ?, attempts = ?, last_error = ?, delivered = ? WHERE id = ?",
+            ("delivered" if delivered else "failed", attempts, error,
+             dt.datetime.now(dt.UTC).isoformat() if delivered else None, hook_id),
+        )
+
+    def pending_webhooks(self) -> Iterator[PendingWebhook]:
+        rows = self._execute("SELECT * FROM webhooks WHERE state = 'pending' ORDER BY id").fetchall()
+        for r in rows:
+            payload = json.loads(r["params"])
+            if r["body_format"] == "json":
+                yield PendingWebhook(r["id"], r["call_sid"], r["url"], r["method"], [], r["attempts"], "json",
+                                     r["retries"], payload)
+                continue
+            params = [(str(k), str(v)) for k, v in payload]
+            yield PendingWebhook(r["id"], r["call_sid"], r["url"], r["method"], params, r["attempts"],
+                                 r["body_format"], r["retries"])
+
+    def count_webhooks(self, call_sid: str, url: str) -> int:
+        row = self._execute(
+            "SELECT COUNT(*) FROM webhooks WHERE call_sid = ? AND url = ?", (call_sid, url)
+        ).fetchone()
+        return int(row[0])

@@ -1,0 +1,175 @@
+"""The one webhook dispatcher: persisted first, delivered in order per call, signed, retried with backoff.
+
+`send()` writes the webhook to the store and returns at once; a per-call delivery task sends that call's
+webhooks one after another, so callbacks of one call never overtake each other while calls never wait
+for each other.  A slow endpoint gets `timeout` seconds per attempt and `retries` more attempts with
+exponential backoff; then the webhook is marked failed and logged.  Webhooks still pending at start-up
+(the switch stopped or crashed before delivering them) are sent by `resume()`.
+
+Bodies are form-encoded (Twilio's) unless `send` is given another `body_format`: "multipart" sends the same
+parameters as multipart/form-data and "json" sends a JSON document (the Exotel edge's callbacks).  A webhook may
+carry its own retry count (Exotel promises two retries whatever the dispatcher's default).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import urllib.parse
+from collections.abc import Callable
+from typing import Any, Literal
+
+import aiohttp
+import yarl
+
+from switch import __version__
+from switch.core.signature import compute_signature
+from switch.core.store import PendingWebhook, Store
+
+log = logging.getLogger("switch.core.webhooks")
+
+Observer = Callable[[PendingWebhook, int | None, float], None]
+BodyFormat = Literal["form", "json", "multipart"]
+
+
+def url_with_query(url: str, params: list[tuple[str, str]]) -> str:
+    """`url` with `params` appended to its query string (Twilio's GET webhooks)."""
+    if not params:
+        return url
+    sep = "&" if urllib.parse.urlsplit(url).query else "?"
+    return url + sep + urllib.parse.urlencode(params)
+
+
+class WebhookDispatcher:
+    """Sends every webhook of the switch (status callbacks now; TwiML fetches use the same signing)."""
+
+    def __init__(self, store: Store, auth_token: str, timeout: float = 10.0, retries: int = 3,
+                 backoff: float = 0.5) -> None:
+        self._store = store
+        self._auth_token = auth_token
+        self._timeout = timeout
+        self._retries = retries
+        self._backoff = backoff
+        self._queues: dict[str, list[PendingWebhook]] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._session: aiohttp.ClientSession | None = None
+        self.observers: list[Observer] = []
+
+    async def start(self) -> None:
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=self._timeout),
+            headers={"User-Agent": f"softswitch/{__version__}"},
+        )
+
+    def resume(self) -> int:
+        """Queue the webhooks a previous run left pending; returns how many."""
+        count = 0
+        for hook in self._store.pending_webhooks():
+            self._enqueue(hook)
+            count += 1
+        return count
+
+    def send(self, call_sid: str, url: str, method: str, params: list[tuple[str, str]],
+             body_format: BodyFormat = "form", *, document: dict[str, Any] | None = None,
+             retries: int | None = None) -> None:
+        """Persist the webhook and schedule its delivery after the call's earlier ones.
+
+        `body_format` "json" POSTs `document` (and needs no `params`); "multipart" POSTs `params` as
+        multipart/form-data.  `retries` replaces the dispatcher's retry count for this webhook.
+        """
+        method = method.upper()
+        if body_format != "form" and method != "POST":
+            raise ValueError(f"a {body_format} body needs POST, not {method}")
+        if (body_format == "json") != (document is not None):
+            raise ValueError("a document goes with body_format='json', and only with it")
+        hook_id = self._store.add_webhook(call_sid, url, method, params, body_format, retries, document)
+        self._enqueue(PendingWebhook(hook_id, call_sid, url, method, [] if document is not None else params, 0,
+                                     body_format, retries, document))
+
+    def _enqueue(self, hook: PendingWebhook) -> None:
+        self._queues.setdefault(hook.call_sid, []).append(hook)
+        if hook.call_sid not in self._tasks:
+            task = asyncio.get_running_loop().create_task(self._drain(hook.call_sid))
+            self._tasks[hook.call_sid] = task
+
+    async def _drain(self, call_sid: str) -> None:
+        queue = self._queues[call_sid]
+        try:
+            while queue:
+                await self._deliver(queue[0])
+                queue.pop(0)
+        finally:
+            self._tasks.pop(call_sid, None)
+            if not queue:
+                self._queues.pop(call_sid, None)
+
+    async def _deliver(self, hook: PendingWebhook) -> None:
+        attempts = hook.attempts
+        error: str | None = None
+        delay = self._backoff
+        retries = self._retries if hook.retries is None else hook.retries
+        while attempts <= retries:
+            attempts += 1
+            status, error = await self._attempt(hook)
+            for observer in self.observers:
+                observer(hook, status, time.time())
+            if error is None:
+                self._store.webhook_done(hook.id, True, attempts, None)
+                return
+            log.warning("%s: webhook %s %s attempt %d failed: %s", hook.call_sid, hook.method, hook.url,
+                        attempts, error)
+            if attempts <= retries:
+                await asyncio.sleep(delay)
+                delay *= 2
+        log.error("%s: webhook %s %s given up after %d attempts: %s", hook.call_sid, hook.method, hook.url,
+                  attempts, error)
+        self._store.webhook_done(hook.id, False, attempts, error)
+
+    async def _attempt(self, hook: PendingWebhook) -> tuple[int | None, str | None]:
+        assert self._session is not None, "dispatcher not started"
+        if hook.method == "GET":
+            url = url_with_query(hook.url, hook.params)
+            signature = compute_signature(self._auth_token, url)
+            # encoded=True: send byte for byte the URL we signed (yarl would otherwise re-quote it)
+            request = self._session.get(yarl.URL(url, encoded=True), headers={"X-Twilio-Signature": signature})
+        elif hook.body_format in ("json", "multipart"):
+            # Not a form: the signature covers the URL alone, as Twilio's does for JSON bodies.
+            headers = {"X-Twilio-Signature": compute_signature(self._auth_token, hook.url)}
+            body: bytes | aiohttp.FormData
+            if hook.body_format == "json":
+                body = json.dumps(hook.document).encode()
+                headers["Content-Type"] = "application/json"
+            else:
+                body = aiohttp.FormData(hook.params, default_to_multipart=True)  # a fresh one per attempt
+            request = self._session.post(yarl.URL(hook.url, encoded=True), data=body, headers=headers)
+        else:
+            signature = compute_signature(self._auth_token, hook.url, hook.params)
+            request = self._session.post(yarl.URL(hook.url, encoded=True), data=hook.params,
+                                         headers={"X-Twilio-Signature": signature})
+        try:
+            async with request as response:
+                await response.read()
+                if response.status >= 400:
+                    return response.status, f"HTTP {response.status}"
+                return response.status, None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return None, f"{type(exc).__name__}: {exc}"
+
+    async def flush(self, timeout: float) -> bool:
+        """Wait up to `timeout` s for queued webhooks; True when none is left."""
+        deadline = time.monotonic() + timeout
+        while self._tasks and time.monotonic() < deadline:
+            await asyncio.wait(list(self._tasks.values()), timeout=max(0.0, deadline - time.monotonic()))
+        return not self._tasks
+
+    async def close(self, timeout: float = 5.0) -> None:
+        """Deliver what can be delivered in `timeout` s; the rest stays pending in the store."""
+        await self.flush(timeout)
+        for task in list(self._tasks.values()):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()

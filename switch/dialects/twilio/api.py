@@ -1,0 +1,224 @@
+"""Twilio's 2010-04-01 Calls resource over a `CallService`, close enough that the official client works.
+
+Routes (all HTTP Basic with the account SID and auth token, see `switch.dialects.auth`)::
+
+    POST   /2010-04-01/Accounts/{AccountSid}/Calls.json            create  -> 201 Call
+    GET    /2010-04-01/Accounts/{AccountSid}/Calls.json            list    -> 200 page of Calls
+    GET    /2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json  fetch   -> 200 Call
+    POST   /2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json  update  -> 200 Call
+    DELETE /2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json  delete  -> 204
+
+Twilio's names live only here and in `twilio_params`; the service sees snake_case dataclasses.  Lists page
+by offset: `next_page_uri` carries `PageToken=PT<offset>`, so the client follows it without knowing how.
+Errors are `ApiError`s rendered by `switch.dialects.errors.error_middleware`, which the application must install.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import re
+from typing import Any
+from urllib.parse import urlencode
+
+from aiohttp import web
+from multidict import MultiDict, MultiMapping
+
+from switch.core.errors import NotFound
+from switch.core.model import Call
+from switch.core.service import CallService
+from switch.dialects.auth import authenticated
+from switch.dialects.errors import API_ROOT
+from switch.dialects.twilio.params import (
+    FILTER_PARAMS,
+    PageRequest,
+    parse_call_filter,
+    parse_call_update,
+    parse_new_call,
+    parse_page_request,
+)
+
+API_VERSION = "2010-04-01"
+
+# Call subresources, as Twilio lists them in `subresource_uris`.
+_SUBRESOURCES = (
+    ("notifications", "Notifications"),
+    ("recordings", "Recordings"),
+    ("payments", "Payments"),
+    ("events", "Events"),
+    ("siprec", "Siprec"),
+    ("streams", "Streams"),
+    ("transcriptions", "Transcriptions"),
+    ("user_defined_message_subscriptions", "UserDefinedMessageSubscriptions"),
+    ("user_defined_messages", "UserDefinedMessages"),
+)
+_NANP = re.compile(r"\+1([2-9][0-9]{2})([2-9][0-9]{2})([0-9]{4})")
+
+
+def rfc2822(moment: dt.datetime | None) -> str | None:
+    """Twilio's date format, e.g. "Tue, 31 Aug 2010 20:36:28 +0000" (naive datetimes are taken as UTC)."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return email.utils.format_datetime(moment.astimezone(dt.UTC))
+
+
+def format_address(address: str) -> str:
+    """Twilio's `*_formatted`: North American numbers as "(415) 555-1212", anything else unchanged."""
+    match = _NANP.fullmatch(address)
+    return f"({match[1]}) {match[2]}-{match[3]}" if match else address
+
+
+def call_uri(account_sid: str, call_sid: str, base: str = API_ROOT) -> str:
+    """The `uri` of a Call, relative to the API host as Twilio gives it."""
+    return f"{base}/Accounts/{account_sid}/Calls/{call_sid}.json"
+
+
+def call_to_json(call: Call, base: str = API_ROOT) -> dict[str, Any]:
+    """A `Call` as Twilio's Call resource, every field present.
+
+    `base` is the path prefix of the URIs in the document ("/2010-04-01", as Twilio has them; the client
+    joins them to its own base URL).
+    """
+    uri = call_uri(call.account_sid, call.sid, base)
+    prefix = uri.removesuffix(".json")
+    return {
+        "sid": call.sid,
+        "date_created": rfc2822(call.date_created),
+        "date_updated": rfc2822(call.date_updated),
+        "parent_call_sid": call.parent_call_sid,
+        "account_sid": call.account_sid,
+        "to": call.to,
+        "to_formatted": format_address(call.to),
+        "from": call.from_,
+        "from_formatted": format_address(call.from_),
+        "phone_number_sid": call.phone_number_sid,
+        "status": call.status.value,
+        "start_time": rfc2822(call.start_time),
+        "end_time": rfc2822(call.end_time),
+        "duration": None if call.duration is None else str(call.duration),
+        "price": None,
+        "price_unit": "USD",
+        "direction": call.direction.value,
+        "answered_by": call.answered_by,
+        "api_version": API_VERSION,
+        "forwarded_from": call.forwarded_from,
+        "group_sid": None,
+        "caller_name": call.caller_name,
+        "queue_time": "0",
+        "stir_verstat": None,
+        "trunk_sid": None,
+        "uri": uri,
+        "subresource_uris": {key: f"{prefix}/{name}.json" for key, name in _SUBRESOURCES},
+    }
+
+
+def _page_uri(path: str, filters: list[tuple[str, str]], page_size: int, page: int, offset: int) -> str:
+    query = [*filters, ("PageSize", str(page_size)), ("Page", str(page))]
+    if offset:
+        query.append(("PageToken", f"PT{offset}"))
+    return f"{path}?{urlencode(query)}"
+
+
+def list_envelope(
+    calls: list[Call], has_next: bool, req: PageRequest, path: str, filters: list[tuple[str, str]]
+) -> dict[str, Any]:
+    """Twilio's list page: the `calls` and the paging metadata the official client follows."""
+    return page_envelope("calls", [call_to_json(c) for c in calls], has_next, req, path, filters)
+
+
+def page_envelope(
+    key: str, items: list[dict[str, Any]], has_next: bool, req: PageRequest, path: str,
+    filters: list[tuple[str, str]],
+) -> dict[str, Any]:
+    """Twilio's list page of any resource: `items` under `key` and the paging metadata."""
+    size = req.page_size
+    next_uri = _page_uri(path, filters, size, req.page + 1, req.offset + len(items)) if has_next else None
+    previous_uri = None
+    if req.offset > 0:
+        previous_uri = _page_uri(path, filters, size, max(req.page - 1, 0), max(req.offset - size, 0))
+    return {
+        key: items,
+        "end": req.offset + max(len(items) - 1, 0),
+        "first_page_uri": _page_uri(path, filters, size, 0, 0),
+        "next_page_uri": next_uri,
+        "page": req.page,
+        "page_size": size,
+        "previous_page_uri": previous_uri,
+        "start": req.offset,
+        "uri": _page_uri(path, filters, size, req.page, req.offset),
+    }
+
+
+async def read_form(request: web.Request) -> MultiMapping[str]:
+    """The form body's text fields (files, which Twilio never takes, are dropped)."""
+    body = await request.post()
+    return MultiDict((k, v) for k, v in body.items() if isinstance(v, str))
+
+
+class TwilioCalls:
+    """The Calls handlers, bound to one `CallService`."""
+
+    def __init__(self, service: CallService, public_base_url: str) -> None:
+        self.service = service
+        self.public_base_url = public_base_url.rstrip("/")
+
+    def _call(self, request: web.Request) -> Call:
+        call = self.service.get_call(request.match_info["CallSid"])
+        if call is None or call.account_sid != self.service.account_sid:
+            raise NotFound(request.path)
+        return call
+
+    async def create(self, request: web.Request) -> web.Response:
+        """POST .../Calls.json: place a call; 201 with the queued Call."""
+        new_call = parse_new_call(await read_form(request))
+        call = await self.service.create_call(new_call)
+        body = call_to_json(call)
+        return web.json_response(body, status=201, headers={"Location": self.public_base_url + body["uri"]})
+
+    async def read(self, request: web.Request) -> web.Response:
+        """GET .../Calls.json: one page of calls, newest first."""
+        flt = parse_call_filter(request.query)
+        req = parse_page_request(request.query)
+        calls = self.service.list_calls(flt, req.offset, req.page_size + 1)
+        filters = [(name, value) for name in FILTER_PARAMS if (value := request.query.get(name))]
+        path = f"{API_ROOT}/Accounts/{self.service.account_sid}/Calls.json"
+        body = list_envelope(calls[: req.page_size], len(calls) > req.page_size, req, path, filters)
+        return web.json_response(body)
+
+    async def fetch(self, request: web.Request) -> web.Response:
+        """GET .../Calls/{CallSid}.json."""
+        return web.json_response(call_to_json(self._call(request)))
+
+    async def update(self, request: web.Request) -> web.Response:
+        """POST .../Calls/{CallSid}.json: redirect, hang up or cancel a live call."""
+        self._call(request)  # an unknown SID is a 404 whatever the parameters
+        update = parse_call_update(await read_form(request))
+        call = await self.service.update_call(request.match_info["CallSid"], update)
+        return web.json_response(call_to_json(call))
+
+    async def delete(self, request: web.Request) -> web.Response:
+        """DELETE .../Calls/{CallSid}.json: drop an ended call's record; 204."""
+        self._call(request)
+        self.service.delete_call(request.match_info["CallSid"])
+        return web.Response(status=204)
+
+
+def add_twilio_routes(app: web.Application, service: CallService, public_base_url: str) -> None:
+    """Mount the Twilio Calls API on `app`.
+
+    `public_base_url` is where clients reach this server (e.g. "https://pbx.example.com"); it only
+    makes the `Location` header of a created call absolute.  The app also needs
+    `switch.dialects.errors.error_middleware` for Twilio-shaped errors.
+    """
+    api = TwilioCalls(service, public_base_url)
+    calls = f"{API_ROOT}/Accounts/{{AccountSid}}/Calls.json"
+    call = f"{API_ROOT}/Accounts/{{AccountSid}}/Calls/{{CallSid:[A-Za-z0-9]+}}.json"
+    collection = app.router.add_resource(calls, name="twilio-calls")
+    collection.add_route("POST", authenticated(service, api.create))
+    collection.add_route("GET", authenticated(service, api.read))
+    instance = app.router.add_resource(call, name="twilio-call")
+    instance.add_route("GET", authenticated(service, api.fetch))
+    instance.add_route("POST", authenticated(service, api.update))
+    instance.add_route("DELETE", authenticated(service, api.delete))

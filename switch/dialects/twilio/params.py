@@ -1,0 +1,379 @@
+"""Twilio's Calls request parameters -> validated `switch.core.service` requests.
+
+Every function here takes the request's parameters as a multidict (form body or query string) and either
+returns a frozen request object or raises `InvalidParameter` with Twilio's error code for that parameter.
+Empty values count as absent, as Twilio treats them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from multidict import MultiMapping
+
+from switch.core.model import CallbackEvent
+from switch.core.service import CallFilter, CallUpdate, NewCall
+from switch.core.status import CallStatus
+from switch.dialects.errors import InvalidParameter
+
+# Twilio's error codes for the Calls resource.
+NO_TO = 21201
+INVALID_URL = 21205
+INVALID_SEND_DIGITS = 21206
+INVALID_TIMEOUT = 21208
+INVALID_METHOD = 21209
+INVALID_TO = 21211
+INVALID_FROM = 21212
+NO_FROM = 21213
+TWIML_TOO_LONG = 32018
+INVALID_PARAMETER = 20001
+
+MAX_TWIML = 4000
+MAX_TIMEOUT = 600  # Twilio clamps a longer ring timeout to 600 s rather than rejecting it
+DEFAULT_TIMEOUT = 60
+MAX_TIME_LIMIT = 86400  # 24 h, Twilio's ceiling for a call
+DEFAULT_TIME_LIMIT = 14400
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
+
+_PHONE = re.compile(r"\+?[0-9]{3,15}")
+_SIP = re.compile(r"sips?:[^\s<>\"]+", re.IGNORECASE)
+_CLIENT = re.compile(r"client:[A-Za-z0-9_.@+\-]{1,256}")
+_SEND_DIGITS = re.compile(r"[0-9A-D#*wW]{1,256}")
+_INTEGER = re.compile(r"-?[0-9]{1,9}")
+_METHODS = frozenset({"GET", "POST"})
+_UPDATE_STATUSES = frozenset({CallStatus.COMPLETED, CallStatus.CANCELED})
+_PAGE_TOKEN = re.compile(r"PT([0-9]{1,12})")
+
+# The list filters, in the order list URIs repeat them.  The official client sends the date inequalities
+# as the literal keys `StartTime<` / `StartTime>` (URL-encoded as %3C / %3E).
+FILTER_PARAMS: tuple[str, ...] = (
+    "To",
+    "From",
+    "ParentCallSid",
+    "Status",
+    "StartTime",
+    "StartTime<",
+    "StartTime>",
+    "EndTime",
+    "EndTime<",
+    "EndTime>",
+)
+MAX_ADDRESS = 512
+
+
+def get_param(params: MultiMapping[str], name: str, strip: bool = True) -> str | None:
+    value = params.get(name)
+    if value is None:
+        return None
+    if strip:
+        value = value.strip()
+    return value or None
+
+
+def is_address(value: str) -> bool:
+    """A phone number (E.164-ish), a `sip:`/`sips:` URI or a `client:` identity."""
+    return len(value) <= MAX_ADDRESS and any(p.fullmatch(value) for p in (_PHONE, _SIP, _CLIENT))
+
+
+def _address(params: MultiMapping[str], name: str, missing: int, invalid: int) -> str:
+    value = get_param(params, name)
+    if value is None:
+        raise InvalidParameter(f"No '{name}' number is specified", missing)
+    if not is_address(value):
+        raise InvalidParameter(f"Invalid '{name}' Phone Number: {value}", invalid)
+    return value
+
+
+def parse_url(params: MultiMapping[str], name: str) -> str | None:
+    value = get_param(params, name)
+    if value is None:
+        return None
+    try:
+        parts = urlsplit(value)
+        valid = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # e.g. a malformed IPv6 host or port
+        valid = False
+    if not valid:
+        raise InvalidParameter(f"{name} must be an absolute http(s) URL, not {value!r}", INVALID_URL)
+    return value
+
+
+def parse_method(params: MultiMapping[str], name: str) -> str | None:
+    value = get_param(params, name)
+    if value is None:
+        return None
+    if value.upper() not in _METHODS:
+        raise InvalidParameter(f"{name} must be GET or POST, not {value!r}", INVALID_METHOD)
+    return value.upper()
+
+
+def _int(params: MultiMapping[str], name: str, code: int) -> int | None:
+    value = get_param(params, name)
+    if value is None:
+        return None
+    if not _INTEGER.fullmatch(value):
+        raise InvalidParameter(f"{name} must be an integer, not {value!r}", code)
+    return int(value)
+
+
+def _twiml(params: MultiMapping[str]) -> str | None:
+    value = get_param(params, "Twiml", strip=False)
+    if value is not None and len(value) > MAX_TWIML:
+        raise InvalidParameter(
+            f"Twiml size ({len(value)} characters) exceeds the maximum of {MAX_TWIML}", TWIML_TOO_LONG
+        )
+    return value
+
+
+def _events(params: MultiMapping[str]) -> frozenset[CallbackEvent]:
+    # The official client repeats the parameter; curl users often send one space-separated value.
+    words = [w for value in params.getall("StatusCallbackEvent", []) for w in value.replace(",", " ").split()]
+    events = set()
+    for word in words:
+        try:
+            events.add(CallbackEvent(word.lower()))
+        except ValueError:
+            raise InvalidParameter(
+                f"Invalid StatusCallbackEvent {word!r}: use initiated, ringing, answered or completed"
+            ) from None
+    return frozenset(events) if events else frozenset({CallbackEvent.COMPLETED})
+
+
+def _timeout(params: MultiMapping[str]) -> int:
+    timeout = _int(params, "Timeout", INVALID_TIMEOUT)
+    if timeout is None:
+        return DEFAULT_TIMEOUT
+    if timeout < 1:
+        raise InvalidParameter(f"Timeout must be at least 1 second, not {timeout}", INVALID_TIMEOUT)
+    return min(timeout, MAX_TIMEOUT)
+
+
+def _time_limit(params: MultiMapping[str]) -> int:
+    limit = _int(params, "TimeLimit", INVALID_PARAMETER)
+    if limit is None:
+        return DEFAULT_TIME_LIMIT
+    if not 1 <= limit <= MAX_TIME_LIMIT:
+        raise InvalidParameter(f"TimeLimit must be between 1 and {MAX_TIME_LIMIT} seconds, not {limit}")
+    return limit
+
+
+def _send_digits(params: MultiMapping[str]) -> str | None:
+    value = get_param(params, "SendDigits")
+    if value is not None and not _SEND_DIGITS.fullmatch(value):
+        raise InvalidParameter(
+            f"SendDigits may contain only 0-9, A-D, #, * and w/W, not {value!r}", INVALID_SEND_DIGITS
+        )
+    return value
+
+
+def _caller_id(params: MultiMapping[str]) -> str | None:
+    value = get_param(params, "CallerId")
+    # Twilio also accepts a bare SIP address (name@host) here.
+    if value is not None and not (is_address(value) or re.fullmatch(r"[^\s@<>\"]+@[^\s@<>\"]+", value)):
+        raise InvalidParameter(f"Invalid 'CallerId': {value}", INVALID_FROM)
+    return value
+
+
+RECORDING_CHANNELS = ("mono", "dual")
+RECORDING_TRACKS = ("inbound", "outbound", "both")
+RECORDING_TRIMS = ("trim-silence", "do-not-trim")
+RECORDING_EVENTS = ("in-progress", "completed", "absent")
+
+
+@dataclass(frozen=True)
+class RecordingOptions:
+    """How to record a call: the Recording* parameters shared by Calls create and Call Recordings create."""
+
+    channels: str = "mono"
+    status_callback: str | None = None
+    status_callback_method: str = "POST"
+    status_callback_events: tuple[str, ...] = ("completed",)
+    track: str = "both"
+    trim: str = "trim-silence"
+
+
+def _choice(params: MultiMapping[str], name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = get_param(params, name)
+    if value is None:
+        return default
+    if value.lower() not in allowed:
+        raise InvalidParameter(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+    return value.lower()
+
+
+def _bool(params: MultiMapping[str], name: str) -> bool:
+    value = get_param(params, name)
+    if value is None or value.lower() == "false":
+        return False
+    if value.lower() == "true":
+        return True
+    raise InvalidParameter(f"{name} must be true or false, not {value!r}")
+
+
+def parse_recording_options(params: MultiMapping[str], default_trim: str) -> RecordingOptions:
+    """RecordingChannels, RecordingStatusCallback(Method|Event), RecordingTrack and Trim.
+
+    The events may be repeated (the official client) or space separated in one value; the default is
+    `completed`.  `default_trim` differs by resource: trim-silence on Calls, do-not-trim on Recordings.
+    """
+    words = [w.lower() for value in params.getall("RecordingStatusCallbackEvent", [])
+             for w in value.replace(",", " ").split()]
+    for word in words:
+        if word not in RECORDING_EVENTS:
+            raise InvalidParameter(f"Invalid RecordingStatusCallbackEvent {word!r}: use {', '.join(RECORDING_EVENTS)}")
+    return RecordingOptions(
+        channels=_choice(params, "RecordingChannels", RECORDING_CHANNELS, "mono"),
+        status_callback=parse_url(params, "RecordingStatusCallback"),
+        status_callback_method=parse_method(params, "RecordingStatusCallbackMethod") or "POST",
+        status_callback_events=tuple(dict.fromkeys(words)) or ("completed",),
+        track=_choice(params, "RecordingTrack", RECORDING_TRACKS, "both"),
+        trim=_choice(params, "Trim", RECORDING_TRIMS, default_trim),
+    )
+
+
+def parse_new_call(params: MultiMapping[str]) -> NewCall:
+    """Validate `POST .../Calls.json` parameters.
+
+    When both Url and Twiml are given, Url wins and Twiml is dropped, as Twilio documents.
+    """
+    to = _address(params, "To", NO_TO, INVALID_TO)
+    from_ = _address(params, "From", NO_FROM, INVALID_FROM)
+    url = parse_url(params, "Url")
+    twiml = _twiml(params)
+    if url is None and twiml is None:
+        message = "Url parameter is required"
+        if get_param(params, "ApplicationSid"):
+            message += " (ApplicationSid is not supported; pass Url or Twiml)"
+        raise InvalidParameter(message, INVALID_URL)
+    recording = parse_recording_options(params, default_trim="trim-silence")
+    return NewCall(
+        to=to,
+        from_=from_,
+        url=url,
+        method=parse_method(params, "Method") or "POST",
+        fallback_url=parse_url(params, "FallbackUrl"),
+        fallback_method=parse_method(params, "FallbackMethod") or "POST",
+        twiml=None if url is not None else twiml,
+        status_callback=parse_url(params, "StatusCallback"),
+        status_callback_method=parse_method(params, "StatusCallbackMethod") or "POST",
+        status_callback_events=_events(params),
+        timeout=_timeout(params),
+        time_limit=_time_limit(params),
+        send_digits=_send_digits(params),
+        sip_auth_username=get_param(params, "SipAuthUsername"),
+        sip_auth_password=get_param(params, "SipAuthPassword", strip=False),
+        caller_id=_caller_id(params),
+        record=_bool(params, "Record"),
+        recording_channels=recording.channels,
+        recording_status_callback=recording.status_callback,
+        recording_status_callback_method=recording.status_callback_method,
+        recording_status_callback_events=recording.status_callback_events,
+        recording_track=recording.track,
+        trim=recording.trim,
+    )
+
+
+def parse_call_update(params: MultiMapping[str]) -> CallUpdate:
+    """Validate `POST .../Calls/{Sid}.json` parameters (Url wins over Twiml, as on create)."""
+    status: CallStatus | None = None
+    raw_status = get_param(params, "Status")
+    if raw_status is not None:
+        try:
+            status = CallStatus(raw_status.lower())
+        except ValueError:
+            status = None
+        if status not in _UPDATE_STATUSES:
+            raise InvalidParameter(f"Status must be 'completed' or 'canceled', not {raw_status!r}")
+    url = parse_url(params, "Url")
+    twiml = _twiml(params)
+    return CallUpdate(
+        url=url,
+        method=parse_method(params, "Method"),
+        twiml=None if url is not None else twiml,
+        fallback_url=parse_url(params, "FallbackUrl"),
+        fallback_method=parse_method(params, "FallbackMethod"),
+        status=status,
+        status_callback=parse_url(params, "StatusCallback"),
+        status_callback_method=parse_method(params, "StatusCallbackMethod"),
+    )
+
+
+def _date(params: MultiMapping[str], name: str) -> dt.date | None:
+    """`YYYY-MM-DD`, or the `YYYY-MM-DDTHH:MM:SSZ` the official client sends for date/datetime objects."""
+    value = get_param(params, name)
+    if value is None:
+        return None
+    try:
+        if len(value) == 10:
+            return dt.date.fromisoformat(value)
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidParameter(f"{name} must be a date as YYYY-MM-DD, not {value!r}") from None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.UTC)
+    return moment.date()
+
+
+def parse_date(params: MultiMapping[str], name: str) -> dt.date | None:
+    """A date filter (`YYYY-MM-DD`, or the datetime the official client sends), as the Calls filters take it."""
+    return _date(params, name)
+
+
+def parse_call_filter(params: MultiMapping[str]) -> CallFilter:
+    """Validate the filters of `GET .../Calls.json`."""
+    status: CallStatus | None = None
+    raw_status = get_param(params, "Status")
+    if raw_status is not None:
+        try:
+            status = CallStatus(raw_status.lower())
+        except ValueError:
+            raise InvalidParameter(f"Invalid Status {raw_status!r}") from None
+    return CallFilter(
+        to=get_param(params, "To"),
+        from_=get_param(params, "From"),
+        status=status,
+        parent_call_sid=get_param(params, "ParentCallSid"),
+        start_time_on=_date(params, "StartTime"),
+        start_time_before=_date(params, "StartTime<"),
+        start_time_after=_date(params, "StartTime>"),
+        end_time_on=_date(params, "EndTime"),
+        end_time_before=_date(params, "EndTime<"),
+        end_time_after=_date(params, "EndTime>"),
+    )
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """Which slice of a list to return: `page` is Twilio's page number, `offset` the first record."""
+
+    page: int
+    page_size: int
+    offset: int
+
+
+def parse_page_request(params: MultiMapping[str]) -> PageRequest:
+    """PageSize (default 50, at most 1000), Page and PageToken (`PT<offset>`, which wins over Page)."""
+    page_size = _int(params, "PageSize", INVALID_PARAMETER)
+    if page_size is None:
+        page_size = DEFAULT_PAGE_SIZE
+    if page_size < 1:
+        raise InvalidParameter(f"PageSize must be at least 1, not {page_size}")
+    page_size = min(page_size, MAX_PAGE_SIZE)
+    page = _int(params, "Page", INVALID_PARAMETER)
+    if page is not None and page < 0:
+        raise InvalidParameter(f"Page must not be negative, not {page}")
+    token = get_param(params, "PageToken")
+    if token is None:
+        page = page or 0
+        return PageRequest(page=page, page_size=page_size, offset=page * page_size)
+    match = _PAGE_TOKEN.fullmatch(token)
+    if match is None:
+        raise InvalidParameter(f"Invalid PageToken {token!r}")
+    offset = int(match.group(1))
+    if page is None:
+        page = offset // page_size
+    return PageRequest(page=page, page_size=page_size, offset=offset)

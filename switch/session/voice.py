@@ -1,0 +1,223 @@
+"""Runs TwiML on calls: the glue between the call manager, the media layer and `twiml.Interpreter`.
+
+- API-created calls run their Url/Twiml once answered.
+- Inbound calls to a number with a voice URL run it *before* answering (180 first), so `<Reject>` refuses
+  the call unanswered; the first verb that needs audio answers it.
+- A REST update with Url/Twiml redirects the running interpreter at once (or starts one).
+- A call that ends stops its interpreter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import aiohttp
+
+from media.audio import write_wav
+from media.sources import AudioCache
+from media.speech import Speech
+from media.tones import ringback, sine
+from switch.core.callbacks import standard_params
+from switch.core.calls import CallManager
+from switch.core.conversations import Conversations
+from switch.core.model import Call, Direction
+from switch.core.notifications import ERROR, WARNING, Notifications
+from switch.core.recordings import RecordingManager
+from switch.core.status import CallStatus
+from switch.core.tasks import TaskSet
+from switch.verbs.connect import ConnectSession
+from switch.verbs.dial import DialObserver, DialSession
+from switch.verbs.record import RecordResult, record
+from twiml import verbs
+from twiml.errors import TwimlError
+from twiml.fetch import Fetcher
+from twiml.interpreter import Interpreter, Source
+
+log = logging.getLogger("switch.session.voice")
+
+
+class LiveCall:
+    """`twiml.control.CallControl` for one call of the switch."""
+
+    def __init__(self, engine: VoiceEngine, call: Call) -> None:
+        self.engine = engine
+        self._call = call
+        self._answer_sent = False
+
+    @property
+    def call(self) -> Call:
+        return self._call
+
+    @property
+    def answered(self) -> bool:
+        return self._answer_sent or self._call.answer_time is not None
+
+    def params(self) -> list[tuple[str, str]]:
+        return standard_params(self._call)
+
+    async def answer(self) -> None:
+        calls = self.engine.calls
+        self._answer_sent = True
+        calls.answer(self._call)
+        await calls.media.wait_ready(self._call.sid, timeout=5.0)
+        await self._confirmed(timeout=5.0)
+
+    async def _confirmed(self, timeout: float) -> None:
+        """Wait for the caller's ACK (the call's `in-progress`): media flows once 200 is sent, but what needs
+        the call answered (a recording's tap) starts only then."""
+        def past_ringing(c: Call) -> bool:
+            return c.status is not CallStatus.RINGING and c.status is not CallStatus.QUEUED
+
+        if not await self.engine.calls.wait_until(self._call, past_ringing, timeout):
+            log.warning("%s: answered, but no ACK within %g s", self._call.sid, timeout)
+
+    async def reject(self, code: int) -> None:
+        self.engine.calls.reject(self._call, code)
+
+    def hangup(self) -> None:
+        self.engine.calls.hangup(self._call)
+
+    async def play(self, path: Path, loop_forever: bool = False) -> str:
+        return await self.engine.calls.media.play(self._call.sid, str(path), loop=loop_forever)
+
+    async def speech(self, text: str, voice: str, language: str) -> Path:
+        return await self.engine.speech.synthesize(text, voice, language)
+
+    async def audio(self, url: str) -> Path:
+        if url.startswith(("http://", "https://")):
+            return await self.engine.audio.from_url(url, self.engine.session)
+        return await asyncio.to_thread(self.engine.audio.from_file, url)
+
+    async def beep(self) -> Path:
+        return self.engine.beep_path
+
+    def digits(self) -> asyncio.Queue[str]:
+        return self.engine.calls.media.digits(self._call.sid)
+
+    async def send_digits(self, digits: str) -> None:
+        await self.engine.calls.send_digits(self._call, digits)
+
+    def dial(self, verb: verbs.Dial, document_url: str | None) -> DialSession:
+        return DialSession(self, verb, document_url)
+
+    def connect(self, verb: verbs.Connect, document_url: str | None) -> ConnectSession:
+        return ConnectSession(self, verb, document_url, self.engine.conversations)
+
+    async def record(self, verb: verbs.Record, action: str | None) -> RecordResult | None:
+        return await record(self, verb, action, action)
+
+    def post_detached(self, url: str, method: str, extra: tuple[tuple[str, str], ...]) -> None:
+        params = [*self.params(), *extra]
+
+        async def post() -> None:
+            try:
+                await self.engine.fetcher.fetch(url, method, params)
+            except TwimlError as exc:
+                self.notify(exc.code, f"action request after the call moved on failed: {exc.message}", url, method,
+                            warning=True)
+
+        self.engine.background.spawn(post(), self._call.sid)
+
+    def notify(self, code: int, message: str, url: str | None = None, method: str | None = None,
+               warning: bool = False) -> None:
+        self.engine.notifications.add(self._call.sid, code, message, url, method, WARNING if warning else ERROR)
+
+
+class VoiceEngine:
+    """Owns the interpreters of all calls and the shared HTTP session, speech and audio caches."""
+
+    def __init__(self, calls: CallManager, data_dir: Path, auth_token: str, notifications: Notifications,
+                 recordings: RecordingManager, fetch_timeout: float = 15.0) -> None:
+        self._fetch_timeout = fetch_timeout
+        self.calls = calls
+        self.notifications = notifications
+        # told of each <Dial> child leg as it is placed (`DialSession.placed`): the Exotel edge follows them
+        self.dial_observers: list[DialObserver] = []
+        self.recordings = recordings
+        self.speech = Speech(data_dir / "cache" / "speech")
+        self.audio = AudioCache(data_dir / "cache" / "audio")
+        self.beep_path = data_dir / "cache" / "beep.wav"
+        self._auth_token = auth_token
+        self.session: aiohttp.ClientSession
+        self.fetcher: Fetcher
+        self.interpreters: dict[str, Interpreter] = {}
+        self.background = TaskSet()  # work that outlives the verb that started it
+        self._ringbacks: dict[str, Path] = {}
+        # The Conversations services <Connect><Conversation> uses; wired in by the application.
+        self.conversations: Conversations | None = None
+
+    def ringback_path(self, country: str) -> Path:
+        """The ringback tone of `country` as a WAV (written once per country)."""
+        path = self._ringbacks.get(country)
+        if path is None:
+            path = self.beep_path.parent / f"ringback-{country}.wav"
+            if not path.exists():
+                write_wav(path, ringback(country))
+            self._ringbacks[country] = path
+        return path
+
+    async def start(self) -> None:
+        self.session = aiohttp.ClientSession()
+        self.fetcher = Fetcher(self.session, self._auth_token, timeout=self._fetch_timeout)
+        if not self.beep_path.exists():
+            write_wav(self.beep_path, sine(1000.0, 0.4, amplitude=0.4))
+        self.calls.answered_hooks.append(self._on_answered)
+        self.calls.ended_hooks.append(self._on_ended)
+        self.calls.inbound_hook = self._on_inbound
+        self.calls.redirect_hook = self._on_redirect
+
+    async def close(self) -> None:
+        for interpreter in list(self.interpreters.values()):
+            interpreter.stop()
+        await self.session.close()
+
+    @staticmethod
+    def _source(call: Call) -> Source | None:
+        if call.twiml is not None:
+            return Source(twiml=call.twiml)
+        if call.url:
+            return Source(url=call.url, method=call.method, fallback_url=call.fallback_url,
+                          fallback_method=call.fallback_method)
+        return None
+
+    def _run(self, call: Call, source: Source) -> None:
+        interpreter = Interpreter(LiveCall(self, call), self.fetcher)
+        self.interpreters[call.sid] = interpreter
+        task = interpreter.start(source)
+        task.add_done_callback(lambda _t: self._finished(call.sid, interpreter))
+
+    def _finished(self, sid: str, interpreter: Interpreter) -> None:
+        if self.interpreters.get(sid) is interpreter:
+            del self.interpreters[sid]
+
+    async def _on_answered(self, call: Call) -> None:
+        if call.direction is Direction.INBOUND or call.sid in self.interpreters:
+            return  # inbound calls started their TwiML before answering
+        source = self._source(call)
+        if source is not None:
+            self._run(call, source)
+
+    def _on_inbound(self, call: Call) -> bool:
+        source = self._source(call)
+        if source is None:
+            return False
+        self._run(call, source)
+        return True
+
+    def _on_redirect(self, call: Call) -> None:
+        source = self._source(call)
+        if source is None:
+            return
+        interpreter = self.interpreters.get(call.sid)
+        if interpreter is not None:
+            interpreter.redirect(source)
+        elif call.status is CallStatus.IN_PROGRESS:
+            self._run(call, source)
+        # an unanswered outbound call runs the new Url/Twiml when answered
+
+    def _on_ended(self, call: Call) -> None:
+        interpreter = self.interpreters.pop(call.sid, None)
+        if interpreter is not None:
+            interpreter.stop()

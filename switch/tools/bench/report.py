@@ -1,0 +1,256 @@
+"""The `softswitch bench` report: pass/fail of each target and the human-readable summary."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from switch.tools.bench.common import Json
+
+
+def _le(value: Any, limit: float) -> bool | None:
+    return None if value is None else bool(value <= limit)
+
+
+def _both(first: bool | None, second: bool | None) -> bool | None:
+    return None if first is None or second is None else first and second
+
+
+def evaluate_targets(report: Json) -> Json:
+    """Pass/fail of each target against the measured figures (None where nothing was measured)."""
+    switch = report.get("switch") or {}
+    single = switch.get("single_worker") or {}
+    latency = report.get("callback_latency_ms") or {}
+    dial = report.get("api_dial_delay_ms") or {}
+    capacity = report.get("capacity") or {}
+    pdd = report.get("post_dial_delay_ms") or {}
+    fetch = report.get("twiml_fetch_overhead_ms") or {}
+    bridged_cpu = report.get("bridged_cpu") or {}
+    b2bua = report.get("b2bua_cps") or {}
+    redirect = report.get("redirect_to_audio_ms") or {}
+    say = report.get("say_cache_ms") or {}
+    recording = report.get("recording") or {}
+    ladder_steps = (switch.get("ladder") or {}).get("steps", [])
+    at_max = [s for s in ladder_steps if s["offered_cps"] == switch.get("max_cps_zero_failures")]
+    fixed = [(switch.get("run") or {}).get("clean"), (single.get("run") or {}).get("clean")]
+    ringing = (latency.get("ringing") or {}).get("p50")
+    answered = (latency.get("answered") or {}).get("p50")
+    zero_failures = (bool(at_max) and all(s["clean"] for s in at_max) and all(f is True for f in fixed)
+                     and capacity.get("reached_in_progress") == capacity.get("slots_expected")
+                     and capacity.get("extra_refused_429") is True)
+    per_worker = b2bua.get("per_worker") or {}
+    dial_run_clean = ((report.get("bridged_runs") or {}).get("dial") or {}).get("clean")
+    return {
+        "post_dial_delay": {"target": "added post-dial delay beyond the TwiML fetch p50 <= 5 ms, p99 <= 20 ms",
+                            "p50": pdd.get("p50"), "p99": pdd.get("p99"),
+                            "pass": _both(_le(pdd.get("p50"), 5.0), _le(pdd.get("p99"), 20.0))},
+        "twiml_fetch_overhead": {"target": "TwiML fetch overhead p50 <= 5 ms", "p50": fetch.get("p50"),
+                                 "p99": fetch.get("p99"), "pass": _le(fetch.get("p50"), 5.0)},
+        "api_dial_delay_vs_pdd_limits": {
+            "target": "same limits applied to REST POST -> INVITE (a proxy, not the PDD target)",
+            "p50": dial.get("p50"), "p99": dial.get("p99"),
+            "pass": _both(_le(dial.get("p50"), 5.0), _le(dial.get("p99"), 20.0))},
+        "callback_latency": {"target": "p50 <= 5 ms (ringing and answered)", "ringing_p50": ringing,
+                             "answered_p50": answered,
+                             "pass": None if ringing is None or answered is None
+                             else bool(ringing <= 5.0 and answered <= 5.0)},
+        "zero_failures_at_reported_capacity": {
+            "target": "0 failed calls at the reported max cps, in the fixed-rate runs and when every slot "
+                      "is busy (plus 429 for the call beyond)",
+            "max_cps": switch.get("max_cps_zero_failures"), "pass": zero_failures if switch else None},
+        "bridged_calls_zero_failures": {
+            "target": "B2BUA calls through TwiML (fetch + <Dial> + callbacks) with 0 failures: the traced "
+                      "<Dial> run clean and a clean ladder step on worker 0",
+            "max_cps_per_worker": per_worker.get("max_cps_zero_failures"),
+            "pass": None if dial_run_clean is None and not per_worker
+            else bool(dial_run_clean) and bool(per_worker.get("max_cps_zero_failures"))},
+        "cpu_per_call": {"target": "switch CPU per call <= 2x baseline (control plane + workers)",
+                         "ratio": switch.get("cpu_ratio_vs_baseline"),
+                         "pass": _le(switch.get("cpu_ratio_vs_baseline"), 2.0)},
+        "cpu_per_bridged_call": {
+            "target": "no target set by the issue; shown against the 2x per-call limit: switch (control plane "
+                      "+ worker) CPU per bridged call <= 2x the bare pjsua2 B2BUA",
+            "ratio": bridged_cpu.get("ratio_vs_baseline"), "pass": _le(bridged_cpu.get("ratio_vs_baseline"), 2.0)},
+        "redirect_to_audio": {"target": "REST redirect -> first frame of the new audio p50 <= 30 ms",
+                              "p50": redirect.get("p50"), "p99": redirect.get("p99"),
+                              "mapping_error_ms": redirect.get("mapping_error_ms"),
+                              "pass": _le(redirect.get("p50"), 30.0)},
+        "say_cache_hit": {"target": "Speech.synthesize of a cached text <= 1 ms (p99 of memory hits)",
+                          "p50": say.get("p50"), "p99": say.get("p99"), "pass": _le(say.get("p99"), 1.0)},
+        **{f"recording_{name}": target for name, target in (recording.get("targets") or {}).items()},
+    }
+
+
+def _fmt(value: Any, scale: float = 1.0, digits: int = 2) -> str:
+    return "-" if value is None else f"{value * scale:.{digits}f}"
+
+
+def _times(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{ratio:.2f}x"
+
+
+def _step_text(step: Json) -> str:
+    """`40:ok` or `60:FAIL(27 failed, worker0 died)` for one ladder step."""
+    if step["clean"]:
+        return f"{step['offered_cps']:g}:ok"
+    why = [f"{step['failed']} failed"] if step["failed"] else []
+    why += [f"{name} died" for name in step.get("processes_died", [])]
+    checks = step.get("switch_checks") or {}
+    if checks.get("worker_restarts"):
+        why.append(f"{checks['worker_restarts']} worker restarts")
+    codes: dict[str, int] = {}
+    for count, code in re.findall(r"(\d+)x got 'SIP/2\.0 (\d{3}[^']*)'", step.get("last_error") or ""):
+        codes[code.strip()] = codes.get(code.strip(), 0) + int(count)
+    why += [f"{count}x {code}" for code, count in codes.items()]
+    limits = checks.get("limits_hit") or {}
+    if limits.get("rate_guard_20429"):
+        why.append(f"{limits['rate_guard_20429']}x start-rate guard")
+    if limits.get("no_free_slot"):
+        why.append(f"{limits['no_free_slot']}x no free slot")
+    return f"{step['offered_cps']:g}:FAIL({', '.join(why) or 'switch-side check'})"
+
+
+def _ms_line(name: str, stats: Json | None, extra: str = "") -> str:
+    stats = stats or {}
+    return (f"  {name:<34} p50 {_fmt(stats.get('p50'))} ms   p99 {_fmt(stats.get('p99'))} ms   "
+            f"max {_fmt(stats.get('max'))} ms   (n={stats.get('n', 0)}){extra}")
+
+
+def _load_lines(report: Json) -> list[str]:
+    params = report["parameters"]
+    base = report.get("baseline") or {}
+    switch = report.get("switch") or {}
+    single = switch.get("single_worker") or {}
+    lines = [f"inbound load: {params['calls']} calls at {params['rate_cps']:g} cps, held {params['hold_ms']} ms",
+             f"  {'':<22}{'ok/failed':>12}{'CPU ms/call':>13}{'ratio':>8}{'worker ms/call':>16}"
+             f"{'ratio':>8}{'RSS MB/worker':>16}"]
+    runs = [("baseline", base.get("run")), ("switch 1 worker", single.get("run")),
+            (f"switch {switch.get('workers', '?')} workers", switch.get("run"))]
+    for name, run in runs:
+        if not run:
+            lines.append(f"  {name:<22}{'(not run)':>12}")
+            continue
+        figures = base if name == "baseline" else (single if "1 worker" in name else switch)
+        worker = None if name == "baseline" else figures.get("worker_cpu_s_per_call")
+        rss = [base.get("rss_mb")] if name == "baseline" else figures.get("rss_mb_per_worker", [])
+        ratio = None if name == "baseline" else figures.get("cpu_ratio_vs_baseline")
+        wratio = None if name == "baseline" else figures.get("worker_cpu_ratio_vs_baseline")
+        lines.append(f"  {name:<22}{run['sipp']['successful']:>6}/{run['sipp']['failed']:<5}"
+                     f"{_fmt(run['cpu_s_per_call'], 1000):>13}{_times(ratio):>8}{_fmt(worker, 1000):>16}"
+                     f"{_times(wratio):>8}{', '.join(_fmt(r, 1, 1) for r in rss):>16}")
+    net_parts = [f"baseline {_fmt(base.get('cpu_s_per_call_net_of_idle'), 1000)}"]
+    for name, figures in (("1 worker", single), (f"{switch.get('workers', '?')} workers", switch)):
+        net = figures.get("net_of_idle") or {}
+        net_parts.append(f"switch {name} {_fmt(net.get('cpu_s_per_call'), 1000)} "
+                         f"({_fmt(net.get('cpu_ratio_vs_baseline'))}x; worker "
+                         f"{_fmt(net.get('worker_cpu_s_per_call'), 1000)}, "
+                         f"{_fmt(net.get('worker_cpu_ratio_vs_baseline'))}x)")
+    lines.append("  net of idle CPU (schedstat), ms/call: " + "; ".join(net_parts))
+    if switch.get("rss_mb_control_plane") is not None:
+        lines.append(f"  control plane RSS {switch['rss_mb_control_plane']} MB; "
+                     f"control plane CPU {_fmt(switch.get('control_plane_cpu_s_per_call'), 1000)} ms/call")
+    lines.append(f"max cps with 0 failures: baseline {_fmt(base.get('max_cps_zero_failures'), 1, 0)} "
+                 f"({(base.get('ladder') or {}).get('stopped_by', '-')}), switch "
+                 f"{_fmt(switch.get('max_cps_zero_failures'), 1, 0)} "
+                 f"({(switch.get('ladder') or {}).get('stopped_by', '-')})")
+    for name, ladder in (("baseline", base.get("ladder")), ("switch", switch.get("ladder"))):
+        if ladder:
+            lines.append(f"  {name} ladder: " + "  ".join(_step_text(step) for step in ladder["steps"]))
+    return lines
+
+
+def _bridged_lines(report: Json) -> list[str]:
+    params = report["parameters"]
+    pdd = report.get("post_dial_delay_ms") or {}
+    fetch = report.get("twiml_fetch_overhead_ms") or {}
+    cpu = report.get("bridged_cpu") or {}
+    b2bua = report.get("b2bua_cps") or {}
+    ratios = pdd.get("added_vs_baseline_pdd") or {}
+    lines = [f"bridged calls (inbound -> voice_url -> <Dial><Sip>, worker 0; {params['pdd_calls']} calls at "
+             f"{params['pdd_rate_cps']:g} cps, held {params['hold_ms']} ms):",
+             _ms_line("post-dial delay (INVITE in -> out)", pdd.get("post_dial_delay")),
+             _ms_line("  TwiML app's own time", pdd.get("twiml_app_ms")),
+             _ms_line("  added beyond the fetch", pdd.get("added_beyond_fetch"),
+                      f"  {_times(ratios.get('p50'))} / {_times(ratios.get('p99'))} bare B2BUA PDD"),
+             _ms_line("  INVITE in -> request at app", pdd.get("invite_in_to_fetch_at_app")),
+             _ms_line("  response written -> INVITE out", pdd.get("fetch_written_to_invite_out")),
+             _ms_line("  answerOnBridge: added beyond fetch",
+                      (pdd.get("answer_on_bridge") or {}).get("added_beyond_fetch")),
+             _ms_line("bare pjsua2 B2BUA post-dial delay", pdd.get("baseline_b2bua_post_dial_delay")),
+             _ms_line("answer delay, number w/o voice_url", fetch.get("answer_delay_plain_number")),
+             _ms_line("answer delay with TwiML - app time", fetch.get("answer_delay_with_twiml_minus_app")),
+             f"  TwiML fetch overhead: p50 {_fmt(fetch.get('p50'))} ms, p99 {_fmt(fetch.get('p99'))} ms "
+             f"(with TwiML minus app vs plain: {_times((fetch.get('with_twiml_vs_plain') or {}).get('p50'))} p50)"]
+    net = cpu.get("net_of_idle") or {}
+    lines.append(f"  CPU per bridged call: switch {_fmt(cpu.get('cpu_s_per_bridged_call'), 1000)} ms (control "
+                 f"plane {_fmt(cpu.get('control_plane_cpu_s'), 1000)}, worker {_fmt(cpu.get('worker_cpu_s'), 1000)})"
+                 f" vs bare B2BUA {_fmt(cpu.get('baseline_b2bua_cpu_s'), 1000)} ms: "
+                 f"{_times(cpu.get('ratio_vs_baseline'))} (worker alone {_times(cpu.get('worker_ratio_vs_baseline'))}"
+                 f"); net of idle {_fmt(net.get('cpu_s_per_bridged_call'), 1000)} vs "
+                 f"{_fmt(net.get('baseline_b2bua_cpu_s'), 1000)} ms: {_times(net.get('ratio_vs_baseline'))}")
+    for name, key in (("worker 0 alone", "per_worker"), ("every worker's own port", "all_workers")):
+        ladder = b2bua.get(key)
+        if ladder:
+            lines.append(f"bridged cps with 0 failures, {name}: {_fmt(ladder['max_cps_zero_failures'], 1, 0)} "
+                         f"total, {_fmt(ladder['max_cps_per_worker'], 1, 1)} per worker "
+                         f"({ladder['stopped_by']})")
+            lines.append("  ladder: " + "  ".join(_step_text(step) for step in ladder["steps"]))
+    return lines
+
+
+def _media_lines(report: Json) -> list[str]:
+    lines: list[str] = []
+    redirect = report.get("redirect_to_audio_ms")
+    if redirect:
+        lines.append(f"REST redirect -> first frame of new audio ({redirect['detected']}/{redirect['redirects']} "
+                     f"redirects; mapping error +-{_fmt(redirect.get('mapping_error_ms'))} ms, plus 20 ms frames "
+                     "and the phone's jitter buffer, see notes):")
+        lines.append(_ms_line("POST -> new tone heard", redirect.get("post_to_new_audio_ms"),
+                              f"  cold first: {_fmt(redirect.get('cold_first_redirect_ms'))} ms"))
+        lines.append(_ms_line("POST -> old tone gone", redirect.get("post_to_old_audio_gone_ms")))
+    say = report.get("say_cache_ms")
+    if say:
+        disk = say.get("disk_hit_ms") or {}
+        lines.append(f"<Say> cache hit: memory p50 {_fmt(say.get('p50'), 1000, 1)} us, p99 "
+                     f"{_fmt(say.get('p99'), 1000, 1)} us; disk p50 {_fmt(disk.get('p50'), 1000, 1)} us; "
+                     f"cold espeak-ng synthesis {_fmt(say.get('cold_synthesis_ms'))} ms "
+                     f"(hit = {_fmt(say.get('hit_vs_cold'), 100, 4)} % of cold)")
+    return lines
+
+
+def format_summary(report: Json) -> str:
+    """The human-readable summary printed at the end of a run."""
+    machine = report["machine"]
+    switch = report.get("switch") or {}
+    single = switch.get("single_worker") or {}
+    lines = [f"softswitch bench: {machine['nproc']} CPUs ({machine['cpu_model']}), "
+             f"Python {machine['python']}, pjsua2 {machine['pjsua2']}, {machine['sipp']}; "
+             f"load average at start {' '.join(machine.get('loadavg_at_start', []))}"]
+    lines += _load_lines(report)
+    latency = report.get("callback_latency_ms") or {}
+    lines.append(f"callback latency, SIP message at the peer -> webhook received ({latency.get('calls', 0)} "
+                 "REST calls):")
+    for name in ("ringing", "answered", "completed"):
+        lines.append(_ms_line(name, latency.get(name)))
+    lines.append(_ms_line("API dial delay (POST -> INVITE)", report.get("api_dial_delay_ms")))
+    lines += _bridged_lines(report)
+    lines += _media_lines(report)
+    cap = report.get("capacity") or {}
+    if cap:
+        lines.append(f"capacity: {cap['reached_in_progress']}/{cap['slots_expected']} calls in-progress "
+                     f"at once, call {cap['slots_expected'] + 1} -> HTTP {cap['extra_call_http_status']}; "
+                     f"slots in use after hang-up: {cap['in_use_after_hangup']}")
+    for name, figures in (("1 worker", single), (f"{switch.get('workers', '?')} workers", switch)):
+        found = figures.get("switch_log") or {}
+        if found.get("errors") or found.get("assertions") or found.get("tracebacks"):
+            lines.append(f"switch log ({name}): {found['errors']} errors, {found['assertions']} assertion "
+                         f"failures, {found['tracebacks']} tracebacks; most common:")
+            lines += [f"  {m['count']}x {m['message'][:150]}" for m in found["messages"][:3]]
+            lines += [f"  traceback: {t[:300]}" for t in found.get("tracebacks_seen", [])]
+    lines.append("targets:")
+    for name, target in report["targets"].items():
+        verdict = {True: "PASS", False: "FAIL", None: "n/a "}[target["pass"]]
+        lines.append(f"  [{verdict}] {name}: {target['target']}")
+    for error in report["errors"]:
+        lines.append(f"ERROR in {error['phase']}: {error['error']}")
+    return "\n".join(lines)

@@ -1,0 +1,343 @@
+"""`<Dial>`: ring one or more child legs, bridge the first that answers, report how it went.
+
+Children are ordinary calls (direction outbound-dial, `parent_call_sid` set) placed on the parent's worker,
+so their status callbacks, store records and REST views come from the same engine as every other call.
+Parallel dialing (the default) rings every noun and cancels the rest when one answers; `sequential`
+tries them in order.  Until a child answers the caller hears a ringback tone (unless `answerOnBridge`,
+which keeps the caller unanswered until the bridge).  The conversation ends when either side hangs up, at
+`timeLimit`, or when the caller presses `*` with `hangupOnStar`.  If the interpreter is cancelled (the
+caller hung up, or a REST redirect of the parent) the children are cancelled or hung up and `result` still
+says how far the dial got, so the action URL can be told.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from switch.core.errors import ApiError
+from switch.core.model import Call, CallbackEvent
+from switch.core.service import NewCall
+from switch.core.status import CallStatus
+from switch.workers.media import MediaError
+from twiml import verbs
+from twiml.fetch import resolve
+from twiml.interpreter import Interpreter, Source
+
+if TYPE_CHECKING:
+    from switch.session.voice import LiveCall
+
+log = logging.getLogger("switch.verbs.dial")
+
+
+@dataclass(frozen=True)
+class DialResult:
+    """What the Dial action URL is told."""
+
+    status: str  # completed, busy, no-answer, failed, canceled
+    child_sid: str | None = None
+    duration: int = 0
+    sip_code: int | None = None
+    sip: bool = False
+    recording: tuple[tuple[str, str], ...] = ()  # RecordingUrl, RecordingSid, RecordingDuration
+
+    def params(self) -> tuple[tuple[str, str], ...]:
+        out = [("DialCallStatus", self.status)]
+        if self.child_sid:
+            out += [("DialCallSid", self.child_sid), ("DialCallDuration", str(self.duration))]
+        if self.sip and self.sip_code is not None:
+            out.append(("DialSipResponseCode", str(self.sip_code)))
+        return (*out, *self.recording)
+
+
+def _child_request(parent: Call, dial: verbs.Dial, noun: verbs.Number | verbs.Sip,
+                   document_url: str | None) -> NewCall:
+    events = frozenset(CallbackEvent(e) for e in noun.status_callback_event)
+    common = {
+        "from_": dial.caller_id or parent.from_,
+        "status_callback": resolve(document_url, noun.status_callback) if noun.status_callback else None,
+        "status_callback_method": noun.status_callback_method,
+        "status_callback_events": events,
+        "timeout": dial.timeout,
+        "time_limit": dial.time_limit,
+    }
+    if isinstance(noun, verbs.Sip):
+        return NewCall(to=noun.uri, sip_auth_username=noun.username, sip_auth_password=noun.password,
+                       **common)  # type: ignore[arg-type]
+    return NewCall(to=noun.number, send_digits=noun.send_digits, **common)  # type: ignore[arg-type]
+
+
+# Told of each child leg of a <Dial> right after it is placed (see `DialSession.placed`).
+DialObserver = Callable[["DialSession", Call], None]
+
+
+class DialSession:
+    """One run of a `<Dial>` verb on a parent call."""
+
+    def __init__(self, live: LiveCall, dial: verbs.Dial, document_url: str | None) -> None:
+        self.live = live
+        self.dial = dial
+        self.document_url = document_url  # relative URLs in the nouns are resolved against it
+        self.calls = live.engine.calls
+        self.result: DialResult | None = None
+        self.children: list[Call] = []
+        self._winner: Call | None = None
+        self._winner_is_sip = False
+        self._unwatch: list[object] = []
+        self._ring_task: asyncio.Task[str] | None = None
+        self._early: Call | None = None  # the child whose early media the caller hears
+        self._recording: str | None = None  # SID of the Dial's recording, once started
+        self._declined: list[Call] = []  # answered, then declined in the whisper
+        self._caller_up = False  # the caller is answered and its media flows
+        self._caller_failed = False  # answering the caller failed
+        self._pending_early: Call | None = None  # early media that came before the caller was up
+
+    @property
+    def parent(self) -> Call:
+        return self.live.call
+
+    async def run(self) -> DialResult:
+        answering: asyncio.Task[None] | None = None
+        try:
+            if not self.dial.answer_on_bridge and not self.live.answered:
+                # The children are placed while the caller's 200 and ACK go on: answering adds no post-dial delay.
+                answering = asyncio.create_task(self._answer_caller())
+                answering.add_done_callback(self._caller_lost)
+            elif self.live.answered:
+                await self._caller_ready()
+            winner = None
+            nouns = self.dial.nouns
+            groups = [[n] for n in nouns] if self.dial.sequential else [list(nouns)]
+            for group in groups:
+                if self._caller_failed:
+                    break
+                winner = await self._ring(group)
+                if winner is not None:
+                    break
+            if answering is not None:
+                await answering
+            if self._ring_task is not None:
+                self._ring_task.cancel()
+            if self._early is not None and self._early is not winner:
+                with contextlib.suppress(MediaError):
+                    self.calls.media.unbridge(self.parent.sid)
+            if winner is None:
+                self.result = self._failure()
+                return self.result
+            self._winner = winner
+            self.result = DialResult("completed", winner.sid, sip=self._winner_is_sip)
+            if not self.live.answered:
+                await self.live.answer()  # answerOnBridge: the caller is answered only now
+            if self._early is not winner:
+                self.calls.media.bridge(self.parent.sid, winner.sid)
+            if self._recording is None:
+                await self._start_recording(winner)
+            elif self._early is not winner:
+                await self.live.engine.recordings.attach(self._recording, 1, winner.sid)
+            await self._talk(winner)
+            await self._end_child(winner)
+            recording = await self._stop_recording()
+            self.result = DialResult("completed", winner.sid, winner.duration or 0, winner.sip_response_code,
+                                     self._winner_is_sip, recording)
+            return self.result
+        except asyncio.CancelledError:
+            self._abort()
+            raise
+        finally:
+            if answering is not None:
+                answering.cancel()
+            if self._ring_task is not None:
+                self._ring_task.cancel()
+            for unwatch in self._unwatch:
+                unwatch()  # type: ignore[operator]
+
+    def placed(self, child: Call) -> None:
+        """A child leg was just placed, before its first status change: the engine's dial observers (the
+        Exotel edge) may `watch` it; subclasses add their own.  Observers must not raise."""
+        for observer in self.live.engine.dial_observers:
+            observer(self, child)
+
+    def _caller_lost(self, task: asyncio.Task[None]) -> None:
+        """Answering the caller failed (its media never came up): stop ringing; `run` then raises why."""
+        if task.cancelled() or task.exception() is None:
+            return
+        self._caller_failed = True
+        for child in self.children:
+            if not child.terminal:
+                self.calls.cancel(child)
+
+    async def _answer_caller(self) -> None:
+        await self.live.answer()
+        await self._caller_ready()
+
+    async def _caller_ready(self) -> None:
+        """The caller is answered: record from ringing, and play ringback, or the early media that came first."""
+        self._caller_up = True
+        if self.dial.record.startswith("record-from-ringing"):
+            await self._start_recording(None)  # the caller's channel from now; the child joins later
+        pending, self._pending_early = self._pending_early, None
+        if pending is not None and pending.status is CallStatus.RINGING:
+            self._early_media(pending)
+        if self._early is None:
+            self._ring_task = asyncio.create_task(self._ringback())
+
+    async def _start_recording(self, child: Call | None) -> None:
+        """`record`: the caller on channel 1 and the dialed party on channel 2 (mixed for mono).  From answer:
+        both legs at the bridge.  From ringing: the caller from the dial's start, the child's channel silent
+        until its early media or answer joins it."""
+        mode = self.dial.record
+        if mode == "do-not-record":
+            return
+        callback = self.dial.recording_status_callback
+        legs = [self.parent.sid] if child is None else [self.parent.sid, child.sid]
+        rec = await self.live.engine.recordings.start(
+            legs, "DialVerb", 2 if mode.endswith("-dual") else 1,
+            self.dial.trim == "trim-silence", resolve(self.document_url, callback) if callback else None,
+            self.dial.recording_status_callback_method, tuple(self.dial.recording_status_callback_event),
+            self.parent.sid, slots=2)
+        self._recording = rec.sid
+
+    async def _stop_recording(self) -> tuple[tuple[str, str], ...]:
+        if self._recording is None:
+            return ()
+        recordings = self.live.engine.recordings
+        done = await recordings.stop(self._recording)
+        self._recording = None
+        if str(done.status) != "completed":
+            return ()
+        return (("RecordingUrl", recordings.media_url(done)), ("RecordingSid", done.sid),
+                ("RecordingDuration", str(done.duration or 0)))
+
+    async def _ringback(self) -> str:
+        path = self.live.engine.ringback_path(self.dial.ring_tone)
+        return await self.live.play(path, loop_forever=True)
+
+    async def _ring(self, nouns: list[verbs.Number | verbs.Sip]) -> Call | None:
+        """Ring `nouns` at once; the first to answer (and accept any whisper) wins, the rest are cancelled."""
+        queue: asyncio.Queue[Call] = asyncio.Queue()
+        ringing: dict[str, verbs.Number | verbs.Sip] = {}
+        for noun in nouns:
+            try:
+                request = _child_request(self.parent, self.dial, noun, self.document_url)
+                child = self.calls.create_child(self.parent, request)
+            except ApiError as exc:
+                self.live.notify(exc.code, f"<Dial> could not place {getattr(noun, 'number', None) or noun}: "
+                                           f"{exc.message}")
+                continue
+            self.children.append(child)
+            self.placed(child)
+            ringing[child.sid] = noun
+            self._unwatch.append(self.calls.watch(child.sid, queue.put_nowait))
+        while ringing:
+            call = await queue.get()
+            if call.sid not in ringing:
+                continue
+            if call.status is CallStatus.IN_PROGRESS:
+                noun = ringing.pop(call.sid)
+                for other in ringing:
+                    live_child = self.calls.live.get(other)
+                    if live_child is not None:
+                        self.calls.cancel(live_child)
+                if noun.url and not await self._whisper(call, noun):
+                    continue
+                self._winner_is_sip = isinstance(noun, verbs.Sip)
+                return call
+            if call.status is CallStatus.RINGING and call.sip_response_code == 183:
+                self._early_media(call)
+            if call.status.terminal:
+                ringing.pop(call.sid, None)
+                if self._early is call:
+                    self._early = None
+        return None
+
+    def _early_media(self, child: Call) -> None:
+        """183 with SDP: the caller hears the child's early media instead of our ringback."""
+        if self._early is not None or not self.live.answered:
+            return
+        if not self._caller_up:  # the caller's answer is still on its way: bridge once it is up
+            self._pending_early = child
+            return
+        if self._ring_task is not None:
+            self._ring_task.cancel()
+        try:
+            self.calls.media.bridge(self.parent.sid, child.sid)
+        except MediaError as exc:
+            log.info("%s: no early media from %s: %s", self.parent.sid, child.sid, exc)
+            return
+        self._early = child
+        if self._recording is not None:  # record-from-ringing: the early media is the child's channel
+            self.live.engine.background.spawn(self.live.engine.recordings.attach(self._recording, 1, child.sid),
+                                              self.parent.sid)
+
+    async def _whisper(self, child: Call, noun: verbs.Number | verbs.Sip) -> bool:
+        """Run the noun's `url` TwiML on the called party; False when it declined (hung up)."""
+        from switch.session.voice import LiveCall
+
+        assert noun.url is not None
+        whisper = Interpreter(LiveCall(self.live.engine, child), self.live.engine.fetcher, hangup_when_done=False)
+        await whisper.run(Source(url=resolve(self.document_url, noun.url), method=noun.method))
+        if whisper.stopped or child.terminal:  # <Hangup>/<Reject> in the whisper: the agent declined
+            self._declined.append(child)
+            return False
+        return True
+
+    async def _talk(self, winner: Call) -> None:
+        """Until the child hangs up, the time limit, or `*` from the caller (hangupOnStar)."""
+        if winner.terminal:
+            return
+        waits: list[asyncio.Task[object]] = [
+            asyncio.create_task(self.calls.wait_until(winner, lambda c: c.terminal, None))]
+        if self.dial.hangup_on_star:
+            waits.append(asyncio.create_task(self._star()))  # type: ignore[arg-type]
+        try:
+            await asyncio.wait(waits, timeout=self.dial.time_limit, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in waits:
+                task.cancel()
+
+    async def _star(self) -> None:
+        digits = self.live.digits()
+        while await digits.get() != "*":
+            pass
+
+    async def _end_child(self, child: Call) -> None:
+        with contextlib.suppress(MediaError):
+            self.calls.media.unbridge(self.parent.sid)
+        if child.terminal:
+            return
+        self.calls.cancel(child)
+        await self.calls.wait_until(child, lambda c: c.terminal, 5.0)
+
+    def _abort(self) -> None:
+        """Cancelled: cancel ringing children, hang up a connected one, and record how far we got."""
+        if self._recording is not None:
+            self.live.engine.background.spawn(self.live.engine.recordings.stop(self._recording), self.parent.sid)
+        for child in self.children:
+            if not child.terminal:
+                self.calls.cancel(child)
+        winner = self._winner
+        if winner is not None:
+            duration = 0 if winner.answer_time is None else round(time.time() - winner.answer_time.timestamp())
+            self.result = DialResult("completed", winner.sid, max(0, duration), winner.sip_response_code,
+                                     self._winner_is_sip)
+        else:
+            self.result = DialResult("canceled")
+
+    def _failure(self) -> DialResult:
+        """Nobody answered: the most telling child outcome (no-answer, busy, failed, canceled)."""
+        for status in (CallStatus.NO_ANSWER, CallStatus.BUSY, CallStatus.FAILED, CallStatus.CANCELED):
+            for child in reversed(self.children):
+                if child.status is status:
+                    return DialResult(str(status), child.sid, 0, child.sip_response_code, self._is_sip(child))
+        if self._declined:  # a whisper declined: for the caller that is a call nobody took
+            child = self._declined[-1]
+            return DialResult("no-answer", child.sid, 0, child.sip_response_code, self._is_sip(child))
+        return DialResult("failed")
+
+    def _is_sip(self, child: Call) -> bool:
+        return any(isinstance(n, verbs.Sip) and n.uri == child.to for n in self.dial.nouns)

@@ -1,0 +1,255 @@
+"""The control plane's view of its media workers: spawn, hello, capacity, events, death and restart.
+
+Worker `i` is a `python -m switch.worker.main` process bound to SIP port `base + i` (worker 0 owns the
+configured address and so receives inbound calls).  Each connects back over a unix socket and says hello
+with its real call capacity, which it read from the pjsua2 library it loaded.  The pool counts legs in use
+per worker; the call manager reserves a leg before dialing and releases it when the leg ends.  A worker
+that exits is reported to `on_lost` (its calls are finished there) and started again after a short pause.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from switch.core.errors import CapacityError
+from switch.workers.protocol import PROTOCOL_VERSION, Message, ProtocolError, encode, read_message
+
+log = logging.getLogger("switch.workers.pool")
+
+EventHandler = Callable[[int, Message], None]
+LostHandler = Callable[[int], None]
+
+HELLO_TIMEOUT = 15.0
+RESTART_DELAY = 0.2
+# The PyPI pjsua2 has a 64-handle select() ioqueue; each call takes two media sockets and a closed socket
+# stays registered for 500 ms, so ~30 call starts inside a second abort the process (measured by the
+# bench: an assertion in ioqueue_select.c).  New legs per worker are capped below that.
+START_LIMIT = 20
+START_WINDOW = 1.0
+
+
+@dataclass
+class WorkerHandle:
+    """One worker process as the control plane sees it."""
+
+    index: int
+    sip_host: str
+    sip_port: int
+    process: asyncio.subprocess.Process | None = None
+    writer: asyncio.StreamWriter | None = None
+    capacity: int = 0
+    legs: set[str] = field(default_factory=set)
+    pid: int | None = None
+    up: bool = False
+    started_at: float = 0.0
+    restarts: int = 0
+    starts: collections.deque[float] = field(default_factory=collections.deque)
+
+    @property
+    def free(self) -> int:
+        return self.capacity - len(self.legs) if self.up else 0
+
+    def may_start(self, now: float) -> bool:
+        """Whether one more leg may start now without exceeding START_LIMIT per START_WINDOW."""
+        while self.starts and now - self.starts[0] > START_WINDOW:
+            self.starts.popleft()
+        return len(self.starts) < START_LIMIT
+
+
+class WorkerPool:
+    """Starts N workers and routes commands to them and events from them."""
+
+    def __init__(self, count: int, sip_host: str, sip_port: int, on_event: EventHandler, on_lost: LostHandler,
+                 pj_log_level: int = 1) -> None:
+        self.workers = [WorkerHandle(i, sip_host, sip_port + i) for i in range(count)]
+        self._on_event = on_event
+        self._on_lost = on_lost
+        self._pj_log_level = pj_log_level
+        self._dir = Path(tempfile.mkdtemp(prefix="softswitch-"))
+        self._socket_path = self._dir / "ipc.sock"
+        self._server: asyncio.AbstractServer | None = None
+        self._hello: dict[int, asyncio.Future[None]] = {}
+        self._closing = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- life cycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._server = await asyncio.start_unix_server(self._serve, path=str(self._socket_path))
+        await asyncio.gather(*(self._spawn(w) for w in self.workers))
+
+    async def _spawn(self, worker: WorkerHandle) -> None:
+        loop = asyncio.get_running_loop()
+        hello: asyncio.Future[None] = loop.create_future()
+        self._hello[worker.index] = hello
+        worker.started_at = time.monotonic()
+        worker.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "switch.worker.main", "--socket", str(self._socket_path),
+            "--index", str(worker.index), "--sip", f"{worker.sip_host}:{worker.sip_port}",
+            "--pj-log-level", str(self._pj_log_level),
+            # pjlib prints its start-up banner on stdout before our log level applies
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+        )
+        self._track(self._watch_process(worker, worker.process))
+        try:
+            await asyncio.wait_for(asyncio.shield(hello), HELLO_TIMEOUT)
+        except TimeoutError as exc:
+            raise RuntimeError(f"worker {worker.index} did not say hello in {HELLO_TIMEOUT:.0f} s") from exc
+
+    def _track(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _watch_process(self, worker: WorkerHandle, process: asyncio.subprocess.Process) -> None:
+        code = await process.wait()
+        hello = self._hello.get(worker.index)
+        if hello is not None and not hello.done():
+            hello.set_exception(RuntimeError(f"worker {worker.index} exited with {code} before hello"))
+        if worker.process is not process:
+            return
+        self._mark_down(worker, f"process exited with status {code}")
+        worker.process = None
+        if not self._closing:
+            worker.restarts += 1
+            self._track(self._restart(worker))
+
+    def _mark_down(self, worker: WorkerHandle, why: str) -> None:
+        """Once per worker death (socket EOF or process exit, whichever comes first): finish its calls."""
+        if not worker.up:
+            return
+        worker.up = False
+        worker.writer = None
+        if not self._closing:
+            log.error("worker %d (pid %s) lost: %s; its %d legs end", worker.index, worker.pid, why,
+                      len(worker.legs))
+        self._on_lost(worker.index)
+        worker.legs.clear()
+
+    async def _restart(self, worker: WorkerHandle) -> None:
+        """Start a replacement; a replacement that dies is restarted again by its own watcher."""
+        await asyncio.sleep(RESTART_DELAY)
+        if self._closing:
+            return
+        try:
+            await self._spawn(worker)
+            log.info("worker %d restarted (pid %s)", worker.index, worker.pid)
+        except (RuntimeError, OSError) as exc:
+            log.error("worker %d restart failed: %s", worker.index, exc)
+            if worker.process is not None and worker.process.returncode is None:
+                worker.process.kill()  # hung before hello: its watcher schedules the next try
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        worker: WorkerHandle | None = None
+        try:
+            hello = await read_message(reader)
+            if hello is None or hello.get("ev") != "hello":
+                if hello is not None and hello.get("ev") == "fatal":
+                    log.error("%s", hello.get("message"))
+                return
+            if hello.get("version") != PROTOCOL_VERSION:
+                log.error("worker speaks protocol %s, we speak %d", hello.get("version"), PROTOCOL_VERSION)
+                return
+            worker = self.workers[int(hello["worker"])]
+            worker.writer = writer
+            worker.capacity = int(hello["capacity"])
+            worker.pid = int(hello["pid"])
+            worker.up = True
+            log.info("worker %d up: pid %d, SIP %s, capacity %d calls", worker.index, worker.pid,
+                     hello["sip"], worker.capacity)
+            future = self._hello.get(worker.index)
+            if future is not None and not future.done():
+                future.set_result(None)
+            while (message := await read_message(reader)) is not None:
+                self._on_event(worker.index, message)
+        except ProtocolError as exc:
+            log.error("worker channel broken: %s", exc)
+        except Exception:
+            log.exception("worker event handling failed")
+        finally:
+            writer.close()
+            if worker is not None and worker.writer is writer:
+                self._mark_down(worker, "control channel closed")
+
+    async def close(self) -> None:
+        """Ask every worker to hang up and exit; kill those that do not within 3 s."""
+        self._closing = True
+        for worker in self.workers:
+            self.send(worker.index, {"op": "shutdown"})
+        for worker in self.workers:
+            process = worker.process
+            if process is None or process.returncode is not None:
+                continue
+            try:
+                await asyncio.wait_for(process.wait(), 3.0)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        with contextlib.suppress(OSError):
+            self._socket_path.unlink()
+            os.rmdir(self._dir)
+
+    # -- capacity and commands ----------------------------------------------------------------
+    @property
+    def healthy(self) -> bool:
+        return all(w.up for w in self.workers)
+
+    def reserve(self, leg: str, worker_index: int | None = None, now: float | None = None) -> int:
+        """Reserve a call slot for `leg` on `worker_index`, or on the worker with most free slots."""
+        now = time.monotonic() if now is None else now
+        candidates = self.workers if worker_index is None else [self.workers[worker_index]]
+        open_ = [w for w in candidates if w.free > 0]
+        if not open_:
+            if worker_index is not None:
+                raise CapacityError(f"worker {worker_index} has no free call slot")
+            total = sum(w.capacity for w in self.workers if w.up)
+            up = sum(1 for w in self.workers if w.up)
+            raise CapacityError(
+                f"No free call capacity: all {total} call slots on {up} of {len(self.workers)} workers are in use; "
+                "retry later or start the switch with more --workers"
+            )
+        ready = [w for w in open_ if w.may_start(now)]
+        if not ready:
+            raise CapacityError(
+                f"Call rate limit: at most {START_LIMIT} new calls per {START_WINDOW:g} s per worker "
+                "(a limit of the pjsua2 build); retry shortly or start the switch with more --workers"
+            )
+        worker = max(ready, key=lambda w: w.free)
+        worker.legs.add(leg)
+        worker.starts.append(now)
+        return worker.index
+
+    def adopt(self, leg: str, worker_index: int) -> None:
+        """Count an inbound leg the worker accepted on its own."""
+        self.workers[worker_index].legs.add(leg)
+
+    def release(self, leg: str, worker_index: int) -> None:
+        self.workers[worker_index].legs.discard(leg)
+
+    def send(self, worker_index: int, command: Message) -> bool:
+        writer = self.workers[worker_index].writer
+        if writer is None or writer.is_closing():
+            return False
+        writer.write(encode(command))
+        return True
+
+    def status(self) -> list[dict[str, Any]]:
+        return [
+            {"worker": w.index, "up": w.up, "pid": w.pid, "sip": f"{w.sip_host}:{w.sip_port}",
+             "capacity": w.capacity, "in_use": len(w.legs), "restarts": w.restarts}
+            for w in self.workers
+        ]
