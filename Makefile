@@ -8,7 +8,7 @@ DEB_PACKAGES := sip-tester baresip-core espeak-ng
 # binaries that prove each package above is installed, in the same order
 DEB_BINARIES := sipp baresip espeak-ng
 
-.PHONY: setup deps demo test lint bench serve clean
+.PHONY: setup deps demo test test-fast lint bench serve clean
 
 setup: $(VENV)/.installed deps
 
@@ -37,9 +37,14 @@ demo: setup
 test: setup lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
 
+# the fast tier alone: pure unit tests, no processes or sockets
+test-fast: $(VENV)/.installed
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m unit tests
+
 lint: $(VENV)/.installed
 	$(BIN)/ruff check switch media twiml tests
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: setup
 	$(BIN)/softswitch bench

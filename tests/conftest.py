@@ -1,40 +1,24 @@
-"""Shared fixtures: a webhook sink and a running switch (a real `softswitch serve` process)."""
+"""Test tiers: each test is marked by the folder it lives in, so `pytest -m unit` runs the fast tier alone.
+
+- tests/unit: pure code, milliseconds, no processes or sockets (a scripted fake worker pool stands in for media
+  workers where the call engine and the verbs need one);
+- tests/functional: the REST API and webhooks over real HTTP on 127.0.0.1 (aiohttp servers, the official clients);
+- tests/e2e: real SIP peers (sipp, baresip, the pjsua2 lab phone) against a running switch.
+tests/peers holds the drivers of those peers and the switch harness.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.harness import SwitchProcess, WebhookSink
-
-INBOUND_NUMBER = "+15550100"
-
-
-@pytest.fixture(scope="module")
-def sink() -> Iterator[WebhookSink]:
-    hooks = WebhookSink().start()
-    yield hooks
-    hooks.stop()
+TIERS = ("unit", "functional", "e2e")
+HERE = Path(__file__).parent
 
 
-@pytest.fixture(scope="module")
-def app(sink: WebhookSink) -> WebhookSink:
-    """The module's sink in the role of the voice app (TwiML documents, actions, callbacks)."""
-    return sink
-
-
-@pytest.fixture(scope="module")
-def switch(tmp_path_factory: pytest.TempPathFactory, sink: WebhookSink) -> Iterator[SwitchProcess]:
-    """One switch (2 workers) shared by a module's call-flow tests; each test uses its own calls."""
-    workdir: Path = tmp_path_factory.mktemp("switch")
-    proc = SwitchProcess(
-        workdir,
-        workers=2,
-        numbers=[{"number": INBOUND_NUMBER, "status_callback": sink.url("/inbound-status")}],
-    )
-    proc.start()
-    yield proc
-    code = proc.stop()
-    assert code == 0, f"switch exited with {code}:\n{proc.log()}"
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        tier = Path(item.fspath).relative_to(HERE).parts[0]
+        if tier in TIERS:
+            item.add_marker(getattr(pytest.mark, tier))

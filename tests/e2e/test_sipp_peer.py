@@ -1,6 +1,6 @@
 """The sipp harness and scenarios, proved by pairing sipp against sipp (no switch involved).
 
-Each UAS scenario in tests/sipp/ is played against a sipp UAC (a scenario of ours, or a
+Each UAS scenario in tests/peers/sipp/ is played against a sipp UAC (a scenario of ours, or a
 small one written here), and the whole message sequence each side saw is asserted.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.sipp_peer import (
+from tests.peers.sipp_peer import (
     EXIT_FAILED,
     EXIT_FATAL,
     EXIT_OK,

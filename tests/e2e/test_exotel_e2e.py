@@ -25,9 +25,9 @@ from aiohttp import web
 from twilio.twiml.voice_response import Dial, VoiceResponse
 
 from switch.tools.ports import free_port_block
-from tests.harness import Hook, SwitchProcess, WebhookSink
-from tests.phone import PhoneProcess
-from tests.sipp_peer import SippPeer
+from tests.peers.harness import Hook, SwitchProcess, WebhookSink
+from tests.peers.phone import PhoneProcess
+from tests.peers.sipp_peer import SippPeer
 
 EXOTEL_SID = "softswitchlab1"
 API_KEY = "exo-key"

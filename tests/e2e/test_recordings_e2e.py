@@ -29,7 +29,7 @@ from media.tones import band_energy_ratio, dominant_frequency, rms, sine
 from switch.app import Switch, start_switch
 from switch.core.config import Config
 from switch.core.status import CallStatus
-from tests.harness import (
+from tests.peers.harness import (
     ACCOUNT_SID,
     AUTH_TOKEN,
     Hook,
@@ -38,7 +38,7 @@ from tests.harness import (
     free_port_block,
     free_tcp_port,
 )
-from tests.phone import PhoneProcess
+from tests.peers.phone import PhoneProcess
 
 ACCOUNT = "AC" + "1" * 32
 TOKEN = "t" * 32

@@ -15,8 +15,8 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from media.audio import read_wav
 from media.tones import band_energy_ratio, dominant_frequency, rms, sine
-from tests.harness import SwitchProcess, WebhookSink, wait_until
-from tests.phone import PhoneProcess
+from tests.peers.harness import SwitchProcess, WebhookSink, wait_until
+from tests.peers.phone import PhoneProcess
 
 NUMBER = "+15550111"
 
@@ -171,7 +171,7 @@ def test_inbound_call_runs_say_then_hangs_up(switch: SwitchProcess, app: Webhook
 def _errors_of(switch: SwitchProcess, sid: str) -> list[int]:
     import json
 
-    from tests.harness import ACCOUNT_SID
+    from tests.peers.harness import ACCOUNT_SID
 
     notifications = json.loads(switch.get(f"/2010-04-01/Accounts/{ACCOUNT_SID}/Calls/{sid}/Notifications.json"))
     return [int(n["error_code"]) for n in notifications["notifications"]]

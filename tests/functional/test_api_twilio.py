@@ -26,7 +26,7 @@ from switch.core.service import NewCall
 from switch.core.status import CallStatus
 from switch.dialects.errors import error_middleware
 from switch.dialects.twilio.api import add_twilio_routes
-from tests.fake_service import FakeCallService
+from tests.functional.fake_service import FakeCallService
 
 CALL_FIELDS = {
     "sid", "date_created", "date_updated", "parent_call_sid", "account_sid", "to", "to_formatted", "from",

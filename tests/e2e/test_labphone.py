@@ -14,8 +14,8 @@ import pytest
 
 from media.audio import read_wav, write_wav
 from media.tones import band_energy_ratio, dominant_frequency, rms, sine
-from tests.phone import PhoneProcess
-from tests.sipp_peer import EXIT_OK, SippPeer
+from tests.peers.phone import PhoneProcess
+from tests.peers.sipp_peer import EXIT_OK, SippPeer
 
 SKIP_SECONDS = 0.3  # jitter buffer fill and the first packets: not part of the steady tone
 

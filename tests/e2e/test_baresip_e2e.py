@@ -14,9 +14,9 @@ from twilio.twiml.voice_response import Dial, VoiceResponse
 
 from media.audio import read_wav
 from media.tones import band_energy_ratio, dominant_frequency, rms, sine
-from tests.baresip_peer import BaresipPeer
-from tests.harness import SwitchProcess, WebhookSink
-from tests.phone import PhoneProcess
+from tests.peers.baresip_peer import BaresipPeer
+from tests.peers.harness import SwitchProcess, WebhookSink
+from tests.peers.phone import PhoneProcess
 
 NUMBER = "+15550133"
 EVENTS = ["initiated", "ringing", "answered", "completed"]

@@ -1,6 +1,6 @@
 """Real SIP peers for end-to-end tests: a small harness around the ``sipp`` binary.
 
-A :class:`SippPeer` runs one sipp process with one of the scenarios in ``tests/sipp/``
+A :class:`SippPeer` runs one sipp process with one of the scenarios in ``tests/peers/sipp/``
 (or any scenario file), bound to 127.0.0.1 only, bounded in calls (``-m``) and in
 time (``-timeout``), so it always stops by itself.  Every SIP message it sends or
 receives is logged (``-trace_msg``) and can be read back, in order, with
@@ -421,7 +421,7 @@ class SippPeer:
         """Describe the peer; nothing runs until :meth:`start`.
 
         Args:
-            scenario: scenario file, or a file name in ``tests/sipp/``.
+            scenario: scenario file, or a file name in ``tests/peers/sipp/``.
             remote: where a UAC scenario sends its calls (``-s``/positional target).
             port: local SIP port (``-p``); a free one by default.
             media_port: local RTP port (``-mp``, ``[media_port]``); a free one by default.

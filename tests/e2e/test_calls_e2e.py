@@ -12,10 +12,10 @@ import time
 import pytest
 from twilio.base.exceptions import TwilioRestException
 
-from tests.conftest import INBOUND_NUMBER
-from tests.harness import Hook, SwitchProcess, WebhookSink, wait_until
-from tests.phone import PhoneProcess
-from tests.sipp_peer import SippPeer
+from tests.e2e.conftest import INBOUND_NUMBER
+from tests.peers.harness import Hook, SwitchProcess, WebhookSink, wait_until
+from tests.peers.phone import PhoneProcess
+from tests.peers.sipp_peer import SippPeer
 
 ALL_EVENTS = ["initiated", "ringing", "answered", "completed"]
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from twilio.base.exceptions import TwilioRestException
 
-from tests.harness import SwitchProcess, WebhookSink, wait_until
-from tests.sipp_peer import SippPeer
+from tests.peers.harness import SwitchProcess, WebhookSink, wait_until
+from tests.peers.sipp_peer import SippPeer
 
 EVENTS = ["initiated", "ringing", "answered", "completed"]
 

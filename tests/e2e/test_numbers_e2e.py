@@ -24,8 +24,8 @@ from twilio.base.exceptions import TwilioRestException
 
 from switch.core.notifications import WARNING, Notifications
 from switch.core.store import Store
-from tests.harness import ACCOUNT_SID, AUTH_TOKEN, SwitchProcess, WebhookSink, wait_until
-from tests.sipp_peer import SippPeer
+from tests.peers.harness import ACCOUNT_SID, AUTH_TOKEN, SwitchProcess, WebhookSink, wait_until
+from tests.peers.sipp_peer import SippPeer
 
 CONFIG_NUMBER = "+15550170"
 PAUSE = '<?xml version="1.0" encoding="UTF-8"?><Response><Pause length="10"/></Response>'

@@ -23,8 +23,8 @@ from switch.app import Switch, start_switch
 from switch.core.config import Config
 from switch.core.service import CallUpdate, NewCall
 from switch.core.status import CallStatus
-from tests.harness import free_port_block, free_tcp_port
-from tests.phone import PhoneProcess
+from tests.peers.harness import free_port_block, free_tcp_port
+from tests.peers.phone import PhoneProcess
 
 
 @pytest.fixture

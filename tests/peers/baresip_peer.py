@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from tests.harness import free_port_block
+from tests.peers.harness import free_port_block
 
 BARESIP = "baresip"
 MODULES = "/usr/lib/baresip/modules"

@@ -21,9 +21,9 @@ from twilio.rest import Client
 from twilio.twiml.voice_response import Connect, VoiceResponse
 
 from media.tones import band_energy_ratio, dominant_frequency, rms
-from tests.harness import ACCOUNT_SID, Hook, SwitchProcess, WebhookSink, free_port_block, wait_until
-from tests.phone import PhoneProcess
-from tests.sipp_peer import SippPeer
+from tests.peers.harness import ACCOUNT_SID, Hook, SwitchProcess, WebhookSink, free_port_block, wait_until
+from tests.peers.phone import PhoneProcess
+from tests.peers.sipp_peer import SippPeer
 
 MAIN = "IS" + "a1" * 16  # custom routing: the sink's /routing
 POOL = "IS" + "b2" * 16  # pool routing: alice, bob

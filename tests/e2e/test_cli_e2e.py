@@ -10,8 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-from tests.harness import SwitchProcess, WebhookSink, free_port_block, free_tcp_port, wait_until
-from tests.sipp_peer import SippPeer
+from tests.peers.harness import SwitchProcess, WebhookSink, free_port_block, free_tcp_port, wait_until
+from tests.peers.sipp_peer import SippPeer
 
 
 def test_help_lists_the_commands() -> None:

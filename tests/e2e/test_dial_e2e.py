@@ -13,9 +13,9 @@ from twilio.twiml.voice_response import Dial, VoiceResponse
 
 from media.audio import read_wav
 from media.tones import band_energy_ratio, dominant_frequency, rms
-from tests.harness import SwitchProcess, WebhookSink
-from tests.phone import PhoneProcess
-from tests.sipp_peer import SippPeer
+from tests.peers.harness import SwitchProcess, WebhookSink
+from tests.peers.phone import PhoneProcess
+from tests.peers.sipp_peer import SippPeer
 
 EVENTS = "initiated ringing answered completed"
 NUMBER = "+15550122"

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 STATUSES = ["initiated", "ringing", "in-progress", "completed"]
 # "  11985 ms  callback  A  /status       completed    CallSid=CA.. ParentCallSid=- SequenceNumber=3  sig ok"
