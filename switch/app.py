@@ -26,6 +26,7 @@ from switch.dialects.twilio.notifications import add_twilio_notification_routes
 from switch.dialects.twilio.numbers import add_twilio_number_routes
 from switch.dialects.twilio.recordings import add_recording_routes
 from switch.session.voice import VoiceEngine
+from switch.verbs.registry import task_for
 from switch.workers.pool import WorkerPool
 
 log = logging.getLogger("switch")
@@ -93,7 +94,7 @@ async def start_switch(config: Config) -> Switch:
                  resumed, recovered)
     recordings = RecordingManager(store, calls, webhooks, config.data_dir, credentials.account_sid,
                                   config.base_url)
-    voice = VoiceEngine(calls, config.data_dir, credentials.auth_token, notifications, recordings,
+    voice = VoiceEngine(calls, config.data_dir, credentials.auth_token, notifications, recordings, task_for,
                         config.twiml_fetch_timeout)
     await voice.start()
     # <Connect><Conversation>: the Conversations services; pool routing skips workers on a live call.

@@ -8,13 +8,12 @@
 from __future__ import annotations
 
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiohttp
 import yarl
 
-from switch.core.signature import compute_signature
-from switch.core.webhooks import url_with_query
 from twiml.errors import INVALID_CONTENT_TYPE, PARSE_FAILURE, TwimlError
 
 HTTP_RETRIEVAL_FAILURE = 11200
@@ -36,13 +35,17 @@ def resolve(base: str | None, url: str) -> str:
     return urllib.parse.urljoin(base, url) if base else url
 
 
-class Fetcher:
-    """Requests TwiML documents with the call's parameters and an X-Twilio-Signature."""
+# (method, url, params) -> the URL to request (GET: with the parameters) and the headers that sign it
+Signer = Callable[[str, str, list[tuple[str, str]]], tuple[str, dict[str, str]]]
 
-    def __init__(self, session: aiohttp.ClientSession, auth_token: str, timeout: float = FETCH_TIMEOUT,
+
+class Fetcher:
+    """Requests TwiML documents with the call's parameters, signed by `sign` (X-Twilio-Signature)."""
+
+    def __init__(self, session: aiohttp.ClientSession, sign: Signer, timeout: float = FETCH_TIMEOUT,
                  max_bytes: int = MAX_DOCUMENT_BYTES) -> None:
         self._session = session
-        self._auth_token = auth_token
+        self._sign = sign
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._max_bytes = max_bytes
 
@@ -50,12 +53,10 @@ class Fetcher:
         method = method.upper()
         if not url.startswith(("http://", "https://")):
             raise TwimlError(HTTP_RETRIEVAL_FAILURE, f"cannot fetch {url!r}: not an http(s) URL")
+        target, headers = self._sign(method, url, params)
         if method == "GET":
-            target = url_with_query(url, params)
-            headers = {"X-Twilio-Signature": compute_signature(self._auth_token, target)}
             request = self._session.get(yarl.URL(target, encoded=True), headers=headers, timeout=self._timeout)
         else:
-            headers = {"X-Twilio-Signature": compute_signature(self._auth_token, url, params)}
             request = self._session.post(yarl.URL(url, encoded=True), data=params, headers=headers,
                                          timeout=self._timeout)
         try:

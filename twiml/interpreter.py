@@ -18,11 +18,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from media.audio import AudioError
-from switch.verbs.tasks import Outcome, task_for
-from switch.workers.media import MediaError
-from twiml.control import CallControl
+from media.errors import MediaError
+from twiml.control import CallControl, Outcome, TaskFactory
 from twiml.errors import TwimlError
 from twiml.fetch import Fetcher, resolve
 from twiml.parse import parse
@@ -47,12 +47,19 @@ class Source:
     fallback_method: str = "POST"
 
 
-class Interpreter:
-    """Runs TwiML on one call until the app is done, the call ends, or `stop()` is called."""
+C = TypeVar("C", bound=CallControl)
 
-    def __init__(self, control: CallControl, fetcher: Fetcher, hangup_when_done: bool = True) -> None:
+
+class Interpreter(Generic[C]):
+    """Runs TwiML on one call until the app is done, the call ends, or `stop()` is called.
+
+    `tasks` makes the task of each verb (the switch's verb registry); `control` is the call they run on.
+    """
+
+    def __init__(self, control: C, fetcher: Fetcher, tasks: TaskFactory[C], hangup_when_done: bool = True) -> None:
         self.control = control
         self.fetcher = fetcher
+        self.tasks = tasks
         # False for a <Dial> whisper: running out of verbs there means "connect", not "hang up"
         self.hangup_when_done = hangup_when_done
         self.documents = 0
@@ -63,7 +70,7 @@ class Interpreter:
 
     @property
     def sid(self) -> str:
-        return self.control.call.sid
+        return self.control.sid
 
     def start(self, source: Source) -> asyncio.Task[None]:
         self._task = asyncio.get_running_loop().create_task(self.run(source), name=f"twiml-{self.sid}")
@@ -110,7 +117,7 @@ class Interpreter:
         for warning in response.warnings:
             self.control.notify(12200, warning, url=url, warning=True)
         for verb in response.verbs:
-            self._verb_task = asyncio.get_running_loop().create_task(task_for(verb, url).run(self.control))
+            self._verb_task = asyncio.get_running_loop().create_task(self._run_verb(verb, url))
             try:
                 outcome = await self._verb_task
             except asyncio.CancelledError:
@@ -134,6 +141,9 @@ class Interpreter:
         if self._pending is not None:
             return self._take_pending()
         return None
+
+    async def _run_verb(self, verb: object, url: str | None) -> Outcome:
+        return await self.tasks(verb, url).run(self.control)
 
     def _take_pending(self) -> Source:
         pending, self._pending = self._pending, None

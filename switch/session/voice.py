@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import aiohttp
 
-from media.audio import write_wav
+from media.audio import AudioError, write_wav
 from media.sources import AudioCache
 from media.speech import Speech
 from media.tones import ringback, sine
@@ -27,15 +29,32 @@ from switch.core.notifications import ERROR, WARNING, Notifications
 from switch.core.recordings import RecordingManager
 from switch.core.status import CallStatus
 from switch.core.tasks import TaskSet
-from switch.verbs.connect import ConnectSession
-from switch.verbs.dial import DialObserver, DialSession
-from switch.verbs.record import RecordResult, record
-from twiml import verbs
+from switch.core.webhooks import signed_form_request
+from twiml.control import TaskFactory
 from twiml.errors import TwimlError
 from twiml.fetch import Fetcher
 from twiml.interpreter import Interpreter, Source
 
 log = logging.getLogger("switch.session.voice")
+
+T = TypeVar("T")
+# Told of each <Dial> child leg as it is placed: (the DialSession, the child's Call).  The Exotel edge follows them.
+DialObserver = Callable[..., None]
+
+
+class Clock:
+    """Time as a call's verbs see it (Pause, Gather and Record timers): asyncio's.  Unit tests hand in one
+    that advances without waiting."""
+
+    def now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    async def wait_for(self, awaitable: Awaitable[T], seconds: float) -> T:
+        """`awaitable`'s result; TimeoutError after `seconds`."""
+        return await asyncio.wait_for(awaitable, seconds)
 
 
 class LiveCall:
@@ -49,6 +68,14 @@ class LiveCall:
     @property
     def call(self) -> Call:
         return self._call
+
+    @property
+    def sid(self) -> str:
+        return self._call.sid
+
+    @property
+    def clock(self) -> Clock:
+        return self.engine.clock
 
     @property
     def answered(self) -> bool:
@@ -85,9 +112,13 @@ class LiveCall:
     async def speech(self, text: str, voice: str, language: str) -> Path:
         return await self.engine.speech.synthesize(text, voice, language)
 
-    async def audio(self, url: str) -> Path:
+    async def audio(self, url: str, local_files: bool) -> Path:
+        """A Play URL as a bridge-rate WAV (cached).  A local file only when `local_files` (inline TwiML): a
+        document fetched from an app can never make the switch read its own files."""
         if url.startswith(("http://", "https://")):
             return await self.engine.audio.from_url(url, self.engine.session)
+        if not local_files:
+            raise AudioError(f"not an http(s) URL: {url!r} (local files play only from inline TwiML)", url=url)
         return await asyncio.to_thread(self.engine.audio.from_file, url)
 
     async def beep(self) -> Path:
@@ -98,15 +129,6 @@ class LiveCall:
 
     async def send_digits(self, digits: str) -> None:
         await self.engine.calls.send_digits(self._call, digits)
-
-    def dial(self, verb: verbs.Dial, document_url: str | None) -> DialSession:
-        return DialSession(self, verb, document_url)
-
-    def connect(self, verb: verbs.Connect, document_url: str | None) -> ConnectSession:
-        return ConnectSession(self, verb, document_url, self.engine.conversations)
-
-    async def record(self, verb: verbs.Record, action: str | None) -> RecordResult | None:
-        return await record(self, verb, action, action)
 
     def post_detached(self, url: str, method: str, extra: tuple[tuple[str, str], ...]) -> None:
         params = [*self.params(), *extra]
@@ -129,9 +151,12 @@ class VoiceEngine:
     """Owns the interpreters of all calls and the shared HTTP session, speech and audio caches."""
 
     def __init__(self, calls: CallManager, data_dir: Path, auth_token: str, notifications: Notifications,
-                 recordings: RecordingManager, fetch_timeout: float = 15.0) -> None:
+                 recordings: RecordingManager, tasks: TaskFactory[LiveCall], fetch_timeout: float = 15.0,
+                 clock: Clock | None = None) -> None:
         self._fetch_timeout = fetch_timeout
         self.calls = calls
+        self.tasks = tasks  # the verb registry (switch.verbs.registry.task_for)
+        self.clock = clock or Clock()
         self.notifications = notifications
         # told of each <Dial> child leg as it is placed (`DialSession.placed`): the Exotel edge follows them
         self.dial_observers: list[DialObserver] = []
@@ -142,7 +167,7 @@ class VoiceEngine:
         self._auth_token = auth_token
         self.session: aiohttp.ClientSession
         self.fetcher: Fetcher
-        self.interpreters: dict[str, Interpreter] = {}
+        self.interpreters: dict[str, Interpreter[LiveCall]] = {}
         self.background = TaskSet()  # work that outlives the verb that started it
         self._ringbacks: dict[str, Path] = {}
         # The Conversations services <Connect><Conversation> uses; wired in by the application.
@@ -160,7 +185,7 @@ class VoiceEngine:
 
     async def start(self) -> None:
         self.session = aiohttp.ClientSession()
-        self.fetcher = Fetcher(self.session, self._auth_token, timeout=self._fetch_timeout)
+        self.fetcher = Fetcher(self.session, self._sign, timeout=self._fetch_timeout)
         if not self.beep_path.exists():
             write_wav(self.beep_path, sine(1000.0, 0.4, amplitude=0.4))
         self.calls.answered_hooks.append(self._on_answered)
@@ -182,13 +207,16 @@ class VoiceEngine:
                           fallback_method=call.fallback_method)
         return None
 
+    def _sign(self, method: str, url: str, params: list[tuple[str, str]]) -> tuple[str, dict[str, str]]:
+        return signed_form_request(self._auth_token, method, url, params)
+
     def _run(self, call: Call, source: Source) -> None:
-        interpreter = Interpreter(LiveCall(self, call), self.fetcher)
+        interpreter = Interpreter(LiveCall(self, call), self.fetcher, self.tasks)
         self.interpreters[call.sid] = interpreter
         task = interpreter.start(source)
         task.add_done_callback(lambda _t: self._finished(call.sid, interpreter))
 
-    def _finished(self, sid: str, interpreter: Interpreter) -> None:
+    def _finished(self, sid: str, interpreter: Interpreter[LiveCall]) -> None:
         if self.interpreters.get(sid) is interpreter:
             del self.interpreters[sid]
 

@@ -35,7 +35,7 @@ import logging
 import re
 import urllib.parse
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from switch.core.callbacks import rfc2822
 from switch.core.conversations import Conversations, is_customer_address
@@ -43,13 +43,13 @@ from switch.core.errors import ApiError
 from switch.core.model import Call, Direction, utcnow
 from switch.core.status import CallStatus, EndReason
 from switch.core.webhooks import WebhookDispatcher
+from switch.session.voice import LiveCall
+from switch.verbs.base import Task, run_session
 from switch.verbs.dial import DialResult, DialSession
 from switch.workers.media import MediaError
 from twiml import verbs
+from twiml.control import CONTINUE, STOP, Outcome
 from twiml.fetch import resolve
-
-if TYPE_CHECKING:
-    from switch.session.voice import LiveCall
 
 log = logging.getLogger("switch.verbs.connect")
 
@@ -179,7 +179,7 @@ class ConversationDial(DialSession):
     @property
     def recording_sid(self) -> str | None:
         """The SID of the session's recording while it records (`record`)."""
-        return self._recording
+        return self.state.recording
 
     def placed(self, child: Call) -> None:
         super().placed(child)
@@ -392,3 +392,25 @@ class ConnectSession:
         for child in self._dial.children:
             if not child.terminal:
                 self.calls.cancel(child)
+
+
+class Connect(Task[verbs.Connect]):
+    """`<Connect action method><Conversation .../></Connect>`: hand the call to a Conversations session
+    (`ConnectSession`); then request `action` with Result, WorkerInitiated, DialCallStatus, DialCallSid,
+    DialCallDuration and (with `record`) RecordingUrl, RecordingSid, RecordingDuration, and run its TwiML -- or,
+    without `action`, go on with the next verb.  When the session is interrupted (caller hung up, REST redirect)
+    or ends the call itself (refused it), the action is still told, and its answer ignored."""
+
+    verb = verbs.Connect
+
+    async def run(self, call: LiveCall) -> Outcome:
+        action = resolve(self.document_url, self.v.action) if self.v.action else None
+        session = ConnectSession(call, self.v, self.document_url, call.engine.conversations)
+        result = await run_session(call, session, action, self.v.method)
+        if result.ended or call.call.terminal:  # nothing can run on the call any more
+            if action is not None:
+                call.post_detached(action, self.v.method, result.params())
+            return STOP
+        if action is None:
+            return CONTINUE
+        return Outcome(next_url=action, method=self.v.method, extra=result.params())

@@ -16,21 +16,20 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from switch.core.errors import ApiError
 from switch.core.model import Call, CallbackEvent
 from switch.core.service import NewCall
 from switch.core.status import CallStatus
+from switch.session.voice import LiveCall
+from switch.verbs.base import Task, run_session
+from switch.verbs.dial_state import Caller, DialState, Phase
 from switch.workers.media import MediaError
 from twiml import verbs
+from twiml.control import CONTINUE, Outcome
 from twiml.fetch import resolve
 from twiml.interpreter import Interpreter, Source
-
-if TYPE_CHECKING:
-    from switch.session.voice import LiveCall
 
 log = logging.getLogger("switch.verbs.dial")
 
@@ -72,10 +71,6 @@ def _child_request(parent: Call, dial: verbs.Dial, noun: verbs.Number | verbs.Si
     return NewCall(to=noun.number, send_digits=noun.send_digits, **common)  # type: ignore[arg-type]
 
 
-# Told of each child leg of a <Dial> right after it is placed (see `DialSession.placed`).
-DialObserver = Callable[["DialSession", Call], None]
-
-
 class DialSession:
     """One run of a `<Dial>` verb on a parent call."""
 
@@ -86,16 +81,9 @@ class DialSession:
         self.calls = live.engine.calls
         self.result: DialResult | None = None
         self.children: list[Call] = []
-        self._winner: Call | None = None
-        self._winner_is_sip = False
+        self.state = DialState(Caller.ON_BRIDGE if dial.answer_on_bridge and not live.answered else Caller.ANSWERING)
         self._unwatch: list[object] = []
         self._ring_task: asyncio.Task[str] | None = None
-        self._early: Call | None = None  # the child whose early media the caller hears
-        self._recording: str | None = None  # SID of the Dial's recording, once started
-        self._declined: list[Call] = []  # answered, then declined in the whisper
-        self._caller_up = False  # the caller is answered and its media flows
-        self._caller_failed = False  # answering the caller failed
-        self._pending_early: Call | None = None  # early media that came before the caller was up
 
     @property
     def parent(self) -> Call:
@@ -114,36 +102,40 @@ class DialSession:
             nouns = self.dial.nouns
             groups = [[n] for n in nouns] if self.dial.sequential else [list(nouns)]
             for group in groups:
-                if self._caller_failed:
+                if self.state.caller_failed:
                     break
                 winner = await self._ring(group)
                 if winner is not None:
                     break
             if answering is not None:
                 await answering
-            if self._ring_task is not None:
-                self._ring_task.cancel()
-            if self._early is not None and self._early is not winner:
+            self._stop_ringback()
+            state = self.state
+            if state.early is not None and state.early is not winner:
                 with contextlib.suppress(MediaError):
                     self.calls.media.unbridge(self.parent.sid)
             if winner is None:
+                state.move(Phase.ENDED)
                 self.result = self._failure()
                 return self.result
-            self._winner = winner
-            self.result = DialResult("completed", winner.sid, sip=self._winner_is_sip)
+            state.winner = winner
+            self.result = DialResult("completed", winner.sid, sip=state.winner_is_sip)
             if not self.live.answered:
                 await self.live.answer()  # answerOnBridge: the caller is answered only now
-            if self._early is not winner:
+                state.caller_is(Caller.UP)
+            if state.early is not winner:
                 self.calls.media.bridge(self.parent.sid, winner.sid)
-            if self._recording is None:
+            state.move(Phase.BRIDGED)
+            if state.recording is None:
                 await self._start_recording(winner)
-            elif self._early is not winner:
-                await self.live.engine.recordings.attach(self._recording, 1, winner.sid)
+            elif state.early is not winner:
+                await self.live.engine.recordings.attach(state.recording, 1, winner.sid)
             await self._talk(winner)
             await self._end_child(winner)
             recording = await self._stop_recording()
+            state.move(Phase.ENDED)
             self.result = DialResult("completed", winner.sid, winner.duration or 0, winner.sip_response_code,
-                                     self._winner_is_sip, recording)
+                                     state.winner_is_sip, recording)
             return self.result
         except asyncio.CancelledError:
             self._abort()
@@ -151,8 +143,7 @@ class DialSession:
         finally:
             if answering is not None:
                 answering.cancel()
-            if self._ring_task is not None:
-                self._ring_task.cancel()
+            self._stop_ringback()
             for unwatch in self._unwatch:
                 unwatch()  # type: ignore[operator]
 
@@ -166,7 +157,7 @@ class DialSession:
         """Answering the caller failed (its media never came up): stop ringing; `run` then raises why."""
         if task.cancelled() or task.exception() is None:
             return
-        self._caller_failed = True
+        self.state.caller_is(Caller.FAILED)
         for child in self.children:
             if not child.terminal:
                 self.calls.cancel(child)
@@ -177,14 +168,23 @@ class DialSession:
 
     async def _caller_ready(self) -> None:
         """The caller is answered: record from ringing, and play ringback, or the early media that came first."""
-        self._caller_up = True
+        self.state.caller_is(Caller.UP)
         if self.dial.record.startswith("record-from-ringing"):
             await self._start_recording(None)  # the caller's channel from now; the child joins later
-        pending, self._pending_early = self._pending_early, None
+        pending, self.state.pending_early = self.state.pending_early, None
         if pending is not None and pending.status is CallStatus.RINGING:
             self._early_media(pending)
-        if self._early is None:
-            self._ring_task = asyncio.create_task(self._ringback())
+        if self.state.phase is Phase.PLACING:
+            self._start_ringback()
+
+    def _start_ringback(self) -> None:
+        self.state.move(Phase.RINGBACK)
+        self._ring_task = asyncio.create_task(self._ringback())
+
+    def _stop_ringback(self) -> None:
+        if self._ring_task is not None:
+            self._ring_task.cancel()
+            self._ring_task = None
 
     async def _start_recording(self, child: Call | None) -> None:
         """`record`: the caller on channel 1 and the dialed party on channel 2 (mixed for mono).  From answer:
@@ -200,14 +200,14 @@ class DialSession:
             self.dial.trim == "trim-silence", resolve(self.document_url, callback) if callback else None,
             self.dial.recording_status_callback_method, tuple(self.dial.recording_status_callback_event),
             self.parent.sid, slots=2)
-        self._recording = rec.sid
+        self.state.recording = rec.sid
 
     async def _stop_recording(self) -> tuple[tuple[str, str], ...]:
-        if self._recording is None:
+        if self.state.recording is None:
             return ()
         recordings = self.live.engine.recordings
-        done = await recordings.stop(self._recording)
-        self._recording = None
+        done = await recordings.stop(self.state.recording)
+        self.state.recording = None
         if str(done.status) != "completed":
             return ()
         return (("RecordingUrl", recordings.media_url(done)), ("RecordingSid", done.sid),
@@ -245,44 +245,55 @@ class DialSession:
                         self.calls.cancel(live_child)
                 if noun.url and not await self._whisper(call, noun):
                     continue
-                self._winner_is_sip = isinstance(noun, verbs.Sip)
+                self.state.winner_is_sip = isinstance(noun, verbs.Sip)
                 return call
             if call.status is CallStatus.RINGING and call.sip_response_code == 183:
                 self._early_media(call)
             if call.status.terminal:
                 ringing.pop(call.sid, None)
-                if self._early is call:
-                    self._early = None
+                self._early_ended(call, others_ringing=bool(ringing))
         return None
+
+    def _early_ended(self, child: Call, others_ringing: bool) -> None:
+        """The child whose early media the caller heard gave up: ringback again while others still ring."""
+        if self.state.early is not child:
+            return
+        self.state.early = None
+        if others_ringing and self.state.caller_up:
+            self._start_ringback()
 
     def _early_media(self, child: Call) -> None:
         """183 with SDP: the caller hears the child's early media instead of our ringback."""
-        if self._early is not None or not self.live.answered:
+        state = self.state
+        if state.early is not None or not self.live.answered:
             return
-        if not self._caller_up:  # the caller's answer is still on its way: bridge once it is up
-            self._pending_early = child
+        if not state.caller_up:  # the caller's answer is still on its way: bridge once it is up
+            state.pending_early = child
             return
-        if self._ring_task is not None:
-            self._ring_task.cancel()
+        self._stop_ringback()
         try:
             self.calls.media.bridge(self.parent.sid, child.sid)
         except MediaError as exc:
             log.info("%s: no early media from %s: %s", self.parent.sid, child.sid, exc)
+            if state.phase is Phase.PLACING:
+                self._start_ringback()
+            elif state.phase is Phase.RINGBACK:
+                self._ring_task = asyncio.create_task(self._ringback())
             return
-        self._early = child
-        if self._recording is not None:  # record-from-ringing: the early media is the child's channel
-            self.live.engine.background.spawn(self.live.engine.recordings.attach(self._recording, 1, child.sid),
+        state.early = child
+        state.move(Phase.EARLY_MEDIA)
+        if state.recording is not None:  # record-from-ringing: the early media is the child's channel
+            self.live.engine.background.spawn(self.live.engine.recordings.attach(state.recording, 1, child.sid),
                                               self.parent.sid)
 
     async def _whisper(self, child: Call, noun: verbs.Number | verbs.Sip) -> bool:
         """Run the noun's `url` TwiML on the called party; False when it declined (hung up)."""
-        from switch.session.voice import LiveCall
-
         assert noun.url is not None
-        whisper = Interpreter(LiveCall(self.live.engine, child), self.live.engine.fetcher, hangup_when_done=False)
+        engine = self.live.engine
+        whisper = Interpreter(LiveCall(engine, child), engine.fetcher, engine.tasks, hangup_when_done=False)
         await whisper.run(Source(url=resolve(self.document_url, noun.url), method=noun.method))
         if whisper.stopped or child.terminal:  # <Hangup>/<Reject> in the whisper: the agent declined
-            self._declined.append(child)
+            self.state.declined.append(child)
             return False
         return True
 
@@ -315,16 +326,18 @@ class DialSession:
 
     def _abort(self) -> None:
         """Cancelled: cancel ringing children, hang up a connected one, and record how far we got."""
-        if self._recording is not None:
-            self.live.engine.background.spawn(self.live.engine.recordings.stop(self._recording), self.parent.sid)
+        state = self.state
+        if state.recording is not None:
+            self.live.engine.background.spawn(self.live.engine.recordings.stop(state.recording), self.parent.sid)
         for child in self.children:
             if not child.terminal:
                 self.calls.cancel(child)
-        winner = self._winner
+        state.move(Phase.ENDED)
+        winner = state.winner
         if winner is not None:
             duration = 0 if winner.answer_time is None else round(time.time() - winner.answer_time.timestamp())
             self.result = DialResult("completed", winner.sid, max(0, duration), winner.sip_response_code,
-                                     self._winner_is_sip)
+                                     state.winner_is_sip)
         else:
             self.result = DialResult("canceled")
 
@@ -334,10 +347,28 @@ class DialSession:
             for child in reversed(self.children):
                 if child.status is status:
                     return DialResult(str(status), child.sid, 0, child.sip_response_code, self._is_sip(child))
-        if self._declined:  # a whisper declined: for the caller that is a call nobody took
-            child = self._declined[-1]
+        if self.state.declined:  # a whisper declined: for the caller that is a call nobody took
+            child = self.state.declined[-1]
             return DialResult("no-answer", child.sid, 0, child.sip_response_code, self._is_sip(child))
         return DialResult("failed")
 
     def _is_sip(self, child: Call) -> bool:
         return any(isinstance(n, verbs.Sip) and n.uri == child.to for n in self.dial.nouns)
+
+
+class Dial(Task[verbs.Dial]):
+    """`<Dial action method timeout callerId timeLimit hangupOnStar answerOnBridge ringTone record trim
+    recordingStatusCallback* sequential>` with `<Number>`/`<Sip>` nouns or a plain number: ring the nouns (in
+    parallel by default), bridge the first that answers (`DialSession`); then request `action` with
+    DialCallStatus, DialCallSid, DialCallDuration (DialSipResponseCode for <Sip>, RecordingUrl... when
+    recording), or go on with the next verb.  When the dial is interrupted (caller hung up, REST redirect) the
+    action is still told, and its answer ignored."""
+
+    verb = verbs.Dial
+
+    async def run(self, call: LiveCall) -> Outcome:
+        action = resolve(self.document_url, self.v.action) if self.v.action else None
+        result = await run_session(call, DialSession(call, self.v, self.document_url), action, self.v.method)
+        if action is None:
+            return CONTINUE
+        return Outcome(next_url=action, method=self.v.method, extra=result.params())

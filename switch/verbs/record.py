@@ -12,16 +12,15 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from switch.core.recordings import Recording
+from switch.session.voice import LiveCall
+from switch.verbs.base import Task, ensure_answered
 from twiml import verbs
+from twiml.control import CONTINUE, Outcome
 from twiml.fetch import resolve
-
-if TYPE_CHECKING:
-    from switch.core.recordings import Recording
-    from switch.session.voice import LiveCall
 
 log = logging.getLogger("switch.record")
 
@@ -117,3 +116,21 @@ async def record(live: LiveCall, verb: verbs.Record, action: str | None,
     if done.status != "completed":
         return None
     return RecordResult(done.sid, recordings.media_url(done), done.duration or 0, digit)
+
+
+class Record(Task[verbs.Record]):
+    """`<Record action method timeout finishOnKey maxLength playBeep trim recordingStatusCallback*>`: beep
+    (playBeep, default true), record the caller until `timeout` s of silence (default 5), a finishOnKey digit
+    (default: any), `maxLength` s (default 3600) or hang-up; then request `action` (default: the current
+    document) with RecordingUrl, RecordingSid, RecordingDuration and Digits.  Nothing recorded: go on with the
+    next verb.  The recording status callback resolves against the current document."""
+
+    verb = verbs.Record
+
+    async def run(self, call: LiveCall) -> Outcome:
+        await ensure_answered(call)
+        action = resolve(self.document_url, self.v.action) if self.v.action else self.document_url
+        result = await record(call, self.v, action, self.document_url)
+        if result is None or action is None:
+            return CONTINUE
+        return Outcome(next_url=action, method=self.v.method, extra=result.params())

@@ -331,3 +331,65 @@ def test_inbound_reject_rejected_is_603_and_failed(switch: SwitchProcess, app: W
     assert "answered" not in caller.names()
     rejected = switch.client().calls.list(to=NUMBER, status="failed")
     assert rejected and rejected[0].direction == "inbound"
+
+
+def _serve_tone(app: WebhookSink, path: str, hz: float) -> None:
+    data = io.BytesIO()
+    sf.write(data, sine(hz, 1.0, rate=8000), 8000, format="WAV", subtype="PCM_16")
+    body = data.getvalue()
+    app.responses[path] = lambda _h: (200, body, "audio/wav")
+
+
+def test_relative_play_urls_resolve_against_their_document(switch: SwitchProcess, app: WebhookSink,
+                                                           tmp_path: Path) -> None:
+    """`<Play>` in a fetched document, also nested in `<Gather>`, fetches relative URLs from the app."""
+    _serve_tone(app, "/rel/nested-500.wav", 500.0)
+    _serve_tone(app, "/top-900.wav", 900.0)
+    app.twiml("/rel/voice", '<?xml version="1.0"?><Response><Gather timeout="1" numDigits="1">'
+                            "<Play>nested-500.wav</Play></Gather><Play>/top-900.wav</Play></Response>")
+    heard = tmp_path / "relative.wav"
+    with PhoneProcess(["--answer", "auto", "--record", str(heard), "--exit-after-calls", "1"]) as phone:
+        sid = _call(switch, app, phone, url=app.url("/rel/voice"))
+        phone.wait_for("hangup", timeout=20)
+    assert [h.method for h in app.for_path("/rel/nested-500.wav")] == ["GET"]
+    assert [h.method for h in app.for_path("/top-900.wav")] == ["GET"]
+    samples = _heard(heard)
+    assert band_energy_ratio(samples, 8000, 500.0) > 0.2
+    assert band_energy_ratio(samples, 8000, 900.0) > 0.2
+    assert _errors_of(switch, sid) == []
+
+
+def test_a_fetched_document_cannot_play_the_switchs_own_files(switch: SwitchProcess, app: WebhookSink,
+                                                              tmp_path: Path) -> None:
+    """A local path in a fetched document is a URL on the app's server; a file:// URL is refused (11200)."""
+    secret = tmp_path / "secret.wav"
+    sf.write(secret, sine(1500.0, 1.0, rate=8000), 8000, subtype="PCM_16")
+    app.twiml("/own-files", f'<?xml version="1.0"?><Response><Play>{secret}</Play><Play>file://{secret}</Play>'
+                            "<Play>/tone600.wav</Play></Response>")
+    heard = tmp_path / "own-files.wav"
+    with PhoneProcess(["--answer", "auto", "--record", str(heard), "--exit-after-calls", "1"]) as phone:
+        sid = _call(switch, app, phone, url=app.url("/own-files"))
+        phone.wait_for("hangup", timeout=20)
+    assert [h.path for h in app.hooks if h.path == str(secret)] == [str(secret)]  # asked the app, got 204
+    samples = _heard(heard)
+    assert abs(dominant_frequency(samples, 8000) - 600.0) < 10
+    assert band_energy_ratio(samples, 8000, 1500.0) < 0.01
+    assert _errors_of(switch, sid) == [11200, 11200]
+
+
+def test_record_status_callback_resolves_against_the_document_not_the_action(switch: SwitchProcess,
+                                                                            app: WebhookSink) -> None:
+    """A relative recordingStatusCallback is relative to the document that holds the <Record>."""
+    response = VoiceResponse()
+    response.record(action="/elsewhere/recorded", max_length=2, timeout=0, play_beep=False,
+                    recording_status_callback="rec-status")
+    app.twiml("/mailbox/voice", str(response))
+    app.twiml("/elsewhere/recorded", _doc(lambda r: r.hangup()))
+    with PhoneProcess(["--answer", "auto", "--tone", "700", "--exit-after-calls", "1"]) as phone:
+        sid = _call(switch, app, phone, url=app.url("/mailbox/voice"))
+        phone.wait_for("hangup", timeout=20)
+    hooks = app.wait_for(lambda hs: any(h.path == "/mailbox/rec-status" and h.params.get("CallSid") == sid
+                                        for h in hs))
+    assert [h.params["RecordingStatus"] for h in hooks
+            if h.path == "/mailbox/rec-status" and h.params.get("CallSid") == sid] == ["completed"]
+    assert not [h for h in hooks if h.path == "/elsewhere/rec-status"]
