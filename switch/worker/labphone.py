@@ -3,21 +3,8 @@
     softswitch phone --sip 127.0.0.1:5062 --answer auto --tone 1000 --record heard.wav
 
 It answers (or refuses) calls, or places one, plays a tone or a WAV file, records what it hears from the far
-end, sends RFC 2833 (or SIP INFO) digits, and prints one JSON object per line on stdout for every event, each
-with ``"event"`` and ``"t"`` (``time.time()``)::
-
-    {"event": "ready", "sip": "127.0.0.1:5062", "t": ...}
-    {"event": "incoming", "from": "<sip:a@...>", "to": "<sip:b@...>", "call_id": "...", "t": ...}
-    {"event": "calling", "uri": "sip:b@...", "call_id": "...", "t": ...}
-    {"event": "ringing", "code": 180, "call_id": "...", "t": ...}             (outgoing calls)
-    {"event": "answered", "call_id": "...", "t": ...}
-    {"event": "dtmf", "digit": "5", "method": "rfc2833", "call_id": "...", "t": ...}
-    {"event": "dtmf_sent", "digits": "123", "method": "rfc2833", "call_id": "...", "t": ...}
-    {"event": "hangup", "code": 200, "reason": "...", "duration": 3.02, "by": "local"|"remote",
-     "call_id": "...", "recording": "path.wav", "t": ...}                    (recording: with --record)
-    {"event": "registered", "code": 200, "reason": "OK", "expires": 300, "t": ...}
-    {"event": "error", "message": "...", "t": ...}
-    {"event": "exit", "reason": "calls"|"max-seconds"|"signal"|"error", "calls": N, "t": ...}
+end, sends RFC 2833 (or SIP INFO) digits, and prints one JSON object per line on stdout for every event (the
+list is in `switch.worker.labphone_io`).
 
 Threading follows ARCHITECTURE.md: the main thread owns the Endpoint (``threadCnt = 0``,
 ``mainThreadOnly = True``) and loops on ``libHandleEvents``; timers (answer, DTMF, hang-up, exit) run
@@ -31,37 +18,31 @@ so that stdout carries nothing but events.
 from __future__ import annotations
 
 import argparse
-import collections
 import contextlib
 import heapq
 import itertools
-import json
 import logging
 import os
 import signal
 import sys
 import tempfile
-import threading
 import time
-import wave
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any
+from typing import Any
 
 import pjsua2 as pj
 
 from media.audio import write_wav
 from media.tones import sine
+from switch.worker.labphone_io import EventWriter, PhoneOptions, Recording, add_phone_arguments
 from switch.worker.pjmedia import (
     CLOCK_RATE,
-    FRAME_BYTES,
     FRAME_MS,
     create_transport,
     endpoint_config,
     error_text,
-    frame_bytes,
     set_codec_priorities,
 )
 from switch.worker.pjmedia import destroy as _destroy
@@ -71,182 +52,7 @@ log = logging.getLogger("switch.labphone")
 _POLL_MS = 20
 _MEDIA_GRACE_S = 0.1  # let the clock thread finish with a disconnected port before destroying it
 _SHUTDOWN_GRACE_S = 1.5
-ANSWER_MODES = ("auto", "busy", "reject", "ignore")
 _FINAL_CODES = {"auto": 200, "busy": 486, "reject": 603}
-
-
-# -- options ----------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class PhoneOptions:
-    """Everything the phone is told on its command line (see :func:`add_phone_arguments`)."""
-
-    host: str = "127.0.0.1"
-    port: int = 5062
-    answer: str = "auto"
-    answer_after: float = 0.0
-    ring: bool = True
-    play: str | None = None
-    tone: float | None = None
-    record: str | None = None
-    dtmf: str | None = None
-    dtmf_after: float = 1.0
-    dtmf_method: str = "rfc2833"
-    call: str | None = None
-    hangup_after: float | None = None
-    register: str | None = None
-    user: str | None = None
-    password: str | None = None
-    exit_after_calls: int | None = None
-    max_seconds: float = 60.0
-    pj_log_level: int = 1
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> PhoneOptions:
-        """Build options from the namespace produced by a parser set up with :func:`add_phone_arguments`."""
-        host, sep, port = str(args.sip).rpartition(":")
-        if not sep or not host or not port.isdigit() or int(port) > 65535:
-            raise ValueError(f"--sip: expected HOST:PORT, got {args.sip!r}")
-        exit_after = args.exit_after_calls
-        if exit_after is None and args.call:
-            exit_after = 1
-        return cls(
-            host=host,
-            port=int(port),
-            answer=args.answer,
-            answer_after=args.answer_after,
-            ring=args.ring,
-            play=args.play,
-            tone=args.tone,
-            record=args.record,
-            dtmf=args.dtmf,
-            dtmf_after=args.dtmf_after,
-            dtmf_method=args.dtmf_method,
-            call=args.call,
-            hangup_after=args.hangup_after,
-            register=args.register,
-            user=args.user,
-            password=args.password,
-            exit_after_calls=exit_after,
-            max_seconds=args.max_seconds,
-            pj_log_level=args.pj_log_level,
-        )
-
-
-def add_phone_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the lab phone's options to ``parser`` (used by ``softswitch phone``)."""
-    parser.add_argument("--sip", default="127.0.0.1:5062",
-                        help="HOST:PORT to bind UDP and TCP (port 0: any free port, reported in 'ready')")
-    parser.add_argument("--answer", choices=ANSWER_MODES, default="auto",
-                        help="incoming calls: auto=200, busy=486, reject=603, ignore=never answer (default auto)")
-    parser.add_argument("--answer-after", type=float, default=0.0, metavar="SECONDS",
-                        help="delay before the final answer to an incoming call (default 0)")
-    parser.add_argument("--ring", action=argparse.BooleanOptionalAction, default=True,
-                        help="send 180 Ringing first to incoming calls (default on)")
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--play", metavar="FILE", help="WAV file to play into every call, looped")
-    source.add_argument("--tone", type=float, metavar="HZ", help="play a continuous sine of HZ into every call")
-    parser.add_argument("--record", metavar="FILE",
-                        help="record what the far end sends as 8 kHz 16-bit mono WAV (later calls: FILE-2.wav, ...)")
-    parser.add_argument("--dtmf", metavar="DIGITS", help="digits to send once a call is answered")
-    parser.add_argument("--dtmf-after", type=float, default=1.0, metavar="SECONDS",
-                        help="delay after the answer before sending --dtmf (default 1)")
-    parser.add_argument("--dtmf-method", choices=("rfc2833", "info"), default="rfc2833",
-                        help="how to send --dtmf (default rfc2833)")
-    parser.add_argument("--call", metavar="SIP-URI", help="place a call to SIP-URI at start")
-    parser.add_argument("--hangup-after", type=float, metavar="SECONDS",
-                        help="hang up every call this long after it is answered")
-    parser.add_argument("--register", metavar="URI", help="REGISTER with this registrar (needs --user)")
-    parser.add_argument("--user", help="user name (From/Contact user, and for digest authentication)")
-    parser.add_argument("--password", help="password for digest authentication")
-    parser.add_argument("--exit-after-calls", type=int, metavar="N",
-                        help="exit once N calls have ended (default 1 with --call, else unlimited)")
-    parser.add_argument("--max-seconds", type=float, default=60.0,
-                        help="exit after this long whatever happens (default 60)")
-    parser.add_argument("--pj-log-level", type=int, default=1, help="pjsip log level on stderr (default 1)")
-
-
-# -- events -----------------------------------------------------------------------------------------------
-class EventWriter:
-    """Writes one JSON object per line, flushed at once; safe to call from any thread."""
-
-    def __init__(self, stream: IO[str]) -> None:
-        self._stream = stream
-        self._lock = threading.Lock()
-
-    def __call__(self, event: str, **fields: Any) -> None:
-        record: dict[str, Any] = {"event": event, **fields, "t": time.time()}
-        line = json.dumps(record, separators=(", ", ": ")) + "\n"
-        with self._lock:
-            try:
-                self._stream.write(line)
-                self._stream.flush()
-            except (OSError, ValueError):  # reader gone: keep running, the phone exits by itself anyway
-                log.warning("cannot write event %s", event)
-
-
-# -- media ------------------------------------------------------------------------------------------------
-class RecorderPort(pj.AudioMediaPort):  # type: ignore[misc]
-    """A sink on the conference bridge that keeps every 20 ms frame it is given, in order.
-
-    ``onFrameReceived`` runs on the media clock thread: it only copies the bytes onto a deque (appends are
-    atomic); the owner thread drains them with :meth:`take`.  Frames without audio become silence so that the
-    recording keeps real time.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.chunks: collections.deque[bytes] = collections.deque()
-        self.closed = False
-
-    def onFrameReceived(self, frame: pj.MediaFrame) -> None:
-        if self.closed:
-            return
-        try:
-            data = frame_bytes(frame) if frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO else b""
-        except Exception:  # never let an exception into the clock thread; keep time with silence
-            data = b""
-        self.chunks.append(data or bytes(FRAME_BYTES))
-
-    def onFrameRequested(self, frame: pj.MediaFrame) -> None:
-        pass  # a sink only: it sends nothing
-
-    def take(self) -> bytes:
-        """Everything received since the last call (owner thread)."""
-        parts: list[bytes] = []
-        while True:
-            try:
-                parts.append(self.chunks.popleft())
-            except IndexError:
-                return b"".join(parts)
-
-
-class Recording:
-    """A WAV file fed from a :class:`RecorderPort`; valid on disk after every write."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._wav: wave.Wave_write | None = wave.open(str(path), "wb")  # noqa: SIM115 - closed in close()
-        self._wav.setnchannels(1)
-        self._wav.setsampwidth(2)
-        self._wav.setframerate(CLOCK_RATE)
-        self.port = RecorderPort()
-        fmt = pj.MediaFormatAudio()
-        fmt.init(pj.PJMEDIA_FORMAT_PCM, CLOCK_RATE, 1, FRAME_MS * 1000, 16)
-        self.port.createPort(f"rec-{path.name}", fmt)
-
-    def flush(self) -> None:
-        """Write what the port collected (wave rewrites the header's lengths on every write)."""
-        data = self.port.take()
-        if data and self._wav is not None:
-            self._wav.writeframes(data)
-
-    def close(self) -> None:
-        """Write the rest and close the file (after the port is detached from the bridge)."""
-        self.flush()
-        if self._wav is not None:
-            self._wav.close()
-            self._wav = None
 
 
 # -- calls ------------------------------------------------------------------------------------------------
