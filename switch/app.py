@@ -18,10 +18,12 @@ from switch.core.recordings import RecordingManager
 from switch.core.store import Store
 from switch.core.webhooks import WebhookDispatcher
 from switch.dialects.conversations.api import add_conversation_routes
+from switch.dialects.conversations.callbacks import ConversationCallbacks
 from switch.dialects.errors import error_middleware
 from switch.dialects.exotel.api import ExotelAuth, add_exotel_routes
 from switch.dialects.exotel.connect import ExotelEdge
 from switch.dialects.twilio.api import add_twilio_routes
+from switch.dialects.twilio.callbacks import TwilioCallbacks, TwilioTwiml, recording_url
 from switch.dialects.twilio.notifications import add_twilio_notification_routes
 from switch.dialects.twilio.numbers import add_twilio_number_routes
 from switch.dialects.twilio.recordings import add_recording_routes
@@ -84,6 +86,10 @@ async def start_switch(config: Config) -> Switch:
     webhooks = WebhookDispatcher(store, credentials.auth_token, config.webhook_timeout, config.webhook_retries)
     await webhooks.start()
     calls = CallManager(config, credentials.account_sid, credentials.auth_token, store, webhooks)
+    # The dialects render the core's call events.  Subscribed before `recover`, so that the calls a crash left
+    # live still get their callbacks; Twilio's first, so that a call's own callbacks keep leaving first.
+    calls.events.subscribe(TwilioCallbacks(webhooks, config.base_url))
+    calls.events.subscribe(ConversationCallbacks(webhooks))
     numbers = NumberRegistry(store, credentials.account_sid, config.numbers)
     calls.lookup_number = numbers.lookup
     notifications = Notifications(store, credentials.account_sid)
@@ -92,13 +98,14 @@ async def start_switch(config: Config) -> Switch:
     if resumed or recovered:
         log.info("start-up: %d pending webhooks resumed, %d calls left live by the last run closed",
                  resumed, recovered)
-    recordings = RecordingManager(store, calls, webhooks, config.data_dir, credentials.account_sid,
-                                  config.base_url)
+    recordings = RecordingManager(store, calls, config.data_dir, credentials.account_sid,
+                                  lambda rec: recording_url(config.base_url, rec.account_sid, rec.sid),
+                                  notifications=notifications)
     voice = VoiceEngine(calls, config.data_dir, credentials.auth_token, notifications, recordings, task_for,
-                        config.twiml_fetch_timeout)
+                        config.twiml_fetch_timeout, dialect=TwilioTwiml())
     await voice.start()
     # <Connect><Conversation>: the Conversations services; pool routing skips workers on a live call.
-    conversations = Conversations(store, credentials.account_sid, config.conversation_services, webhooks,
+    conversations = Conversations(store, credentials.account_sid, config.conversation_services, calls.events,
                                   lambda: list(calls.live.values()))
     voice.conversations = conversations
     pool = WorkerPool(config.workers, config.sip_host, config.sip_port, calls.on_worker_event,
@@ -114,8 +121,7 @@ async def start_switch(config: Config) -> Switch:
     add_conversation_routes(app, credentials, conversations, config.base_url)
     # The Exotel dialect: [exotel] sid, api_key, api_token default to the account SID and auth token.
     exotel_sid = config.exotel_sid or credentials.account_sid
-    add_exotel_routes(app, ExotelEdge(store, calls, webhooks, recordings, exotel_sid, config.base_url,
-                                         voice.dial_observers),
+    add_exotel_routes(app, ExotelEdge(store, calls, webhooks, recordings, exotel_sid, config.base_url),
                       ExotelAuth(exotel_sid, config.exotel_api_key or credentials.account_sid,
                                  config.exotel_api_token or credentials.auth_token))
     runner = web.AppRunner(app, access_log=None)

@@ -2,9 +2,10 @@
 
 Every status change goes through `CallManager._set_status`, the only place that changes `Call.status`.
 It checks the transition table (so a call gets exactly one terminal status), writes the call and the
-event to the store, and hands a status callback to the webhook dispatcher when the call asked for that
-event.  Worker events arrive on the event loop from `WorkerPool`; REST requests arrive from the dialect
-edges through the `CallService` methods.  Ring timeouts and time limits are loop timers.
+event to the store, and emits one `CallStatusChanged` on `CallManager.events` (switch.core.events): the
+dialects render it (Twilio's status callbacks, Exotel's, `<Conversation>`'s).  Worker events arrive on the
+event loop from `WorkerPool`; REST requests arrive from the dialect edges through the `CallService` methods.
+Ring timeouts and time limits are loop timers.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from switch.core.callbacks import status_callback_params
 from switch.core.config import Config, Number
-from switch.core.errors import ApiError, NotFound
-from switch.core.model import Call, Direction, event_for_status, new_sid, utcnow
+from switch.core.errors import CallNotLive, CapacityError, InvalidState, NotFound
+from switch.core.events import CallEvents, CallStatusChanged, snapshot
+from switch.core.model import Call, Direction, new_sid, utcnow
 from switch.core.routing import Route, from_uri, route
 from switch.core.service import CallFilter, CallUpdate, NewCall
 from switch.core.status import CallStatus, EndReason, check_transition, status_for_provisional, status_for_sip_code
@@ -27,8 +28,31 @@ from switch.core.store import Store
 from switch.core.tasks import TaskSet
 from switch.core.webhooks import WebhookDispatcher
 from switch.workers.media import CallMedia
-from switch.workers.pool import WorkerPool
-from switch.workers.protocol import Message
+from switch.workers.pool import NoCapacity, WorkerPool
+from switch.workers.protocol import (
+    Answer,
+    Answered,
+    AnswerFailed,
+    Command,
+    Dial,
+    DialFailed,
+    DtmfFailed,
+    DtmfReceived,
+    Ended,
+    Event,
+    Hangup,
+    HangupFailed,
+    Incoming,
+    InviteSent,
+    LegEvent,
+    Log,
+    MediaReady,
+    MediaResult,
+    Progress,
+    Ring,
+    RingFailed,
+    SendDtmf,
+)
 
 log = logging.getLogger("switch.core.calls")
 
@@ -65,6 +89,8 @@ class CallManager:
         self._ended: dict[str, asyncio.Event] = {}
         self._tasks = TaskSet()
         self._listeners: dict[str, list[Callable[[Call], None]]] = {}
+        # Every status change (and recording change) as a typed event, for the dialects to render.
+        self.events = CallEvents()
         # Extension points: the TwiML interpreter, recordings and dialects plug in here.
         self.answered_hooks: list[AnswerHook] = []
         self.ended_hooks: list[EndHook] = []
@@ -80,7 +106,7 @@ class CallManager:
     def attach(self, pool: WorkerPool) -> None:
         self.pool = pool
 
-    def _send(self, worker: int, command: Message) -> bool:
+    def _send(self, worker: int, command: Command) -> bool:
         return self.pool is not None and self.pool.send(worker, command)
 
     # -- the one status path ------------------------------------------------------------------
@@ -88,6 +114,7 @@ class CallManager:
                     detail: str = "") -> None:
         check_transition(call.sid, call.status, status)
         now = self.clock()
+        previous = call.status
         call.status = status
         call.date_updated = now
         if sip_code is not None:
@@ -106,11 +133,8 @@ class CallManager:
         self.store.add_event(call.sid, "status", f"{status}{': ' + detail if detail else ''}", sip_code)
         log.info("%s %s -> %s%s", call.sid, call.direction, status,
                  f" (SIP {sip_code})" if sip_code is not None else "")
-        event = event_for_status(status)
-        if call.status_callback and event is not None and event in call.status_callback_events:
-            sequence = self.store.count_webhooks(call.sid, call.status_callback)
-            params = status_callback_params(call, sequence, now)
-            self.webhooks.send(call.sid, call.status_callback, call.status_callback_method, params)
+        # Exactly one event per change; the dialects render it (Twilio's status callback, Exotel's, ...).
+        self.events.emit(CallStatusChanged(snapshot(call), previous, now, sip_code, detail))
         for listener in list(self._listeners.get(call.sid, ())):
             try:
                 listener(call)
@@ -170,7 +194,7 @@ class CallManager:
         call.end_reason = str(reason)
         self.store.add_event(call.sid, "sip", f"hangup requested ({reason})", None)
         sent = (self.pool is not None and call.worker is not None
-                and self.pool.send(call.worker, {"op": "hangup", "leg": self._leg_of(call), "code": code}))
+                and self.pool.send(call.worker, Hangup(leg=self._leg_of(call), code=code)))
         if not sent:
             self._finish(call, None, EndReason.ERROR, "media worker unavailable")
 
@@ -192,8 +216,10 @@ class CallManager:
         """Reserve a slot, record the call as queued, and send the INVITE."""
         assert self.pool is not None
         sid = new_sid("CA")
-        # raises CapacityError before anything is recorded
-        worker = self.pool.reserve(sid, parent.worker if parent is not None else None)
+        try:
+            worker = self.pool.reserve(sid, parent.worker if parent is not None else None)
+        except NoCapacity as exc:  # before anything is recorded
+            raise CapacityError(str(exc)) from exc
         call = Call(sid=sid, account_sid=self.account_sid, direction=direction, status=CallStatus.QUEUED,
                     date_created=self.clock(), date_updated=self.clock(), sip_uri=target.uri, worker=worker,
                     parent_call_sid=parent.sid if parent is not None else None, **fields)
@@ -202,11 +228,9 @@ class CallManager:
         self.store.save_call(call)
         self.store.add_event(sid, "status", "queued", None)
         handle = self.pool.workers[worker]
-        command: Message = {
-            "op": "dial", "leg": sid, "uri": target.uri,
-            "from_uri": from_uri(call.from_, call.caller_id, handle.sip_host, handle.sip_port),
-            "auth": list(target.auth) if target.auth else None,
-        }
+        command = Dial(leg=sid, uri=target.uri,
+                       from_uri=from_uri(call.from_, call.caller_id, handle.sip_host, handle.sip_port),
+                       auth=(target.auth[0], target.auth[1]) if target.auth else None)
         if not self.pool.send(worker, command):
             self._finish(call, None, EndReason.ERROR, "media worker unavailable")
         return call
@@ -261,14 +285,14 @@ class CallManager:
             stored = self.get_call(sid)
             if stored is None:
                 raise NotFound(f"/Calls/{sid}")
-            raise ApiError(400, 21220, "Call is not in-progress. Cannot redirect or modify.")
+            raise CallNotLive("Call is not in-progress. Cannot redirect or modify.")
         if update.status_callback is not None:
             call.status_callback = update.status_callback
         if update.status_callback_method is not None:
             call.status_callback_method = update.status_callback_method
         if update.status is CallStatus.CANCELED:
             if call.status is CallStatus.IN_PROGRESS:
-                raise ApiError(400, 21220, "Call is in-progress; only queued or ringing calls can be canceled")
+                raise CallNotLive("Call is in-progress; only queued or ringing calls can be canceled")
             self._hang_up(call, EndReason.CANCELED, 487)
         elif update.status is CallStatus.COMPLETED:
             answered = call.status is CallStatus.IN_PROGRESS
@@ -293,69 +317,88 @@ class CallManager:
 
     def delete_call(self, sid: str) -> None:
         if sid in self.live:
-            raise ApiError(400, 21220, "Call is still live; hang it up before deleting its record")
+            raise InvalidState("Call is still live; hang it up before deleting its record")
         if self.get_call(sid) is None:
             raise NotFound(f"/Calls/{sid}")
         self.store.delete_call(sid)
 
     # -- worker events ------------------------------------------------------------------------
-    def on_worker_event(self, worker: int, event: Message) -> None:
-        kind = event.get("ev")
-        if kind == "incoming":
+    def on_worker_event(self, worker: int, event: Event) -> None:
+        if isinstance(event, Incoming):
             self._incoming(worker, event)
             return
-        if kind in ("play_done", "record_done"):
-            self.media.on_event(None, event)
+        if isinstance(event, MediaResult):
+            self.media.on_event(None, event)  # plays, recordings, bridges: by their id
             return
-        if kind == "log":
-            log.log(logging.WARNING if event.get("level") == "warning" else logging.INFO,
-                    "worker %d: %s", worker, event.get("message"))
+        if not isinstance(event, LegEvent):
+            if isinstance(event, Log):
+                log.log(logging.WARNING if event.level == "warning" else logging.INFO, "worker %d: %s", worker,
+                        event.message)
+            else:
+                log.warning("worker %d: unexpected %s", worker, type(event).__name__)
             return
-        sid = self._leg_calls.get(str(event.get("leg")))
+        sid = self._leg_calls.get(event.leg)
         call = self.live.get(sid) if sid else None
         if call is None:
-            if kind not in ("dtmf",):
-                log.info("worker %d: %s for unknown leg %s", worker, kind, event.get("leg"))
+            if not isinstance(event, DtmfReceived):
+                log.info("worker %d: %s for unknown leg %s", worker, type(event).__name__, event.leg)
             return
-        if kind in ("media_ready", "dtmf"):
+        if isinstance(event, MediaReady | DtmfReceived):
             self.media.on_event(call.sid, event)
             return
         try:
             self._call_event(call, event)
         except Exception:
-            log.exception("%s: handling worker event %s failed", call.sid, kind)
+            log.exception("%s: handling worker event %s failed", call.sid, type(event).__name__)
             self._hang_up(call, EndReason.ERROR, 500)
 
-    def _call_event(self, call: Call, event: Message) -> None:
-        kind = event["ev"]
-        code = int(event.get("code") or 0)
-        if kind == "invite_sent":
-            call.sip_call_id = str(event.get("call_id"))
-            call.start_time = self.clock()
-            self.store.add_event(call.sid, "sip", "INVITE sent", None)
-            if call.end_reason is None:
-                self._set_status(call, CallStatus.INITIATED)
-                self._start_timer(call, call.timeout, lambda: self._hang_up(call, EndReason.RING_TIMEOUT, 487))
-        elif kind == "progress":
-            self.store.add_event(call.sid, "sip", f"{code} {event.get('reason', '')}", code)
-            status = status_for_provisional(code)
-            if status is not None and call.status in (CallStatus.QUEUED, CallStatus.INITIATED):
-                self._set_status(call, status, code, "early media" if event.get("sdp") else "")
-        elif kind == "answered":
-            self.store.add_event(call.sid, "sip", "200 OK", 200)
-            if call.end_reason is not None:
-                return  # our CANCEL crossed the 200; the worker is sending BYE
-            self._set_status(call, CallStatus.IN_PROGRESS, 200)
-            self._start_timer(call, call.time_limit, lambda: self._hang_up(call, EndReason.HANGUP))
-            if call.send_digits:
-                self._spawn(call, self._send_digits(call, call.send_digits))
-            for hook in self.answered_hooks:
-                self._spawn(call, hook(call))
-        elif kind == "ended":
-            self.store.add_event(call.sid, "sip", f"ended {code} {event.get('reason', '')}", code)
-            self._finish(call, code, EndReason.REMOTE)
-        elif kind == "dial_failed":
-            self._finish(call, code, EndReason.ERROR, f"dial failed: {event.get('reason')}")
+    def _call_event(self, call: Call, event: LegEvent) -> None:
+        match event:
+            case InviteSent():
+                call.sip_call_id = event.call_id
+                call.start_time = self.clock()
+                self.store.add_event(call.sid, "sip", "INVITE sent", None)
+                if call.end_reason is None:
+                    self._set_status(call, CallStatus.INITIATED)
+                    self._start_timer(call, call.timeout,
+                                      lambda: self._hang_up(call, EndReason.RING_TIMEOUT, 487))
+            case Progress():
+                code = event.code
+                self.store.add_event(call.sid, "sip", f"{code} {event.reason}", code)
+                status = status_for_provisional(code)
+                if status is not None and call.status in (CallStatus.QUEUED, CallStatus.INITIATED):
+                    self._set_status(call, status, code, "early media" if event.sdp else "")
+            case Answered():
+                self.store.add_event(call.sid, "sip", "200 OK", 200)
+                if call.end_reason is not None:
+                    return  # our CANCEL crossed the 200; the worker is sending BYE
+                self._set_status(call, CallStatus.IN_PROGRESS, 200)
+                self._start_timer(call, call.time_limit, lambda: self._hang_up(call, EndReason.HANGUP))
+                if call.send_digits:
+                    self._spawn(call, self._send_digits(call, call.send_digits))
+                for hook in self.answered_hooks:
+                    self._spawn(call, hook(call))
+            case Ended():
+                self.store.add_event(call.sid, "sip", f"ended {event.code} {event.reason}", event.code)
+                self._finish(call, event.code, EndReason.REMOTE)
+            case DialFailed():
+                self._finish(call, event.code, EndReason.ERROR, f"dial failed: {event.reason}")
+            case AnswerFailed():
+                # The caller will never be answered: end the leg (its Ended finishes the call).
+                self._command_failed(call, "answer", event.error)
+                self._hang_up(call, EndReason.ERROR, 500)
+            case RingFailed():
+                self._command_failed(call, "180 Ringing", event.error)
+            case HangupFailed():
+                self._command_failed(call, f"hangup ({event.code})", event.error)
+            case DtmfFailed():
+                self._command_failed(call, f"DTMF {event.digits!r}", event.error)
+            case _:
+                log.info("%s: worker event %s ignored", call.sid, type(event).__name__)
+
+    def _command_failed(self, call: Call, what: str, error: str) -> None:
+        log.warning("%s: %s failed in the worker: %s", call.sid, what, error)
+        self.store.add_event(call.sid, "error", f"{what} failed: {error}")
 
     def _spawn(self, call: Call, coro: Coroutine[Any, Any, None]) -> None:
         """Run a per-call task; its failure is logged with the call SID and never lost silently."""
@@ -370,36 +413,35 @@ class CallManager:
                 chunk += char
                 continue
             if chunk and not call.terminal and call.worker is not None:
-                self.pool.send(call.worker, {"op": "dtmf", "leg": self._leg_of(call), "digits": chunk})
+                self.pool.send(call.worker, SendDtmf(leg=self._leg_of(call), digits=chunk))
             await asyncio.sleep(len(chunk) * DTMF_DIGIT_SECONDS + 0.5)
             chunk = ""
 
-    def _incoming(self, worker: int, event: Message) -> None:
+    def _incoming(self, worker: int, event: Incoming) -> None:
         assert self.pool is not None
-        leg = str(event["leg"])
-        dialed = _user_part(str(event.get("request_uri") or event.get("to_uri", "")))
-        number = self.lookup_number(dialed) or self.lookup_number(_user_part(str(event.get("to_uri", ""))))
+        leg = event.leg
+        dialed = _user_part(event.request_uri or event.to_uri)
+        number = self.lookup_number(dialed) or self.lookup_number(_user_part(event.to_uri))
         if number is None:
-            log.warning("worker %d: INVITE for unknown number %r from %s: 404", worker, dialed,
-                        event.get("from_uri"))
-            self.pool.send(worker, {"op": "hangup", "leg": leg, "code": 404})
+            log.warning("worker %d: INVITE for unknown number %r from %s: 404", worker, dialed, event.from_uri)
+            self.pool.send(worker, Hangup(leg=leg, code=404))
             return
         self.pool.adopt(leg, worker)
         now = self.clock()
         call = Call(sid=new_sid("CA"), account_sid=self.account_sid, to=number.number,
-                    from_=_user_part(str(event.get("from_uri", ""))), direction=Direction.INBOUND,
+                    from_=_user_part(event.from_uri), direction=Direction.INBOUND,
                     status=CallStatus.RINGING, date_created=now, date_updated=now, start_time=now,
                     url=number.voice_url, method=number.voice_method, fallback_url=number.voice_fallback_url,
                     fallback_method=number.voice_fallback_method, status_callback=number.status_callback,
                     status_callback_method=number.status_callback_method,
-                    sip_uri=str(event.get("request_uri")), sip_call_id=str(event.get("call_id")), worker=worker,
+                    sip_uri=event.request_uri, sip_call_id=event.call_id, worker=worker,
                     phone_number_sid=number.sid)
         self.live[call.sid] = call
         self._bind_leg(leg, call)
         self.store.save_call(call)
-        self.store.add_event(call.sid, "sip", f"INVITE received from {event.get('from_uri')}", None)
+        self.store.add_event(call.sid, "sip", f"INVITE received from {event.from_uri}", None)
         self.store.add_event(call.sid, "status", "ringing", None)
-        self.pool.send(worker, {"op": "ring", "leg": leg})
+        self.pool.send(worker, Ring(leg=leg))
         if self.inbound_hook is None or not self.inbound_hook(call):
             self.answer(call)  # no app for the number: answer and hold until the caller hangs up
 
@@ -407,13 +449,13 @@ class CallManager:
     def answer(self, call: Call) -> None:
         """200 OK on an inbound call; its `answered` event moves it to in-progress."""
         if call.worker is not None and not call.terminal:
-            self._send(call.worker, {"op": "answer", "leg": self._leg_of(call)})
+            self._send(call.worker, Answer(leg=self._leg_of(call)))
 
     def reject(self, call: Call, code: int) -> None:
         """A final response (486, 603, ...) to an unanswered inbound call."""
         if call.worker is not None and not call.terminal:
             self.store.add_event(call.sid, "sip", f"rejected with {code}", code)
-            self._send(call.worker, {"op": "hangup", "leg": self._leg_of(call), "code": code})
+            self._send(call.worker, Hangup(leg=self._leg_of(call), code=code))
 
     def hangup(self, call: Call) -> None:
         self._hang_up(call, EndReason.HANGUP)

@@ -15,9 +15,9 @@ store, so conversations outlive restarts; a config service's settings are reset 
 
 Routing of a conversation autocreated for an inbound call:
 
-* custom: the service's ``routing_url`` is POSTed (through the one webhook dispatcher) ``ConversationSid``,
-  ``ChatServiceSid``, ``CustomerAddress`` and ``MessagingBinding.Address``/``ProxyAddress``; the app answers
-  by adding a worker participant through the REST API;
+* custom: a `ConversationRouting` call event asks the service's ``routing_url`` (the Conversations dialect
+  renders and POSTs it through the one webhook dispatcher); the app answers by adding a worker participant
+  through the REST API;
 * pool: the next identity of ``pool``, round robin, that is not on a call is added at once.
 
 `wait_for_worker` is how `<Conversation>` waits (``routingAssignmentTimeout``) for either to happen.
@@ -32,14 +32,13 @@ import logging
 import re
 import sqlite3
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from switch.core.config import ConversationServiceConfig
-from switch.core.errors import ApiError, NotFound
+from switch.core.errors import Conflict, InvalidArgument, NotFound, Problem
+from switch.core.events import CallEvents, ConversationRouting
 from switch.core.model import Call, new_sid, utcnow
 from switch.core.store import Store
-from switch.core.webhooks import WebhookDispatcher
-from switch.dialects.errors import InvalidParameter
 
 log = logging.getLogger("switch.core.conversations")
 
@@ -64,16 +63,9 @@ CREATE INDEX IF NOT EXISTS participants_conversation ON conversation_participant
 CREATE INDEX IF NOT EXISTS participants_address ON conversation_participants (service_sid, address_key);
 """
 
-# Twilio Conversations' error codes.
-IDENTITY_WITH_ADDRESS = 50211  # "Identity parameter not acceptable for this Participant"
-PARTICIPANT_EXISTS = 50433  # "Participant already exists"
-UNIQUE_NAME_TAKEN = 50353  # "Conversation with provided unique name already exists"
-
 STATES = ("active", "inactive", "closed")
 _PHONE = re.compile(r"\+?[0-9]{3,15}")
 _SIP = re.compile(r"sips?:[^\s<>\"]+", re.IGNORECASE)
-MAX_TEXT = 256
-MAX_ATTRIBUTES = 16 * 1024
 
 
 def address_key(address: str) -> str:
@@ -203,24 +195,6 @@ def _participant(row: sqlite3.Row) -> Participant:
                        date_created=_time(row["date_created"]), date_updated=_time(row["date_updated"]))
 
 
-def check_attributes(value: str | None) -> str:
-    """Twilio's ``Attributes``: JSON text, ``{}`` when not given."""
-    if value is None:
-        return "{}"
-    if len(value) > MAX_ATTRIBUTES:
-        raise InvalidParameter(f"Attributes longer than {MAX_ATTRIBUTES} characters")
-    try:
-        json.loads(value)
-    except ValueError as exc:
-        raise InvalidParameter(f"Attributes must be valid JSON: {exc}") from exc
-    return value
-
-
-@dataclass
-class _Waiters:
-    events: list[asyncio.Event] = field(default_factory=list)
-
-
 class Conversations:
     """Every Conversations service of the account, kept in the store; routing and the waits of `<Conversation>`.
 
@@ -228,14 +202,14 @@ class Conversations:
     """
 
     def __init__(self, store: Store, account_sid: str, configs: list[ConversationServiceConfig],
-                 webhooks: WebhookDispatcher, live_calls: Callable[[], Iterable[Call]] = tuple,
+                 events: CallEvents, live_calls: Callable[[], Iterable[Call]] = tuple,
                  clock: Callable[[], dt.datetime] = utcnow) -> None:
         self._store = store
         self._account_sid = account_sid
-        self._webhooks = webhooks
+        self._events = events
         self._live_calls = live_calls
         self._clock = clock
-        self._waiters: dict[str, _Waiters] = {}
+        self._waiters: dict[str, list[asyncio.Event]] = {}  # conversation SID -> `wait_for_worker`s waiting
         self._next_in_pool: dict[str, int] = {}
         store.executescript(_SCHEMA)
         self._load_config(configs)
@@ -292,7 +266,7 @@ class Conversations:
     def delete_service(self, sid: str) -> None:
         service = self.service(sid)
         if service.from_config:
-            raise ApiError(400, 20001, f"Service {sid} is set by the config file; remove it there")
+            raise InvalidArgument(f"Service {sid} is set by the config file; remove it there")
         for conversation in self.list_conversations(sid, None, 0, 1_000_000):
             self.delete_conversation(sid, conversation.sid)
         self._store.execute("DELETE FROM conversation_services WHERE sid = ?", (sid,))
@@ -303,13 +277,13 @@ class Conversations:
                             messaging_service_sid: str | None = None) -> Conversation:
         self.service(service_sid)
         if state not in STATES:
-            raise InvalidParameter(f"State must be one of {', '.join(STATES)}, not {state!r}")
+            raise InvalidArgument(f"a conversation's state is one of {', '.join(STATES)}, not {state!r}")
         if unique_name is not None and self._by_unique_name(service_sid, unique_name) is not None:
-            raise ApiError(409, UNIQUE_NAME_TAKEN,
-                           f"Conversation with provided unique name already exists: {unique_name}")
+            raise Conflict(f"Conversation with provided unique name already exists: {unique_name}",
+                           Problem.UNIQUE_NAME_TAKEN)
         now = self._clock()
         conversation = Conversation(new_sid("CH"), self._account_sid, service_sid, friendly_name, unique_name,
-                                    check_attributes(attributes), state, messaging_service_sid, now, now)
+                                    attributes, state, messaging_service_sid, now, now)
         self._store.execute(
             "INSERT INTO conversations (sid, account_sid, service_sid, friendly_name, unique_name, attributes, "
             "state, messaging_service_sid, date_created, date_updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -359,28 +333,22 @@ class Conversations:
         """Add a worker (identity) or a customer (address); a new worker wakes `wait_for_worker`."""
         conversation = self.conversation(service_sid, conversation_sid)
         if new.identity is not None and (new.address is not None or new.proxy_address is not None):
-            raise ApiError(400, IDENTITY_WITH_ADDRESS, "Identity parameter not acceptable for this Participant: "
-                                                       "give Identity or MessagingBinding.Address, not both")
+            raise InvalidArgument("a participant is a worker (an identity) or a customer (an address), not both",
+                                  Problem.IDENTITY_WITH_ADDRESS)
         if new.identity is None and new.address is None:
-            raise InvalidParameter("Either Identity or MessagingBinding.Address is required")
-        for name, value in (("Identity", new.identity), ("MessagingBinding.ProxyAddress", new.proxy_address),
-                            ("MessagingBinding.ProjectedAddress", new.projected_address),
-                            ("RoleSid", new.role_sid)):
-            if value is not None and len(value) > MAX_TEXT:
-                raise InvalidParameter(f"{name} longer than {MAX_TEXT} characters")
+            raise InvalidArgument("a participant needs an identity (a worker) or an address (a customer)")
         if new.address is not None and not is_customer_address(new.address):
-            raise InvalidParameter(f"MessagingBinding.Address must be a phone number or a SIP URI, not "
-                                   f"{new.address!r}")
+            raise InvalidArgument(f"a customer's address is a phone number or a SIP URI, not {new.address!r}")
         for other in self.participants(conversation.sid):
             same_worker = new.identity is not None and other.identity == new.identity
             same_customer = (new.address is not None and other.address is not None
                              and address_key(other.address) == address_key(new.address))
             if same_worker or same_customer:
-                raise ApiError(409, PARTICIPANT_EXISTS, f"Participant already exists: {other.sid}")
+                raise Conflict(f"Participant already exists: {other.sid}", Problem.PARTICIPANT_EXISTS)
         now = self._clock()
         participant = Participant(new_sid("MB"), self._account_sid, conversation.service_sid, conversation.sid,
                                   new.identity, new.address, new.proxy_address, new.projected_address,
-                                  check_attributes(new.attributes), new.role_sid, now, now)
+                                  new.attributes, new.role_sid, now, now)
         self._store.execute(
             "INSERT INTO conversation_participants (sid, account_sid, service_sid, conversation_sid, identity, "
             "address, address_key, proxy_address, projected_address, attributes, role_sid, date_created, "
@@ -393,8 +361,7 @@ class Conversations:
         log.info("conversation %s: participant %s added (%s)", conversation.sid, participant.sid,
                  participant.identity or participant.address)
         if participant.is_worker:
-            waiters = self._waiters.get(conversation.sid)
-            for event in waiters.events if waiters is not None else ():
+            for event in self._waiters.get(conversation.sid, ()):
                 event.set()
         return participant
 
@@ -450,15 +417,15 @@ class Conversations:
         if found or timeout <= 0:
             return found
         event = asyncio.Event()
-        waiters = self._waiters.setdefault(conversation_sid, _Waiters())
-        waiters.events.append(event)
+        waiters = self._waiters.setdefault(conversation_sid, [])
+        waiters.append(event)
         try:
             await asyncio.wait_for(event.wait(), timeout)
         except TimeoutError:
-            pass
+            log.info("conversation %s: no worker added within %g s", conversation_sid, timeout)
         finally:
-            waiters.events.remove(event)
-            if not waiters.events:
+            waiters.remove(event)
+            if not waiters:
                 self._waiters.pop(conversation_sid, None)
         return self.workers(conversation_sid)
 
@@ -473,16 +440,9 @@ class Conversations:
             self.add_participant(service.sid, conversation.sid, NewParticipant(identity=identity))
             log.info("%s: conversation %s routed to %s (pool)", call_sid, conversation.sid, identity)
         elif service.routing_url:
-            params = [
-                ("AccountSid", self._account_sid),
-                ("ChatServiceSid", service.sid),
-                ("ConversationSid", conversation.sid),
-                ("CustomerAddress", customer.address or ""),
-                ("MessagingBinding.Address", customer.address or ""),
-            ]
-            if customer.proxy_address:
-                params.append(("MessagingBinding.ProxyAddress", customer.proxy_address))
-            self._webhooks.send(call_sid, service.routing_url, "POST", params)
+            self._events.emit(ConversationRouting(call_sid, self._account_sid, service.sid, conversation.sid,
+                                                  service.routing_url, customer.address or "",
+                                                  customer.proxy_address))
         else:
             log.info("%s: service %s has no routing: conversation %s waits for a worker added by REST",
                      call_sid, service.sid, conversation.sid)

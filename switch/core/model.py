@@ -28,7 +28,8 @@ class Direction(enum.StrEnum):
 
 
 class CallbackEvent(enum.StrEnum):
-    """Values of StatusCallbackEvent."""
+    """What a status change means to whoever follows a call: the call was initiated, rang, was answered,
+    completed (whatever its terminal status).  Twilio's StatusCallbackEvent spells them as they are."""
 
     INITIATED = "initiated"
     RINGING = "ringing"
@@ -36,17 +37,24 @@ class CallbackEvent(enum.StrEnum):
     COMPLETED = "completed"
 
 
+# The one status -> callback-event table.  Every dialect starts from it: Twilio's StatusCallbackEvent,
+# Exotel's ringing/answered/terminal (and its pass-through EventType), `<Conversation>`'s call-* events.
+STATUS_EVENTS: dict[CallStatus, CallbackEvent | None] = {
+    CallStatus.QUEUED: None,  # before the INVITE: nobody reports it
+    CallStatus.INITIATED: CallbackEvent.INITIATED,
+    CallStatus.RINGING: CallbackEvent.RINGING,
+    CallStatus.IN_PROGRESS: CallbackEvent.ANSWERED,
+    CallStatus.COMPLETED: CallbackEvent.COMPLETED,
+    CallStatus.BUSY: CallbackEvent.COMPLETED,
+    CallStatus.NO_ANSWER: CallbackEvent.COMPLETED,
+    CallStatus.FAILED: CallbackEvent.COMPLETED,
+    CallStatus.CANCELED: CallbackEvent.COMPLETED,
+}
+
+
 def event_for_status(status: CallStatus) -> CallbackEvent | None:
-    """The StatusCallbackEvent a status change belongs to (`queued` has none)."""
-    if status is CallStatus.INITIATED:
-        return CallbackEvent.INITIATED
-    if status is CallStatus.RINGING:
-        return CallbackEvent.RINGING
-    if status is CallStatus.IN_PROGRESS:
-        return CallbackEvent.ANSWERED
-    if status.terminal:
-        return CallbackEvent.COMPLETED
-    return None
+    """The callback event a change to `status` is (`queued` is none): a lookup in `STATUS_EVENTS`."""
+    return STATUS_EVENTS[status]
 
 
 @dataclass

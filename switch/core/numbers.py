@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from switch.core.config import Number
-from switch.core.errors import ApiError
+from switch.core.errors import InvalidArgument, Problem
 from switch.core.model import new_sid, utcnow
 from switch.core.store import Store
 
@@ -41,9 +41,6 @@ CREATE TABLE IF NOT EXISTS phone_numbers (
     UNIQUE (account_sid, match_key)
 );
 """
-
-# Twilio's "PhoneNumber is not available": the closest it has to "you already have this number".
-NUMBER_TAKEN = 21422
 
 # The fields `NumberRegistry.update` may change (the number itself is fixed, as on Twilio).
 UPDATABLE = (
@@ -64,11 +61,11 @@ def match_key(number: str) -> str:
     return number.removeprefix("+")
 
 
-class NumberTaken(ApiError):
-    """400 / 21422: the account already has this number (with or without its leading '+')."""
+class NumberTaken(InvalidArgument):
+    """The account already has this number (with or without its leading '+')."""
 
     def __init__(self, number: str, sid: str) -> None:
-        super().__init__(400, NUMBER_TAKEN, f"PhoneNumber {number} is already in use by {sid}")
+        super().__init__(f"PhoneNumber {number} is already in use by {sid}", Problem.NUMBER_TAKEN)
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,9 @@ The life cycle is one table, `_NEXT`; every change goes through `RecordingManage
            |        |
        completed  absent
 
-Recording status callbacks (`in-progress`, `completed`, `absent`) leave through the one webhook dispatcher,
-queued behind the recorded call's own status callbacks so that they keep their order.
+Every status change, and the tap's start, is a call event (`RecordingStatusChanged`, `RecordingStarted`) on
+the call manager's `CallEvents`; the dialects render them (Twilio: recording status callbacks `in-progress`,
+`completed`, `absent`, queued behind the recorded call's own status callbacks so that they keep their order).
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
-import enum
 import logging
 import sqlite3
 from collections.abc import Callable
@@ -36,17 +36,20 @@ from typing import Any, Literal
 
 from media.audio import AudioError, AudioFormat, write_atomic
 from media.recording import convert, finalize, leg_path
-from switch.core.callbacks import rfc2822
 from switch.core.calls import CallManager
-from switch.core.errors import ApiError, NotFound
+from switch.core.errors import InvalidState, NotFound
+from switch.core.events import RecordingStarted, RecordingStatusChanged
 from switch.core.model import Call, new_sid, utcnow
+from switch.core.notifications import WARNING, Notifications
+from switch.core.recording_model import Recording as Recording  # re-exported: the REST edges use them
+from switch.core.recording_model import RecordingFilter as RecordingFilter
+from switch.core.recording_model import RecordingSource as RecordingSource
+from switch.core.recording_model import RecordingStatus as RecordingStatus
 from switch.core.status import CallStatus
 from switch.core.store import Store, to_column
 from switch.core.tasks import TaskSet
-from switch.core.webhooks import WebhookDispatcher
-from switch.dialects.errors import API_ROOT
-from switch.workers.media import MediaError
-from switch.workers.protocol import Message
+from switch.workers.media import MediaError, RecordResult
+from switch.workers.protocol import RecordFailed
 
 log = logging.getLogger("switch.core.recordings")
 
@@ -54,27 +57,9 @@ Clock = Callable[[], dt.datetime]
 
 NOT_CAPTURED = 16101  # Twilio: "recording too short" -- here, no audio reached the disk at all
 SILENT = 16102  # Twilio: "recording silent" -- trim-silence left nothing
+MEDIA_WARNING = 11100  # a notification about the media path (as the interpreter reports media errors)
 STOP_TIMEOUT = 3.0  # seconds to wait for the worker to confirm a stopped tap; the raw files are used anyway
 CLOSE_TIMEOUT = 10.0
-
-
-class RecordingStatus(enum.StrEnum):
-    """Twilio's recording statuses."""
-
-    IN_PROGRESS = "in-progress"
-    PAUSED = "paused"
-    STOPPED = "stopped"
-    PROCESSING = "processing"
-    COMPLETED = "completed"
-    ABSENT = "absent"
-
-    @property
-    def final(self) -> bool:
-        return self in (RecordingStatus.COMPLETED, RecordingStatus.ABSENT)
-
-    @property
-    def capturing(self) -> bool:
-        return self in (RecordingStatus.IN_PROGRESS, RecordingStatus.PAUSED)
 
 
 _S = RecordingStatus
@@ -88,46 +73,11 @@ _NEXT: dict[RecordingStatus, frozenset[RecordingStatus]] = {
 }
 
 
-class RecordingStateError(ApiError):
+class RecordingStateError(InvalidState):
     """A change the recording's status does not allow (pausing a completed recording, ...)."""
 
     def __init__(self, sid: str, status: RecordingStatus, wanted: RecordingStatus) -> None:
-        super().__init__(400, 21220, f"Recording {sid} is {status}; it cannot become {wanted}")
-
-
-@dataclass
-class Recording:
-    """One recording and everything its REST resource and status callbacks say about it."""
-
-    sid: str
-    account_sid: str
-    call_sid: str  # the call it belongs to (Twilio: always the parent leg)
-    channels: int
-    source: str  # OutboundAPI, DialVerb, RecordVerb, StartCallRecordingAPI
-    status: RecordingStatus
-    date_created: dt.datetime = field(default_factory=utcnow)
-    date_updated: dt.datetime = field(default_factory=utcnow)
-    start_time: dt.datetime | None = None  # when the tap started
-    duration: int | None = None  # whole seconds of the final file, once processed
-    error_code: int | None = None  # set when absent
-    track: str = "both"
-    conference_sid: str | None = None
-    # How it was asked for; kept in the store so that a restarted switch can finish it and report it.
-    trim: bool = False
-    legs: tuple[str, ...] = ()  # the call SIDs tapped, leg0 first
-    status_callback: str | None = None
-    status_callback_method: str = "POST"
-    status_callback_events: tuple[str, ...] = ("completed",)
-
-
-@dataclass(frozen=True)
-class RecordingFilter:
-    """Filters of `GET .../Recordings.json`; None means "any".  Dates compare by UTC day."""
-
-    call_sid: str | None = None
-    date_created_on: dt.date | None = None
-    date_created_before: dt.date | None = None  # DateCreated<= (Twilio's "<")
-    date_created_after: dt.date | None = None  # DateCreated>= (Twilio's ">")
+        super().__init__(f"Recording {sid} is {status}; it cannot become {wanted}")
 
 
 @dataclass
@@ -137,8 +87,9 @@ class _Capture:
     recording: Recording
     started: asyncio.Event = field(default_factory=asyncio.Event)  # the tap started, or failed to
     rec_id: str | None = None
-    done: asyncio.Future[Message] | None = None
+    done: asyncio.Future[RecordResult] | None = None
     finishing: asyncio.Task[Recording] | None = None
+    failed: str | None = None  # why the tap failed (RecordFailed, RecordAttachFailed): the recording fails
 
 
 @dataclass(frozen=True)
@@ -184,6 +135,13 @@ def track_layout(track: str, channels: int) -> tuple[bool, int | None, int]:
     return inbound, (0 if outbound else None), 1
 
 
+def _discard(base: Path) -> _Outcome:
+    """Thread: the raw legs of a failed tap are removed; the recording is absent."""
+    for leg in (leg_path(base, i) for i in (0, 1)):
+        leg.unlink(missing_ok=True)
+    return _Outcome(error_code=NOT_CAPTURED)
+
+
 def _produce(base: Path, out: Path, channels: Literal[1, 2], trim: bool) -> _Outcome:
     """Thread: raw legs -> final WAV; the raw files are removed once they are no longer needed."""
     legs = [leg_path(base, i) for i in (0, 1)]
@@ -205,17 +163,18 @@ class RecordingManager:
     """Starts, pauses, stops and finalizes recordings; keeps them in the store; sends their callbacks.
 
     It hooks into the call manager: a call created with `record=True` is recorded from its answer
-    (source `OutboundAPI`), and every recording of a call that ends -- whatever ended it -- is finalized.
+    (source `RecordingSource.CALL`), and every recording of a call that ends -- whatever ended it -- is finalized.
     """
 
-    def __init__(self, store: Store, calls: CallManager, webhooks: WebhookDispatcher, data_dir: Path,
-                 account_sid: str, base_url: str, clock: Clock = utcnow) -> None:
+    def __init__(self, store: Store, calls: CallManager, data_dir: Path, account_sid: str,
+                 media_url: Callable[[Recording], str], clock: Clock = utcnow,
+                 notifications: Notifications | None = None) -> None:
         self.store = store
+        self.notifications = notifications or Notifications(store, account_sid)
         self.calls = calls
-        self.webhooks = webhooks
         self.dir = Path(data_dir) / "recordings"
         self.account_sid = account_sid
-        self.base_url = base_url.rstrip("/")
+        self._media_url = media_url
         self.clock = clock
         self._captures: dict[str, _Capture] = {}
         self._tasks = TaskSet()
@@ -233,13 +192,9 @@ class RecordingManager:
     def wav_path(self, sid: str) -> Path:
         return self.dir / f"{sid}.wav"
 
-    def raw_path(self, sid: str, leg: int = 0) -> Path:
-        """Where the worker writes a live recording's leg (read by <Record> to hear silence)."""
-        return leg_path(self.dir / sid, leg)
-
     def media_url(self, rec: Recording) -> str:
-        """Twilio's RecordingUrl: the media resource without an extension (it serves WAV)."""
-        return f"{self.base_url}{API_ROOT}/Accounts/{rec.account_sid}/Recordings/{rec.sid}"
+        """Where the recording's media is served: the URL the application's dialect builds (Twilio's)."""
+        return self._media_url(rec)
 
     def get(self, sid: str) -> Recording | None:
         capture = self._captures.get(sid)
@@ -289,12 +244,12 @@ class RecordingManager:
         return path
 
     def delete(self, sid: str) -> None:
-        """Delete a final recording and its files; raises NotFound, or ApiError 21220 while it records."""
+        """Delete a final recording and its files; raises NotFound, or InvalidState while it records."""
         rec = self.get(sid)
         if rec is None:
             raise NotFound(f"/Recordings/{sid}.json")
         if sid in self._captures:
-            raise ApiError(400, 21220, f"Recording {sid} is {rec.status}; stop it before deleting it")
+            raise InvalidState(f"Recording {sid} is {rec.status}; stop it before deleting it")
         self.store.execute("DELETE FROM recordings WHERE sid = ?", (sid,))
         for path in self.dir.glob(f"{sid}.*"):
             path.unlink(missing_ok=True)
@@ -308,50 +263,29 @@ class RecordingManager:
     def _set_status(self, rec: Recording, status: RecordingStatus) -> None:
         if status not in _NEXT[rec.status]:
             raise RecordingStateError(rec.sid, rec.status, status)
+        previous = rec.status
         rec.status = status
         rec.date_updated = self.clock()
         self._save(rec)
         log.info("%s %s -> %s", rec.call_sid, rec.sid, status)
-        if status in (RecordingStatus.COMPLETED, RecordingStatus.ABSENT):
-            self._notify(rec, str(status))
-
-    def _notify(self, rec: Recording, event: str) -> None:
-        if not rec.status_callback or event not in rec.status_callback_events:
-            return
-        params = [
-            ("AccountSid", rec.account_sid),
-            ("CallSid", rec.call_sid),
-            ("RecordingSid", rec.sid),
-            ("RecordingUrl", self.media_url(rec)),
-            ("RecordingStatus", event),
-        ]
-        if rec.status.final:
-            params.append(("RecordingDuration", str(rec.duration or 0)))
-        params += [
-            ("RecordingChannels", str(rec.channels)),
-            ("RecordingSource", rec.source),
-            ("RecordingStartTime", rfc2822(rec.start_time or rec.date_created)),
-            ("RecordingTrack", rec.track),
-        ]
-        if rec.error_code is not None:
-            params.append(("ErrorCode", str(rec.error_code)))
-        # Keyed by the call: delivered after the call's own earlier callbacks, never before them.
-        self.webhooks.send(rec.call_sid, rec.status_callback, rec.status_callback_method, params)
+        # The dialects render it (Twilio: a recording status callback for completed and absent).
+        self.calls.events.emit(RecordingStatusChanged(dataclasses.replace(rec), previous, rec.date_updated))
 
     # -- API used by the REST edge and TwiML ------------------------------------------------------
     async def start(self, call_sids: list[str], source: str, channels: int, trim: bool,
                     status_callback: str | None, status_callback_method: str,
                     status_callback_events: tuple[str, ...], parent_call_sid: str,
-                    track: str = "both", slots: int = 0, tracks: bool = False) -> Recording:
+                    track: str = "both", slots: int = 0, tracks: bool = False, level_ms: int = 0) -> Recording:
         """Record `call_sids` (leg0 first, leg1 second; one or two legs of one worker) for `parent_call_sid`.
 
         `tracks`: a recording of one call as Twilio's call recordings are, by `track`: what the call sends
         (inbound) on channel 1, what the switch sends it (outbound: TwiML audio, a bridged party) on channel 2;
         mono mixes the tracks asked for.  Otherwise each leg's channel is what that leg sends (<Dial>, <Record>).
+        `level_ms` > 0: the worker reports the level of channel 0 that often (`levels`).
 
         Returns the recording in progress.  A recording whose tap cannot start (a call not in progress, or
         that ends before its media is up) is finished at once and comes back `absent` (16101); the REST
-        edge checks the call's status first so that it can answer 21220 instead.
+        edge checks the call's status first so that it can answer that the call is not live instead.
         """
         if not 1 <= max(len(call_sids), slots) <= 2 or channels not in (1, 2):
             raise ValueError(f"a recording taps 1 or 2 legs into 1 or 2 channels, not {call_sids}/{channels}")
@@ -378,12 +312,13 @@ class RecordingManager:
                     tapped = tapped if inbound else []
                     mirror = None if outbound_channel is None else (call_sids[0], outbound_channel)
                 capture.rec_id, capture.done = self.calls.media.start_recording(
-                    tapped, str(self.dir / rec.sid), slots, mirror)
+                    tapped, str(self.dir / rec.sid), slots, mirror, level_ms)
+                capture.done.add_done_callback(lambda done: self._tap_ended(capture, done.result()))
                 if rec.status is RecordingStatus.PAUSED:
                     self.calls.media.pause_recording(capture.rec_id, True)
                 rec.start_time = self.clock()
                 self._save(rec)
-                self._notify(rec, "in-progress")
+                self.calls.events.emit(RecordingStarted(dataclasses.replace(rec), rec.start_time))
         except MediaError as exc:
             log.warning("%s: recording %s could not start: %s", parent_call_sid, rec.sid, exc)
         finally:
@@ -402,9 +337,35 @@ class RecordingManager:
             return
         try:
             await self.calls.media.wait_ready(call_sid)
-            self.calls.media.attach_recording(capture.rec_id, index, call_sid)
-        except MediaError as exc:
+        except MediaError as exc:  # it ended (or never got media) before it could join: nothing to tap
             log.info("%s: %s cannot join recording %s: %s", capture.recording.call_sid, call_sid, sid, exc)
+            return
+        try:
+            await self.calls.media.attach_recording(capture.rec_id, index, call_sid)
+        except MediaError as exc:
+            self._tap_failed(capture, f"{call_sid} could not join channel {index}: {exc}")
+
+    def levels(self, sid: str) -> asyncio.Queue[float | None]:
+        """The tap levels of a recording started with `level_ms` (RMS values, None once the tap ended)."""
+        capture = self._captures.get(sid)
+        return self.calls.media.levels(capture.rec_id if capture is not None and capture.rec_id else "")
+
+    def _tap_ended(self, capture: _Capture, result: RecordResult) -> None:
+        """The worker's answer to the tap: a `RecordFailed` fails the recording now, while its call goes on."""
+        if isinstance(result, RecordFailed):
+            self._tap_failed(capture, result.error)
+
+    def _tap_failed(self, capture: _Capture, why: str) -> None:
+        """A failed tap fails the recording: `absent` (NOT_CAPTURED) with its callback, logged on the call."""
+        rec = capture.recording
+        if capture.failed is None:
+            capture.failed = why
+            log.warning("%s: recording %s failed: %s", rec.call_sid, rec.sid, why)
+            self.store.add_event(rec.call_sid, "error", f"recording {rec.sid} failed: {why}")
+            self.notifications.add(rec.call_sid, MEDIA_WARNING, f"recording {rec.sid} failed: {why}", level=WARNING)
+        if capture.finishing is None and rec.status.capturing:
+            self._set_status(rec, RecordingStatus.STOPPED)
+        self._finish(capture)
 
     def _active(self, sid: str, wanted: RecordingStatus) -> _Capture:
         capture = self._captures.get(sid)
@@ -459,16 +420,17 @@ class RecordingManager:
             self.calls.media.stop_recording(capture.rec_id)
             try:
                 result = await asyncio.wait_for(asyncio.shield(capture.done), STOP_TIMEOUT)
-                if result.get("error"):
-                    log.warning("%s: recording %s ended early (%s); keeping what reached the disk",
-                                rec.call_sid, rec.sid, result["error"])
+                self._tap_report(rec, result)
             except TimeoutError:
                 log.warning("%s: recording %s: the worker did not confirm the stop", rec.call_sid, rec.sid)
         self._set_status(rec, RecordingStatus.PROCESSING)
         channels: Literal[1, 2] = 2 if rec.channels == 2 else 1
         try:
-            outcome = await asyncio.to_thread(_produce, self.dir / rec.sid, self.wav_path(rec.sid), channels,
-                                              rec.trim)
+            if capture.failed is not None:  # a failed tap: whatever reached the disk is not the recording asked for
+                outcome = await asyncio.to_thread(_discard, self.dir / rec.sid)
+            else:
+                outcome = await asyncio.to_thread(_produce, self.dir / rec.sid, self.wav_path(rec.sid), channels,
+                                                  rec.trim)
         except (AudioError, OSError) as exc:
             log.error("%s: recording %s could not be finalized: %s", rec.call_sid, rec.sid, exc)
             outcome = _Outcome(error_code=NOT_CAPTURED)
@@ -479,12 +441,26 @@ class RecordingManager:
         self.store.add_event(rec.call_sid, "recording", f"{rec.sid} {rec.status} ({rec.duration} s)")
         return dataclasses.replace(rec)
 
+    def _tap_report(self, rec: Recording, result: RecordResult) -> None:
+        """Log how the tap ended; frames the worker could not write are also a warning on the call."""
+        if isinstance(result, RecordFailed):
+            return  # `_tap_failed` reported it
+        if result.reason == "worker_lost":
+            log.warning("%s: recording %s ended with its worker; keeping what reached the disk", rec.call_sid,
+                        rec.sid)
+        if result.lost_frames:
+            text = (f"recording {rec.sid}: {result.lost_frames} of {result.frames} frames could not be written "
+                    "to disk; they are silent in the recording")
+            log.warning("%s: %s", rec.call_sid, text)
+            self.store.add_event(rec.call_sid, "recording", text)
+            self.notifications.add(rec.call_sid, MEDIA_WARNING, text, level=WARNING)
+
     # -- call hooks ---------------------------------------------------------------------------------
     async def _on_answered(self, call: Call) -> None:
         if not call.record:
             return
         # Dual: the called party on channel 1, what the switch sends it (TwiML audio, a <Dial>ed party) on 2.
-        await self.start([call.sid], "OutboundAPI", 2 if call.recording_channels == "dual" else 1,
+        await self.start([call.sid], RecordingSource.CALL, 2 if call.recording_channels == "dual" else 1,
                          call.trim == "trim-silence", call.recording_status_callback,
                          call.recording_status_callback_method, call.recording_status_callback_events,
                          parent_call_sid=call.sid, track=call.recording_track, tracks=True)

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 from switch.core.config import Trunk
-from switch.core.errors import ApiError
+from switch.core.errors import InvalidArgument, Problem
 
 PHONE_RE = re.compile(r"^\+?[0-9]{2,20}$")
 
@@ -38,12 +38,12 @@ def route(to: str, trunks: list[Trunk], auth_username: str | None = None,
                 if auth is None and trunk.username:
                     auth = (trunk.username, trunk.password or "")
                 return Route(f"sip:{number}@{trunk.hostport}", auth, trunk.name)
-        raise ApiError(400, 21215, f"No trunk is configured for the number {to}; add a [[trunks]] entry "
-                                   "to softswitch.toml or dial a SIP URI")
+        raise InvalidArgument(f"No trunk is configured for the number {to}; add a [[trunks]] entry to "
+                              "softswitch.toml or dial a SIP URI", Problem.NO_ROUTE)
     if to.startswith("client:"):
-        raise ApiError(400, 21211, f"Invalid 'To': {to}: client: endpoints need softphone registration, "
-                                   "which softswitch does not support yet")
-    raise ApiError(400, 21211, f"Invalid 'To' Phone Number: {to}")
+        raise InvalidArgument(f"Invalid 'To': {to}: client: endpoints need softphone registration, which "
+                              "softswitch does not support yet", Problem.INVALID_TO)
+    raise InvalidArgument(f"Invalid 'To' Phone Number: {to}", Problem.INVALID_TO)
 
 
 def from_uri(from_: str, caller_id: str | None, host: str, port: int) -> str:

@@ -80,7 +80,7 @@ class CallService(Protocol):
     auth_token: str
 
     async def create_call(self, request: NewCall) -> Call:
-        """Place a call; returns it in status `queued`.  Raises ApiError (e.g. CapacityError)."""
+        """Place a call; returns it in status `queued`.  Raises a `RequestError` (e.g. CapacityError)."""
         ...
 
     def get_call(self, sid: str) -> Call | None: ...
@@ -90,9 +90,9 @@ class CallService(Protocol):
         ...
 
     async def update_call(self, sid: str, update: CallUpdate) -> Call:
-        """Apply `update`; raises NotFound, or ApiError 21220 when the call is not in a state for it."""
+        """Apply `update`; raises NotFound, or CallNotLive when the call is not in a state for it."""
         ...
 
     def delete_call(self, sid: str) -> None:
-        """Delete an ended call's record; raises NotFound, or ApiError when the call is still live."""
+        """Delete an ended call's record; raises NotFound, or InvalidState when the call is still live."""
         ...

@@ -1,8 +1,13 @@
-"""SQLite (WAL) store in the data dir: accounts, calls, call events and pending webhooks.
+"""SQLite (WAL) store in the data dir: accounts, calls, call events and webhooks.
 
 Calls are written on every change, so the store is the record that survives a crash; the call manager keeps
 live calls in memory for speed and writes through.  Columns of `calls` follow `switch.core.model.Call` field for
 field, converted by `_to_row`/`_from_row`, so a new field needs no hand-written SQL.
+
+`webhooks` is the one record of what was sent: every webhook, keyed by the call it is about, its URL and the
+event it reports (`event`, in the words of the dialect that rendered it).  It answers "was this already sent to
+this URL?" (`webhook_sent`) and "how many went to this URL?" (`count_webhooks`, Twilio's SequenceNumber), and
+keeps the pending ones for the next start.
 """
 
 from __future__ import annotations
@@ -46,12 +51,13 @@ CREATE TABLE IF NOT EXISTS webhooks (
     id INTEGER PRIMARY KEY AUTOINCREMENT, call_sid TEXT NOT NULL, url TEXT NOT NULL, method TEXT NOT NULL,
     params TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0,
     last_error TEXT, created TEXT NOT NULL, delivered TEXT,
-    body_format TEXT NOT NULL DEFAULT 'form', retries INTEGER
+    body_format TEXT NOT NULL DEFAULT 'form', retries INTEGER, event TEXT
 );
 CREATE INDEX IF NOT EXISTS webhooks_pending ON webhooks (state, call_sid);
+CREATE INDEX IF NOT EXISTS webhooks_sent ON webhooks (call_sid, url);
 """
 # Columns added to `webhooks` after databases existed: (name, definition) for `ALTER TABLE ... ADD COLUMN`.
-_WEBHOOK_COLUMNS = (("body_format", "TEXT NOT NULL DEFAULT 'form'"), ("retries", "INTEGER"))
+_WEBHOOK_COLUMNS = (("body_format", "TEXT NOT NULL DEFAULT 'form'"), ("retries", "INTEGER"), ("event", "TEXT"))
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -252,13 +258,16 @@ class Store:
     # -- webhooks -----------------------------------------------------------------------------
     def add_webhook(self, call_sid: str, url: str, method: str, params: list[tuple[str, str]],
                     body_format: str = "form", retries: int | None = None,
-                    document: dict[str, Any] | None = None) -> int:
-        """Persist a pending webhook; a "json" one keeps its `document` where the others keep `params`."""
+                    document: dict[str, Any] | None = None, event: str | None = None) -> int:
+        """Persist a pending webhook; a "json" one keeps its `document` where the others keep `params`.
+
+        `event` names what it reports (`webhook_sent` finds it again)."""
         payload = document if body_format == "json" else params
         cur = self._execute(
-            "INSERT INTO webhooks (call_sid, url, method, params, created, body_format, retries) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (call_sid, url, method, json.dumps(payload), dt.datetime.now(dt.UTC).isoformat(), body_format, retries),
+            "INSERT INTO webhooks (call_sid, url, method, params, created, body_format, retries, event) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (call_sid, url, method, json.dumps(payload), dt.datetime.now(dt.UTC).isoformat(), body_format, retries,
+             event),
         )
         assert cur.lastrowid is not None
         return cur.lastrowid
@@ -283,7 +292,15 @@ class Store:
                                  r["body_format"], r["retries"])
 
     def count_webhooks(self, call_sid: str, url: str) -> int:
+        """How many webhooks about `call_sid` went (or are going) to `url`, whatever they report."""
         row = self._execute(
             "SELECT COUNT(*) FROM webhooks WHERE call_sid = ? AND url = ?", (call_sid, url)
         ).fetchone()
         return int(row[0])
+
+    def webhook_sent(self, call_sid: str, url: str, event: str) -> bool:
+        """Whether a webhook about `call_sid` reporting `event` went (or is going) to `url`."""
+        row = self._execute(
+            "SELECT 1 FROM webhooks WHERE call_sid = ? AND url = ? AND event = ? LIMIT 1", (call_sid, url, event)
+        ).fetchone()
+        return row is not None

@@ -19,7 +19,7 @@ import logging
 import time
 import urllib.parse
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import aiohttp
 import yarl
@@ -40,6 +40,28 @@ def url_with_query(url: str, params: list[tuple[str, str]]) -> str:
         return url
     sep = "&" if urllib.parse.urlsplit(url).query else "?"
     return url + sep + urllib.parse.urlencode(params)
+
+
+def signed_form_request(auth_token: str, method: str, url: str,
+                        params: list[tuple[str, str]]) -> tuple[str, dict[str, str]]:
+    """The URL to request and its signature header for a form request (GET: parameters in the query string,
+    POST: in the body); TwiML fetches and webhooks are signed alike."""
+    if method.upper() == "GET":
+        url = url_with_query(url, params)
+        return url, {"X-Twilio-Signature": compute_signature(auth_token, url)}
+    return url, {"X-Twilio-Signature": compute_signature(auth_token, url, params)}
+
+
+class WebhookSender(Protocol):
+    """What the dialects' renderers of call events need of the dispatcher (unit tests hand in their own)."""
+
+    def send(self, call_sid: str, url: str, method: str, params: list[tuple[str, str]],
+             body_format: BodyFormat = "form", *, document: dict[str, Any] | None = None,
+             retries: int | None = None, event: str | None = None) -> None: ...
+
+    def sent(self, call_sid: str, url: str, event: str) -> bool: ...
+
+    def count(self, call_sid: str, url: str) -> int: ...
 
 
 class WebhookDispatcher:
@@ -73,20 +95,29 @@ class WebhookDispatcher:
 
     def send(self, call_sid: str, url: str, method: str, params: list[tuple[str, str]],
              body_format: BodyFormat = "form", *, document: dict[str, Any] | None = None,
-             retries: int | None = None) -> None:
+             retries: int | None = None, event: str | None = None) -> None:
         """Persist the webhook and schedule its delivery after the call's earlier ones.
 
         `body_format` "json" POSTs `document` (and needs no `params`); "multipart" POSTs `params` as
-        multipart/form-data.  `retries` replaces the dispatcher's retry count for this webhook.
+        multipart/form-data.  `retries` replaces the dispatcher's retry count for this webhook.  `event` names
+        what it reports, so that `sent` can tell later whether it went already.
         """
         method = method.upper()
         if body_format != "form" and method != "POST":
             raise ValueError(f"a {body_format} body needs POST, not {method}")
         if (body_format == "json") != (document is not None):
             raise ValueError("a document goes with body_format='json', and only with it")
-        hook_id = self._store.add_webhook(call_sid, url, method, params, body_format, retries, document)
+        hook_id = self._store.add_webhook(call_sid, url, method, params, body_format, retries, document, event)
         self._enqueue(PendingWebhook(hook_id, call_sid, url, method, [] if document is not None else params, 0,
                                      body_format, retries, document))
+
+    def sent(self, call_sid: str, url: str, event: str) -> bool:
+        """Whether a webhook about `call_sid` reporting `event` was sent (or queued) to `url` already."""
+        return self._store.webhook_sent(call_sid, url, event)
+
+    def count(self, call_sid: str, url: str) -> int:
+        """How many webhooks about `call_sid` were sent (or queued) to `url`."""
+        return self._store.count_webhooks(call_sid, url)
 
     def _enqueue(self, hook: PendingWebhook) -> None:
         self._queues.setdefault(hook.call_sid, []).append(hook)
@@ -130,10 +161,9 @@ class WebhookDispatcher:
     async def _attempt(self, hook: PendingWebhook) -> tuple[int | None, str | None]:
         assert self._session is not None, "dispatcher not started"
         if hook.method == "GET":
-            url = url_with_query(hook.url, hook.params)
-            signature = compute_signature(self._auth_token, url)
+            url, headers = signed_form_request(self._auth_token, "GET", hook.url, hook.params)
             # encoded=True: send byte for byte the URL we signed (yarl would otherwise re-quote it)
-            request = self._session.get(yarl.URL(url, encoded=True), headers={"X-Twilio-Signature": signature})
+            request = self._session.get(yarl.URL(url, encoded=True), headers=headers)
         elif hook.body_format in ("json", "multipart"):
             # Not a form: the signature covers the URL alone, as Twilio's does for JSON bodies.
             headers = {"X-Twilio-Signature": compute_signature(self._auth_token, hook.url)}
@@ -145,9 +175,8 @@ class WebhookDispatcher:
                 body = aiohttp.FormData(hook.params, default_to_multipart=True)  # a fresh one per attempt
             request = self._session.post(yarl.URL(hook.url, encoded=True), data=body, headers=headers)
         else:
-            signature = compute_signature(self._auth_token, hook.url, hook.params)
-            request = self._session.post(yarl.URL(hook.url, encoded=True), data=hook.params,
-                                         headers={"X-Twilio-Signature": signature})
+            _, headers = signed_form_request(self._auth_token, "POST", hook.url, hook.params)
+            request = self._session.post(yarl.URL(hook.url, encoded=True), data=hook.params, headers=headers)
         try:
             async with request as response:
                 await response.read()

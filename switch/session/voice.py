@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import aiohttp
 
@@ -21,9 +21,9 @@ from media.audio import AudioError, write_wav
 from media.sources import AudioCache
 from media.speech import Speech
 from media.tones import ringback, sine
-from switch.core.callbacks import standard_params
 from switch.core.calls import CallManager
 from switch.core.conversations import Conversations
+from switch.core.errors import RequestError
 from switch.core.model import Call, Direction
 from switch.core.notifications import ERROR, WARNING, Notifications
 from switch.core.recordings import RecordingManager
@@ -38,8 +38,6 @@ from twiml.interpreter import Interpreter, Source
 log = logging.getLogger("switch.session.voice")
 
 T = TypeVar("T")
-# Told of each <Dial> child leg as it is placed: (the DialSession, the child's Call).  The Exotel edge follows them.
-DialObserver = Callable[..., None]
 
 
 class Clock:
@@ -55,6 +53,19 @@ class Clock:
     async def wait_for(self, awaitable: Awaitable[T], seconds: float) -> T:
         """`awaitable`'s result; TimeoutError after `seconds`."""
         return await asyncio.wait_for(awaitable, seconds)
+
+
+class TwimlDialect(Protocol):
+    """What a call's TwiML session needs from the dialect that speaks TwiML (Twilio's, handed in by the
+    application): the session and the verbs sit below the dialects and never spell a dialect's names."""
+
+    def request_params(self, call: Call) -> list[tuple[str, str]]:
+        """The parameters of every request about `call` (TwiML fetches, action and detached requests)."""
+        ...
+
+    def error_code(self, error: RequestError) -> int:
+        """The code a call's notification gives `error` (a `<Dial>` leg that could not be placed, ...)."""
+        ...
 
 
 class LiveCall:
@@ -82,7 +93,7 @@ class LiveCall:
         return self._answer_sent or self._call.answer_time is not None
 
     def params(self) -> list[tuple[str, str]]:
-        return standard_params(self._call)
+        return self.engine.dialect.request_params(self._call)
 
     async def answer(self) -> None:
         calls = self.engine.calls
@@ -152,14 +163,13 @@ class VoiceEngine:
 
     def __init__(self, calls: CallManager, data_dir: Path, auth_token: str, notifications: Notifications,
                  recordings: RecordingManager, tasks: TaskFactory[LiveCall], fetch_timeout: float = 15.0,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, *, dialect: TwimlDialect) -> None:
         self._fetch_timeout = fetch_timeout
+        self.dialect = dialect
         self.calls = calls
         self.tasks = tasks  # the verb registry (switch.verbs.registry.task_for)
         self.clock = clock or Clock()
         self.notifications = notifications
-        # told of each <Dial> child leg as it is placed (`DialSession.placed`): the Exotel edge follows them
-        self.dial_observers: list[DialObserver] = []
         self.recordings = recordings
         self.speech = Speech(data_dir / "cache" / "speech")
         self.audio = AudioCache(data_dir / "cache" / "audio")

@@ -22,8 +22,9 @@ anything else = ``dialed-call-incomplete`` with DialCallStatus.  A leg that fail
 worker died) and any unexpected exception give ``internal-error``; the call goes on with the action URL.
 
 Status callbacks (``statusCallbackEvent``: ``call-initiated``, ``call-ringing``, ``call-answered``,
-``call-completed``) describe the dialed leg and leave through `SessionEvents.emit`, which keeps their order,
-numbers them from 1 and sends ``call-completed`` once, through the one webhook dispatcher.
+``call-completed``) describe the dialed legs: each leg placed is a `ConversationLegPlaced` call event naming the
+session and its callback, and the Conversations dialect (`switch.dialects.conversations.callbacks`) renders the
+legs' status changes for it, in order, numbered from 1, ``call-completed`` once.
 """
 
 from __future__ import annotations
@@ -34,15 +35,15 @@ import dataclasses
 import logging
 import re
 import urllib.parse
+import uuid
 from dataclasses import dataclass
 from typing import Literal
 
-from switch.core.callbacks import rfc2822
 from switch.core.conversations import Conversations, is_customer_address
-from switch.core.errors import ApiError
-from switch.core.model import Call, Direction, utcnow
+from switch.core.errors import RequestError
+from switch.core.events import CallbackTarget, ConversationLegPlaced, ConversationSession, snapshot
+from switch.core.model import Call, CallbackEvent, Direction
 from switch.core.status import CallStatus, EndReason
-from switch.core.webhooks import WebhookDispatcher
 from switch.session.voice import LiveCall
 from switch.verbs.base import Task, run_session
 from switch.verbs.dial import DialResult, DialSession
@@ -70,7 +71,6 @@ REJECT_CODE = 603
 INCOMPLETE_CONVERSATION = 32504  # Twilio: an existing conversation has no worker participant
 NO_WORKER_ASSIGNED = 32506  # Twilio: no worker assigned to an autocreated conversation in time
 INTERNAL = 11100  # as the interpreter reports its own internal errors
-CALLBACK_SOURCE = "voice-conversation-service"
 _CONVERSATION_PARAM = re.compile(r"[;?&]ConversationSid=([A-Za-z0-9]+)")
 
 
@@ -109,72 +109,13 @@ class ConnectResult:
         return tuple(out)
 
 
-_EVENTS = ("call-initiated", "call-ringing", "call-answered", "call-completed")
-
-
-def event_for(status: CallStatus) -> str | None:
-    """The `<Conversation>` statusCallbackEvent a status change of the dialed leg is."""
-    if status is CallStatus.INITIATED:
-        return "call-initiated"
-    if status is CallStatus.RINGING:
-        return "call-ringing"
-    if status is CallStatus.IN_PROGRESS:
-        return "call-answered"
-    if status.terminal:
-        return "call-completed"
-    return None
-
-
-class SessionEvents:
-    """The session's statusCallback requests: in order, numbered from 1, ``call-completed`` once per leg."""
-
-    def __init__(self, webhooks: WebhookDispatcher, account_sid: str, url: str | None, method: str,
-                 wanted: tuple[str, ...], worker_initiated: bool) -> None:
-        self._webhooks = webhooks
-        self._account_sid = account_sid
-        self._url = url
-        self._method = method
-        self._wanted = frozenset(wanted)
-        self.worker_initiated = worker_initiated
-        self.conversation_sid = ""
-        self.sequence = 0
-        self._reached: dict[str, int] = {}  # dialed leg -> index in _EVENTS of its last event
-
-    def status(self, call: Call) -> None:
-        """A status change of a dialed leg (a `CallManager.watch` listener)."""
-        event = event_for(call.status)
-        if event is not None:
-            self.emit(call.sid, event)
-
-    def emit(self, dial_sid: str, event: str) -> None:
-        """The one place the callbacks leave from: an event at or before the leg's last one is dropped."""
-        rank = _EVENTS.index(event)
-        if rank <= self._reached.get(dial_sid, -1):
-            return
-        self._reached[dial_sid] = rank
-        if self._url is None or event not in self._wanted:
-            return
-        self.sequence += 1
-        params = [
-            ("AccountSid", self._account_sid),
-            ("ConversationSid", self.conversation_sid),
-            ("DialCallSid", dial_sid),
-            ("WorkerInitiated", "true" if self.worker_initiated else "false"),
-            ("Status", event),
-            ("SequenceNumber", str(self.sequence)),
-            ("Timestamp", rfc2822(utcnow())),
-            ("CallbackSource", CALLBACK_SOURCE),
-        ]
-        # Keyed by the dialed leg: its own status callbacks (it has none) cannot be renumbered by these.
-        self._webhooks.send(dial_sid, self._url, self._method, params)
-
-
 class ConversationDial(DialSession):
-    """A `DialSession` whose legs report to the session's `SessionEvents`."""
+    """A `DialSession` whose legs report to the `<Conversation>` session's statusCallback."""
 
-    def __init__(self, live: LiveCall, dial: verbs.Dial, document_url: str | None, events: SessionEvents) -> None:
+    def __init__(self, live: LiveCall, dial: verbs.Dial, document_url: str | None,
+                 session: ConversationSession) -> None:
         super().__init__(live, dial, document_url)
-        self.events = events
+        self.session = session
 
     @property
     def recording_sid(self) -> str | None:
@@ -183,12 +124,9 @@ class ConversationDial(DialSession):
 
     def placed(self, child: Call) -> None:
         super().placed(child)
-        if child.terminal:  # it failed before it could start (no worker to send the INVITE)
-            self.events.status(child)
-            return
-        # The listener goes with the leg's terminal status (CallManager drops it), not with the dial: a leg
-        # cancelled because the caller hung up still reports call-completed.
-        self.calls.watch(child.sid, self.events.status)
+        # The dialect follows the leg to its end, not to the dial's: a leg cancelled because the caller hung up
+        # still reports call-completed; a leg that failed before it could start reports it at once.
+        self.calls.events.emit(ConversationLegPlaced(self.session, snapshot(child)))
 
 
 def _broke(call: Call) -> bool:
@@ -215,10 +153,11 @@ class ConnectSession:
         self.conversation_sid: str | None = None
         self._dial: ConversationDial | None = None
         callback = self.noun.status_callback
-        self.events = SessionEvents(self.calls.webhooks, self.calls.account_sid,
-                                    resolve(document_url, callback) if callback else None,
-                                    self.noun.status_callback_method, tuple(self.noun.status_callback_event),
-                                    self.worker_initiated)
+        # statusCallbackEvent's words are the core's callback events with `call-` in front.
+        self.callback = CallbackTarget(
+            resolve(document_url, callback), self.noun.status_callback_method,
+            frozenset(CallbackEvent(e.removeprefix("call-")) for e in self.noun.status_callback_event),
+        ) if callback else None
         self._waiting = False  # waiting for routing to assign a worker
 
     @property
@@ -267,16 +206,16 @@ class ConnectSession:
                 return self._done("failed-create-conversation")
             try:
                 conversation, customer = conversations.autocreate(service, caller, called)
-            except ApiError as exc:
+            except RequestError as exc:
                 self.live.notify(INTERNAL, f"<Conversation>: creating the conversation failed: {exc.message}",
                                  warning=True)
                 return self._done("failed-create-conversation")
-            self.conversation_sid = self.events.conversation_sid = conversation.sid
+            self.conversation_sid = conversation.sid
             conversations.route(service, conversation, customer, self.parent.sid)
             incomplete = NO_WORKER_ASSIGNED
         else:
             assert service is not None
-            self.conversation_sid = self.events.conversation_sid = conversation.sid
+            self.conversation_sid = conversation.sid
             incomplete = INCOMPLETE_CONVERSATION
             known = conversations.customer(conversation.sid)
             if not conversations.workers(conversation.sid) and known is not None:
@@ -312,7 +251,7 @@ class ConnectSession:
             log.info("%s: worker-initiated call names %s: %s", self.parent.sid, named,
                      "no such conversation" if conversation is None else "it has no customer")
             return self._done("invalid-conversation")
-        self.conversation_sid = self.events.conversation_sid = conversation.sid
+        self.conversation_sid = conversation.sid
         address = customer.address
         noun: verbs.Number | verbs.Sip
         if address.lower().startswith(("sip:", "sips:")):
@@ -335,7 +274,9 @@ class ConnectSession:
                           trim=noun.trim, recording_status_callback=noun.recording_status_callback,
                           recording_status_callback_method=noun.recording_status_callback_method,
                           recording_status_callback_event=noun.recording_status_callback_event, nouns=nouns)
-        self._dial = ConversationDial(self.live, dial, self.document_url, self.events)
+        session = ConversationSession(uuid.uuid4().hex, self.parent.sid, self.calls.account_sid,
+                                      self.conversation_sid or "", self.worker_initiated, self.callback)
+        self._dial = ConversationDial(self.live, dial, self.document_url, session)
         result = await self._dial.run()
         return self._from_dial(result)
 
@@ -375,7 +316,7 @@ class ConnectSession:
         try:
             # shielded: giving up waiting must not cancel the recording's finalization
             done = await asyncio.wait_for(asyncio.shield(recordings.stop(dial.recording_sid)), RECORDING_SETTLE)
-        except (TimeoutError, asyncio.CancelledError, ApiError) as exc:
+        except (TimeoutError, asyncio.CancelledError, RequestError) as exc:
             log.info("%s: recording %s not final for the action: %r", self.parent.sid, dial.recording_sid, exc)
             return
         if str(done.status) == "completed":

@@ -18,8 +18,10 @@ import logging
 import time
 from dataclasses import dataclass
 
-from switch.core.errors import ApiError
+from switch.core.errors import RequestError
+from switch.core.events import DialLegPlaced, snapshot
 from switch.core.model import Call, CallbackEvent
+from switch.core.recording_model import RecordingSource
 from switch.core.service import NewCall
 from switch.core.status import CallStatus
 from switch.session.voice import LiveCall
@@ -32,6 +34,8 @@ from twiml.fetch import resolve
 from twiml.interpreter import Interpreter, Source
 
 log = logging.getLogger("switch.verbs.dial")
+
+MEDIA_FAILURE = 11100  # the notification of a failed bridge, as the interpreter reports other media failures
 
 
 @dataclass(frozen=True)
@@ -124,7 +128,10 @@ class DialSession:
                 await self.live.answer()  # answerOnBridge: the caller is answered only now
                 state.caller_is(Caller.UP)
             if state.early is not winner:
-                self.calls.media.bridge(self.parent.sid, winner.sid)
+                try:
+                    await self.calls.media.bridge(self.parent.sid, winner.sid)
+                except MediaError as exc:  # the worker answered BridgeFailed (or the leg went away)
+                    return await self._bridge_failed(winner, exc)
             state.move(Phase.BRIDGED)
             if state.recording is None:
                 await self._start_recording(winner)
@@ -148,10 +155,10 @@ class DialSession:
                 unwatch()  # type: ignore[operator]
 
     def placed(self, child: Call) -> None:
-        """A child leg was just placed, before its first status change: the engine's dial observers (the
-        Exotel edge) may `watch` it; subclasses add their own.  Observers must not raise."""
-        for observer in self.live.engine.dial_observers:
-            observer(self, child)
+        """A child leg was just placed, before its first status change: a `DialLegPlaced` call event (the
+        Exotel edge follows connect calls' second legs and pass-through agents with it); subclasses add theirs."""
+        self.calls.events.emit(DialLegPlaced(snapshot(self.parent), snapshot(child), self.document_url,
+                                             self.dial.passthru_url))
 
     def _caller_lost(self, task: asyncio.Task[None]) -> None:
         """Answering the caller failed (its media never came up): stop ringing; `run` then raises why."""
@@ -173,7 +180,7 @@ class DialSession:
             await self._start_recording(None)  # the caller's channel from now; the child joins later
         pending, self.state.pending_early = self.state.pending_early, None
         if pending is not None and pending.status is CallStatus.RINGING:
-            self._early_media(pending)
+            await self._early_media(pending)
         if self.state.phase is Phase.PLACING:
             self._start_ringback()
 
@@ -196,7 +203,7 @@ class DialSession:
         callback = self.dial.recording_status_callback
         legs = [self.parent.sid] if child is None else [self.parent.sid, child.sid]
         rec = await self.live.engine.recordings.start(
-            legs, "DialVerb", 2 if mode.endswith("-dual") else 1,
+            legs, RecordingSource.DIAL, 2 if mode.endswith("-dual") else 1,
             self.dial.trim == "trim-silence", resolve(self.document_url, callback) if callback else None,
             self.dial.recording_status_callback_method, tuple(self.dial.recording_status_callback_event),
             self.parent.sid, slots=2)
@@ -225,9 +232,10 @@ class DialSession:
             try:
                 request = _child_request(self.parent, self.dial, noun, self.document_url)
                 child = self.calls.create_child(self.parent, request)
-            except ApiError as exc:
-                self.live.notify(exc.code, f"<Dial> could not place {getattr(noun, 'number', None) or noun}: "
-                                           f"{exc.message}")
+            except RequestError as exc:
+                where = getattr(noun, "number", None) or noun
+                self.live.notify(self.live.engine.dialect.error_code(exc), f"<Dial> could not place {where}: "
+                                                                           f"{exc.message}")
                 continue
             self.children.append(child)
             self.placed(child)
@@ -248,7 +256,7 @@ class DialSession:
                 self.state.winner_is_sip = isinstance(noun, verbs.Sip)
                 return call
             if call.status is CallStatus.RINGING and call.sip_response_code == 183:
-                self._early_media(call)
+                await self._early_media(call)
             if call.status.terminal:
                 ringing.pop(call.sid, None)
                 self._early_ended(call, others_ringing=bool(ringing))
@@ -262,7 +270,7 @@ class DialSession:
         if others_ringing and self.state.caller_up:
             self._start_ringback()
 
-    def _early_media(self, child: Call) -> None:
+    async def _early_media(self, child: Call) -> None:
         """183 with SDP: the caller hears the child's early media instead of our ringback."""
         state = self.state
         if state.early is not None or not self.live.answered:
@@ -271,16 +279,20 @@ class DialSession:
             state.pending_early = child
             return
         self._stop_ringback()
+        state.early = child  # taken before the worker answers: one early bridge at a time
         try:
-            self.calls.media.bridge(self.parent.sid, child.sid)
+            await self.calls.media.bridge(self.parent.sid, child.sid)
         except MediaError as exc:
             log.info("%s: no early media from %s: %s", self.parent.sid, child.sid, exc)
+            if state.early is child:
+                state.early = None
             if state.phase is Phase.PLACING:
                 self._start_ringback()
             elif state.phase is Phase.RINGBACK:
                 self._ring_task = asyncio.create_task(self._ringback())
             return
-        state.early = child
+        if state.early is not child:  # it gave up while the bridge was being made (`_early_ended`)
+            return
         state.move(Phase.EARLY_MEDIA)
         if state.recording is not None:  # record-from-ringing: the early media is the child's channel
             self.live.engine.background.spawn(self.live.engine.recordings.attach(state.recording, 1, child.sid),
@@ -315,6 +327,16 @@ class DialSession:
         digits = self.live.digits()
         while await digits.get() != "*":
             pass
+
+    async def _bridge_failed(self, winner: Call, exc: MediaError) -> DialResult:
+        """The worker could not bridge the caller to the child that answered: the child is hung up, the dial
+        ends `failed`, and the call gets a notification, as for other media failures."""
+        self.live.notify(MEDIA_FAILURE, f"<Dial> could not connect the caller to {winner.sid}: {exc}")
+        await self._end_child(winner)
+        await self._stop_recording()
+        self.state.move(Phase.ENDED)
+        self.result = DialResult("failed", winner.sid, 0, winner.sip_response_code, self.state.winner_is_sip)
+        return self.result
 
     async def _end_child(self, child: Call) -> None:
         with contextlib.suppress(MediaError):

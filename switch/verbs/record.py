@@ -1,21 +1,19 @@
 """<Record> on a live call: beep, tap the caller's leg, stop on silence, a key, the length cap or hang-up.
 
-Silence is judged from the recording itself: the worker appends 20 ms frames to the leg's raw file as they
-arrive, and every `POLL` seconds the new bytes are read and their level measured, so no second audio path
-is needed.  A caller who stays silent for `timeout` seconds (Twilio counts from the start) ends the take.
+Silence is judged by the worker, which sees every frame of the tap: the recording is started with `LEVEL_MS`,
+and the worker reports the caller's level (`TapLevel`) that often.  A caller who stays silent for `timeout`
+seconds (Twilio counts from the start) ends the take.  The take's timers read an injected clock (the event
+loop's by default), so a test drives them without sleeping.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
-import numpy as np
-
-from switch.core.recordings import Recording
+from switch.core.recording_model import RecordingSource
 from switch.session.voice import LiveCall
 from switch.verbs.base import Task, ensure_answered
 from twiml import verbs
@@ -24,8 +22,10 @@ from twiml.fetch import resolve
 
 log = logging.getLogger("switch.record")
 
-POLL = 0.1
+LEVEL_MS = 100  # how often the worker reports the caller's level during a take
 SPEECH_RMS = 300.0  # about -40 dBFS on 16-bit audio
+
+Clock = Callable[[], float]  # seconds, monotonic
 
 
 @dataclass(frozen=True)
@@ -42,53 +42,46 @@ class RecordResult:
                 ("RecordingDuration", str(self.duration)), ("Digits", self.digits))
 
 
-class _Level:
-    """Reads what the worker appended to a raw file since the last look and measures its level."""
+async def _take(live: LiveCall, verb: verbs.Record, levels: asyncio.Queue[float | None], clock: Clock) -> str:
+    """Wait for the end of the take; returns the finishing digit ('' when none, 'hangup' on hang-up).
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.offset = 0
-
-    def loud(self) -> bool:
-        try:
-            with self.path.open("rb") as raw:
-                raw.seek(self.offset)
-                data = raw.read()
-        except FileNotFoundError:
-            return False
-        usable = len(data) - len(data) % 2
-        self.offset += usable
-        if not usable:
-            return False
-        samples = np.frombuffer(data[:usable], dtype="<i2").astype(np.float64)
-        return bool(np.sqrt(np.mean(samples * samples)) > SPEECH_RMS)
-
-
-async def _take(live: LiveCall, verb: verbs.Record, rec: Recording) -> str:
-    """Wait for the end of the take; returns the finishing digit ('' when none, 'hangup' on hang-up)."""
-    level = _Level(live.engine.recordings.raw_path(rec.sid))
+    It ends at a `finishOnKey` digit, after `maxLength` s, after `timeout` s without a level above SPEECH_RMS,
+    or when the tap ends (None on `levels`: the call hung up, or the recording failed)."""
     digits = live.digits()
-    started = last_sound = time.monotonic()
-    while True:
-        try:
-            digit = await asyncio.wait_for(digits.get(), POLL)
-        except TimeoutError:
-            digit = None
-        if digit is not None and digit in verb.finish_on_key:
-            return digit
-        now = time.monotonic()
-        if level.loud():
-            last_sound = now
-        if now - started >= verb.max_length:
-            return ""
-        if verb.timeout and now - last_sound >= verb.timeout:
-            return ""
-        if live.call.terminal:
-            return "hangup"
+    started = last_sound = clock()
+    digit_task: asyncio.Task[str] | None = None
+    level_task: asyncio.Task[float | None] | None = None
+    try:
+        while not live.call.terminal:
+            now = clock()
+            deadline = started + verb.max_length
+            if verb.timeout:
+                deadline = min(deadline, last_sound + verb.timeout)
+            if now >= deadline:
+                return ""
+            digit_task = digit_task or asyncio.ensure_future(digits.get())
+            level_task = level_task or asyncio.ensure_future(levels.get())
+            await asyncio.wait((digit_task, level_task), timeout=deadline - now,
+                               return_when=asyncio.FIRST_COMPLETED)
+            if digit_task.done():
+                digit, digit_task = digit_task.result(), None
+                if digit in verb.finish_on_key:
+                    return digit
+            if level_task.done():
+                level, level_task = level_task.result(), None
+                if level is None:  # the tap ended
+                    return "hangup" if live.call.terminal else ""
+                if level > SPEECH_RMS:
+                    last_sound = clock()
+        return "hangup"
+    finally:
+        for task in (digit_task, level_task):
+            if task is not None:
+                task.cancel()
 
 
-async def record(live: LiveCall, verb: verbs.Record, action: str | None,
-                 document_url: str | None) -> RecordResult | None:
+async def record(live: LiveCall, verb: verbs.Record, action: str | None, document_url: str | None,
+                 clock: Clock | None = None) -> RecordResult | None:
     recordings = live.engine.recordings
     if verb.play_beep:
         await live.play(await live.beep())
@@ -96,12 +89,12 @@ async def record(live: LiveCall, verb: verbs.Record, action: str | None,
     while not queue.empty():
         queue.get_nowait()
     callback = resolve(document_url, verb.recording_status_callback) if verb.recording_status_callback else None
-    rec = await recordings.start([live.call.sid], "RecordVerb", 1, verb.trim == "trim-silence", callback,
+    rec = await recordings.start([live.call.sid], RecordingSource.RECORD, 1, verb.trim == "trim-silence", callback,
                                  verb.recording_status_callback_method, tuple(verb.recording_status_callback_event),
-                                 live.call.sid)
+                                 live.call.sid, level_ms=LEVEL_MS)
     digit = ""
     try:
-        digit = await _take(live, verb, rec)
+        digit = await _take(live, verb, recordings.levels(rec.sid), clock or asyncio.get_running_loop().time)
     except asyncio.CancelledError:
         # Hang-up or redirect: finish the take in the background and still tell the action URL.
         async def finish() -> None:

@@ -8,6 +8,10 @@ our own SIP port (pjsip takes it for a keep-alive), which cuts command latency f
 Every `Call` is referenced from `Engine.legs` for its whole life and dropped synchronously inside
 `onCallState(DISCONNECTED)`: a collected director object answers 603, a late one hangs up the next call
 that reuses its slot (ARCHITECTURE.md).
+
+Commands and events are the typed messages of `switch.workers.protocol`; a command that fails is answered
+with its own failure event.  `emit` never blocks (it queues for the writer thread, `switch.worker.outbox`).
+SIP text that reaches an event goes through `sip_text`, so that no byte a peer sent can break the encoding.
 """
 
 from __future__ import annotations
@@ -20,11 +24,10 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import pjsua2 as pj
 
-from switch.worker.media import MediaManager
+from switch.worker.media import MediaManager, PlayerEof
 from switch.worker.pjmedia import (
     create_transport,
     endpoint_config,
@@ -32,19 +35,55 @@ from switch.worker.pjmedia import (
     local_account_config,
     set_codec_priorities,
 )
+from switch.workers.protocol import (
+    Answer,
+    Answered,
+    AnswerFailed,
+    Bridge,
+    BridgeFailed,
+    Command,
+    Dial,
+    DialFailed,
+    DtmfFailed,
+    DtmfReceived,
+    Ended,
+    Event,
+    Hangup,
+    HangupFailed,
+    Incoming,
+    InviteSent,
+    Log,
+    MediaReady,
+    PauseRecord,
+    Play,
+    PlayFailed,
+    Progress,
+    Record,
+    RecordAttach,
+    RecordAttachFailed,
+    RecordFailed,
+    Ring,
+    RingFailed,
+    SendDtmf,
+    Shutdown,
+    StopPlay,
+    StopRecord,
+    Unbridge,
+    sip_text,
+)
 
 log = logging.getLogger("switch.worker")
 
-Emit = Callable[[dict[str, Any]], None]
+Emit = Callable[[Event], None]
+Work = Command | PlayerEof  # what the pjsua thread's queue holds
+LegCommand = Ring | Answer | Hangup | SendDtmf
 WAKE = b"\r\n\r\n"
 _POLL_MS = 10
-_MEDIA_OPS = frozenset({"play", "stop_play", "_eof", "record", "record_attach", "pause_record", "stop_record",
-                        "bridge", "unbridge"})
+BIND_RETRY_SECONDS = 5.0
 
 
 class MediaUnavailable(Exception):
     """A media command named a leg that has no active audio (not answered yet, or gone)."""
-BIND_RETRY_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -125,7 +164,7 @@ class Engine:
     def __init__(self, config: EngineConfig, emit: Emit) -> None:
         self.config = config
         self.emit = emit
-        self.commands: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.commands: queue.Queue[Work] = queue.Queue()
         self.legs: dict[str, Leg] = {}
         self.media = MediaManager(emit, self.submit)
         self._auth_accounts: dict[tuple[str, str], LocalAccount] = {}
@@ -203,7 +242,7 @@ class Engine:
                     break
                 self._dispatch(command)
 
-    def submit(self, command: dict[str, Any]) -> None:
+    def submit(self, command: Work) -> None:
         """From any thread: queue a command and wake the loop."""
         self.commands.put(command)
         with contextlib.suppress(OSError):  # the loop still polls every _POLL_MS
@@ -226,32 +265,40 @@ class Engine:
         self.ep.libDestroy()
 
     # -- commands -----------------------------------------------------------------------------
-    def _dispatch(self, command: dict[str, Any]) -> None:
-        op = command.get("op")
-        leg_id = str(command.get("leg", ""))
+    def _dispatch(self, command: Work) -> None:
         try:
-            if op == "dial":
-                self._dial(command)
-            elif op == "shutdown":
-                self._running = False
-            elif op in _MEDIA_OPS:
-                self._media_op(str(op), command)
-            elif leg_id not in self.legs:
-                log.info("%s for unknown or ended leg %s ignored", op, leg_id)
-            elif op == "ring":
-                self._answer(self.legs[leg_id], 180)
-            elif op == "answer":
-                self._answer(self.legs[leg_id], 200)
-            elif op == "hangup":
-                self._hangup(self.legs[leg_id], int(command.get("code", 200)))
-            elif op == "dtmf":
-                self.legs[leg_id].dialDtmf(str(command["digits"]))
-            else:
-                log.warning("unknown command %r", op)
-        except pj.Error as exc:
+            match command:
+                case Shutdown():
+                    self._running = False
+                case Dial():
+                    self._dial(command)
+                case Ring() | Answer() | Hangup() | SendDtmf():
+                    self._leg_command(command)
+                case _:
+                    self._media_command(command)
+        except pj.Error as exc:  # a media command's pjsua call failed where no failure event covers it
             text = error_text(exc)
-            log.warning("leg %s: %s failed: %s", leg_id, op, text)
-            self.emit({"ev": "log", "level": "warning", "message": f"leg {leg_id}: {op} failed: {text}"})
+            log.warning("%s failed: %s", type(command).__name__, text)
+            self.emit(Log(level="warning", message=f"{type(command).__name__} failed: {text}"))
+
+    def _leg_command(self, command: LegCommand) -> None:
+        leg = self.legs.get(command.leg)
+        if leg is None:  # it ended: its Ended event is on its way (or gone already)
+            log.info("%s for unknown or ended leg %s ignored", type(command).__name__, command.leg)
+            return
+        try:
+            if isinstance(command, Ring):
+                self._answer(leg, 180)
+            elif isinstance(command, Answer):
+                self._answer(leg, 200)
+            elif isinstance(command, Hangup):
+                self._hangup(leg, command.code)
+            else:
+                leg.dialDtmf(command.digits)
+        except pj.Error as exc:
+            error = sip_text(error_text(exc))
+            log.warning("leg %s: %s failed: %s", command.leg, type(command).__name__, error)
+            self.emit(_leg_failure(command, error))
 
     def _audio(self, leg_id: str) -> pj.AudioMedia:
         leg = self.legs.get(leg_id)
@@ -259,65 +306,58 @@ class Engine:
             raise MediaUnavailable(f"leg {leg_id} has no active audio")
         return leg.audio
 
-    def _media_op(self, op: str, command: dict[str, Any]) -> None:
+    def _media_command(self, command: Work) -> None:
         media = self.media
-        item = str(command.get("id", ""))
         try:
-            if op == "play":
-                leg_id = str(command["leg"])
-                media.play(item, leg_id, self._audio(leg_id), str(command["path"]), bool(command.get("loop")))
-            elif op == "stop_play":
-                media.stop_play(item)
-            elif op == "_eof":
-                media.stop_play(item, "eof")
-            elif op == "record":
-                legs = [str(leg) for leg in command["legs"]]
-                mirror = command.get("mirror")
-                if mirror is not None:
-                    self._audio(str(mirror["leg"]))  # the mirrored leg must have audio too
-                media.record(item, str(command["base"]), legs, [self._audio(leg) for leg in legs],
-                             int(command.get("slots", 0)),
-                             None if mirror is None else (str(mirror["leg"]), int(mirror["index"])))
-            elif op == "record_attach":
-                leg_id = str(command["leg"])
-                media.attach_record(item, int(command["index"]), leg_id, self._audio(leg_id))
-            elif op == "pause_record":
-                media.pause_record(item, bool(command.get("paused")))
-            elif op == "stop_record":
-                media.stop_record(item)
-            elif op == "bridge":
-                a, b = str(command["a"]), str(command["b"])
-                media.bridge(a, self._audio(a), b, self._audio(b))
-            elif op == "unbridge":
-                a = str(command["a"])
-                peer = media.bridges.get(a)
-                a_leg, b_leg = self.legs.get(a), self.legs.get(peer or "")
-                media.unbridge(a, a_leg.audio if a_leg else None, b_leg.audio if b_leg else None)
+            match command:
+                case PlayerEof():
+                    media.stop_play(command.id, "eof")
+                case Play():
+                    media.play(command.id, command.leg, self._audio(command.leg), command.path, command.loop)
+                case StopPlay():
+                    media.stop_play(command.id)
+                case Record():
+                    if command.mirror is not None:
+                        self._audio(command.mirror[0])  # the mirrored leg must have audio too
+                    media.record(command.id, command.base, list(command.legs),
+                                 [self._audio(leg) for leg in command.legs], command.slots, command.mirror,
+                                 command.level_ms)
+                case RecordAttach():
+                    media.attach_record(command.id, command.index, command.leg, self._audio(command.leg))
+                case PauseRecord():
+                    media.pause_record(command.id, command.paused)
+                case StopRecord():
+                    media.stop_record(command.id)
+                case Bridge():
+                    media.bridge(command.id, command.a, self._audio(command.a), command.b, self._audio(command.b))
+                case Unbridge():
+                    peer = media.bridges.get(command.a)
+                    a_leg, b_leg = self.legs.get(command.a), self.legs.get(peer or "")
+                    media.unbridge(command.a, a_leg.audio if a_leg else None, b_leg.audio if b_leg else None)
+                case _:
+                    log.warning("unknown command %r", command)
         except MediaUnavailable as exc:
-            done = "record_done" if op == "record" else "play_done"
-            self.emit({"ev": done, "id": item, "leg": command.get("leg"), "error": str(exc), "frames": 0})
-            if op == "bridge":
-                self.emit({"ev": "bridge_failed", "a": command.get("a"), "b": command.get("b"), "error": str(exc)})
+            failure = _media_failure(command, str(exc))
+            if failure is not None:
+                self.emit(failure)
 
-    def _dial(self, command: dict[str, Any]) -> None:
-        leg_id = str(command["leg"])
-        auth = command.get("auth")
-        account = self._account_for((str(auth[0]), str(auth[1])) if auth else None)
-        leg = Leg(self, leg_id, account)
-        prm = pj.CallOpParam(True)
-        if command.get("from_uri"):
-            prm.txOption.localUri = str(command["from_uri"])
-        self.legs[leg_id] = leg
+    def _dial(self, command: Dial) -> None:
+        """Answered by `InviteSent`, or `DialFailed` when pjsua refuses (a bad URI, no free call slot, ...)."""
+        leg_id = command.leg
         try:
-            leg.makeCall(str(command["uri"]), prm)
+            leg = Leg(self, leg_id, self._account_for(command.auth))
+            prm = pj.CallOpParam(True)
+            if command.from_uri:
+                prm.txOption.localUri = command.from_uri
+            self.legs[leg_id] = leg
+            leg.makeCall(command.uri, prm)
         except pj.Error as exc:
-            del self.legs[leg_id]
-            status = getattr(exc, "status", 0)
-            text = error_text(exc)
-            self.emit({"ev": "dial_failed", "leg": leg_id, "code": 500, "reason": text, "status": status})
+            self.legs.pop(leg_id, None)
+            status = int(getattr(exc, "status", 0) or 0)
+            self.emit(DialFailed(leg=leg_id, code=500, reason=sip_text(error_text(exc)), status=status))
             return
         ci = leg.getInfo()
-        self.emit({"ev": "invite_sent", "leg": leg_id, "call_id": ci.callIdString, "t": time.time()})
+        self.emit(InviteSent(leg=leg_id, call_id=sip_text(ci.callIdString), t=time.time()))
 
     def _answer(self, leg: Leg, code: int) -> None:
         prm = pj.CallOpParam(True)
@@ -336,17 +376,9 @@ class Engine:
         leg = Leg(self, leg_id, account, prm.callId)
         self.legs[leg_id] = leg
         ci = leg.getInfo()
-        self.emit(
-            {
-                "ev": "incoming",
-                "leg": leg_id,
-                "from_uri": ci.remoteUri,
-                "to_uri": ci.localUri,
-                "request_uri": _request_uri(prm.rdata.wholeMsg),
-                "call_id": ci.callIdString,
-                "t": time.time(),
-            }
-        )
+        self.emit(Incoming(leg=leg_id, from_uri=sip_text(ci.remoteUri), to_uri=sip_text(ci.localUri),
+                           request_uri=sip_text(_request_uri(prm.rdata.wholeMsg)),
+                           call_id=sip_text(ci.callIdString), t=time.time()))
 
     def on_media_state(self, leg: Leg) -> None:
         ci = leg.getInfo()
@@ -355,12 +387,12 @@ class Engine:
                 first = leg.audio is None
                 leg.audio = leg.getAudioMedia(index)
                 if first:
-                    self.emit({"ev": "media_ready", "leg": leg.leg_id, "t": time.time()})
+                    self.emit(MediaReady(leg=leg.leg_id, t=time.time()))
                 return
 
     def on_dtmf(self, leg: Leg, digit: str) -> None:
         """Report a digit, and relay it to the bridged leg: the conference bridge does not carry RFC 2833."""
-        self.emit({"ev": "dtmf", "leg": leg.leg_id, "digit": digit, "t": time.time()})
+        self.emit(DtmfReceived(leg=leg.leg_id, digit=sip_text(digit), t=time.time()))
         peer = self.legs.get(self.media.bridges.get(leg.leg_id, ""))
         if peer is not None:
             try:
@@ -377,19 +409,40 @@ class Engine:
             if code != leg.last_progress:
                 leg.last_progress = code
                 has_media = any(m.status == pj.PJSUA_CALL_MEDIA_ACTIVE for m in ci.media)
-                self.emit(
-                    {"ev": "progress", "leg": leg.leg_id, "code": code, "reason": ci.lastReason,
-                     "sdp": bool(has_media or code == 183), "t": now}
-                )
+                self.emit(Progress(leg=leg.leg_id, code=code, reason=sip_text(ci.lastReason),
+                                   sdp=bool(has_media or code == 183), t=now))
         elif state == pj.PJSIP_INV_STATE_CONFIRMED and not leg.answered:
             leg.answered = True
-            self.emit({"ev": "answered", "leg": leg.leg_id, "code": 200, "t": now})
+            self.emit(Answered(leg=leg.leg_id, code=200, t=now))
         elif state == pj.PJSIP_INV_STATE_DISCONNECTED:
             # Stop its media, then drop our reference now, synchronously (see module docstring).
             self.media.leg_gone(leg.leg_id)
             leg.audio = None
             self.legs.pop(leg.leg_id, None)
-            self.emit(
-                {"ev": "ended", "leg": leg.leg_id, "code": ci.lastStatusCode, "reason": ci.lastReason,
-                 "answered": leg.answered, "t": now}
-            )
+            self.emit(Ended(leg=leg.leg_id, code=int(ci.lastStatusCode), reason=sip_text(ci.lastReason),
+                            answered=leg.answered, t=now))
+
+
+def _leg_failure(command: LegCommand, error: str) -> Event:
+    """The failure event that answers a leg command pjsua refused."""
+    if isinstance(command, Ring):
+        return RingFailed(leg=command.leg, error=error)
+    if isinstance(command, Answer):
+        return AnswerFailed(leg=command.leg, error=error)
+    if isinstance(command, Hangup):
+        return HangupFailed(leg=command.leg, code=command.code, error=error)
+    return DtmfFailed(leg=command.leg, digits=command.digits, error=error)
+
+
+def _media_failure(command: Work, error: str) -> Event | None:
+    """The failure event that answers a media command naming a leg without audio (None: it cannot fail)."""
+    match command:
+        case Play():
+            return PlayFailed(id=command.id, leg=command.leg, error=error)
+        case Record():
+            return RecordFailed(id=command.id, error=error)
+        case RecordAttach():
+            return RecordAttachFailed(id=command.id, index=command.index, leg=command.leg, error=error)
+        case Bridge():
+            return BridgeFailed(id=command.id, a=command.a, b=command.b, error=error)
+    return None

@@ -9,26 +9,63 @@ in slot order.  The port with the lowest slot is the tick *leader*: it advances 
 counter, and the other port, called later in the same tick, reads the same value.  Frame *t* of every leg
 lands at byte offset `(t - start) * 320` of that leg's raw file, so the channels stay sample-aligned even
 if one of them receives nothing (silence is written for empty frames).  Writing goes to the page cache at
-once, so a worker killed mid-call leaves every frame up to that moment on disk.
+once, so a worker killed mid-call leaves every frame up to that moment on disk.  A frame that cannot be
+written is counted (`TapRecording.lost`), logged at the end and reported in `RecordDone.lost_frames`.
+
+Levels.  A recording started with `Record.level_ms` measures channel 0 on the clock thread (a sum of squares
+of 160 samples, a few microseconds) and emits a `TapLevel` every `level_ms`: `<Record>` hears silence from
+these instead of re-reading the file.
 """
 
 from __future__ import annotations
 
+import array
 import logging
+import math
+import operator
 import os
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pjsua2 as pj
 
-from switch.worker.pjmedia import FRAME_BYTES, destroy, error_text, frame_bytes, pcm_format
+from switch.worker.pjmedia import FRAME_BYTES, FRAME_MS, FRAME_SAMPLES, destroy, error_text, frame_bytes, pcm_format
+from switch.workers.protocol import (
+    Bridged,
+    BridgeFailed,
+    Command,
+    Event,
+    PlayDone,
+    PlayFailed,
+    RecordAttached,
+    RecordAttachFailed,
+    RecordDone,
+    RecordFailed,
+    TapLevel,
+)
 
 log = logging.getLogger("switch.worker.media")
 
-Emit = Callable[[dict[str, Any]], None]
-Submit = Callable[[dict[str, Any]], None]
+
+@dataclass(frozen=True)
+class PlayerEof:
+    """Internal to the worker (never on the wire): player `id` reached the end of its file."""
+
+    id: str
+
+
+Emit = Callable[[Event], None]
+Submit = Callable[[Command | PlayerEof], None]
 _SILENCE = bytes(FRAME_BYTES)
+
+
+def _energy(data: bytes) -> int:
+    """Sum of the squares of a frame's int16 samples (native byte order, as pjmedia hands them over)."""
+    samples = array.array("h", data)
+    return sum(map(operator.mul, samples, samples))
 
 
 class Player(pj.AudioMediaPlayer):  # type: ignore[misc]
@@ -45,7 +82,7 @@ class Player(pj.AudioMediaPlayer):  # type: ignore[misc]
     def onEof2(self) -> None:
         # runs on the media clock thread: only hand the news to the owner thread
         if not self.loop:  # a looping player rewinds by itself and plays until stopped
-            self._submit({"op": "_eof", "id": self.play_id})
+            self._submit(PlayerEof(self.play_id))
 
 
 class TapPort(pj.AudioMediaPort):  # type: ignore[misc]
@@ -76,7 +113,7 @@ class TapRecording:
     """
 
     def __init__(self, rec_id: str, base: Path, legs: list[str], sources: list[Any], slots: int = 0,
-                 mirror: tuple[str, int] | None = None) -> None:
+                 mirror: tuple[str, int] | None = None, level_ms: int = 0, emit: Emit | None = None) -> None:
         # `slots` > len(sources): channels whose leg is attached later (a <Dial> child from ringing on);
         # their port is in the bridge from the start, so they stay aligned and hold silence until then.
         count = max(len(sources), slots, 0 if mirror is None else mirror[1] + 1)
@@ -92,7 +129,13 @@ class TapRecording:
         self.tick = 0
         self.start: int | None = None
         self.last_tick = 0
+        self.lost = 0  # frames that could not be written (clock thread only)
         self.paused = False
+        # TapLevel of channel 0 every `_level_frames` frames (0: never); summed on the clock thread
+        self._emit = emit
+        self._level_frames = 0 if emit is None else max(0, -(-level_ms // FRAME_MS))
+        self._level_energy = 0
+        self._level_count = 0
         self.ports = [TapPort(self, i) for i in range(count)]
         fmt = pcm_format()
         for i, port in enumerate(self.ports):
@@ -113,11 +156,24 @@ class TapRecording:
         tick, start = self.tick, self.start
         if start is None or tick < start or self.paused or not self.fds:
             return
+        frame = data if len(data) == FRAME_BYTES else _SILENCE
+        if index == 0 and self._level_frames:
+            self._level(frame)
         try:
-            os.pwrite(self.fds[index], data if len(data) == FRAME_BYTES else _SILENCE, (tick - start) * FRAME_BYTES)
+            os.pwrite(self.fds[index], frame, (tick - start) * FRAME_BYTES)
         except (OSError, IndexError):
+            self.lost += 1  # the file keeps a hole (zeros) there; the count reaches the log and the recording
             return
         self.last_tick = tick
+
+    def _level(self, frame: bytes) -> None:
+        """Clock thread: add a frame of channel 0 to the level window; emit its RMS when the window is full."""
+        self._level_energy += _energy(frame)
+        self._level_count += 1
+        if self._level_count >= self._level_frames and self._emit is not None:
+            rms = math.sqrt(self._level_energy / (self._level_count * FRAME_SAMPLES))
+            self._level_energy = self._level_count = 0
+            self._emit(TapLevel(id=self.rec_id, rms=round(rms, 1), t=time.time()))
 
     @property
     def frames(self) -> int:
@@ -204,7 +260,7 @@ class MediaManager:
             player.startTransmit(audio)
         except pj.Error as exc:
             destroy(player)
-            self.emit({"ev": "play_done", "id": play_id, "leg": leg_id, "error": error_text(exc)})
+            self.emit(PlayFailed(id=play_id, leg=leg_id, error=error_text(exc)))
             return
         player.sinks.append(audio)
         self.players[play_id] = player
@@ -221,16 +277,16 @@ class MediaManager:
             except pj.Error as exc:
                 log.info("player %s: stopTransmit: %s", play_id, error_text(exc))
         destroy(player)
-        self.emit({"ev": "play_done", "id": play_id, "leg": player.leg_id, "reason": reason})
+        self.emit(PlayDone(id=play_id, leg=player.leg_id, reason=reason))
 
     # -- recordings ---------------------------------------------------------------------------
     def record(self, rec_id: str, base: str, legs: list[str], sources: list[Any], slots: int = 0,
-               mirror: tuple[str, int] | None = None) -> None:
+               mirror: tuple[str, int] | None = None, level_ms: int = 0) -> None:
         try:
-            recording = TapRecording(rec_id, Path(base), legs, sources, slots, mirror)
+            recording = TapRecording(rec_id, Path(base), legs, sources, slots, mirror, level_ms, self.emit)
         except (pj.Error, OSError) as exc:
             text = error_text(exc) if isinstance(exc, pj.Error) else str(exc)
-            self.emit({"ev": "record_done", "id": rec_id, "frames": 0, "error": text})
+            self.emit(RecordFailed(id=rec_id, error=text))
             return
         self.recordings[rec_id] = recording
         if mirror is not None:
@@ -238,9 +294,22 @@ class MediaManager:
                 recording.mirror_add(source)
 
     def attach_record(self, rec_id: str, index: int, leg_id: str, source: Any) -> None:
+        """Answers `RecordAttached` or `RecordAttachFailed` (the recording itself goes on either way)."""
         recording = self.recordings.get(rec_id)
-        if recording is not None and 0 < index < len(recording.ports):
-            recording.attach(index, leg_id, source)
+        if recording is None:
+            error = "no such recording (it ended)"
+        elif not 0 < index < len(recording.ports):
+            error = f"the recording has no channel {index} to attach"
+        else:
+            try:
+                recording.attach(index, leg_id, source)
+            except pj.Error as exc:
+                error = error_text(exc)
+            else:
+                self.emit(RecordAttached(id=rec_id, index=index, leg=leg_id))
+                return
+        log.warning("recording %s: cannot attach %s to channel %d: %s", rec_id, leg_id, index, error)
+        self.emit(RecordAttachFailed(id=rec_id, index=index, leg=leg_id, error=error))
 
     def pause_record(self, rec_id: str, paused: bool) -> None:
         recording = self.recordings.get(rec_id)
@@ -252,16 +321,30 @@ class MediaManager:
         if recording is None:
             return
         recording.stop()
-        self.emit({"ev": "record_done", "id": rec_id, "frames": recording.frames, "reason": reason})
+        if recording.lost:
+            log.warning("recording %s: %d of %d frames could not be written", rec_id, recording.lost,
+                        recording.frames)
+        self.emit(RecordDone(id=rec_id, frames=recording.frames, reason=reason, lost_frames=recording.lost))
 
     # -- bridges ------------------------------------------------------------------------------
-    def bridge(self, a_id: str, a: Any, b_id: str, b: Any) -> None:
-        a.startTransmit(b)
-        b.startTransmit(a)
+    def bridge(self, bridge_id: str, a_id: str, a: Any, b_id: str, b: Any) -> None:
+        """Answers `Bridged` or `BridgeFailed` (then nothing stays connected)."""
+        try:
+            a.startTransmit(b)
+            b.startTransmit(a)
+        except pj.Error as exc:
+            for src, dst in ((a, b), (b, a)):
+                try:
+                    src.stopTransmit(dst)
+                except pj.Error as undo:
+                    log.info("bridge %s: undo: %s", bridge_id, error_text(undo))
+            self.emit(BridgeFailed(id=bridge_id, a=a_id, b=b_id, error=error_text(exc)))
+            return
         self.bridges[a_id] = b_id
         self.bridges[b_id] = a_id
         self._feed(b_id, "bridge", a)
         self._feed(a_id, "bridge", b)
+        self.emit(Bridged(id=bridge_id, a=a_id, b=b_id))
 
     def unbridge(self, a_id: str, a: Any | None, b: Any | None) -> None:
         b_id = self.bridges.pop(a_id, None)

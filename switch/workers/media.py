@@ -1,9 +1,13 @@
 """Media commands seen from the control plane: awaitable plays, recordings, bridges and digits per call.
 
-`CallMedia` turns the worker's fire-and-forget media protocol into coroutines: `await play(...)` returns
-when the file ended, was stopped, or the leg went away, and cancelling the awaiting task stops the player
-at once (the worker is woken immediately, so a REST redirect interrupts audio within a frame).  Digits
-arrive on a per-call queue that `<Gather>` and `<Record finishOnKey>` read.
+`CallMedia` turns the worker's media protocol into coroutines and futures: `await play(...)` returns when
+the file ended, was stopped, or the leg went away (and raises `MediaError` on `PlayFailed`); cancelling the
+awaiting task stops the player at once (the worker is woken immediately, so a REST redirect interrupts audio
+within a frame).  `bridge` and `attach_recording` send their command at once and return a future that the
+worker's answer completes (`Bridged`, `RecordAttached`) or fails with `MediaError` (`BridgeFailed`,
+`RecordAttachFailed`).  A recording's future completes with its `RecordDone` or `RecordFailed` and nothing
+else.  Digits arrive on a per-call queue that `<Gather>` and `<Record finishOnKey>` read; tap levels
+(`level_ms`) on a per-recording queue that ends with None when the tap ends.
 """
 
 from __future__ import annotations
@@ -15,15 +19,43 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from switch.workers.protocol import Message
+from media.errors import MediaError
+from switch.workers.protocol import (
+    Bridge,
+    Bridged,
+    BridgeFailed,
+    Command,
+    DtmfReceived,
+    Event,
+    MediaReady,
+    PauseRecord,
+    Play,
+    PlayDone,
+    PlayFailed,
+    Record,
+    RecordAttach,
+    RecordAttached,
+    RecordAttachFailed,
+    RecordDone,
+    RecordFailed,
+    SendDtmf,
+    StopPlay,
+    StopRecord,
+    TapLevel,
+    Unbridge,
+)
+
+__all__ = ["CallMedia", "LegState", "MediaError", "RecordResult"]
 
 log = logging.getLogger("switch.media")
 
-Send = Callable[[int, Message], bool]
+Send = Callable[[int, Command], bool]
+RecordResult = RecordDone | RecordFailed
 
 
-class MediaError(Exception):
-    """A media command failed (no audio on the leg, unplayable file, worker gone)."""
+def _attach_key(rec_id: str, index: int, leg: str) -> str:
+    """An attach is answered by recording, channel and leg (one of each in flight at a time)."""
+    return f"{rec_id}/{index}/{leg}"
 
 
 @dataclass
@@ -43,7 +75,10 @@ class CallMedia:
     def __init__(self, send: Send) -> None:
         self._send = send
         self._ids = itertools.count(1)
-        self._waiting: dict[str, asyncio.Future[Message]] = {}
+        self._plays: dict[str, asyncio.Future[PlayDone | PlayFailed]] = {}
+        self._recordings: dict[str, asyncio.Future[RecordResult]] = {}
+        self._acks: dict[str, asyncio.Future[None]] = {}  # bridges by id, attaches by `_attach_key`
+        self._levels: dict[str, asyncio.Queue[float | None]] = {}  # recording id -> its tap levels
         self.legs: dict[str, LegState] = {}  # call sid -> state
 
     # -- registration by the call manager -----------------------------------------------------
@@ -59,10 +94,16 @@ class CallMedia:
             state.ready.set()  # wake anything waiting for media that will never come
 
     def worker_lost(self, worker: int) -> None:
-        """Fail every pending operation of a dead worker."""
-        for key, future in list(self._waiting.items()):
-            if key.startswith(f"w{worker}:") and not future.done():
-                future.set_result({"ev": "worker_lost", "error": f"media worker {worker} exited"})
+        """Fail every pending operation of a dead worker; its recordings end with what reached the disk."""
+        prefix = f"w{worker}:"
+        error = f"media worker {worker} exited"
+        for key, play in list(self._plays.items()):
+            if key.startswith(prefix) and not play.done():
+                play.set_result(PlayFailed(id=key, leg="", error=error))
+        for key in [k for k in self._recordings if k.startswith(prefix)]:
+            self._recording_ended(RecordDone(id=key, frames=0, reason="worker_lost"))
+        for key in [k for k in self._acks if k.startswith(prefix)]:
+            self._answer(key, error)
 
     def _state(self, call_sid: str) -> LegState:
         state = self.legs.get(call_sid)
@@ -73,14 +114,40 @@ class CallMedia:
     def _new_id(self, worker: int, kind: str) -> str:
         return f"w{worker}:{kind}{next(self._ids)}"
 
+    def _worker_of(self, item: str) -> int:
+        return int(item[1:].split(":", 1)[0])
+
     async def wait_ready(self, call_sid: str, timeout: float = 5.0) -> None:
         state = self._state(call_sid)
         try:
-            await asyncio.wait_for(state.ready.wait(), timeout)
+            # asyncio.timeout, not wait_for: in Python 3.11 wait_for swallows a cancellation that arrives as the
+            # event is set, and the caller (a ringback being stopped) would carry on and play.
+            async with asyncio.timeout(timeout):
+                await state.ready.wait()
         except TimeoutError as exc:
             raise MediaError(f"{call_sid}: media did not become active in {timeout:g} s") from exc
         if state.gone:
             raise MediaError(f"{call_sid}: the call ended")
+
+    def _ack(self, worker: int, key: str, command: Command) -> asyncio.Future[None]:
+        """Send `command`; the returned future completes with the worker's answer to `key` (`_answer`)."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if key in self._acks:
+            future.set_exception(MediaError("the same request is already pending"))
+        elif not self._send(worker, command):
+            future.set_exception(MediaError(f"media worker {worker} unavailable"))
+        else:
+            self._acks[key] = future
+        return future
+
+    def _answer(self, key: str, error: str | None) -> None:
+        future = self._acks.pop(key, None)
+        if future is None or future.done():
+            log.info("answer to %s that nobody waits for%s", key, f": {error}" if error else "")
+        elif error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(MediaError(error))
 
     # -- playing --------------------------------------------------------------------------------
     async def play(self, call_sid: str, path: str, loop: bool = False) -> str:
@@ -88,29 +155,32 @@ class CallMedia:
         await self.wait_ready(call_sid)
         state = self._state(call_sid)
         play_id = self._new_id(state.worker, "p")
-        future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
-        self._waiting[play_id] = future
-        if not self._send(state.worker, {"op": "play", "id": play_id, "leg": state.leg, "path": path, "loop": loop}):
-            self._waiting.pop(play_id, None)
+        future: asyncio.Future[PlayDone | PlayFailed] = asyncio.get_running_loop().create_future()
+        self._plays[play_id] = future
+        if not self._send(state.worker, Play(id=play_id, leg=state.leg, path=path, loop=loop)):
+            self._plays.pop(play_id, None)
             raise MediaError(f"{call_sid}: media worker {state.worker} unavailable")
         try:
             done = await asyncio.shield(future)
         except asyncio.CancelledError:
-            self._send(state.worker, {"op": "stop_play", "id": play_id})
+            self._send(state.worker, StopPlay(id=play_id))
             raise
         finally:
-            self._waiting.pop(play_id, None)
-        if done.get("error"):
-            raise MediaError(f"{call_sid}: cannot play {path}: {done['error']}")
-        return str(done.get("reason", "eof"))
+            self._plays.pop(play_id, None)
+        if isinstance(done, PlayFailed):
+            raise MediaError(f"{call_sid}: cannot play {path}: {done.error}")
+        return done.reason
 
     # -- recording -------------------------------------------------------------------------------
     def start_recording(self, call_sids: list[str], base: str, slots: int = 0,
-                        mirror: tuple[str, int] | None = None) -> tuple[str, asyncio.Future[Message]]:
-        """Tap the given calls' legs (one raw file each, sample-aligned); returns the id and its done-future.
+                        mirror: tuple[str, int] | None = None,
+                        level_ms: int = 0) -> tuple[str, asyncio.Future[RecordResult]]:
+        """Tap the given calls' legs (one raw file each, sample-aligned); returns the id and its done-future,
+        which completes with the worker's `RecordDone` (at the recording's end) or `RecordFailed`.
 
         `slots` reserves channels for legs attached later with `attach_recording`.  `mirror` (call, channel)
-        puts on that channel what the switch sends to the call (its outbound track).
+        puts on that channel what the switch sends to the call (its outbound track).  `level_ms` > 0 feeds
+        `levels(id)` with the RMS of channel 0 every `level_ms` ms.
         """
         states = [self._state(sid) for sid in call_sids]
         mirrored = None if mirror is None else self._state(mirror[0])
@@ -121,44 +191,62 @@ class CallMedia:
         if any(s.worker != worker for s in every):
             raise MediaError("the legs of one recording must live on one worker")
         rec_id = self._new_id(worker, "r")
-        future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
-        self._waiting[rec_id] = future
-        future.add_done_callback(lambda _f: self._waiting.pop(rec_id, None))
-        command: Message = {"op": "record", "id": rec_id, "base": base, "legs": [s.leg for s in states],
-                            "slots": slots}
-        if mirror is not None and mirrored is not None:
-            command["mirror"] = {"leg": mirrored.leg, "index": mirror[1]}
+        future: asyncio.Future[RecordResult] = asyncio.get_running_loop().create_future()
+        self._recordings[rec_id] = future
+        if level_ms > 0:
+            self._levels[rec_id] = asyncio.Queue()
+        command = Record(id=rec_id, base=base, legs=tuple(s.leg for s in states), slots=slots,
+                         mirror=None if mirror is None or mirrored is None else (mirrored.leg, mirror[1]),
+                         level_ms=level_ms)
         if not self._send(worker, command):
-            future.set_result({"ev": "record_done", "id": rec_id, "frames": 0, "error": "worker unavailable"})
+            self._recording_ended(RecordFailed(id=rec_id, error=f"media worker {worker} unavailable"))
         return rec_id, future
 
-    def _worker_of(self, item: str) -> int:
-        return int(item[1:].split(":", 1)[0])
+    def levels(self, rec_id: str) -> asyncio.Queue[float | None]:
+        """The tap levels of a recording started with `level_ms`: RMS values, then None once it ended."""
+        queue = self._levels.get(rec_id)
+        if queue is None:  # unknown, or already ended
+            queue = asyncio.Queue()
+            queue.put_nowait(None)
+        return queue
 
-    def attach_recording(self, rec_id: str, index: int, call_sid: str) -> None:
-        """Feed channel `index` of a running recording from `call_sid`'s leg from now on."""
+    def _recording_ended(self, event: RecordResult) -> None:
+        future = self._recordings.pop(event.id, None)
+        if future is not None and not future.done():
+            future.set_result(event)
+        levels = self._levels.pop(event.id, None)
+        if levels is not None:
+            levels.put_nowait(None)
+
+    def attach_recording(self, rec_id: str, index: int, call_sid: str) -> asyncio.Future[None]:
+        """Feed channel `index` of a running recording from `call_sid`'s leg from now on.  The future fails
+        with MediaError if the worker could not (`RecordAttachFailed`); the recording's own future is untouched."""
         state = self._state(call_sid)
         if state.worker != self._worker_of(rec_id):
             raise MediaError("a recording's legs must live on one worker")
-        self._send(state.worker, {"op": "record_attach", "id": rec_id, "index": index, "leg": state.leg})
+        return self._ack(state.worker, _attach_key(rec_id, index, state.leg),
+                         RecordAttach(id=rec_id, index=index, leg=state.leg))
 
     def stop_recording(self, rec_id: str) -> None:
-        self._send(self._worker_of(rec_id), {"op": "stop_record", "id": rec_id})
+        self._send(self._worker_of(rec_id), StopRecord(id=rec_id))
 
     def pause_recording(self, rec_id: str, paused: bool) -> None:
-        self._send(self._worker_of(rec_id), {"op": "pause_record", "id": rec_id, "paused": paused})
+        self._send(self._worker_of(rec_id), PauseRecord(id=rec_id, paused=paused))
 
     # -- bridging ----------------------------------------------------------------------------------
-    def bridge(self, a_sid: str, b_sid: str) -> None:
+    def bridge(self, a_sid: str, b_sid: str) -> asyncio.Future[None]:
+        """Bridge two calls' legs.  Sent at once; the future fails with MediaError on `BridgeFailed`.  Raises
+        MediaError at once if either leg is gone or they live on two workers."""
         a, b = self._state(a_sid), self._state(b_sid)
         if a.worker != b.worker:
             raise MediaError("bridged legs must live on one worker")
-        self._send(a.worker, {"op": "bridge", "a": a.leg, "b": b.leg})
+        bridge_id = self._new_id(a.worker, "b")
+        return self._ack(a.worker, bridge_id, Bridge(id=bridge_id, a=a.leg, b=b.leg))
 
     def unbridge(self, a_sid: str) -> None:
         state = self.legs.get(a_sid)
         if state is not None and not state.gone:
-            self._send(state.worker, {"op": "unbridge", "a": state.leg})
+            self._send(state.worker, Unbridge(a=state.leg))
 
     # -- digits ------------------------------------------------------------------------------------
     def digits(self, call_sid: str) -> asyncio.Queue[str]:
@@ -166,25 +254,41 @@ class CallMedia:
 
     def send_digits(self, call_sid: str, digits: str) -> None:
         state = self._state(call_sid)
-        self._send(state.worker, {"op": "dtmf", "leg": state.leg, "digits": digits})
+        self._send(state.worker, SendDtmf(leg=state.leg, digits=digits))
 
     # -- worker events -----------------------------------------------------------------------------
-    def on_event(self, call_sid: str | None, event: Message) -> None:
-        kind = event.get("ev")
-        if kind in ("play_done", "record_done"):
-            future = self._waiting.get(str(event.get("id")))
-            if future is not None and not future.done():
-                future.set_result(event)
-            return
-        state = self.legs.get(call_sid or "")
-        if state is None:
-            return
-        if kind == "media_ready":
-            state.ready.set()
-        elif kind == "dtmf":
-            state.digits.put_nowait(str(event.get("digit")))
-        else:
-            log.info("%s: media event %s", call_sid, kind)
+    def on_event(self, call_sid: str | None, event: Event) -> None:
+        """A media event: by id (plays, recordings, bridges, attaches, levels), or of the call `call_sid`."""
+        match event:
+            case PlayDone() | PlayFailed():
+                play = self._plays.get(event.id)
+                if play is not None and not play.done():
+                    play.set_result(event)
+            case RecordDone() | RecordFailed():
+                self._recording_ended(event)
+            case TapLevel():
+                levels = self._levels.get(event.id)
+                if levels is not None:
+                    levels.put_nowait(event.rms)
+            case Bridged():
+                self._answer(event.id, None)
+            case BridgeFailed():
+                self._answer(event.id, f"cannot bridge: {event.error}")
+            case RecordAttached():
+                self._answer(_attach_key(event.id, event.index, event.leg), None)
+            case RecordAttachFailed():
+                self._answer(_attach_key(event.id, event.index, event.leg),
+                             f"cannot feed channel {event.index} of the recording: {event.error}")
+            case MediaReady():
+                state = self.legs.get(call_sid or "")
+                if state is not None:
+                    state.ready.set()
+            case DtmfReceived():
+                state = self.legs.get(call_sid or "")
+                if state is not None:
+                    state.digits.put_nowait(event.digit)
+            case _:
+                log.info("%s: media event %s ignored", call_sid, type(event).__name__)
 
     def pending(self) -> dict[str, Any]:
-        return {"waiting": len(self._waiting), "legs": len(self.legs)}
+        return {"waiting": len(self._plays) + len(self._recordings) + len(self._acks), "legs": len(self.legs)}

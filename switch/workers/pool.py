@@ -22,12 +22,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from switch.core.errors import CapacityError
-from switch.workers.protocol import PROTOCOL_VERSION, Message, ProtocolError, encode, read_message
+from switch.workers.protocol import (
+    Command,
+    Event,
+    EventsDropped,
+    Fatal,
+    ProtocolError,
+    Shutdown,
+    VersionMismatch,
+    encode,
+    read_event,
+    read_hello,
+)
 
 log = logging.getLogger("switch.workers.pool")
 
-EventHandler = Callable[[int, Message], None]
+EventHandler = Callable[[int, Event], None]
 LostHandler = Callable[[int], None]
 
 HELLO_TIMEOUT = 15.0
@@ -37,6 +47,10 @@ RESTART_DELAY = 0.2
 # bench: an assertion in ioqueue_select.c).  New legs per worker are capped below that.
 START_LIMIT = 20
 START_WINDOW = 1.0
+
+
+class NoCapacity(Exception):
+    """No worker may take one more leg now (every slot in use, or the start rate limit); the message says why."""
 
 
 @dataclass
@@ -54,6 +68,7 @@ class WorkerHandle:
     up: bool = False
     started_at: float = 0.0
     restarts: int = 0
+    dropped_events: int = 0  # events its full outgoing queue dropped (EventsDropped), this process
     starts: collections.deque[float] = field(default_factory=collections.deque)
 
     @property
@@ -152,26 +167,35 @@ class WorkerPool:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         worker: WorkerHandle | None = None
         try:
-            hello = await read_message(reader)
-            if hello is None or hello.get("ev") != "hello":
-                if hello is not None and hello.get("ev") == "fatal":
-                    log.error("%s", hello.get("message"))
+            hello = await read_hello(reader)
+            if hello is None:
                 return
-            if hello.get("version") != PROTOCOL_VERSION:
-                log.error("worker speaks protocol %s, we speak %d", hello.get("version"), PROTOCOL_VERSION)
+            if isinstance(hello, Fatal):
+                log.error("%s", hello.message)
                 return
-            worker = self.workers[int(hello["worker"])]
+            if not 0 <= hello.worker < len(self.workers):
+                log.error("a worker says it is worker %d; there are %d", hello.worker, len(self.workers))
+                return
+            worker = self.workers[hello.worker]
             worker.writer = writer
-            worker.capacity = int(hello["capacity"])
-            worker.pid = int(hello["pid"])
+            worker.capacity = hello.capacity
+            worker.pid = hello.pid
+            worker.dropped_events = 0
             worker.up = True
             log.info("worker %d up: pid %d, SIP %s, capacity %d calls", worker.index, worker.pid,
-                     hello["sip"], worker.capacity)
+                     hello.sip, worker.capacity)
             future = self._hello.get(worker.index)
             if future is not None and not future.done():
                 future.set_result(None)
-            while (message := await read_message(reader)) is not None:
-                self._on_event(worker.index, message)
+            while (event := await read_event(reader)) is not None:
+                if isinstance(event, EventsDropped):
+                    worker.dropped_events = event.total
+                    log.warning("worker %d dropped %d events so far: its queue to us overflowed", worker.index,
+                                event.total)
+                    continue
+                self._on_event(worker.index, event)
+        except VersionMismatch as exc:
+            log.error("worker refused: %s", exc)
         except ProtocolError as exc:
             log.error("worker channel broken: %s", exc)
         except Exception:
@@ -185,7 +209,7 @@ class WorkerPool:
         """Ask every worker to hang up and exit; kill those that do not within 3 s."""
         self._closing = True
         for worker in self.workers:
-            self.send(worker.index, {"op": "shutdown"})
+            self.send(worker.index, Shutdown())
         for worker in self.workers:
             process = worker.process
             if process is None or process.returncode is not None:
@@ -215,16 +239,16 @@ class WorkerPool:
         open_ = [w for w in candidates if w.free > 0]
         if not open_:
             if worker_index is not None:
-                raise CapacityError(f"worker {worker_index} has no free call slot")
+                raise NoCapacity(f"worker {worker_index} has no free call slot")
             total = sum(w.capacity for w in self.workers if w.up)
             up = sum(1 for w in self.workers if w.up)
-            raise CapacityError(
+            raise NoCapacity(
                 f"No free call capacity: all {total} call slots on {up} of {len(self.workers)} workers are in use; "
                 "retry later or start the switch with more --workers"
             )
         ready = [w for w in open_ if w.may_start(now)]
         if not ready:
-            raise CapacityError(
+            raise NoCapacity(
                 f"Call rate limit: at most {START_LIMIT} new calls per {START_WINDOW:g} s per worker "
                 "(a limit of the pjsua2 build); retry shortly or start the switch with more --workers"
             )
@@ -240,7 +264,7 @@ class WorkerPool:
     def release(self, leg: str, worker_index: int) -> None:
         self.workers[worker_index].legs.discard(leg)
 
-    def send(self, worker_index: int, command: Message) -> bool:
+    def send(self, worker_index: int, command: Command) -> bool:
         writer = self.workers[worker_index].writer
         if writer is None or writer.is_closing():
             return False
@@ -250,6 +274,7 @@ class WorkerPool:
     def status(self) -> list[dict[str, Any]]:
         return [
             {"worker": w.index, "up": w.up, "pid": w.pid, "sip": f"{w.sip_host}:{w.sip_port}",
-             "capacity": w.capacity, "in_use": len(w.legs), "restarts": w.restarts}
+             "capacity": w.capacity, "in_use": len(w.legs), "restarts": w.restarts,
+             "dropped_events": w.dropped_events}
             for w in self.workers
         ]

@@ -1,117 +1,501 @@
-"""The control plane <-> media worker protocol: length-prefixed JSON over a unix socket.
+"""The control plane <-> media worker protocol: typed, versioned messages, length-prefixed over a unix socket
+(the worker's end of the socket is `switch.worker.channel`).
 
-Each message is a 4-byte big-endian length followed by a UTF-8 JSON object.  The first message on a
-connection is the worker's `hello`, carrying `PROTOCOL_VERSION`; the control plane refuses a worker
-speaking another version.  Commands go down (`op` key), events come up (`ev` key).
+Every message is a frozen `msgspec.Struct` listed in this module.  On the wire each is a 4-byte big-endian
+length followed by a UTF-8 JSON object whose tag names its type: `"op"` for a command (control plane ->
+worker), `"ev"` for an event (worker -> control plane).  The first message on a connection is the worker's
+`Hello` carrying `PROTOCOL_VERSION`; the control plane refuses a worker that speaks another version
+(`VersionMismatch`) or whose first message is anything else.  Malformed, truncated or oversized input raises
+`ProtocolError`; nothing else escapes the decoders.
 
-Commands (control plane -> worker):
-    {"op": "dial", "leg": ID, "uri": SIP-URI, "from_uri": SIP-URI, "auth": [USER, PASS] | null}
-    {"op": "ring", "leg": ID}                         180 on an inbound leg
-    {"op": "answer", "leg": ID}                       200 on an inbound leg
-    {"op": "hangup", "leg": ID, "code": N}            CANCEL / BYE / final response N for inbound
-    {"op": "dtmf", "leg": ID, "digits": "123#"}       RFC 2833
-    {"op": "shutdown"}
-Events (worker -> control plane):
-    {"ev": "hello", "version": V, "worker": I, "capacity": N, "sip": "host:port", "pid": P}
-    {"ev": "incoming", "leg": ID, "from_uri", "to_uri", "request_uri", "call_id", "t": WALL}
-    {"ev": "invite_sent", "leg": ID, "call_id", "t": WALL}
-    {"ev": "progress", "leg": ID, "code": N, "reason": TEXT, "sdp": BOOL, "t": WALL}
-    {"ev": "answered", "leg": ID, "code": 200, "t": WALL}
-    {"ev": "ended", "leg": ID, "code": N, "reason": TEXT, "t": WALL}
-    {"ev": "dial_failed", "leg": ID, "code": N, "reason": TEXT}   makeCall itself failed
-    {"ev": "dtmf", "leg": ID, "digit": D}
-    {"ev": "log", "level": L, "message": TEXT}
+Every command that can fail has its own failure event, and the worker answers each such command exactly once:
+
+    command         success                         failure
+    Dial            InviteSent (then Progress...)    DialFailed
+    Ring            (none)                          RingFailed
+    Answer          Answered (once the ACK came)    AnswerFailed
+    Hangup          Ended                           HangupFailed
+    SendDtmf        (none)                          DtmfFailed
+    Play            PlayDone (at its end)           PlayFailed
+    Record          RecordDone (at its end)         RecordFailed
+    RecordAttach    RecordAttached                  RecordAttachFailed
+    Bridge          Bridged                         BridgeFailed
+
+`StopPlay`, `PauseRecord`, `StopRecord`, `Unbridge` and `Shutdown` cannot fail: an id or leg the worker no
+longer knows is already done (its `PlayDone`/`RecordDone`/`Ended` has been or will be sent).  Commands for a
+leg the worker no longer holds are ignored and logged (the leg's `Ended` is on its way).
+
+SIP text (display names in URIs, reason phrases, Call-IDs) may carry any byte; the worker passes it through
+`sip_text`, so that it is always valid UTF-8 here and encoding can never fail.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import socket
+import re
 import struct
-import threading
-from typing import Any
+from typing import Any, Union, cast
 
-PROTOCOL_VERSION = 1
+import msgspec
+
+PROTOCOL_VERSION = 2
 MAX_MESSAGE = 1 << 20
-_HEADER = struct.Struct(">I")
-
-Message = dict[str, Any]
+HEADER = struct.Struct(">I")  # the length of the JSON body that follows
+_STRAY_SURROGATE = re.compile("[\ud800-\udc7f\udd00-\udfff]")
 
 
 class ProtocolError(Exception):
-    """The peer sent something that is not a protocol message."""
+    """The peer sent something that is not a protocol message (or a message could not be encoded)."""
+
+
+class VersionMismatch(ProtocolError):
+    """The worker's hello names another protocol version."""
+
+
+def sip_text(value: object) -> str:
+    """SIP text as valid UTF-8: bytes pjsua2 could not decode (surrogate escapes) become U+FFFD."""
+    text = _STRAY_SURROGATE.sub("\ufffd", str(value))  # surrogates that stand for no byte
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+# Each message repeats frozen=True, kw_only=True: msgspec does not inherit kw_only; type checkers read frozen per class.
+class Command(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, tag_field="op"):
+    """A command from the control plane to a worker (tagged by `op`)."""
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, tag_field="ev"):
+    """An event from a worker to the control plane (tagged by `ev`)."""
+
+
+# -- commands: calls ----------------------------------------------------------------------------------
+
+
+class Dial(Command, tag="dial", frozen=True, kw_only=True):
+    """Send an INVITE to `uri` from `from_uri` on a new leg `leg`; `auth` (user, password) answers a challenge.
+    Answered by `InviteSent`, then `Progress`/`Answered`/`Ended`; or by `DialFailed` if pjsua refused it."""
+
+    leg: str
+    uri: str
+    from_uri: str = ""
+    auth: tuple[str, str] | None = None
+
+
+class Ring(Command, tag="ring", frozen=True, kw_only=True):
+    """180 Ringing on the inbound leg `leg`; `RingFailed` if pjsua refuses."""
+
+    leg: str
+
+
+class Answer(Command, tag="answer", frozen=True, kw_only=True):
+    """200 OK on the inbound leg `leg` (`MediaReady`, then `Answered` once the ACK came); `AnswerFailed`."""
+
+    leg: str
+
+
+class Hangup(Command, tag="hangup", frozen=True, kw_only=True):
+    """End `leg`: CANCEL before the answer, BYE after, or the final response `code` for an inbound leg not yet
+    answered.  Its `Ended` follows; `HangupFailed` if pjsua refuses."""
+
+    leg: str
+    code: int = 200
+
+
+class SendDtmf(Command, tag="send_dtmf", frozen=True, kw_only=True):
+    """Send `digits` as RFC 2833 events on `leg`; `DtmfFailed` if pjsua refuses."""
+
+    leg: str
+    digits: str
+
+
+# -- commands: media ----------------------------------------------------------------------------------
+
+
+class Play(Command, tag="play", frozen=True, kw_only=True):
+    """Play the bridge-rate WAV `path` to `leg` (forever if `loop`).  Answered by `PlayDone` when it ends (eof,
+    stopped, hangup, shutdown) or `PlayFailed` (no audio on the leg, a file pjmedia cannot open)."""
+
+    id: str
+    leg: str
+    path: str
+    loop: bool = False
+
+
+class StopPlay(Command, tag="stop_play", frozen=True, kw_only=True):
+    """Stop player `id` at once; its `PlayDone` (reason `stopped`) follows.  An unknown id already ended."""
+
+    id: str
+
+
+class Record(Command, tag="record", frozen=True, kw_only=True):
+    """Tap `legs` into sample-aligned raw files `<base>.leg<i>.raw` (channel i hears what leg i sends).
+
+    `slots` reserves channels for legs attached later (`RecordAttach`).  `mirror` (leg, channel) puts on that
+    channel what the switch sends to the leg.  `level_ms` > 0 asks for a `TapLevel` of channel 0 every
+    `level_ms` milliseconds (rounded to whole 20 ms frames).  Answered by `RecordDone` when the recording
+    ends, or by `RecordFailed` if the tap could not start."""
+
+    id: str
+    base: str
+    legs: tuple[str, ...] = ()
+    slots: int = 0
+    mirror: tuple[str, int] | None = None
+    level_ms: int = 0
+
+
+class RecordAttach(Command, tag="record_attach", frozen=True, kw_only=True):
+    """Feed channel `index` of recording `id` from `leg` from now on: `RecordAttached` or `RecordAttachFailed`."""
+
+    id: str
+    index: int
+    leg: str
+
+
+class PauseRecord(Command, tag="pause_record", frozen=True, kw_only=True):
+    """Write silence (`paused`) or audio again to recording `id`; the files stay aligned either way."""
+
+    id: str
+    paused: bool
+
+
+class StopRecord(Command, tag="stop_record", frozen=True, kw_only=True):
+    """Stop recording `id`: its files are closed and its `RecordDone` (reason `stopped`) follows."""
+
+    id: str
+
+
+class Bridge(Command, tag="bridge", frozen=True, kw_only=True):
+    """Connect the audio of legs `a` and `b` both ways (and relay RFC 2833 between them): `Bridged` or
+    `BridgeFailed`, both carrying `id`."""
+
+    id: str
+    a: str
+    b: str
+
+
+class Unbridge(Command, tag="unbridge", frozen=True, kw_only=True):
+    """Disconnect leg `a` from whatever it is bridged to (nothing if it is not bridged)."""
+
+    a: str
+
+
+class Shutdown(Command, tag="shutdown", frozen=True, kw_only=True):
+    """Hang up every leg, stop every player and recording, and exit."""
+
+
+# -- events: the worker ---------------------------------------------------------------------------------
+
+
+class Hello(Event, tag="hello", frozen=True, kw_only=True):
+    """The worker is up: its protocol `version`, index, real call `capacity`, SIP address and pid."""
+
+    version: int
+    worker: int
+    capacity: int
+    sip: str
+    pid: int
+
+
+class Fatal(Event, tag="fatal", frozen=True, kw_only=True):
+    """Sent instead of `Hello` by a worker that could not start (its SIP port taken, ...); it exits."""
+
+    message: str
+
+
+class Log(Event, tag="log", frozen=True, kw_only=True):
+    """A line for the control plane's log (`level` is `info` or `warning`)."""
+
+    level: str
+    message: str
+
+
+class EventsDropped(Event, tag="events_dropped", frozen=True, kw_only=True):
+    """The worker's outgoing event queue overflowed: `total` events have been dropped since it started."""
+
+    total: int
+
+
+# -- events: calls ----------------------------------------------------------------------------------------
+
+
+class Incoming(Event, tag="incoming", frozen=True, kw_only=True):
+    """An INVITE arrived and became leg `leg` (the control plane answers it with Ring/Answer/Hangup)."""
+
+    leg: str
+    from_uri: str
+    to_uri: str
+    request_uri: str
+    call_id: str
+    t: float
+
+
+class InviteSent(Event, tag="invite_sent", frozen=True, kw_only=True):
+    """The INVITE of a `Dial` left, with SIP Call-ID `call_id`."""
+
+    leg: str
+    call_id: str
+    t: float
+
+
+class DialFailed(Event, tag="dial_failed", frozen=True, kw_only=True):
+    """pjsua refused to place the `Dial` (no INVITE left): `code` is the SIP code to report, `status` pj's."""
+
+    leg: str
+    code: int
+    reason: str
+    status: int = 0
+
+
+class Progress(Event, tag="progress", frozen=True, kw_only=True):
+    """A provisional response (180, 183, ...) on an outbound leg; `sdp` when it brought early media."""
+
+    leg: str
+    code: int
+    reason: str
+    sdp: bool
+    t: float
+
+
+class Answered(Event, tag="answered", frozen=True, kw_only=True):
+    """The leg is confirmed (200 and ACK)."""
+
+    leg: str
+    code: int = 200
+    t: float
+
+
+class Ended(Event, tag="ended", frozen=True, kw_only=True):
+    """The leg is gone, with its last SIP `code` and `reason`; the worker no longer holds it."""
+
+    leg: str
+    code: int
+    reason: str
+    answered: bool
+    t: float
+
+
+class MediaReady(Event, tag="media_ready", frozen=True, kw_only=True):
+    """The leg's audio became active: media commands may name it from now on."""
+
+    leg: str
+    t: float
+
+
+class DtmfReceived(Event, tag="dtmf", frozen=True, kw_only=True):
+    """An RFC 2833 digit arrived on `leg` (and was relayed to the leg it is bridged to)."""
+
+    leg: str
+    digit: str
+    t: float
+
+
+class RingFailed(Event, tag="ring_failed", frozen=True, kw_only=True):
+    """The 180 of a `Ring` could not be sent."""
+
+    leg: str
+    error: str
+
+
+class AnswerFailed(Event, tag="answer_failed", frozen=True, kw_only=True):
+    """The 200 of an `Answer` could not be sent."""
+
+    leg: str
+    error: str
+
+
+class HangupFailed(Event, tag="hangup_failed", frozen=True, kw_only=True):
+    """The CANCEL/BYE/final response `code` of a `Hangup` could not be sent."""
+
+    leg: str
+    code: int
+    error: str
+
+
+class DtmfFailed(Event, tag="dtmf_failed", frozen=True, kw_only=True):
+    """The digits of a `SendDtmf` could not be sent."""
+
+    leg: str
+    digits: str
+    error: str
+
+
+# -- events: media ------------------------------------------------------------------------------------------
+
+
+class PlayDone(Event, tag="play_done", frozen=True, kw_only=True):
+    """Player `id` on `leg` ended: `reason` is eof, stopped, hangup or shutdown."""
+
+    id: str
+    leg: str
+    reason: str
+
+
+class PlayFailed(Event, tag="play_failed", frozen=True, kw_only=True):
+    """Player `id` could not start (`error` says why); nothing was played."""
+
+    id: str
+    leg: str
+    error: str
+
+
+class RecordDone(Event, tag="record_done", frozen=True, kw_only=True):
+    """Recording `id` ended (`reason`: stopped, hangup, shutdown; `worker_lost` is made by the control plane
+    when the worker died): `frames` 20 ms frames per channel reached the files; `lost_frames` could not be
+    written (a write error), so those ticks hold whatever the file had there (zeros)."""
+
+    id: str
+    frames: int
+    reason: str
+    lost_frames: int = 0
+
+
+class RecordFailed(Event, tag="record_failed", frozen=True, kw_only=True):
+    """Recording `id` could not start (a leg without audio, a file that cannot be created): nothing is tapped."""
+
+    id: str
+    error: str
+
+
+class RecordAttached(Event, tag="record_attached", frozen=True, kw_only=True):
+    """Channel `index` of recording `id` is fed from `leg` from now on."""
+
+    id: str
+    index: int
+    leg: str
+
+
+class RecordAttachFailed(Event, tag="record_attach_failed", frozen=True, kw_only=True):
+    """Channel `index` of recording `id` could not be fed from `leg` (no audio, no such recording or channel)."""
+
+    id: str
+    index: int
+    leg: str
+    error: str
+
+
+class TapLevel(Event, tag="tap_level", frozen=True, kw_only=True):
+    """The RMS (16-bit sample units) of channel 0 of recording `id` over the last `Record.level_ms`."""
+
+    id: str
+    rms: float
+    t: float
+
+
+class Bridged(Event, tag="bridged", frozen=True, kw_only=True):
+    """Bridge `id`: legs `a` and `b` hear each other."""
+
+    id: str
+    a: str
+    b: str
+
+
+class BridgeFailed(Event, tag="bridge_failed", frozen=True, kw_only=True):
+    """Bridge `id` of legs `a` and `b` could not be made (`error` says why); nothing is connected."""
+
+    id: str
+    a: str
+    b: str
+    error: str
+
+
+COMMANDS: tuple[type[Command], ...] = (
+    Dial, Ring, Answer, Hangup, SendDtmf, Play, StopPlay, Record, RecordAttach, PauseRecord, StopRecord, Bridge,
+    Unbridge, Shutdown,
+)
+EVENTS: tuple[type[Event], ...] = (
+    Hello, Fatal, Log, EventsDropped, Incoming, InviteSent, DialFailed, Progress, Answered, Ended, MediaReady,
+    DtmfReceived, RingFailed, AnswerFailed, HangupFailed, DtmfFailed, PlayDone, PlayFailed, RecordDone,
+    RecordFailed, RecordAttached, RecordAttachFailed, TapLevel, Bridged, BridgeFailed,
+)
+Message = Command | Event
+# Events about one leg (`leg` names it; the control plane finds its call by it).
+LegEvent = (InviteSent | DialFailed | Progress | Answered | Ended | MediaReady | DtmfReceived | RingFailed
+            | AnswerFailed | HangupFailed | DtmfFailed)
+# Answers to media commands, matched by the command's `id`.
+MediaResult = (PlayDone | PlayFailed | RecordDone | RecordFailed | RecordAttached | RecordAttachFailed | TapLevel
+               | Bridged | BridgeFailed)
+
+_ENCODER = msgspec.json.Encoder()
+_COMMAND_DECODER: msgspec.json.Decoder[Any] = msgspec.json.Decoder(Union[COMMANDS])  # type: ignore[valid-type]  # noqa: UP007
+_EVENT_DECODER: msgspec.json.Decoder[Any] = msgspec.json.Decoder(Union[EVENTS])  # type: ignore[valid-type]  # noqa: UP007
+
+
+class _Envelope(msgspec.Struct):
+    """Just enough of a first message to refuse another protocol version before reading the rest."""
+    ev: str = ""
+    version: int | None = None
 
 
 def encode(message: Message) -> bytes:
-    body = json.dumps(message, separators=(",", ":")).encode()
+    """A message as it goes on the wire: length header, then JSON."""
+    try:
+        body = _ENCODER.encode(message)
+    except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
+        raise ProtocolError(f"cannot encode {type(message).__name__}: {exc}") from exc
     if len(body) > MAX_MESSAGE:
         raise ProtocolError(f"message of {len(body)} bytes exceeds {MAX_MESSAGE}")
-    return _HEADER.pack(len(body)) + body
+    return HEADER.pack(len(body)) + body
 
 
-def _decode(body: bytes) -> Message:
+def _decode(decoder: msgspec.json.Decoder[Any], body: bytes) -> Any:
     try:
-        message = json.loads(body)
-    except ValueError as exc:
+        return decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise ProtocolError(f"not a protocol message: {exc}") from exc
+    except msgspec.DecodeError as exc:
         raise ProtocolError(f"bad JSON: {exc}") from exc
-    if not isinstance(message, dict):
-        raise ProtocolError("message is not a JSON object")
-    return message
 
 
-async def read_message(reader: asyncio.StreamReader) -> Message | None:
-    """The next message, or None at a clean EOF."""
+def decode_command(body: bytes) -> Command:
+    """One command from a frame's body; ProtocolError for anything else."""
+    return cast(Command, _decode(_COMMAND_DECODER, body))
+
+
+def decode_event(body: bytes) -> Event:
+    """One event from a frame's body; ProtocolError for anything else."""
+    return cast(Event, _decode(_EVENT_DECODER, body))
+
+
+def decode_hello(body: bytes) -> Hello | Fatal:
+    """The first message of a worker: its `Hello` (of our version) or `Fatal`; VersionMismatch, ProtocolError."""
     try:
-        header = await reader.readexactly(_HEADER.size)
+        envelope = msgspec.json.decode(body, type=_Envelope)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise ProtocolError(f"bad first message: {exc}") from exc
+    if envelope.ev == "hello" and envelope.version != PROTOCOL_VERSION:
+        raise VersionMismatch(f"worker speaks protocol {envelope.version}, we speak {PROTOCOL_VERSION}")
+    event = decode_event(body)
+    if not isinstance(event, Hello | Fatal):
+        raise ProtocolError(f"first message is {type(event).__name__}, not Hello")
+    return event
+
+
+def as_dict(message: Message) -> dict[str, Any]:
+    """A message as plain JSON-able data, tag included (reports, logs)."""
+    return cast(dict[str, Any], msgspec.to_builtins(message))
+
+
+async def read_frame(reader: asyncio.StreamReader) -> bytes | None:
+    """The body of the next frame, or None at a clean EOF."""
+    try:
+        header = await reader.readexactly(HEADER.size)
     except asyncio.IncompleteReadError as exc:
         if exc.partial:
             raise ProtocolError("truncated header") from exc
         return None
-    (length,) = _HEADER.unpack(header)
+    (length,) = HEADER.unpack(header)
     if length > MAX_MESSAGE:
         raise ProtocolError(f"message length {length} exceeds {MAX_MESSAGE}")
     try:
-        body = await reader.readexactly(length)
+        return await reader.readexactly(length)
     except asyncio.IncompleteReadError as exc:
         raise ProtocolError("truncated body") from exc
-    return _decode(body)
 
 
-class BlockingChannel:
-    """The worker's end: blocking reads on one thread, locked writes from any thread."""
+async def read_event(reader: asyncio.StreamReader) -> Event | None:
+    """The next event, or None at a clean EOF."""
+    return None if (body := await read_frame(reader)) is None else decode_event(body)
 
-    def __init__(self, sock: socket.socket) -> None:
-        self._sock = sock
-        self._write_lock = threading.Lock()
 
-    def send(self, message: Message) -> None:
-        data = encode(message)
-        with self._write_lock:
-            self._sock.sendall(data)
-
-    def _read_exactly(self, n: int) -> bytes | None:
-        chunks = bytearray()
-        while len(chunks) < n:
-            chunk = self._sock.recv(n - len(chunks))
-            if not chunk:
-                if chunks:
-                    raise ProtocolError("truncated message")
-                return None
-            chunks += chunk
-        return bytes(chunks)
-
-    def receive(self) -> Message | None:
-        header = self._read_exactly(_HEADER.size)
-        if header is None:
-            return None
-        (length,) = _HEADER.unpack(header)
-        if length > MAX_MESSAGE:
-            raise ProtocolError(f"message length {length} exceeds {MAX_MESSAGE}")
-        body = self._read_exactly(length)
-        if body is None:
-            raise ProtocolError("truncated message")
-        return _decode(body)
-
-    def close(self) -> None:
-        self._sock.close()
+async def read_hello(reader: asyncio.StreamReader) -> Hello | Fatal | None:
+    """A worker's first message (see `decode_hello`), or None if it closed the connection at once."""
+    return None if (body := await read_frame(reader)) is None else decode_hello(body)

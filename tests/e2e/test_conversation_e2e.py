@@ -482,25 +482,3 @@ def test_a_call_names_its_conversation_in_the_request_uri_or_the_document_url() 
     assert named_conversation(None, f"sip:+15550300@127.0.0.1:5060;ConversationSid={sid}") == sid
     assert named_conversation(f"http://app/out?x=1&ConversationSid={sid}", None) == sid
     assert named_conversation("http://app/voice", "sip:+15550300@127.0.0.1:5060;transport=udp") is None
-
-
-def test_session_events_keep_their_order_and_number_from_one() -> None:
-    from switch.verbs.connect import SessionEvents
-
-    sent: list[tuple[str, str, str, list[tuple[str, str]]]] = []
-
-    class Dispatcher:
-        def send(self, call_sid: str, url: str, method: str, params: list[tuple[str, str]]) -> None:
-            sent.append((call_sid, url, method, params))
-
-    events = SessionEvents(Dispatcher(), ACCOUNT_SID, "http://app/s", "GET",  # type: ignore[arg-type]
-                           ("call-initiated", "call-answered", "call-completed"), worker_initiated=True)
-    events.conversation_sid = "CH" + "2" * 32
-    for event in ("call-initiated", "call-ringing", "call-answered", "call-ringing", "call-completed",
-                  "call-completed"):
-        events.emit("CA1", event)
-    rows = [dict(params) for _, _, _, params in sent]
-    assert [(r["Status"], r["SequenceNumber"]) for r in rows] == [
-        ("call-initiated", "1"), ("call-answered", "2"), ("call-completed", "3")]  # unwanted, late, repeated: not sent
-    assert {(c, u, m) for c, u, m, _ in sent} == {("CA1", "http://app/s", "GET")}
-    assert all(r["WorkerInitiated"] == "true" and r["CallbackSource"] == "voice-conversation-service" for r in rows)

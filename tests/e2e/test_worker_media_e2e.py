@@ -23,6 +23,7 @@ from switch.app import Switch, start_switch
 from switch.core.config import Config
 from switch.core.service import CallUpdate, NewCall
 from switch.core.status import CallStatus
+from switch.workers.protocol import RecordDone
 from tests.peers.harness import free_port_block, free_tcp_port
 from tests.peers.phone import PhoneProcess
 
@@ -69,7 +70,8 @@ async def test_tap_records_the_caller_and_a_looping_player_stops_at_once(switch:
     with PhoneProcess(["--answer", "auto", "--tone", "1200", "--exit-after-calls", "1"]) as phone:
         sid = await _answered_call(switch, phone)
         base = tmp_path / "rec" / "tap"
-        rec_id, done = switch.calls.media.start_recording([sid], str(base))
+        rec_id, done = switch.calls.media.start_recording([sid], str(base), level_ms=100)
+        levels = switch.calls.media.levels(rec_id)
         player = asyncio.create_task(switch.calls.media.play(sid, str(tone), loop=True))
         await asyncio.sleep(1.5)
         assert not player.done()  # a looping player keeps going past the file's end
@@ -83,9 +85,14 @@ async def test_tap_records_the_caller_and_a_looping_player_stops_at_once(switch:
         assert loop.time() - started < 0.5
         await switch.calls.update_call(sid, CallUpdate(status=CallStatus.COMPLETED))
         await phone.event("hangup", timeout=10)
-    assert result["frames"] > 60  # ~1.5 s of 20 ms frames
+    assert isinstance(result, RecordDone) and result.reason == "stopped" and result.lost_frames == 0
+    assert result.frames > 60  # ~1.5 s of 20 ms frames
+    heard = [levels.get_nowait() for _ in range(levels.qsize())]
+    assert heard[-1] is None  # the tap's end closes its levels
+    assert abs(len(heard) - 1 - result.frames // 5) <= 1  # one TapLevel per 100 ms of written frames
+    assert all(level is not None and level > 1000 for level in heard[1:-1])  # the phone's tone, every 100 ms
     raw = read_raw(Path(f"{base}.leg0.raw"))
-    assert raw is not None and len(raw) == result["frames"] * 160
+    assert raw is not None and len(raw) == result.frames * 160
     assert abs(dominant_frequency(raw[4000:], 8000) - 1200.0) < 10
     info = finalize(base, tmp_path / "tap.wav", channels=1)
     assert info.samples == len(raw)
@@ -95,13 +102,13 @@ async def test_tap_survives_a_killed_worker(switch: Switch, tmp_path: Path) -> N
     with PhoneProcess(["--answer", "auto", "--tone", "900", "--exit-after-calls", "1"]) as phone:
         sid = await _answered_call(switch, phone)
         base = tmp_path / "crash" / "tap"
-        _rec_id, done = switch.calls.media.start_recording([sid], str(base))
+        rec_id, done = switch.calls.media.start_recording([sid], str(base))
         await asyncio.sleep(1.2)
         pid = switch.pool.workers[0].pid
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
         result = await asyncio.wait_for(done, 5)
-        assert result.get("error")  # the recording ended with the worker
+        assert result == RecordDone(id=rec_id, frames=0, reason="worker_lost")  # it ended with the worker
         for _ in range(100):
             if sid not in switch.calls.live:
                 break

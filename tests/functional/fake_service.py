@@ -1,8 +1,9 @@
 """An in-memory `CallService` for REST tests: it stores `Call`s and never touches SIP.
 
 It follows the `switch.core.service.CallService` docstrings (create returns `queued`, list is newest first,
-update/delete raise `NotFound` / `ApiError`), records every request it was given, and lets a test move a
-call along the state machine with `advance` to see what the REST edge renders for it.
+update/delete raise the core's neutral `NotFound` / `CallNotLive` / `InvalidState`), records every request it
+was given, and lets a test move a call along the state machine with `advance` to see what the REST edge renders
+for it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import datetime as dt
 import secrets
 from dataclasses import dataclass, field
 
-from switch.core.errors import ApiError, NotFound
+from switch.core.errors import CallNotLive, InvalidState, NotFound
 from switch.core.model import Call, Direction, new_sid, utcnow
 from switch.core.service import CallFilter, CallUpdate, NewCall
 from switch.core.status import CallStatus, check_transition
@@ -119,7 +120,7 @@ class FakeCallService:
         if call is None:
             raise NotFound(sid)
         if call.terminal:
-            raise ApiError(400, 21220, "Call is not in-progress. Cannot redirect.")
+            raise CallNotLive("Call is not in-progress. Cannot redirect.")
         self.updates.append((sid, update))
         if update.url is not None or update.twiml is not None:
             call.url, call.twiml = update.url, update.twiml
@@ -143,5 +144,5 @@ class FakeCallService:
         if call is None:
             raise NotFound(sid)
         if not call.terminal:
-            raise ApiError(400, 20009, "Cannot delete a call that has not ended")
+            raise InvalidState("Cannot delete a call that has not ended")
         del self.calls[sid]

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from switch.core.config import Trunk
-from switch.core.errors import ApiError
+from switch.core.errors import InvalidArgument, Problem
 from switch.core.routing import Route, from_uri, is_sip_uri, route
+from switch.dialects.errors import twilio_error
 
 US = Trunk(name="us", uri="sip:us.example.com:5070", username="alice", password="s3cret", prefixes=("+1", "1"))
 UK = Trunk(name="uk", uri="sip:uk.example.com", prefixes=("+44",))
@@ -77,28 +78,28 @@ def test_trunk_without_credentials_gets_explicit_auth() -> None:
 
 @pytest.mark.parametrize("trunks", [[], [UK]])
 def test_no_trunk_is_21215(trunks: list[Trunk]) -> None:
-    with pytest.raises(ApiError) as info:
+    with pytest.raises(InvalidArgument) as info:
         route("+15550100", trunks)
-    assert info.value.code == 21215
-    assert info.value.http_status == 400
+    assert info.value.problem is Problem.NO_ROUTE
+    assert (twilio_error(info.value).http_status, twilio_error(info.value).code) == (400, 21215)
     assert "+15550100" in info.value.message
 
 
 def test_client_is_21211() -> None:
-    with pytest.raises(ApiError) as info:
+    with pytest.raises(InvalidArgument) as info:
         route("client:alice", TRUNKS)
-    assert info.value.code == 21211
-    assert info.value.http_status == 400
+    assert info.value.problem is Problem.INVALID_TO
+    assert (twilio_error(info.value).http_status, twilio_error(info.value).code) == (400, 21211)
     assert "client:alice" in info.value.message
 
 
 @pytest.mark.parametrize("to", ["hello", "", "+", "1", "+1555abc", "bob@example.com", "tel:+15550100",
                                 "+123456789012345678901"])
 def test_garbage_is_21211(to: str) -> None:
-    with pytest.raises(ApiError) as info:
+    with pytest.raises(InvalidArgument) as info:
         route(to, TRUNKS)
-    assert info.value.code == 21211
-    assert info.value.http_status == 400
+    assert info.value.problem is Problem.INVALID_TO
+    assert (twilio_error(info.value).http_status, twilio_error(info.value).code) == (400, 21211)
 
 
 def test_is_sip_uri() -> None:

@@ -345,6 +345,39 @@ def test_webhooks_pending_done_count(store: Store, db_path: Path) -> None:
     assert (r3["state"], r3["attempts"], r3["last_error"], r3["delivered"]) == ("failed", 4, "HTTP 500", None)
 
 
+def test_the_record_of_what_was_sent_answers_per_call_url_and_event(store: Store) -> None:
+    a, b = new_sid("CA"), new_sid("CA")
+    store.add_webhook(a, "http://x/status", "POST", [], event="ringing")
+    store.add_webhook(a, "http://x/other", "POST", [], event="completed")
+    store.add_webhook(b, "http://x/status", "POST", [], event="completed")
+    store.add_webhook(a, "http://x/status", "POST", [])  # a webhook that reports no event
+    assert [store.webhook_sent(a, "http://x/status", e) for e in ("ringing", "completed")] == [True, False]
+    assert store.webhook_sent(a, "http://x/other", "completed")
+    assert store.webhook_sent(b, "http://x/status", "completed")
+    assert not store.webhook_sent(b, "http://x/status", "ringing")
+    assert store.count_webhooks(a, "http://x/status") == 2  # whatever they report
+
+
+def test_a_database_from_before_the_event_column_gains_it(db_path: Path) -> None:
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    con = sqlite3.connect(db_path)
+    con.execute("CREATE TABLE webhooks (id INTEGER PRIMARY KEY AUTOINCREMENT, call_sid TEXT NOT NULL, "
+                "url TEXT NOT NULL, method TEXT NOT NULL, params TEXT NOT NULL, state TEXT NOT NULL DEFAULT "
+                "'pending', attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, created TEXT NOT NULL, "
+                "delivered TEXT, body_format TEXT NOT NULL DEFAULT 'form', retries INTEGER)")
+    con.execute("INSERT INTO webhooks (call_sid, url, method, params, created) VALUES ('CA1', 'http://x/s', 'POST', "
+                "'[]', '2026-12-05T10:00:00+00:00')")
+    con.commit()
+    con.close()
+    store = Store(db_path)
+    try:
+        assert [p.call_sid for p in store.pending_webhooks()] == ["CA1"]
+        store.add_webhook("CA1", "http://x/s", "POST", [], event="completed")
+        assert store.webhook_sent("CA1", "http://x/s", "completed") and store.count_webhooks("CA1", "http://x/s") == 2
+    finally:
+        store.close()
+
+
 def test_ensure_account_is_idempotent(store: Store, db_path: Path) -> None:
     store.ensure_account(ACCOUNT, "t1")
     store.ensure_account(ACCOUNT, "t2")

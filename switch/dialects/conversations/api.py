@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import json
 from typing import Any
 from urllib.parse import urlencode
 
@@ -32,15 +33,24 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from multidict import MultiMapping
 
-from switch.core.conversations import STATES, Conversation, Conversations, NewParticipant, Participant, Service
-from switch.core.errors import ApiError
+from switch.core.conversations import (
+    STATES,
+    Conversation,
+    Conversations,
+    NewParticipant,
+    Participant,
+    Service,
+    is_customer_address,
+)
+from switch.core.errors import InvalidArgument, Problem, RequestError
 from switch.dialects.auth import Credentials, authenticated
-from switch.dialects.errors import InvalidParameter, error_response
-from switch.dialects.twilio.api import read_form
-from switch.dialects.twilio.params import PageRequest, get_param, parse_page_request
+from switch.dialects.errors import ApiError, InvalidParameter, error_response
+from switch.dialects.forms import PageRequest, get_param, parse_page_request, read_form
 
 ROOT = "/v1/Services"
 MAX_FRIENDLY_NAME = 256
+MAX_TEXT = 256
+MAX_ATTRIBUTES = 16 * 1024
 
 
 def iso8601(moment: dt.datetime) -> str:
@@ -181,9 +191,11 @@ class ConversationsApi:
         for name, value in (("FriendlyName", friendly_name), ("UniqueName", unique_name)):
             if value is not None and len(value) > MAX_FRIENDLY_NAME:
                 raise InvalidParameter(f"{name} longer than {MAX_FRIENDLY_NAME} characters")
+        self.conversations.service(request.match_info["ServiceSid"])
+        attributes = check_attributes(get_param(params, "Attributes", strip=False) or "{}")
         conversation = self.conversations.create_conversation(
             request.match_info["ServiceSid"], friendly_name=friendly_name, unique_name=unique_name,
-            attributes=get_param(params, "Attributes", strip=False) or "{}", state=state,
+            attributes=attributes, state=state,
             messaging_service_sid=get_param(params, "MessagingServiceSid"))
         return web.json_response(self.conversation_json(conversation), status=201)
 
@@ -217,8 +229,9 @@ class ConversationsApi:
             attributes=get_param(params, "Attributes", strip=False) or "{}",
             role_sid=get_param(params, "RoleSid"),
         )
+        self.conversations.conversation(request.match_info["ServiceSid"], request.match_info["Sid"])
         participant = self.conversations.add_participant(request.match_info["ServiceSid"],
-                                                         request.match_info["Sid"], new)
+                                                         request.match_info["Sid"], check_participant(new))
         return web.json_response(self.participant_json(participant), status=201)
 
     async def list_participants(self, request: web.Request) -> web.Response:
@@ -241,6 +254,34 @@ class ConversationsApi:
         return web.Response(status=204)
 
 
+def check_attributes(value: str) -> str:
+    """``Attributes``: JSON text."""
+    if len(value) > MAX_ATTRIBUTES:
+        raise InvalidParameter(f"Attributes longer than {MAX_ATTRIBUTES} characters")
+    try:
+        json.loads(value)
+    except ValueError as exc:
+        raise InvalidParameter(f"Attributes must be valid JSON: {exc}") from exc
+    return value
+
+
+def check_participant(new: NewParticipant) -> NewParticipant:
+    """A participant as the REST API takes it: a worker (Identity) or a customer (MessagingBinding.Address)."""
+    if new.identity is not None and (new.address is not None or new.proxy_address is not None):
+        raise InvalidArgument("Identity parameter not acceptable for this Participant: give Identity or "
+                              "MessagingBinding.Address, not both", Problem.IDENTITY_WITH_ADDRESS)
+    if new.identity is None and new.address is None:
+        raise InvalidParameter("Either Identity or MessagingBinding.Address is required")
+    for name, value in (("Identity", new.identity), ("MessagingBinding.ProxyAddress", new.proxy_address),
+                        ("MessagingBinding.ProjectedAddress", new.projected_address), ("RoleSid", new.role_sid)):
+        if value is not None and len(value) > MAX_TEXT:
+            raise InvalidParameter(f"{name} longer than {MAX_TEXT} characters")
+    if new.address is not None and not is_customer_address(new.address):
+        raise InvalidParameter(f"MessagingBinding.Address must be a phone number or a SIP URI, not {new.address!r}")
+    check_attributes(new.attributes)
+    return new
+
+
 def _state(params: MultiMapping[str]) -> str | None:
     state = get_param(params, "State")
     if state is not None and state not in STATES:
@@ -249,13 +290,14 @@ def _state(params: MultiMapping[str]) -> str | None:
 
 
 def _twilio_errors(handler: Handler) -> Handler:
-    """Render `ApiError` (401s included) as Twilio's error document, before any other middleware sees it."""
+    """Render neutral errors and `ApiError`s (401s included) as Twilio's error document, before any other
+    middleware sees them."""
 
     @functools.wraps(handler)
     async def guarded(request: web.Request) -> web.StreamResponse:
         try:
             return await handler(request)
-        except ApiError as exc:
+        except (RequestError, ApiError) as exc:
             return error_response(exc)
 
     return guarded

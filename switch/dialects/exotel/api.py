@@ -28,23 +28,23 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from multidict import MultiDict, MultiMapping
 
-from switch.core.errors import ApiError, NotFound
+from switch.core.errors import NotFound, RequestError
 from switch.core.model import Direction
 from switch.core.webhooks import BodyFormat
-from switch.dialects.exotel.connect import (
-    API_ROOT,
+from switch.dialects.errors import ApiError, http_status
+from switch.dialects.exotel.connect import API_ROOT, ExotelEdge
+from switch.dialects.exotel.render import (
     STATUS,
     CallView,
     ConnectRequest,
     Event,
-    ExotelEdge,
     conversation_duration,
     end_time,
     exotel_time,
     overall_status,
     start_time,
 )
-from switch.dialects.twilio.params import get_param, is_address, parse_url
+from switch.dialects.forms import get_param, is_address, parse_url
 
 log = logging.getLogger(__name__)
 
@@ -234,7 +234,10 @@ def is_exotel_path(path: str) -> bool:
     return path.startswith(API_ROOT + "/")
 
 
-def error_response(request: web.Request, err: ApiError) -> web.Response:
+def error_response(request: web.Request, err: ApiError | RequestError) -> web.Response:
+    """Exotel's RestException: the HTTP status and the message (Exotel's errors carry no code of their own)."""
+    if isinstance(err, RequestError):
+        err = ApiError(http_status(err), http_status(err), err.message)
     headers = {"WWW-Authenticate": 'Basic realm="softswitch"'} if err.http_status == 401 else None
     return respond(request, {"RestException": {"Status": err.http_status, "Message": err.message}},
                    err.http_status, headers)
@@ -247,7 +250,7 @@ async def exotel_error_middleware(request: web.Request, handler: Handler) -> web
         return await handler(request)
     try:
         return await handler(request)
-    except ApiError as exc:
+    except (ApiError, RequestError) as exc:
         return error_response(request, exc)
     except web.HTTPException as exc:
         if exc.status < 400:

@@ -22,21 +22,14 @@ from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
-from multidict import MultiDict, MultiMapping
 
 from switch.core.errors import NotFound
 from switch.core.model import Call
 from switch.core.service import CallService
 from switch.dialects.auth import authenticated
 from switch.dialects.errors import API_ROOT
-from switch.dialects.twilio.params import (
-    FILTER_PARAMS,
-    PageRequest,
-    parse_call_filter,
-    parse_call_update,
-    parse_new_call,
-    parse_page_request,
-)
+from switch.dialects.forms import PageRequest, parse_page_request, read_form
+from switch.dialects.twilio.params import FILTER_PARAMS, parse_call_filter, parse_call_update, parse_new_call
 
 API_VERSION = "2010-04-01"
 
@@ -149,12 +142,6 @@ def page_envelope(
         "start": req.offset,
         "uri": _page_uri(path, filters, size, req.page, req.offset),
     }
-
-
-async def read_form(request: web.Request) -> MultiMapping[str]:
-    """The form body's text fields (files, which Twilio never takes, are dropped)."""
-    body = await request.post()
-    return MultiDict((k, v) for k, v in body.items() if isinstance(v, str))
 
 
 class TwilioCalls:

@@ -23,8 +23,9 @@ from switch.core.notifications import ERROR, WARNING, Notification, Notification
 from switch.core.service import CallService
 from switch.dialects.auth import authenticated
 from switch.dialects.errors import API_ROOT, MORE_INFO, InvalidParameter
+from switch.dialects.forms import get_param, parse_page_request
 from switch.dialects.twilio.api import API_VERSION, page_envelope, rfc2822
-from switch.dialects.twilio.params import get_param, parse_date, parse_page_request
+from switch.dialects.twilio.params import parse_date
 
 _LIST_FILTERS = ("Log", "MessageDate", "MessageDate<", "MessageDate>")
 

@@ -24,8 +24,9 @@ from switch.core.errors import NotFound
 from switch.core.numbers import NumberRegistry, PhoneNumber
 from switch.dialects.auth import Credentials, authenticated
 from switch.dialects.errors import API_ROOT, InvalidParameter
-from switch.dialects.twilio.api import API_VERSION, format_address, page_envelope, read_form, rfc2822
-from switch.dialects.twilio.params import get_param, parse_method, parse_page_request, parse_url
+from switch.dialects.forms import get_param, parse_page_request, parse_url, read_form
+from switch.dialects.twilio.api import API_VERSION, format_address, page_envelope, rfc2822
+from switch.dialects.twilio.params import parse_method
 
 # Twilio's codes: 21421 "PhoneNumber is invalid" (also used here when it is missing).
 INVALID_PHONE_NUMBER = 21421

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from multidict import MultiMapping
 
@@ -18,6 +17,7 @@ from switch.core.model import CallbackEvent
 from switch.core.service import CallFilter, CallUpdate, NewCall
 from switch.core.status import CallStatus
 from switch.dialects.errors import InvalidParameter
+from switch.dialects.forms import get_param, is_address, parse_url
 
 # Twilio's error codes for the Calls resource.
 NO_TO = 21201
@@ -36,17 +36,11 @@ MAX_TIMEOUT = 600  # Twilio clamps a longer ring timeout to 600 s rather than re
 DEFAULT_TIMEOUT = 60
 MAX_TIME_LIMIT = 86400  # 24 h, Twilio's ceiling for a call
 DEFAULT_TIME_LIMIT = 14400
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 1000
 
-_PHONE = re.compile(r"\+?[0-9]{3,15}")
-_SIP = re.compile(r"sips?:[^\s<>\"]+", re.IGNORECASE)
-_CLIENT = re.compile(r"client:[A-Za-z0-9_.@+\-]{1,256}")
 _SEND_DIGITS = re.compile(r"[0-9A-D#*wW]{1,256}")
 _INTEGER = re.compile(r"-?[0-9]{1,9}")
 _METHODS = frozenset({"GET", "POST"})
 _UPDATE_STATUSES = frozenset({CallStatus.COMPLETED, CallStatus.CANCELED})
-_PAGE_TOKEN = re.compile(r"PT([0-9]{1,12})")
 
 # The list filters, in the order list URIs repeat them.  The official client sends the date inequalities
 # as the literal keys `StartTime<` / `StartTime>` (URL-encoded as %3C / %3E).
@@ -62,21 +56,6 @@ FILTER_PARAMS: tuple[str, ...] = (
     "EndTime<",
     "EndTime>",
 )
-MAX_ADDRESS = 512
-
-
-def get_param(params: MultiMapping[str], name: str, strip: bool = True) -> str | None:
-    value = params.get(name)
-    if value is None:
-        return None
-    if strip:
-        value = value.strip()
-    return value or None
-
-
-def is_address(value: str) -> bool:
-    """A phone number (E.164-ish), a `sip:`/`sips:` URI or a `client:` identity."""
-    return len(value) <= MAX_ADDRESS and any(p.fullmatch(value) for p in (_PHONE, _SIP, _CLIENT))
 
 
 def _address(params: MultiMapping[str], name: str, missing: int, invalid: int) -> str:
@@ -85,20 +64,6 @@ def _address(params: MultiMapping[str], name: str, missing: int, invalid: int) -
         raise InvalidParameter(f"No '{name}' number is specified", missing)
     if not is_address(value):
         raise InvalidParameter(f"Invalid '{name}' Phone Number: {value}", invalid)
-    return value
-
-
-def parse_url(params: MultiMapping[str], name: str) -> str | None:
-    value = get_param(params, name)
-    if value is None:
-        return None
-    try:
-        parts = urlsplit(value)
-        valid = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
-    except ValueError:  # e.g. a malformed IPv6 host or port
-        valid = False
-    if not valid:
-        raise InvalidParameter(f"{name} must be an absolute http(s) URL, not {value!r}", INVALID_URL)
     return value
 
 
@@ -344,36 +309,3 @@ def parse_call_filter(params: MultiMapping[str]) -> CallFilter:
         end_time_before=_date(params, "EndTime<"),
         end_time_after=_date(params, "EndTime>"),
     )
-
-
-@dataclass(frozen=True)
-class PageRequest:
-    """Which slice of a list to return: `page` is Twilio's page number, `offset` the first record."""
-
-    page: int
-    page_size: int
-    offset: int
-
-
-def parse_page_request(params: MultiMapping[str]) -> PageRequest:
-    """PageSize (default 50, at most 1000), Page and PageToken (`PT<offset>`, which wins over Page)."""
-    page_size = _int(params, "PageSize", INVALID_PARAMETER)
-    if page_size is None:
-        page_size = DEFAULT_PAGE_SIZE
-    if page_size < 1:
-        raise InvalidParameter(f"PageSize must be at least 1, not {page_size}")
-    page_size = min(page_size, MAX_PAGE_SIZE)
-    page = _int(params, "Page", INVALID_PARAMETER)
-    if page is not None and page < 0:
-        raise InvalidParameter(f"Page must not be negative, not {page}")
-    token = get_param(params, "PageToken")
-    if token is None:
-        page = page or 0
-        return PageRequest(page=page, page_size=page_size, offset=page * page_size)
-    match = _PAGE_TOKEN.fullmatch(token)
-    if match is None:
-        raise InvalidParameter(f"Invalid PageToken {token!r}")
-    offset = int(match.group(1))
-    if page is None:
-        page = offset // page_size
-    return PageRequest(page=page, page_size=page_size, offset=offset)

@@ -23,17 +23,19 @@ from typing import Any
 from aiohttp import web
 from multidict import MultiMapping
 
-from switch.core.errors import ApiError, NotFound
-from switch.core.recordings import Recording, RecordingFilter, RecordingManager, RecordingStatus
+from switch.core.errors import CallNotLive, NotFound
+from switch.core.recording_model import Recording, RecordingFilter, RecordingSource, RecordingStatus
+from switch.core.recordings import RecordingManager
 from switch.core.status import CallStatus
 from switch.dialects.auth import account_path_only, authenticated
 from switch.dialects.errors import API_ROOT, InvalidParameter
-from switch.dialects.twilio.api import page_envelope, read_form, rfc2822
-from switch.dialects.twilio.params import parse_date, parse_page_request, parse_recording_options
+from switch.dialects.forms import parse_page_request, read_form
+from switch.dialects.twilio.api import page_envelope, rfc2822
+from switch.dialects.twilio.callbacks import recording_source
+from switch.dialects.twilio.params import parse_date, parse_recording_options
 
 API_VERSION = "2010-04-01"
 CURRENT = "Twilio.CURRENT"
-SOURCE_REST = "StartCallRecordingAPI"  # Twilio's name for a recording started by POST .../Calls/{Sid}/Recordings
 FILTER_PARAMS = ("CallSid", "DateCreated", "DateCreated<", "DateCreated>")
 MEDIA_TYPES = {"wav": "audio/x-wav", "mp3": "audio/mpeg"}
 _SID = r"{RecordingSid:RE[0-9a-fA-F]{32}}"
@@ -59,7 +61,7 @@ def recording_to_json(rec: Recording, media_url: str, call_scoped: bool = False)
         "price_unit": "USD",
         "status": str(rec.status),
         "channels": rec.channels,
-        "source": rec.source,
+        "source": recording_source(rec.source),
         "error_code": rec.error_code,
         "track": rec.track,
         "uri": uri,
@@ -154,10 +156,10 @@ class TwilioRecordings:
         status = self._call_status(request)
         options = parse_recording_options(await read_form(request), default_trim="do-not-trim")
         if status is not CallStatus.IN_PROGRESS:
-            raise ApiError(400, 21220, f"Call is {status}; only a call in progress can be recorded")
+            raise CallNotLive(f"Call is {status}; only a call in progress can be recorded")
         call_sid = request.match_info["CallSid"]
         rec = await self.manager.start(
-            [call_sid], SOURCE_REST, 2 if options.channels == "dual" else 1, options.trim == "trim-silence",
+            [call_sid], RecordingSource.API, 2 if options.channels == "dual" else 1, options.trim == "trim-silence",
             options.status_callback, options.status_callback_method, options.status_callback_events,
             parent_call_sid=call_sid, track=options.track, tracks=True)
         return web.json_response(self._json(rec, call_scoped=True), status=201)

@@ -60,6 +60,7 @@ from switch.core.service import CallUpdate, NewCall
 from switch.core.status import CallStatus
 from switch.tools.bench.common import HOST, Json, JsonEvents, cpu_seconds, free_port_block, sched_seconds, wait_until
 from switch.tools.demo.phone import DemoPhone
+from switch.workers.protocol import as_dict
 
 FRAME_SECONDS = 0.020
 FRAME_BYTES = 320
@@ -264,7 +265,7 @@ async def switch_phase(workdir: Path, a: DemoPhone, b: DemoPhone, seconds: float
         end = _sample(pid)
         call_was_up = up()
         switch.calls.media.stop_recording(rec_id)
-        result = dict(await asyncio.wait_for(done, 10.0))
+        result = as_dict(await asyncio.wait_for(done, 10.0))
         recorded = _window(start, end)
         sizes = [leg_path(base, i).stat().st_size if leg_path(base, i).exists() else 0 for i in (0, 1)]
         await switch.calls.update_call(parent.sid, CallUpdate(status=CallStatus.COMPLETED))

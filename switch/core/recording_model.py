@@ -1,0 +1,76 @@
+"""What a recording is: its status, its source and its record, as the store, the events and the dialects see it.
+
+The life cycle (`switch.core.recordings._NEXT`) and the work (taps, files, finalization) live in
+`switch.core.recordings`, which re-exports these names.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from dataclasses import dataclass, field
+
+from switch.core.model import utcnow
+
+
+class RecordingStatus(enum.StrEnum):
+    """Twilio's recording statuses."""
+
+    IN_PROGRESS = "in-progress"
+    PAUSED = "paused"
+    STOPPED = "stopped"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    ABSENT = "absent"
+
+    @property
+    def final(self) -> bool:
+        return self in (RecordingStatus.COMPLETED, RecordingStatus.ABSENT)
+
+    @property
+    def capturing(self) -> bool:
+        return self in (RecordingStatus.IN_PROGRESS, RecordingStatus.PAUSED)
+
+
+class RecordingSource(enum.StrEnum):
+    """What started a recording; each dialect names it its own way."""
+
+    CALL = "call"  # the call was created to be recorded (REST Record=true), from its answer
+    DIAL = "dial"  # <Dial record>, <Conversation record>
+    RECORD = "record"  # <Record>
+    API = "api"  # a REST request to record a call in progress
+
+
+@dataclass
+class Recording:
+    """One recording and everything its REST resource and status callbacks say about it."""
+
+    sid: str
+    account_sid: str
+    call_sid: str  # the call it belongs to (Twilio: always the parent leg)
+    channels: int
+    source: str  # a RecordingSource (older rows may hold a dialect's name for it)
+    status: RecordingStatus
+    date_created: dt.datetime = field(default_factory=utcnow)
+    date_updated: dt.datetime = field(default_factory=utcnow)
+    start_time: dt.datetime | None = None  # when the tap started
+    duration: int | None = None  # whole seconds of the final file, once processed
+    error_code: int | None = None  # set when absent
+    track: str = "both"
+    conference_sid: str | None = None
+    # How it was asked for; kept in the store so that a restarted switch can finish it and report it.
+    trim: bool = False
+    legs: tuple[str, ...] = ()  # the call SIDs tapped, leg0 first
+    status_callback: str | None = None
+    status_callback_method: str = "POST"
+    status_callback_events: tuple[str, ...] = ("completed",)
+
+
+@dataclass(frozen=True)
+class RecordingFilter:
+    """Filters of `GET .../Recordings.json`; None means "any".  Dates compare by UTC day."""
+
+    call_sid: str | None = None
+    date_created_on: dt.date | None = None
+    date_created_before: dt.date | None = None  # DateCreated<= (Twilio's "<")
+    date_created_after: dt.date | None = None  # DateCreated>= (Twilio's ">")

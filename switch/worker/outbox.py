@@ -1,0 +1,83 @@
+"""The worker's outgoing events: a bounded queue drained by one writer thread.
+
+Whoever emits an event -- the pjsua thread in a callback, the media clock thread with a tap level, the reader
+thread -- only puts it in the queue and never waits: a control plane that stops reading (busy, stopped in a
+debugger, its socket buffer full) must not stall SIP and media handling.  If the queue is full the event is
+dropped and counted; the writer reports the running total to the control plane (`EventsDropped`) as soon as it
+can, and the worker logs it when it stops.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+
+from switch.worker.channel import BlockingChannel
+from switch.workers.protocol import Event, EventsDropped, ProtocolError
+
+log = logging.getLogger("switch.worker.outbox")
+
+QUEUE_SIZE = 10_000  # ~ a minute of events of a busy worker; the control plane normally reads within ms
+_STOP = object()
+
+
+class Outbox:
+    """`emit` from any thread; `run` (the writer thread) sends; `close` flushes what is queued and stops."""
+
+    def __init__(self, channel: BlockingChannel, worker: int, size: int = QUEUE_SIZE) -> None:
+        self._channel = channel
+        self._worker = worker
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=size)
+        self._lock = threading.Lock()
+        self.dropped = 0
+        self.sent = 0
+        self._reported = 0
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, daemon=True, name="ipc-writer")
+        self._thread.start()
+
+    def emit(self, event: Event) -> None:
+        """Queue `event` without ever blocking; a full queue drops it (counted, logged)."""
+        try:
+            self._queue.put_nowait(event)
+        except queue.Full:
+            with self._lock:
+                self.dropped += 1
+                dropped = self.dropped
+            if dropped == 1 or dropped % 1000 == 0:
+                log.warning("worker %d: event queue full: %s dropped (%d so far)", self._worker,
+                            type(event).__name__, dropped)
+
+    def run(self) -> None:
+        """The writer thread: send until `close`, or until the channel breaks."""
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            assert isinstance(item, Event)
+            try:
+                self._channel.send(item)
+                self.sent += 1
+                if self.dropped != self._reported:
+                    self._reported = self.dropped
+                    self._channel.send(EventsDropped(total=self._reported))
+            except ProtocolError as exc:  # cannot be encoded: a bug, never a reason to stop the worker
+                log.error("worker %d: cannot send %s: %s", self._worker, type(item).__name__, exc)
+            except OSError as exc:
+                log.error("worker %d: control channel closed (%s); events are no longer sent", self._worker, exc)
+                return
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Send what is queued (for up to `timeout` s), stop the writer, and log the totals."""
+        thread = self._thread
+        if thread is not None:
+            try:
+                self._queue.put(_STOP, timeout=timeout)
+            except queue.Full:
+                log.error("worker %d: event queue still full at exit", self._worker)
+            thread.join(timeout)
+        level = logging.WARNING if self.dropped else logging.INFO
+        log.log(level, "worker %d: %d events sent, %d dropped", self._worker, self.sent, self.dropped)
