@@ -20,6 +20,7 @@ from typing import Any
 from switch.core.config import Config, Number
 from switch.core.errors import CallNotLive, CapacityError, InvalidState, NotFound
 from switch.core.events import CallEvents, CallStatusChanged, snapshot
+from switch.core.legs import Leg, Legs
 from switch.core.model import Call, Direction, new_sid, utcnow
 from switch.core.routing import Route, from_uri, route
 from switch.core.service import CallFilter, CallUpdate, NewCall
@@ -42,6 +43,7 @@ from switch.workers.protocol import (
     Event,
     Hangup,
     HangupFailed,
+    HoldChanged,
     Incoming,
     InviteSent,
     LegEvent,
@@ -83,9 +85,7 @@ class CallManager:
         self.clock = clock
         self.pool: WorkerPool | None = None
         self.live: dict[str, Call] = {}
-        self._leg_calls: dict[str, str] = {}  # worker leg id -> call sid (inbound legs have their own ids)
-        self._call_legs: dict[str, str] = {}  # call sid -> worker leg id
-        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self.legs = Legs()  # one record per live leg: call, worker, leg id, answer, media, digits, timer
         self._ended: dict[str, asyncio.Event] = {}
         self._tasks = TaskSet()
         self._listeners: dict[str, list[Callable[[Call], None]]] = {}
@@ -98,7 +98,7 @@ class CallManager:
         self.inbound_hook: Callable[[Call], bool] | None = None
         # A REST update brought new Url/Twiml for a live call.
         self.redirect_hook: Callable[[Call], None] | None = None
-        self.media = CallMedia(self._send)
+        self.media = CallMedia(self._send, self.legs)
         config_numbers = {n.number: n for n in config.numbers}
         # Which app answers a dialed number; the IncomingPhoneNumbers registry replaces this at start-up.
         self.lookup_number: Callable[[str], Number | None] = config_numbers.get
@@ -128,7 +128,6 @@ class CallManager:
             else:
                 call.duration = 0
             self.live.pop(call.sid, None)
-            self._cancel_timer(call.sid)
         self.store.save_call(call)
         self.store.add_event(call.sid, "status", f"{status}{': ' + detail if detail else ''}", sip_code)
         log.info("%s %s -> %s%s", call.sid, call.direction, status,
@@ -156,11 +155,9 @@ class CallManager:
         status = status_for_sip_code(code or 0, call.answer_time is not None, effective)
         if status is CallStatus.FAILED and detail:
             call.error = detail
-        leg = self._call_legs.pop(call.sid, call.sid)
-        self._leg_calls.pop(leg, None)
-        self.media.leg_ended(call.sid)
-        if self.pool is not None and call.worker is not None:
-            self.pool.release(leg, call.worker)
+        leg = self.legs.remove(call.sid)
+        if self.pool is not None and leg is not None:
+            self.pool.release(leg.id, leg.worker)
         self._set_status(call, status, code, detail)
         for hook in self.ended_hooks:
             try:
@@ -169,23 +166,17 @@ class CallManager:
                 log.exception("%s: end hook failed", call.sid)
 
     def _leg_of(self, call: Call) -> str:
-        return self._call_legs.get(call.sid, call.sid)
+        leg = self.legs.get(call.sid)
+        return call.sid if leg is None else leg.id
 
-    def _bind_leg(self, leg: str, call: Call) -> None:
-        self._leg_calls[leg] = call.sid
-        self._call_legs[call.sid] = leg
-        if call.worker is not None:
-            self.media.add_leg(call.sid, call.worker, leg)
+    def _bind_leg(self, leg_id: str, call: Call) -> None:
+        assert call.worker is not None
+        self.legs.add(Leg(call, leg_id, call.worker))
 
-    # -- timers -------------------------------------------------------------------------------
     def _start_timer(self, call: Call, seconds: float, action: Callable[[], None]) -> None:
-        self._cancel_timer(call.sid)
-        self._timers[call.sid] = asyncio.get_running_loop().call_later(seconds, action)
-
-    def _cancel_timer(self, sid: str) -> None:
-        timer = self._timers.pop(sid, None)
-        if timer is not None:
-            timer.cancel()
+        leg = self.legs.get(call.sid)
+        if leg is not None:
+            leg.set_timer(asyncio.get_running_loop().call_later(seconds, action))
 
     def _hang_up(self, call: Call, reason: EndReason, code: int = 200) -> None:
         """Ask the worker to end the leg (CANCEL before answer, BYE after); its `ended` event finishes it."""
@@ -337,14 +328,18 @@ class CallManager:
             else:
                 log.warning("worker %d: unexpected %s", worker, type(event).__name__)
             return
-        sid = self._leg_calls.get(event.leg)
-        call = self.live.get(sid) if sid else None
-        if call is None:
+        found = self.legs.by_id(event.leg)
+        call = None if found is None else self.live.get(found.call.sid)
+        if call is None or found is None:
             if not isinstance(event, DtmfReceived):
                 log.info("worker %d: %s for unknown leg %s", worker, type(event).__name__, event.leg)
             return
         if isinstance(event, MediaReady | DtmfReceived):
             self.media.on_event(call.sid, event)
+            return
+        if isinstance(event, HoldChanged):
+            found.held = event.held
+            self.store.add_event(call.sid, "sip", "held by the far end" if event.held else "taken off hold")
             return
         try:
             self._call_event(call, event)
@@ -448,8 +443,15 @@ class CallManager:
     # -- call control for the TwiML engine ----------------------------------------------------
     def answer(self, call: Call) -> None:
         """200 OK on an inbound call; its `answered` event moves it to in-progress."""
-        if call.worker is not None and not call.terminal:
-            self._send(call.worker, Answer(leg=self._leg_of(call)))
+        leg = self.legs.get(call.sid)
+        if leg is not None and not call.terminal:
+            leg.answer_sent = True
+            self._send(leg.worker, Answer(leg=leg.id))
+
+    def answered(self, call: Call) -> bool:
+        """Answered by the switch (200 sent) or by the far end."""
+        leg = self.legs.get(call.sid)
+        return call.answer_time is not None if leg is None else leg.answered
 
     def reject(self, call: Call, code: int) -> None:
         """A final response (486, 603, ...) to an unanswered inbound call."""

@@ -74,7 +74,6 @@ class LiveCall:
     def __init__(self, engine: VoiceEngine, call: Call) -> None:
         self.engine = engine
         self._call = call
-        self._answer_sent = False
 
     @property
     def call(self) -> Call:
@@ -90,14 +89,13 @@ class LiveCall:
 
     @property
     def answered(self) -> bool:
-        return self._answer_sent or self._call.answer_time is not None
+        return self.engine.calls.answered(self._call)
 
     def params(self) -> list[tuple[str, str]]:
         return self.engine.dialect.request_params(self._call)
 
     async def answer(self) -> None:
         calls = self.engine.calls
-        self._answer_sent = True
         calls.answer(self._call)
         await calls.media.wait_ready(self._call.sid, timeout=5.0)
         await self._confirmed(timeout=5.0)

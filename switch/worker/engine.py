@@ -50,6 +50,7 @@ from switch.workers.protocol import (
     Event,
     Hangup,
     HangupFailed,
+    HoldChanged,
     Incoming,
     InviteSent,
     Log,
@@ -124,6 +125,7 @@ class Leg(pj.Call):  # type: ignore[misc]
         self.last_progress = 0
         self.answered = False
         self.audio: pj.AudioMedia | None = None  # set once media is active
+        self.held = False  # the far end holds the leg (its last offer had sendonly/inactive audio)
 
     def onCallState(self, prm: pj.OnCallStateParam) -> None:
         try:
@@ -383,12 +385,18 @@ class Engine:
     def on_media_state(self, leg: Leg) -> None:
         ci = leg.getInfo()
         for index, media in enumerate(ci.media):
-            if media.type == pj.PJMEDIA_TYPE_AUDIO and media.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
+            if media.type != pj.PJMEDIA_TYPE_AUDIO:
+                continue
+            held = media.status == pj.PJSUA_CALL_MEDIA_REMOTE_HOLD
+            if held != leg.held:
+                leg.held = held
+                self.emit(HoldChanged(leg=leg.leg_id, held=held, t=time.time()))
+            if media.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
                 first = leg.audio is None
                 leg.audio = leg.getAudioMedia(index)
                 if first:
                     self.emit(MediaReady(leg=leg.leg_id, t=time.time()))
-                return
+            return
 
     def on_dtmf(self, leg: Leg, digit: str) -> None:
         """Report a digit, and relay it to the bridged leg: the conference bridge does not carry RFC 2833."""

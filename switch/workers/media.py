@@ -15,9 +15,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 from media.errors import MediaError
 from switch.workers.protocol import (
@@ -45,7 +44,7 @@ from switch.workers.protocol import (
     Unbridge,
 )
 
-__all__ = ["CallMedia", "LegState", "MediaError", "RecordResult"]
+__all__ = ["CallMedia", "MediaError", "MediaLeg", "RecordResult"]
 
 log = logging.getLogger("switch.media")
 
@@ -58,40 +57,37 @@ def _attach_key(rec_id: str, index: int, leg: str) -> str:
     return f"{rec_id}/{index}/{leg}"
 
 
-@dataclass
-class LegState:
-    """What the control plane knows of one leg's media."""
+class MediaLeg(Protocol):
+    """What media operations need of a live leg: the call engine's one leg record
+    (`switch.core.legs.Leg`) provides it."""
 
-    worker: int
-    leg: str
-    ready: asyncio.Event = field(default_factory=asyncio.Event)
-    digits: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
-    gone: bool = False
+    @property
+    def worker(self) -> int: ...
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def media_ready(self) -> asyncio.Event: ...
+
+    @property
+    def digits(self) -> asyncio.Queue[str]: ...
+
+    @property
+    def gone(self) -> bool: ...
 
 
 class CallMedia:
     """Per-call media operations over the worker pool; events come back through `on_event`."""
 
-    def __init__(self, send: Send) -> None:
+    def __init__(self, send: Send, legs: Mapping[str, MediaLeg]) -> None:
         self._send = send
         self._ids = itertools.count(1)
         self._plays: dict[str, asyncio.Future[PlayDone | PlayFailed]] = {}
         self._recordings: dict[str, asyncio.Future[RecordResult]] = {}
         self._acks: dict[str, asyncio.Future[None]] = {}  # bridges by id, attaches by `_attach_key`
         self._levels: dict[str, asyncio.Queue[float | None]] = {}  # recording id -> its tap levels
-        self.legs: dict[str, LegState] = {}  # call sid -> state
-
-    # -- registration by the call manager -----------------------------------------------------
-    def add_leg(self, call_sid: str, worker: int, leg: str) -> LegState:
-        state = LegState(worker, leg)
-        self.legs[call_sid] = state
-        return state
-
-    def leg_ended(self, call_sid: str) -> None:
-        state = self.legs.pop(call_sid, None)
-        if state is not None:
-            state.gone = True
-            state.ready.set()  # wake anything waiting for media that will never come
+        self.legs = legs  # call sid -> the live leg (owned by the call engine)
 
     def worker_lost(self, worker: int) -> None:
         """Fail every pending operation of a dead worker; its recordings end with what reached the disk."""
@@ -105,7 +101,7 @@ class CallMedia:
         for key in [k for k in self._acks if k.startswith(prefix)]:
             self._answer(key, error)
 
-    def _state(self, call_sid: str) -> LegState:
+    def _state(self, call_sid: str) -> MediaLeg:
         state = self.legs.get(call_sid)
         if state is None or state.gone:
             raise MediaError(f"{call_sid} has no live media leg")
@@ -123,7 +119,7 @@ class CallMedia:
             # asyncio.timeout, not wait_for: in Python 3.11 wait_for swallows a cancellation that arrives as the
             # event is set, and the caller (a ringback being stopped) would carry on and play.
             async with asyncio.timeout(timeout):
-                await state.ready.wait()
+                await state.media_ready.wait()
         except TimeoutError as exc:
             raise MediaError(f"{call_sid}: media did not become active in {timeout:g} s") from exc
         if state.gone:
@@ -157,7 +153,7 @@ class CallMedia:
         play_id = self._new_id(state.worker, "p")
         future: asyncio.Future[PlayDone | PlayFailed] = asyncio.get_running_loop().create_future()
         self._plays[play_id] = future
-        if not self._send(state.worker, Play(id=play_id, leg=state.leg, path=path, loop=loop)):
+        if not self._send(state.worker, Play(id=play_id, leg=state.id, path=path, loop=loop)):
             self._plays.pop(play_id, None)
             raise MediaError(f"{call_sid}: media worker {state.worker} unavailable")
         try:
@@ -195,8 +191,8 @@ class CallMedia:
         self._recordings[rec_id] = future
         if level_ms > 0:
             self._levels[rec_id] = asyncio.Queue()
-        command = Record(id=rec_id, base=base, legs=tuple(s.leg for s in states), slots=slots,
-                         mirror=None if mirror is None or mirrored is None else (mirrored.leg, mirror[1]),
+        command = Record(id=rec_id, base=base, legs=tuple(s.id for s in states), slots=slots,
+                         mirror=None if mirror is None or mirrored is None else (mirrored.id, mirror[1]),
                          level_ms=level_ms)
         if not self._send(worker, command):
             self._recording_ended(RecordFailed(id=rec_id, error=f"media worker {worker} unavailable"))
@@ -224,8 +220,8 @@ class CallMedia:
         state = self._state(call_sid)
         if state.worker != self._worker_of(rec_id):
             raise MediaError("a recording's legs must live on one worker")
-        return self._ack(state.worker, _attach_key(rec_id, index, state.leg),
-                         RecordAttach(id=rec_id, index=index, leg=state.leg))
+        return self._ack(state.worker, _attach_key(rec_id, index, state.id),
+                         RecordAttach(id=rec_id, index=index, leg=state.id))
 
     def stop_recording(self, rec_id: str) -> None:
         self._send(self._worker_of(rec_id), StopRecord(id=rec_id))
@@ -241,12 +237,12 @@ class CallMedia:
         if a.worker != b.worker:
             raise MediaError("bridged legs must live on one worker")
         bridge_id = self._new_id(a.worker, "b")
-        return self._ack(a.worker, bridge_id, Bridge(id=bridge_id, a=a.leg, b=b.leg))
+        return self._ack(a.worker, bridge_id, Bridge(id=bridge_id, a=a.id, b=b.id))
 
     def unbridge(self, a_sid: str) -> None:
         state = self.legs.get(a_sid)
         if state is not None and not state.gone:
-            self._send(state.worker, Unbridge(a=state.leg))
+            self._send(state.worker, Unbridge(a=state.id))
 
     # -- digits ------------------------------------------------------------------------------------
     def digits(self, call_sid: str) -> asyncio.Queue[str]:
@@ -254,7 +250,7 @@ class CallMedia:
 
     def send_digits(self, call_sid: str, digits: str) -> None:
         state = self._state(call_sid)
-        self._send(state.worker, SendDtmf(leg=state.leg, digits=digits))
+        self._send(state.worker, SendDtmf(leg=state.id, digits=digits))
 
     # -- worker events -----------------------------------------------------------------------------
     def on_event(self, call_sid: str | None, event: Event) -> None:
@@ -282,7 +278,7 @@ class CallMedia:
             case MediaReady():
                 state = self.legs.get(call_sid or "")
                 if state is not None:
-                    state.ready.set()
+                    state.media_ready.set()
             case DtmfReceived():
                 state = self.legs.get(call_sid or "")
                 if state is not None:

@@ -31,9 +31,8 @@ from switch.workers.protocol import (
     Shutdown,
     VersionMismatch,
     encode,
-    read_event,
-    read_hello,
 )
+from switch.workers.stream import read_event, read_hello
 
 log = logging.getLogger("switch.workers.pool")
 

@@ -1,5 +1,5 @@
 """The control plane <-> media worker protocol: typed, versioned messages, length-prefixed over a unix socket
-(the worker's end of the socket is `switch.worker.channel`).
+(the ends of the socket: `switch.workers.stream`, `switch.worker.channel`).
 
 Every message is a frozen `msgspec.Struct` listed in this module.  On the wire each is a 4-byte big-endian
 length followed by a UTF-8 JSON object whose tag names its type: `"op"` for a command (control plane ->
@@ -31,7 +31,6 @@ SIP text (display names in URIs, reason phrases, Call-IDs) may carry any byte; t
 
 from __future__ import annotations
 
-import asyncio
 import re
 import struct
 from typing import Any, Union, cast
@@ -280,6 +279,14 @@ class MediaReady(Event, tag="media_ready", frozen=True, kw_only=True):
     t: float
 
 
+class HoldChanged(Event, tag="hold", frozen=True, kw_only=True):
+    """The far end put the leg on hold (an offer with sendonly or inactive audio) or took it off."""
+
+    leg: str
+    held: bool
+    t: float
+
+
 class DtmfReceived(Event, tag="dtmf", frozen=True, kw_only=True):
     """An RFC 2833 digit arrived on `leg` (and was relayed to the leg it is bridged to)."""
 
@@ -403,12 +410,12 @@ COMMANDS: tuple[type[Command], ...] = (
 )
 EVENTS: tuple[type[Event], ...] = (
     Hello, Fatal, Log, EventsDropped, Incoming, InviteSent, DialFailed, Progress, Answered, Ended, MediaReady,
-    DtmfReceived, RingFailed, AnswerFailed, HangupFailed, DtmfFailed, PlayDone, PlayFailed, RecordDone,
+    HoldChanged, DtmfReceived, RingFailed, AnswerFailed, HangupFailed, DtmfFailed, PlayDone, PlayFailed, RecordDone,
     RecordFailed, RecordAttached, RecordAttachFailed, TapLevel, Bridged, BridgeFailed,
 )
 Message = Command | Event
 # Events about one leg (`leg` names it; the control plane finds its call by it).
-LegEvent = (InviteSent | DialFailed | Progress | Answered | Ended | MediaReady | DtmfReceived | RingFailed
+LegEvent = (InviteSent | DialFailed | Progress | Answered | Ended | MediaReady | HoldChanged | DtmfReceived | RingFailed
             | AnswerFailed | HangupFailed | DtmfFailed)
 # Answers to media commands, matched by the command's `id`.
 MediaResult = (PlayDone | PlayFailed | RecordDone | RecordFailed | RecordAttached | RecordAttachFailed | TapLevel
@@ -472,30 +479,3 @@ def decode_hello(body: bytes) -> Hello | Fatal:
 def as_dict(message: Message) -> dict[str, Any]:
     """A message as plain JSON-able data, tag included (reports, logs)."""
     return cast(dict[str, Any], msgspec.to_builtins(message))
-
-
-async def read_frame(reader: asyncio.StreamReader) -> bytes | None:
-    """The body of the next frame, or None at a clean EOF."""
-    try:
-        header = await reader.readexactly(HEADER.size)
-    except asyncio.IncompleteReadError as exc:
-        if exc.partial:
-            raise ProtocolError("truncated header") from exc
-        return None
-    (length,) = HEADER.unpack(header)
-    if length > MAX_MESSAGE:
-        raise ProtocolError(f"message length {length} exceeds {MAX_MESSAGE}")
-    try:
-        return await reader.readexactly(length)
-    except asyncio.IncompleteReadError as exc:
-        raise ProtocolError("truncated body") from exc
-
-
-async def read_event(reader: asyncio.StreamReader) -> Event | None:
-    """The next event, or None at a clean EOF."""
-    return None if (body := await read_frame(reader)) is None else decode_event(body)
-
-
-async def read_hello(reader: asyncio.StreamReader) -> Hello | Fatal | None:
-    """A worker's first message (see `decode_hello`), or None if it closed the connection at once."""
-    return None if (body := await read_frame(reader)) is None else decode_hello(body)

@@ -245,3 +245,27 @@ def test_send_digits_reach_the_far_end(switch: SwitchProcess, sink: WebhookSink)
     assert all(e["method"] == "rfc2833" for e in dtmf)
     assert dtmf[2]["t"] - dtmf[1]["t"] >= 0.45  # the `w` is a half-second pause
     assert phone.names()[:3] == ["ready", "incoming", "answered"]
+
+
+def _sip_events(switch: SwitchProcess, sid: str) -> list[str]:
+    import sqlite3
+
+    with sqlite3.connect(f"file:{switch.workdir / 'data' / 'softswitch.db'}?mode=ro", uri=True) as db:
+        return [row[0] for row in db.execute(
+            "SELECT detail FROM call_events WHERE call_sid = ? AND kind = 'sip' ORDER BY id", (sid,))]
+
+
+def test_far_end_hold_and_unhold_are_events_of_the_leg(switch: SwitchProcess, sink: WebhookSink) -> None:
+    """A re-INVITE with sendonly (hold), then sendrecv (unhold): both answered 200, recorded on the leg, and the
+    call goes on to its normal end."""
+    with SippPeer("uas_hold.xml", timeout=20) as far:
+        sid = _create(switch, sink, f"sip:bob@{far.uri_host}")
+        hooks = sink.wait_statuses("/status", sid, 4, timeout=20)
+        assert far.wait_sync(10) == 0, far.describe()
+    _check_sequence(hooks, ["initiated", "ringing", "in-progress", "completed"], [None, "180", "200", "200"])
+    assert far.methods_sent() == ["INVITE", "ACK", "INVITE", "ACK", "BYE"]
+    assert far.codes_received() == [200, 200, 200]
+    wait_until(lambda: "taken off hold" in _sip_events(switch, sid), 5, "the unhold event")
+    events = _sip_events(switch, sid)
+    assert [e for e in events if e in ("held by the far end", "taken off hold")] == [
+        "held by the far end", "taken off hold"]

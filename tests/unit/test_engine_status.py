@@ -230,3 +230,26 @@ async def test_shutdown_hangs_up_every_live_call(switch: FakeSwitch) -> None:
     assert switch.history("alice")[-1] == "completed"
     assert switch.history("bob")[-1] == "failed"
 
+
+
+async def test_hold_is_a_state_of_the_leg_record(switch: FakeSwitch) -> None:
+    """The far end's hold and unhold reach the one leg record (and the call's events); the call goes on."""
+    switch.pool.far_end("alice", answer(after=1) + hang_up(after=10))
+    await switch.call_out(ALICE)
+    await switch.settle(2)
+    sid = switch.sid("alice")
+    leg = switch.calls.legs[sid]
+    assert leg.answered and not leg.held and leg.media_ready.is_set()
+    fake = switch.pool.leg("alice")
+    switch.pool.emit(fake.worker, p.HoldChanged(leg=fake.leg_id, held=True, t=0.0))
+    await switch.settle(1)
+    assert leg.held
+    switch.pool.emit(fake.worker, p.HoldChanged(leg=fake.leg_id, held=False, t=0.0))
+    await switch.settle(1)
+    assert not leg.held
+    call = await switch.ended("alice")
+    assert switch.history("alice") == ["initiated", "ringing", "in-progress", "completed"]
+    assert sid not in switch.calls.legs and leg.gone
+    details = [e.detail for e in switch.calls.store.events(call.sid) if e.kind == "sip"]
+    assert [d for d in details if d in ("held by the far end", "taken off hold")] == ["held by the far end",
+                                                                                 "taken off hold"]

@@ -37,10 +37,9 @@ from switch.workers.protocol import (
     decode_event,
     decode_hello,
     encode,
-    read_event,
-    read_hello,
     sip_text,
 )
+from switch.workers.stream import read_event, read_hello
 
 P = protocol
 # One of each message, with every optional field set away from its default somewhere.
@@ -73,6 +72,7 @@ SAMPLES: list[Message] = [
     P.Answered(leg="CA1", t=3.0),
     P.Ended(leg="CA1", code=200, reason="Normal call clearing", answered=True, t=9.0),
     P.MediaReady(leg="CA1", t=3.0),
+    P.HoldChanged(leg="CA1", held=True, t=3.5),
     P.DtmfReceived(leg="CA1", digit="5", t=4.0),
     P.RingFailed(leg="in0-1", error="INVITE session already terminated"),
     P.AnswerFailed(leg="in0-1", error="INVITE session already terminated"),

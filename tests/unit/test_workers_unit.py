@@ -9,6 +9,9 @@ import struct
 
 import pytest
 
+from switch.core.legs import Leg, Legs
+from switch.core.model import Call, Direction
+from switch.core.status import CallStatus
 from switch.workers.media import CallMedia, MediaError
 from switch.workers.pool import START_LIMIT, NoCapacity, WorkerPool
 from switch.workers.protocol import (
@@ -164,9 +167,12 @@ class _Sent:
 
 def _media(*legs: tuple[str, int]) -> tuple[CallMedia, _Sent]:
     sent = _Sent()
-    media = CallMedia(sent)
+    registry = Legs()
+    media = CallMedia(sent, registry)
     for sid, worker in legs:
-        media.add_leg(sid, worker, f"leg-{sid}")
+        call = Call(sid=sid, account_sid="AC1", to="+1", from_="+2", direction=Direction.OUTBOUND_API,
+                    status=CallStatus.IN_PROGRESS, worker=worker)
+        registry.add(Leg(call, f"leg-{sid}", worker))
         media.on_event(sid, MediaReady(leg=f"leg-{sid}", t=0.0))
     return media, sent
 
@@ -299,3 +305,18 @@ def test_the_worker_answers_a_failed_attach_with_record_attach_failed() -> None:
     assert _media_failure(Play(id="w0:p1", leg="A", path="/x.wav"), "no audio") == PlayFailed(
         id="w0:p1", leg="A", error="no audio")
     assert _media_failure(StopPlay(id="w0:p1"), "no audio") is None
+
+
+def test_one_leg_record_is_what_media_and_the_engine_share() -> None:
+    registry = Legs()
+    call = Call(sid="CA9", account_sid="AC1", to="+1", from_="+2", direction=Direction.INBOUND,
+                status=CallStatus.RINGING, worker=1)
+    leg = registry.add(Leg(call, "in-7", 1))
+    assert registry["CA9"] is leg and registry.by_id("in-7") is leg and not leg.answered
+    leg.answer_sent = True
+    assert leg.answered
+    media = CallMedia(_Sent(), registry)
+    media.on_event("CA9", MediaReady(leg="in-7", t=0.0))
+    assert leg.media_ready.is_set()
+    assert registry.remove("CA9") is leg
+    assert leg.gone and "CA9" not in registry and registry.by_id("in-7") is None
