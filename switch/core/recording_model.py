@@ -41,6 +41,13 @@ class RecordingSource(enum.StrEnum):
     API = "api"  # a REST request to record a call in progress
 
 
+class RecordingProblem(enum.StrEnum):
+    """Why a recording ended `absent`; each dialect gives it its own code."""
+
+    NOTHING_CAPTURED = "nothing-captured"  # no audio reached the disk (a failed tap, a call ended at once)
+    SILENT = "silent"  # trim-silence left nothing
+
+
 @dataclass
 class Recording:
     """One recording and everything its REST resource and status callbacks say about it."""
@@ -55,7 +62,7 @@ class Recording:
     date_updated: dt.datetime = field(default_factory=utcnow)
     start_time: dt.datetime | None = None  # when the tap started
     duration: int | None = None  # whole seconds of the final file, once processed
-    error_code: int | None = None  # set when absent
+    problem: RecordingProblem | None = None  # set when absent
     track: str = "both"
     conference_sid: str | None = None
     # How it was asked for; kept in the store so that a restarted switch can finish it and report it.

@@ -4,8 +4,8 @@ A recording taps call legs in their media worker (`CallMedia.start_recording`), 
 raw files `<data_dir>/recordings/<RE sid>.leg0.raw` (and `.leg1.raw`) progressively while the call goes on.
 Stopping it -- by REST, or because its call ended, including a call that ended because its worker died --
 turns whatever reached the disk into `<sid>.wav` in a thread (`media.recording.finalize`), so a crash loses
-only the last frame.  A recording that captured nothing ends `absent` with Twilio's error code: 16101 when no
-audio was captured at all, 16102 when trimming silence left nothing.
+only the last frame.  A recording that captured nothing ends `absent` with its problem: `nothing-captured` when no
+audio was captured at all, `silent` when trimming silence left nothing.
 
 The life cycle is one table, `_NEXT`; every change goes through `RecordingManager._set_status`::
 
@@ -28,11 +28,10 @@ import asyncio
 import dataclasses
 import datetime as dt
 import logging
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from media.audio import AudioError, AudioFormat, write_atomic
 from media.recording import convert, finalize, leg_path
@@ -43,10 +42,12 @@ from switch.core.model import Call, new_sid, utcnow
 from switch.core.notifications import WARNING, Notifications
 from switch.core.recording_model import Recording as Recording  # re-exported: the REST edges use them
 from switch.core.recording_model import RecordingFilter as RecordingFilter
+from switch.core.recording_model import RecordingProblem as RecordingProblem
 from switch.core.recording_model import RecordingSource as RecordingSource
 from switch.core.recording_model import RecordingStatus as RecordingStatus
+from switch.core.recording_rows import COLUMNS, from_row, migrate, to_row
 from switch.core.status import CallStatus
-from switch.core.store import Store, to_column
+from switch.core.store import Store
 from switch.core.tasks import TaskSet
 from switch.workers.media import MediaError, RecordResult
 from switch.workers.protocol import RecordFailed
@@ -55,8 +56,8 @@ log = logging.getLogger("switch.core.recordings")
 
 Clock = Callable[[], dt.datetime]
 
-NOT_CAPTURED = 16101  # Twilio: "recording too short" -- here, no audio reached the disk at all
-SILENT = 16102  # Twilio: "recording silent" -- trim-silence left nothing
+NOT_CAPTURED = RecordingProblem.NOTHING_CAPTURED
+SILENT = RecordingProblem.SILENT
 MEDIA_WARNING = 11100  # a notification about the media path (as the interpreter reports media errors)
 STOP_TIMEOUT = 3.0  # seconds to wait for the worker to confirm a stopped tap; the raw files are used anyway
 CLOSE_TIMEOUT = 10.0
@@ -95,33 +96,7 @@ class _Capture:
 @dataclass(frozen=True)
 class _Outcome:
     duration: int = 0
-    error_code: int | None = None
-
-
-_COLUMNS = [f.name for f in dataclasses.fields(Recording)]
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS recordings ({", ".join(f'"{c}"' + (" TEXT PRIMARY KEY" if c == "sid" else "")
-                                                 for c in _COLUMNS)});
-CREATE INDEX IF NOT EXISTS recordings_call ON recordings (call_sid);
-CREATE INDEX IF NOT EXISTS recordings_created ON recordings (date_created);
-"""
-
-
-def _to_row(rec: Recording) -> list[Any]:
-    """Columns follow `Recording` field for field (`switch.core.store.to_column`)."""
-    return [to_column(getattr(rec, name)) for name in _COLUMNS]
-
-
-def _from_row(row: sqlite3.Row) -> Recording:
-    values = {name: row[name] for name in _COLUMNS}
-    for name in ("date_created", "date_updated", "start_time"):
-        if values[name] is not None:
-            values[name] = dt.datetime.fromisoformat(values[name])
-    for name in ("legs", "status_callback_events"):
-        values[name] = tuple(values[name].split())
-    values["status"] = RecordingStatus(values["status"])
-    values["trim"] = bool(values["trim"])
-    return Recording(**values)
+    problem: RecordingProblem | None = None
 
 
 def track_layout(track: str, channels: int) -> tuple[bool, int | None, int]:
@@ -139,19 +114,19 @@ def _discard(base: Path) -> _Outcome:
     """Thread: the raw legs of a failed tap are removed; the recording is absent."""
     for leg in (leg_path(base, i) for i in (0, 1)):
         leg.unlink(missing_ok=True)
-    return _Outcome(error_code=NOT_CAPTURED)
+    return _Outcome(problem=NOT_CAPTURED)
 
 
 def _produce(base: Path, out: Path, channels: Literal[1, 2], trim: bool) -> _Outcome:
     """Thread: raw legs -> final WAV; the raw files are removed once they are no longer needed."""
     legs = [leg_path(base, i) for i in (0, 1)]
     if max((leg.stat().st_size for leg in legs if leg.exists()), default=0) < 2:
-        outcome = _Outcome(error_code=NOT_CAPTURED)
+        outcome = _Outcome(problem=NOT_CAPTURED)
     else:
         info = finalize(base, out, channels, trim)
         if info.samples == 0:
             out.unlink(missing_ok=True)
-            outcome = _Outcome(error_code=SILENT)
+            outcome = _Outcome(problem=SILENT)
         else:
             outcome = _Outcome(duration=max(1, round(info.duration_seconds)))
     for leg in legs:
@@ -178,7 +153,7 @@ class RecordingManager:
         self.clock = clock
         self._captures: dict[str, _Capture] = {}
         self._tasks = TaskSet()
-        store.executescript(_SCHEMA)
+        migrate(store)
         self.dir.mkdir(parents=True, exist_ok=True)
         calls.answered_hooks.append(self._on_answered)
         calls.ended_hooks.append(self._on_ended)
@@ -203,7 +178,7 @@ class RecordingManager:
         row = self.store.execute("SELECT * FROM recordings WHERE sid = ?", (sid,)).fetchone()
         if row is None or row["account_sid"] != self.account_sid:
             return None
-        return _from_row(row)
+        return from_row(row)
 
     def list_recordings(self, flt: RecordingFilter, offset: int, limit: int) -> list[Recording]:
         """Newest first, `limit` at most, skipping `offset`."""
@@ -220,7 +195,7 @@ class RecordingManager:
             f"SELECT * FROM recordings WHERE {' AND '.join(where)} ORDER BY date_created DESC, sid DESC "
             "LIMIT ? OFFSET ?", [*args, limit, offset]).fetchall()
         # A recording still in memory is fresher than its row (the row is written on every change anyway).
-        return [dataclasses.replace(c.recording) if (c := self._captures.get(r["sid"])) else _from_row(r)
+        return [dataclasses.replace(c.recording) if (c := self._captures.get(r["sid"])) else from_row(r)
                 for r in rows]
 
     def current(self, call_sid: str) -> Recording | None:
@@ -256,9 +231,9 @@ class RecordingManager:
 
     # -- the one status path ------------------------------------------------------------------
     def _save(self, rec: Recording) -> None:
-        columns = ", ".join(f'"{c}"' for c in _COLUMNS)
-        marks = ", ".join("?" for _ in _COLUMNS)
-        self.store.execute(f"INSERT OR REPLACE INTO recordings ({columns}) VALUES ({marks})", _to_row(rec))
+        columns = ", ".join(f'"{c}"' for c in COLUMNS)
+        marks = ", ".join("?" for _ in COLUMNS)
+        self.store.execute(f"INSERT OR REPLACE INTO recordings ({columns}) VALUES ({marks})", to_row(rec))
 
     def _set_status(self, rec: Recording, status: RecordingStatus) -> None:
         if status not in _NEXT[rec.status]:
@@ -284,7 +259,7 @@ class RecordingManager:
         `level_ms` > 0: the worker reports the level of channel 0 that often (`levels`).
 
         Returns the recording in progress.  A recording whose tap cannot start (a call not in progress, or
-        that ends before its media is up) is finished at once and comes back `absent` (16101); the REST
+        that ends before its media is up) is finished at once and comes back `absent` (nothing captured); the REST
         edge checks the call's status first so that it can answer that the call is not live instead.
         """
         if not 1 <= max(len(call_sids), slots) <= 2 or channels not in (1, 2):
@@ -433,11 +408,11 @@ class RecordingManager:
                                                   rec.trim)
         except (AudioError, OSError) as exc:
             log.error("%s: recording %s could not be finalized: %s", rec.call_sid, rec.sid, exc)
-            outcome = _Outcome(error_code=NOT_CAPTURED)
+            outcome = _Outcome(problem=NOT_CAPTURED)
         rec.duration = outcome.duration
-        rec.error_code = outcome.error_code
+        rec.problem = outcome.problem
         self._captures.pop(rec.sid, None)
-        self._set_status(rec, RecordingStatus.ABSENT if outcome.error_code else RecordingStatus.COMPLETED)
+        self._set_status(rec, RecordingStatus.ABSENT if outcome.problem else RecordingStatus.COMPLETED)
         self.store.add_event(rec.call_sid, "recording", f"{rec.sid} {rec.status} ({rec.duration} s)")
         return dataclasses.replace(rec)
 
@@ -479,7 +454,7 @@ class RecordingManager:
             "SELECT * FROM recordings WHERE account_sid = ? AND status NOT IN (?, ?)",
             (self.account_sid, str(RecordingStatus.COMPLETED), str(RecordingStatus.ABSENT))).fetchall()
         for row in rows:
-            rec = _from_row(row)
+            rec = from_row(row)
             if rec.sid in self._captures:
                 continue
             if rec.status is RecordingStatus.PROCESSING:

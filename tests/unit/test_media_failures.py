@@ -53,7 +53,7 @@ async def test_a_failed_attach_fails_the_recording_and_the_dial_goes_on(switch: 
                      "bridge caller bob", "stop_play ringback-us.wav", "record_attach bob 1", "stop_record",
                      "unbridge caller", "play caller say-after.wav", "hangup caller 200"]
     [rec] = switch.recordings.list_recordings(RecordingFilter(), 0, 10)
-    assert (rec.status, rec.error_code, rec.duration) == ("absent", 16101, 0)
+    assert (rec.status, rec.problem, rec.duration) == ("absent", "nothing-captured", 0)
     assert not switch.recordings.wav_path(rec.sid).exists()
     sent = switch.webhooks.to(REC)
     assert [(s["RecordingStatus"], s.get("ErrorCode")) for s in sent] == [("in-progress", None), ("absent", "16101")]

@@ -12,7 +12,7 @@ import pytest
 from switch.core.errors import CapacityError, InvalidArgument, NotFound, Problem
 from switch.core.events import CallStatusChanged, RecordingStarted, RecordingStatusChanged
 from switch.core.model import Call, CallbackEvent, Direction
-from switch.core.recording_model import Recording, RecordingSource, RecordingStatus
+from switch.core.recording_model import Recording, RecordingProblem, RecordingSource, RecordingStatus
 from switch.core.status import CallStatus
 from switch.core.store import Store
 from switch.dialects.twilio.callbacks import (
@@ -130,8 +130,8 @@ def test_recording_events_become_recording_status_callbacks(store: Store) -> Non
              event=f"recording:{REC}:completed"),
     ]
     hooks.hooks.clear()
-    absent = _recording(RecordingStatus.ABSENT, duration=0, error_code=16101, start_time=None,
-                        status_callback_events=("completed",))
+    absent = _recording(RecordingStatus.ABSENT, duration=0, problem=RecordingProblem.NOTHING_CAPTURED,
+                        start_time=None, status_callback_events=("completed",))
     render(RecordingStatusChanged(absent, RecordingStatus.PROCESSING, T0))
     assert hooks.hooks == []  # absent was not asked for
     render(RecordingStatusChanged(dataclasses.replace(absent, status_callback_events=("absent",)),

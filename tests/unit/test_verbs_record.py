@@ -81,7 +81,7 @@ async def test_a_silent_take_is_absent_and_the_next_verb_runs(switch: FakeSwitch
                      "play caller say-nothing-recorded.wav", "hangup caller 200"]
     assert _told(switch) == []
     [rec] = [r for r in switch.recordings.list_recordings(RecordingFilter(), 0, 10)]
-    assert (rec.status, rec.error_code) == ("absent", 16102)  # trim-silence left nothing
+    assert (rec.status, rec.problem) == ("absent", "silent")  # trim-silence left nothing
 
 
 async def test_the_recording_status_callback_resolves_against_the_document(switch: FakeSwitch) -> None:

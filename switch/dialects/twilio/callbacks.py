@@ -22,7 +22,7 @@ import math
 from switch.core.errors import RequestError
 from switch.core.events import CallEvent, CallStatusChanged, RecordingStarted, RecordingStatusChanged
 from switch.core.model import Call
-from switch.core.recording_model import Recording, RecordingSource, RecordingStatus
+from switch.core.recording_model import Recording, RecordingProblem, RecordingSource, RecordingStatus
 from switch.core.webhooks import WebhookSender
 from switch.dialects.errors import API_ROOT, twilio_code
 from switch.dialects.formats import rfc2822
@@ -106,9 +106,18 @@ def recording_callback_params(rec: Recording, event: str, media_url: str) -> lis
         ("RecordingStartTime", rfc2822(rec.start_time or rec.date_created)),
         ("RecordingTrack", rec.track),
     ]
-    if rec.error_code is not None:
-        params.append(("ErrorCode", str(rec.error_code)))
+    code = recording_error_code(rec)
+    if code is not None:
+        params.append(("ErrorCode", str(code)))
     return params
+
+
+# Why a recording is absent, in Twilio's codes: 16101 "recording too short", 16102 "recording silent".
+RECORDING_PROBLEM_CODES = {RecordingProblem.NOTHING_CAPTURED: 16101, RecordingProblem.SILENT: 16102}
+
+
+def recording_error_code(rec: Recording) -> int | None:
+    return None if rec.problem is None else RECORDING_PROBLEM_CODES[rec.problem]
 
 
 class TwilioCallbacks:

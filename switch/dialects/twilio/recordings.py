@@ -31,7 +31,7 @@ from switch.dialects.auth import account_path_only, authenticated
 from switch.dialects.errors import API_ROOT, InvalidParameter
 from switch.dialects.forms import parse_page_request, read_form
 from switch.dialects.twilio.api import page_envelope, rfc2822
-from switch.dialects.twilio.callbacks import recording_source
+from switch.dialects.twilio.callbacks import recording_error_code, recording_source
 from switch.dialects.twilio.params import parse_date, parse_recording_options
 
 API_VERSION = "2010-04-01"
@@ -62,7 +62,7 @@ def recording_to_json(rec: Recording, media_url: str, call_scoped: bool = False)
         "status": str(rec.status),
         "channels": rec.channels,
         "source": recording_source(rec.source),
-        "error_code": rec.error_code,
+        "error_code": recording_error_code(rec),
         "track": rec.track,
         "uri": uri,
         "encryption_details": None,
