@@ -109,7 +109,9 @@ async def start_switch(config: Config) -> Switch:
                                   lambda: list(calls.live.values()))
     voice.conversations = conversations
     pool = WorkerPool(config.workers, config.sip_host, config.sip_port, calls.on_worker_event,
-                      calls.on_worker_lost, config.pj_log_level)
+                      calls.on_worker_lost, config.pj_log_level, advertised_host=config.advertised_host,
+                      media_address=config.media_address, external_address=config.external_address,
+                      rtp_ports=config.rtp_ports)
     calls.attach(pool)
     await pool.start()
     app = web.Application(middlewares=[error_middleware])

@@ -17,6 +17,11 @@ Example (`softswitch.toml`)::
     api_key = "key"
     api_token = "token"
 
+    [media]                   # optional: where RTP binds and what SDP and Contact carry
+    address = "127.0.0.1"     # RTP's bind address and SDP's c=; default: the [server] sip host
+    external_address = "203.0.113.7"  # behind NAT: SDP's c= and Contact carry this instead; default none
+    rtp_ports = "10000-20000" # UDP ports for RTP and RTCP, two per call leg (the default)
+
     [[trunks]]
     name = "lab-asterisk"
     uri = "sip:127.0.0.1:5070"
@@ -40,10 +45,12 @@ Example (`softswitch.toml`)::
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
 import secrets
+import socket
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +60,8 @@ from switch.core.errors import ConfigError
 from switch.core.model import new_sid
 
 ACCOUNT_SID_RE = re.compile(r"^AC[0-9a-f]{32}$")
+HOSTNAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$")
+WILDCARDS = ("0.0.0.0", "::", "")
 SERVICE_SID_RE = re.compile(r"^IS[0-9a-f]{32}$")
 
 
@@ -61,6 +70,40 @@ def parse_hostport(value: str, what: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ConfigError(f"{what}: expected HOST:PORT, got {value!r}")
     return host, int(port)
+
+
+def parse_port_range(value: str, what: str) -> tuple[int, int]:
+    """`FIRST-LAST` (e.g. "10000-20000") as a pair, FIRST below LAST."""
+    first, sep, last = value.replace(" ", "").partition("-")
+    if not sep or not first.isdigit() or not last.isdigit() or not 0 < int(first) < int(last) < 65536:
+        raise ConfigError(f"{what}: expected FIRST-LAST with 0 < FIRST < LAST < 65536, got {value!r}")
+    return int(first), int(last)
+
+
+def is_wildcard(host: str) -> bool:
+    """True for an address that means "every interface" (which no peer can send to)."""
+    return host in WILDCARDS
+
+
+def default_interface_address() -> str:
+    """The address of the interface the default route leaves by, 127.0.0.1 without one.
+
+    A UDP socket's connect() only picks a route: nothing is sent.  pjsip picks the same address for its Contact
+    when it is bound to every interface.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: never reached, only routed
+            return str(probe.getsockname()[0])
+        except OSError:
+            return "127.0.0.1"
+
+
+def _ip_address(value: Any, what: str) -> str:
+    try:
+        return str(ipaddress.ip_address(str(value)))
+    except ValueError:
+        raise ConfigError(f"{what}: expected an IP address, got {value!r}") from None
 
 
 @dataclass(frozen=True)
@@ -169,10 +212,30 @@ class Config:
     # unless "HTTP basic authentication for media" is on; the resources themselves always need them.
     recordings_public: bool = False
     conversation_services: list[ConversationServiceConfig] = field(default_factory=list)
+    # [media]: RTP's bind address and SDP's c= (None: the SIP host), the address SDP and Contact carry instead
+    # behind NAT (None: no NAT), and the UDP port range RTP and RTCP take.
+    media_address: str | None = None
+    external_address: str | None = None
+    rtp_ports: tuple[int, int] = (10000, 20000)
 
     @property
     def base_url(self) -> str:
         return self.public_url or f"http://{self.http_host}:{self.http_port}"
+
+    @property
+    def rtp_address(self) -> str:
+        """Where RTP binds and what SDP's c= carries (without an external address): [media] address or the SIP
+        host.  A wildcard binds every interface, and SDP then carries the default interface's address."""
+        return self.media_address or self.sip_host
+
+    @property
+    def advertised_host(self) -> str:
+        """The host of our From and Contact URIs: the external address, else the SIP host, else the media
+        address, else (both wildcards) the default interface's address; never a wildcard."""
+        for host in (self.external_address, self.sip_host, self.media_address):
+            if host is not None and not is_wildcard(host):
+                return host
+        return default_interface_address()
 
 
 def _table(raw: dict[str, Any], name: str) -> dict[str, Any]:
@@ -180,6 +243,30 @@ def _table(raw: dict[str, Any], name: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ConfigError(f"[{name}] must be a table")
     return value
+
+
+def _load_media(cfg: Config, media: dict[str, Any]) -> None:
+    unknown = set(media) - {"address", "external_address", "rtp_ports"}
+    if unknown:
+        raise ConfigError(f"[media]: unknown keys {sorted(unknown)}")
+    if "address" in media:
+        cfg.media_address = _ip_address(media["address"], "media.address")
+    if "external_address" in media:
+        external = str(media["external_address"])
+        if is_wildcard(external) or not (HOSTNAME_RE.match(external) or _is_ip(external)):
+            raise ConfigError(f"media.external_address: expected the IP address or host name peers reach us at, "
+                              f"got {media['external_address']!r}")
+        cfg.external_address = external
+    if "rtp_ports" in media:
+        cfg.rtp_ports = parse_port_range(str(media["rtp_ports"]), "media.rtp_ports")
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
 
 
 def load_config(path: Path | None) -> Config:
@@ -211,6 +298,7 @@ def load_config(path: Path | None) -> Config:
     if not isinstance(public, bool):
         raise ConfigError(f"recordings.public must be true or false, not {public!r}")
     cfg.recordings_public = public
+    _load_media(cfg, _table(raw, "media"))
     exotel = _table(raw, "exotel")
     cfg.exotel_sid = exotel.get("sid")
     cfg.exotel_api_key = exotel.get("api_key")
@@ -227,6 +315,8 @@ def load_config(path: Path | None) -> Config:
     for trunk in cfg.trunks:
         if not trunk.uri.startswith(("sip:", "sips:")):
             raise ConfigError(f"trunk {trunk.name}: uri must start with sip:, got {trunk.uri!r}")
+        if not trunk.hostport or trunk.hostport.startswith(":"):
+            raise ConfigError(f"trunk {trunk.name}: uri has no host, got {trunk.uri!r}")
     cfg.conversation_services = [_conversation_service(e) for e in raw.get("conversation_services", [])]
     sids = [s.sid for s in cfg.conversation_services]
     if len(set(sids)) != len(sids):

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import pjsua2 as pj
 
+from switch.worker.guard import REFER_REFUSED, REPLACES_REFUSED, SDP_REFUSED, bad_connection_address
 from switch.worker.media import MediaManager, PlayerEof
 from switch.worker.pjmedia import (
     create_transport,
@@ -144,6 +145,25 @@ class Leg(pj.Call):  # type: ignore[misc]
             self.engine.on_media_state(self)
         except Exception:
             log.exception("leg %s: onCallMediaState failed", self.leg_id)
+
+    # Guards against what a peer sends (switch.worker.guard says which input is stopped where).
+    def onCallRxReinvite(self, prm: pj.OnCallRxReinviteParam) -> None:
+        if bad_connection_address(str(prm.offer.wholeSdp)):
+            log.warning("leg %s: re-INVITE with a c= address of the wrong family refused", self.leg_id)
+            prm.statusCode = SDP_REFUSED
+
+    def onCallRxOffer(self, prm: pj.OnCallRxOfferParam) -> None:
+        if bad_connection_address(str(prm.offer.wholeSdp)):
+            log.warning("leg %s: offer with a c= address of the wrong family refused", self.leg_id)
+            prm.statusCode = SDP_REFUSED
+
+    def onCallReplaceRequest(self, prm: pj.OnCallReplaceRequestParam) -> None:
+        log.warning("leg %s: INVITE with Replaces refused", self.leg_id)
+        prm.statusCode = REPLACES_REFUSED
+
+    def onCallTransferRequest(self, prm: pj.OnCallTransferRequestParam) -> None:
+        log.warning("leg %s: REFER refused (no referUrl support)", self.leg_id)
+        prm.statusCode = REFER_REFUSED
 
 
 class LocalAccount(pj.Account):  # type: ignore[misc]

@@ -1,4 +1,6 @@
-"""Entry point of a media worker process: `python -m switch.worker.main --socket PATH --index I --sip H:P`.
+"""Entry point of a media worker process: `python -m switch.worker.main --socket PATH --index I --sip H:P`,
+and where its RTP binds: `--media-address A` (default: the SIP host), `--external-address E` (what SDP and
+Contact carry behind NAT), `--rtp-ports FIRST-LAST`.
 
 The worker connects to the control plane's unix socket, starts its Endpoint, says hello with its real
 capacity, then runs the pjsua loop on the main thread while a reader thread feeds commands in and a writer
@@ -18,6 +20,7 @@ import threading
 from switch.worker.channel import BlockingChannel
 from switch.worker.engine import Engine, EngineConfig
 from switch.worker.outbox import Outbox
+from switch.worker.pjmedia import MediaAddress, configure_media
 from switch.workers.protocol import (
     PROTOCOL_VERSION,
     Fatal,
@@ -48,14 +51,26 @@ def _reader(channel: BlockingChannel, engine: Engine, outbox: Outbox) -> None:
     engine.submit(Shutdown())
 
 
+def _port_range(value: str) -> tuple[int, int]:
+    first, sep, last = value.partition("-")
+    if not sep or not first.isdigit() or not last.isdigit() or not 0 < int(first) < int(last) < 65536:
+        raise argparse.ArgumentTypeError(f"expected FIRST-LAST, got {value!r}")
+    return int(first), int(last)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="softswitch-worker")
     parser.add_argument("--socket", required=True)
     parser.add_argument("--index", type=int, required=True)
     parser.add_argument("--sip", required=True, help="HOST:PORT to bind UDP and TCP")
     parser.add_argument("--pj-log-level", type=int, default=1)
+    parser.add_argument("--media-address", help="RTP bind address and SDP c= (default: the SIP host)")
+    parser.add_argument("--external-address", help="what SDP c= and Contact carry instead (behind NAT)")
+    parser.add_argument("--rtp-ports", type=_port_range, default=(10000, 20000), help="FIRST-LAST")
     args = parser.parse_args(argv)
     host, _, port = args.sip.rpartition(":")
+    first, last = args.rtp_ports
+    configure_media(MediaAddress(args.media_address or host, args.external_address, first, last))
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format=f"worker{args.index} %(levelname)s %(name)s: %(message)s"
     )

@@ -1,9 +1,16 @@
 """pjsua2 helpers shared by the worker engine, the lab phone and the bench baselines (each owns a pjsua thread):
-the endpoint's configuration, codec order, SIP transports, and fast media-frame access."""
+the endpoint's configuration, codec order, SIP transports, where RTP binds, and fast media-frame access.
+
+`MediaAddress` is where a process's RTP binds and what its SDP and Contact advertise (the switch's `[media]`).
+A worker sets it once, from its command line, with `configure_media` before its engine starts; the helpers
+below then apply it to every SIP transport and account that does not name its own address.  The lab phone
+and the baselines never set it and keep pjsua's defaults.
+"""
 
 from __future__ import annotations
 
 import ctypes
+from dataclasses import dataclass
 from typing import Any
 
 import pjsua2 as pj
@@ -16,6 +23,48 @@ FRAME_BYTES = FRAME_SAMPLES * 2
 
 # G.711 first (mu-law, then A-law), then RFC 2833 events; every other codec off.
 CODEC_PRIORITY = {"PCMU/8000/1": 255, "PCMA/8000/1": 254, "telephone-event/8000/1": 253}
+
+
+WILDCARDS = ("0.0.0.0", "::", "")
+
+
+@dataclass(frozen=True)
+class MediaAddress:
+    """Where RTP binds (`address`, None or a wildcard: every interface), what SDP's c= and the Contact carry
+    instead behind NAT (`external_address`), and the UDP ports RTP and RTCP take (`first_port`..`last_port`)."""
+
+    address: str | None = None
+    external_address: str | None = None
+    first_port: int = 10000
+    last_port: int = 20000
+
+    @property
+    def bind(self) -> str | None:
+        return None if self.address is None or self.address in WILDCARDS else self.address
+
+    @property
+    def public(self) -> str | None:
+        """What SDP's c= carries: the external address, else the bind address (None: pjsua picks)."""
+        return self.external_address or self.bind
+
+
+_media: MediaAddress | None = None
+
+
+def configure_media(media: MediaAddress) -> None:
+    """Set this process's media address (a worker, once, before its engine starts)."""
+    global _media
+    _media = media
+
+
+def media_transport_config(tcfg: pj.TransportConfig, media: MediaAddress) -> None:
+    """Point an RTP TransportConfig at `media`: bound address, advertised address, port range."""
+    if media.bind is not None:
+        tcfg.boundAddress = media.bind
+    if media.public is not None:
+        tcfg.publicAddress = media.public
+    tcfg.port = media.first_port
+    tcfg.portRange = media.last_port - media.first_port
 
 
 def endpoint_config(user_agent: str, log_level: int, frame_ms: int | None = None) -> pj.EpConfig:
@@ -47,12 +96,15 @@ def set_codec_priorities(ep: pj.Endpoint, other_g711: int = 100) -> None:
 
 
 def create_transport(ep: pj.Endpoint, kind: int, host: str | None, port: int) -> int:
-    """A SIP transport on host:port (`host` None: every address), which is also the address it advertises."""
+    """A SIP transport on host:port (`host` None: every address), which is also the address it advertises
+    (Via and Contact), unless `configure_media` gave an external address: then that one."""
     tcfg = pj.TransportConfig()
     tcfg.port = port
     if host is not None:
         tcfg.boundAddress = host
         tcfg.publicAddress = host
+    if _media is not None and _media.external_address:
+        tcfg.publicAddress = _media.external_address
     return int(ep.transportCreate(kind, tcfg))
 
 
@@ -69,14 +121,17 @@ def start_endpoint(ep: pj.Endpoint, user_agent: str, log_level: int, host: str, 
 
 
 def local_account_config(uri: str, media_host: str | None) -> pj.AccountConfig:
-    """An account that never registers, with its RTP bound to `media_host` (None: every address)."""
+    """An account that never registers, with its RTP bound to `media_host`; None: where `configure_media` said,
+    or (never configured) every address."""
     acfg = pj.AccountConfig()
     acfg.idUri = uri
     acfg.regConfig.registrarUri = ""
+    tcfg = acfg.mediaConfig.transportConfig
     if media_host is not None:
-        tcfg = acfg.mediaConfig.transportConfig
         tcfg.boundAddress = media_host
         tcfg.publicAddress = media_host
+    elif _media is not None:
+        media_transport_config(tcfg, _media)
     return acfg
 
 

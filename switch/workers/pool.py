@@ -1,8 +1,9 @@
 """The control plane's view of its media workers: spawn, hello, capacity, events, death and restart.
 
 Worker `i` is a `python -m switch.worker.main` process bound to SIP port `base + i` (worker 0 owns the
-configured address and so receives inbound calls).  Each connects back over a unix socket and says hello
-with its real call capacity, which it read from the pjsua2 library it loaded.  The pool counts legs in use
+configured address and so receives inbound calls), with its RTP bound to the media address in its own slice
+of the RTP port range.  Each connects back over a unix socket and says hello with its real call capacity,
+which it read from the pjsua2 library it loaded.  The pool counts legs in use
 per worker; the call manager reserves a leg before dialing and releases it when the leg ends.  A worker
 that exits is reported to `on_lost` (its calls are finished there) and started again after a short pause.
 """
@@ -48,6 +49,16 @@ START_LIMIT = 20
 START_WINDOW = 1.0
 
 
+def rtp_slices(ports: tuple[int, int], count: int) -> list[tuple[int, int]]:
+    """Split the RTP port range `ports` (first, last) into `count` disjoint slices of an even size, one per
+    worker; a range too small for that is shared (pjsua moves on from a port in use)."""
+    first, last = ports
+    size = (last - first + 1) // count // 2 * 2
+    if size < 2:
+        return [ports] * count
+    return [(first + i * size, first + (i + 1) * size - 1 if i < count - 1 else last) for i in range(count)]
+
+
 class NoCapacity(Exception):
     """No worker may take one more leg now (every slot in use, or the start rate limit); the message says why."""
 
@@ -57,8 +68,10 @@ class WorkerHandle:
     """One worker process as the control plane sees it."""
 
     index: int
-    sip_host: str
+    sip_host: str  # the host of our SIP URIs (From), never a wildcard
     sip_port: int
+    bind_host: str | None = None  # what the worker binds SIP to, when not `sip_host` (a wildcard)
+    rtp_ports: tuple[int, int] = (10000, 20000)
     process: asyncio.subprocess.Process | None = None
     writer: asyncio.StreamWriter | None = None
     capacity: int = 0
@@ -69,6 +82,10 @@ class WorkerHandle:
     restarts: int = 0
     dropped_events: int = 0  # events its full outgoing queue dropped (EventsDropped), this process
     starts: collections.deque[float] = field(default_factory=collections.deque)
+
+    @property
+    def listen_host(self) -> str:
+        return self.bind_host or self.sip_host
 
     @property
     def free(self) -> int:
@@ -85,8 +102,13 @@ class WorkerPool:
     """Starts N workers and routes commands to them and events from them."""
 
     def __init__(self, count: int, sip_host: str, sip_port: int, on_event: EventHandler, on_lost: LostHandler,
-                 pj_log_level: int = 1) -> None:
-        self.workers = [WorkerHandle(i, sip_host, sip_port + i) for i in range(count)]
+                 pj_log_level: int = 1, *, advertised_host: str | None = None, media_address: str | None = None,
+                 external_address: str | None = None, rtp_ports: tuple[int, int] = (10000, 20000)) -> None:
+        host = advertised_host or sip_host
+        self.workers = [WorkerHandle(i, host, sip_port + i, bind_host=sip_host, rtp_ports=ports)
+                        for i, ports in enumerate(rtp_slices(rtp_ports, count))]
+        self._media_address = media_address
+        self._external_address = external_address
         self._on_event = on_event
         self._on_lost = on_lost
         self._pj_log_level = pj_log_level
@@ -109,8 +131,8 @@ class WorkerPool:
         worker.started_at = time.monotonic()
         worker.process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "switch.worker.main", "--socket", str(self._socket_path),
-            "--index", str(worker.index), "--sip", f"{worker.sip_host}:{worker.sip_port}",
-            "--pj-log-level", str(self._pj_log_level),
+            "--index", str(worker.index), "--sip", f"{worker.listen_host}:{worker.sip_port}",
+            "--pj-log-level", str(self._pj_log_level), *self._media_args(worker),
             # pjlib prints its start-up banner on stdout before our log level applies
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
         )
@@ -119,6 +141,14 @@ class WorkerPool:
             await asyncio.wait_for(asyncio.shield(hello), HELLO_TIMEOUT)
         except TimeoutError as exc:
             raise RuntimeError(f"worker {worker.index} did not say hello in {HELLO_TIMEOUT:.0f} s") from exc
+
+    def _media_args(self, worker: WorkerHandle) -> list[str]:
+        args = ["--rtp-ports", f"{worker.rtp_ports[0]}-{worker.rtp_ports[1]}"]
+        if self._media_address:
+            args += ["--media-address", self._media_address]
+        if self._external_address:
+            args += ["--external-address", self._external_address]
+        return args
 
     def _track(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -272,7 +302,7 @@ class WorkerPool:
 
     def status(self) -> list[dict[str, Any]]:
         return [
-            {"worker": w.index, "up": w.up, "pid": w.pid, "sip": f"{w.sip_host}:{w.sip_port}",
+            {"worker": w.index, "up": w.up, "pid": w.pid, "sip": f"{w.listen_host}:{w.sip_port}",
              "capacity": w.capacity, "in_use": len(w.legs), "restarts": w.restarts,
              "dropped_events": w.dropped_events}
             for w in self.workers

@@ -13,8 +13,10 @@ from switch.core.config import (
     Config,
     Number,
     Trunk,
+    default_interface_address,
     load_config,
     parse_hostport,
+    parse_port_range,
     resolve_credentials,
 )
 from switch.core.errors import ConfigError
@@ -208,4 +210,80 @@ def test_recordings_public_is_a_boolean(tmp_path: Path) -> None:
     assert load_config(None).recordings_public is False
     path.write_text('[recordings]\npublic = "yes"\n')
     with pytest.raises(ConfigError, match=r"recordings\.public"):
+        load_config(path)
+
+
+# -- [media] -------------------------------------------------------------------------------------
+
+
+def test_media_defaults_follow_the_sip_host() -> None:
+    cfg = Config(sip_host="192.0.2.10")
+    assert (cfg.media_address, cfg.external_address, cfg.rtp_ports) == (None, None, (10000, 20000))
+    assert cfg.rtp_address == "192.0.2.10"
+    assert cfg.advertised_host == "192.0.2.10"
+
+
+def test_media_table(tmp_path: Path) -> None:
+    path = tmp_path / "m.toml"
+    path.write_text('[server]\nsip = "0.0.0.0:5060"\n'
+                    '[media]\naddress = "127.0.0.1"\nexternal_address = "203.0.113.7"\nrtp_ports = "23000-23100"\n')
+    cfg = load_config(path)
+    assert (cfg.media_address, cfg.external_address, cfg.rtp_ports) == ("127.0.0.1", "203.0.113.7", (23000, 23100))
+    assert cfg.rtp_address == "127.0.0.1"
+    assert cfg.advertised_host == "203.0.113.7"  # behind NAT the external address wins
+
+
+def test_external_address_may_be_a_host_name(tmp_path: Path) -> None:
+    path = tmp_path / "m.toml"
+    path.write_text('[media]\nexternal_address = "sip.example.com"\n')
+    assert load_config(path).advertised_host == "sip.example.com"
+
+
+def test_advertised_host_is_never_a_wildcard() -> None:
+    assert Config(sip_host="0.0.0.0", media_address="192.0.2.10").advertised_host == "192.0.2.10"
+    fallback = Config(sip_host="0.0.0.0").advertised_host
+    assert fallback not in ("0.0.0.0", "::", "")
+    assert fallback == default_interface_address()
+    assert Config(sip_host="0.0.0.0").rtp_address == "0.0.0.0"  # RTP then binds every interface
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('address = "somehost"', r"media\.address: expected an IP address, got 'somehost'"),
+    ('address = 5', r"media\.address: expected an IP address"),
+    ('external_address = "0.0.0.0"', r"media\.external_address"),
+    ('external_address = "not a host"', r"media\.external_address"),
+    ('rtp_ports = "20000-10000"', r"media\.rtp_ports: expected FIRST-LAST"),
+    ('rtp_ports = "10000"', r"media\.rtp_ports: expected FIRST-LAST"),
+    ('rtp_ports = "0-100"', r"media\.rtp_ports"),
+    ('rtp_ports = "10000-70000"', r"media\.rtp_ports"),
+    ('rtp_ports = "a-b"', r"media\.rtp_ports"),
+    ('ports = "10000-20000"', r"\[media\]: unknown keys \['ports'\]"),
+])
+def test_bad_media_values(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "m.toml"
+    path.write_text(f"[media]\n{text}\n")
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
+
+
+def test_media_must_be_a_table(tmp_path: Path) -> None:
+    path = tmp_path / "m.toml"
+    path.write_text('media = "127.0.0.1"\n')
+    with pytest.raises(ConfigError, match=r"\[media\] must be a table"):
+        load_config(path)
+
+
+def test_parse_port_range() -> None:
+    assert parse_port_range("10000-20000", "x") == (10000, 20000)
+    assert parse_port_range(" 1 - 3 ", "x") == (1, 3)
+    for bad in ("", "-", "5-5", "10-", "-10", "1-65536", "x-y"):
+        with pytest.raises(ConfigError, match="x"):
+            parse_port_range(bad, "x")
+
+
+@pytest.mark.parametrize("uri", ["sip:", "sip:gw@", "sip::5070", "sip:gw@;transport=udp"])
+def test_trunk_uri_without_host(tmp_path: Path, uri: str) -> None:
+    path = tmp_path / "t.toml"
+    path.write_text(f'[[trunks]]\nname = "gw"\nuri = "{uri}"\n')
+    with pytest.raises(ConfigError, match=f"trunk gw: uri has no host, got '{uri}'"):
         load_config(path)

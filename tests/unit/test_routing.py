@@ -6,7 +6,7 @@ import pytest
 
 from switch.core.config import Trunk
 from switch.core.errors import InvalidArgument, Problem
-from switch.core.routing import Route, from_uri, is_sip_uri, route
+from switch.core.routing import Route, from_uri, is_sip_uri, route, sip_uri_problem
 from switch.dialects.errors import twilio_error
 
 US = Trunk(name="us", uri="sip:us.example.com:5070", username="alice", password="s3cret", prefixes=("+1", "1"))
@@ -15,7 +15,7 @@ ANY = Trunk(name="any", uri="sips:gw@any.example.com:5061;transport=tls", userna
 TRUNKS = [US, UK, ANY]
 
 
-@pytest.mark.parametrize("uri", ["sip:bob@example.com", "sips:bob@example.com:5061",
+@pytest.mark.parametrize("uri", ["sip:bob@example.com", "sip:bob@example.com:5061",
                                  "sip:+15550100@10.0.0.1:5080;transport=udp"])
 def test_sip_uri_dialed_as_is(uri: str) -> None:
     assert route(uri, TRUNKS) == Route(uri, None, None)
@@ -105,6 +105,7 @@ def test_garbage_is_21211(to: str) -> None:
 def test_is_sip_uri() -> None:
     assert is_sip_uri("sip:a@b")
     assert is_sip_uri("sips:a@b")
+    assert is_sip_uri("SIP:a@b")
     assert not is_sip_uri("+15550100")
     assert not is_sip_uri("client:alice")
 
@@ -128,3 +129,41 @@ def test_from_uri_empty_caller_id_falls_back_to_from() -> None:
 
 def test_from_uri_client_prefix_stripped() -> None:
     assert from_uri("client:alice", None, "h", 5060) == "sip:alice@h:5060"
+
+
+@pytest.mark.parametrize(("to", "why"), [
+    ("sip:bob", "no host"),
+    ("sip:bob@", "no host"),
+    ("sip:@", "no host"),
+    ("sip:", "no host"),
+    ("sip:bob@;transport=udp", "no host"),
+    ("sip:@example.com", "no user"),
+    ("sip:bob@exa mple.com", "not a host"),
+    ("sip:bob@example.com:0", "port 0 is out of range"),
+    ("sip:bob@example.com:70000", "port 70000 is out of range"),
+    ("sip:bob@example.com:", "not a host"),
+])
+def test_sip_uri_without_a_usable_host_is_21211(to: str, why: str) -> None:
+    with pytest.raises(InvalidArgument) as info:
+        route(to, TRUNKS)
+    assert info.value.problem is Problem.INVALID_TO
+    assert (twilio_error(info.value).http_status, twilio_error(info.value).code) == (400, 21211)
+    assert info.value.message.startswith(f"Invalid SIP URI {to}: ")
+    assert why in info.value.message
+
+
+@pytest.mark.parametrize("to", ["sips:bob@example.com:5061", "SIPS:bob@example.com"])
+def test_sips_is_21211_until_tls(to: str) -> None:
+    with pytest.raises(InvalidArgument) as info:
+        route(to, TRUNKS)
+    assert (twilio_error(info.value).http_status, twilio_error(info.value).code) == (400, 21211)
+    assert info.value.message == (f"Invalid SIP URI {to}: sips: needs SIP over TLS, which softswitch does not "
+                                  "support yet; dial a sip: URI")
+
+
+@pytest.mark.parametrize("uri", ["sip:example.com", "sip:127.0.0.1:5070", "sip:localhost", "sip:bob@[::1]:5060",
+                                 "sip:bob@host?Subject=hi", "sip:+1555;phone-context=x@gw.example.com",
+                                 "SIP:bob@example.com", "sip:bob@gw"])
+def test_hosts_that_dial(uri: str) -> None:
+    assert sip_uri_problem(uri) is None
+    assert route(uri, []).uri == uri
