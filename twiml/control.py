@@ -20,6 +20,7 @@ class Outcome:
     next_url: str | None = None  # load this document next...
     method: str = "POST"
     extra: tuple[tuple[str, str], ...] = ()  # ...with these parameters added (Digits, ...)
+    twiml: str | None = None  # ...or run this document, already fetched from `next_url` (a <Dial> referUrl)
     stop: bool = False  # the call is over (Hangup, Reject)
 
 

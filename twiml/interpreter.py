@@ -137,7 +137,8 @@ class Interpreter(Generic[C]):
                 self.stopped = True
                 return None
             if outcome.next_url is not None:
-                return Source(url=resolve(url, outcome.next_url), method=outcome.method, extra=outcome.extra)
+                return Source(url=resolve(url, outcome.next_url), method=outcome.method, extra=outcome.extra,
+                              twiml=outcome.twiml)
         if self._pending is not None:
             return self._take_pending()
         return None
@@ -168,8 +169,8 @@ class Interpreter(Generic[C]):
                 return None
 
     async def _fetch_and_parse(self, source: Source) -> tuple[str | None, Response]:
-        if source.twiml is not None:
-            return None, parse(source.twiml)
+        if source.twiml is not None:  # inline TwiML (no URL), or a document fetched already (its URL)
+            return source.url, parse(source.twiml)
         assert source.url is not None
         document = await self.fetcher.fetch(source.url, source.method, [*self.control.params(), *source.extra])
         return document.url, parse(document.text)

@@ -288,8 +288,10 @@ DIAL = ElementSpec(
         "recordingStatusCallbackEvent": Attr("recording_status_callback_event", recording_events),
         "sequential": Attr("sequential", boolean),
         "passthruUrl": Attr("passthru_url", url),
+        "referUrl": Attr("refer_url", url),
+        "referMethod": Attr("refer_method", method),
     },
-    ignored=frozenset({"recordingTrack", "recordingConfigurationId", "referUrl", "referMethod", "events", "passports"}),
+    ignored=frozenset({"recordingTrack", "recordingConfigurationId", "events", "passports"}),
 )
 
 NUMBER = ElementSpec(

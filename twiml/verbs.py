@@ -259,10 +259,12 @@ class Dial:
         recording_status_callback_event (``recordingStatusCallbackEvent``, ``("completed",)``).
         sequential (``sequential``, ``False``): ring the nouns one after another instead of all at once.
         passthru_url (``passthruUrl``, ``None``): softswitch extension, not a Twilio attribute.
+        refer_url (``referUrl``, ``None``): URL requested when the dialed party sends a SIP REFER; its TwiML
+            runs on the caller.  ``None``: a REFER is refused (Twilio's error 13802).
+        refer_method (``referMethod``, ``"POST"``): ``GET`` or ``POST`` for ``refer_url``.
         nouns: the ``Number``/``Sip`` to ring, 1..10.
 
-    Accepted and ignored: ``recordingTrack``, ``recordingConfigurationId``, ``referUrl``, ``referMethod``,
-    ``events``, ``passports``.
+    Accepted and ignored: ``recordingTrack``, ``recordingConfigurationId``, ``events``, ``passports``.
     """
 
     action: str | None = None
@@ -280,6 +282,8 @@ class Dial:
     recording_status_callback_event: tuple[RecordingEvent, ...] = ("completed",)
     sequential: bool = False
     passthru_url: str | None = None
+    refer_url: str | None = None
+    refer_method: HttpMethod = "POST"
     nouns: tuple[DialNoun, ...] = ()
 
 

@@ -22,6 +22,7 @@ from switch.core.errors import CallNotLive, CapacityError, InvalidState, NotFoun
 from switch.core.events import CallEvents, CallStatusChanged, snapshot
 from switch.core.legs import Leg, Legs
 from switch.core.model import Call, Direction, new_sid, utcnow
+from switch.core.notifications import Notifications
 from switch.core.routing import Route, from_uri, route
 from switch.core.service import CallFilter, CallUpdate, NewCall
 from switch.core.status import CallStatus, EndReason, check_transition, status_for_provisional, status_for_sip_code
@@ -51,6 +52,8 @@ from switch.workers.protocol import (
     MediaReady,
     MediaResult,
     Progress,
+    ReferReceived,
+    ReferRefused,
     Ring,
     RingFailed,
     SendDtmf,
@@ -61,6 +64,7 @@ log = logging.getLogger("switch.core.calls")
 Clock = Callable[[], dt.datetime]
 # pjsua plays each RFC 2833 digit for 160 ms and leaves a gap before the next: about a quarter second.
 DTMF_DIGIT_SECONDS = 0.25
+WORKER_LOST = 11100  # the notification of a call lost with its media worker, as other media failures are reported
 AnswerHook = Callable[[Call], Coroutine[Any, Any, None]]
 EndHook = Callable[[Call], None]
 
@@ -76,13 +80,15 @@ class CallManager:
     """Implements `switch.core.service.CallService` over a worker pool, a store and a webhook dispatcher."""
 
     def __init__(self, config: Config, account_sid: str, auth_token: str, store: Store,
-                 webhooks: WebhookDispatcher, clock: Clock = utcnow) -> None:
+                 webhooks: WebhookDispatcher, clock: Clock = utcnow, notifications: Notifications | None = None
+                 ) -> None:
         self.config = config
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.store = store
         self.webhooks = webhooks
         self.clock = clock
+        self.notifications = notifications or Notifications(store, account_sid)
         self.pool: WorkerPool | None = None
         self.live: dict[str, Call] = {}
         self.legs = Legs()  # one record per live leg: call, worker, leg id, answer, media, digits, timer
@@ -334,7 +340,7 @@ class CallManager:
             if not isinstance(event, DtmfReceived):
                 log.info("worker %d: %s for unknown leg %s", worker, type(event).__name__, event.leg)
             return
-        if isinstance(event, MediaReady | DtmfReceived):
+        if isinstance(event, MediaReady | DtmfReceived | ReferReceived | ReferRefused):
             self.media.on_event(call.sid, event)
             return
         if isinstance(event, HoldChanged):
@@ -465,12 +471,19 @@ class CallManager:
     async def send_digits(self, call: Call, digits: str) -> None:
         await self._send_digits(call, digits)
 
-    def on_worker_lost(self, worker: int) -> None:
-        """A worker died: every call it held ends `failed`; records and callbacks are kept."""
+    def on_worker_lost(self, worker: int, why: str = "") -> None:
+        """A worker died (`why`: how its process ended): every call it held ends `failed`, with a notification
+        that says so; records and callbacks are kept.  The pool ends the calls' SIP dialogs (BYE, CANCEL, or 503
+        to a caller not answered yet: switch.workers.reaper)."""
         self.media.worker_lost(worker)
+        how = f" ({why})" if why else ""
         for call in [c for c in self.live.values() if c.worker == worker]:
-            self.store.add_event(call.sid, "error", f"media worker {worker} exited")
-            self._finish(call, None, EndReason.ERROR, f"media worker {worker} exited during the call")
+            self.store.add_event(call.sid, "error", f"media worker {worker} exited{how}")
+            ending = ("BYE" if call.answer_time is not None or self.answered(call)
+                      else "CANCEL" if call.direction is not Direction.INBOUND else "503 Service Unavailable")
+            self.notifications.add(call.sid, WORKER_LOST, f"The media worker that carried this call stopped"
+                                   f"{': ' + why if why else ''}. The call failed; its far end was sent {ending}.")
+            self._finish(call, None, EndReason.ERROR, f"media worker {worker} exited during the call{how}")
 
     # -- start-up and shutdown ----------------------------------------------------------------
     def recover(self) -> int:

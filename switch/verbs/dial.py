@@ -26,11 +26,12 @@ from switch.core.service import NewCall
 from switch.core.status import CallStatus
 from switch.session.voice import LiveCall
 from switch.verbs.base import Task, run_session
+from switch.verbs.dial_refer import watch_refers
 from switch.verbs.dial_state import Caller, DialState, Phase
 from switch.workers.media import MediaError
 from twiml import verbs
 from twiml.control import CONTINUE, Outcome
-from twiml.fetch import resolve
+from twiml.fetch import Document, resolve
 from twiml.interpreter import Interpreter, Source
 
 log = logging.getLogger("switch.verbs.dial")
@@ -84,6 +85,7 @@ class DialSession:
         self.document_url = document_url  # relative URLs in the nouns are resolved against it
         self.calls = live.engine.calls
         self.result: DialResult | None = None
+        self.transfer: Document | None = None  # a REFER from the dialed party was taken: run this on the caller
         self.children: list[Call] = []
         self.state = DialState(Caller.ON_BRIDGE if dial.answer_on_bridge and not live.answered else Caller.ANSWERING)
         self._unwatch: list[object] = []
@@ -317,11 +319,23 @@ class DialSession:
             asyncio.create_task(self.calls.wait_until(winner, lambda c: c.terminal, None))]
         if self.dial.hangup_on_star:
             waits.append(asyncio.create_task(self._star()))  # type: ignore[arg-type]
+        media = self.calls.media
+        refers = asyncio.create_task(watch_refers(self.live, self.dial, self.document_url, winner))
+        waits.append(refers)  # type: ignore[arg-type]
+        if self.dial.refer_url is not None:
+            with contextlib.suppress(MediaError):
+                media.allow_refer(winner.sid)  # refused (403, 13802) on every other leg
         try:
             await asyncio.wait(waits, timeout=self.dial.time_limit, return_when=asyncio.FIRST_COMPLETED)
+            if refers.done() and not refers.cancelled():
+                if refers.exception() is None:
+                    self.transfer = refers.result()
+                else:
+                    log.error("%s: REFER handling failed", self.parent.sid, exc_info=refers.exception())
         finally:
             for task in waits:
                 task.cancel()
+            media.forget_refers(winner.sid)
 
     async def _star(self) -> None:
         digits = self.live.digits()
@@ -380,17 +394,23 @@ class DialSession:
 
 class Dial(Task[verbs.Dial]):
     """`<Dial action method timeout callerId timeLimit hangupOnStar answerOnBridge ringTone record trim
-    recordingStatusCallback* sequential>` with `<Number>`/`<Sip>` nouns or a plain number: ring the nouns (in
-    parallel by default), bridge the first that answers (`DialSession`); then request `action` with
+    recordingStatusCallback* sequential referUrl referMethod>` with `<Number>`/`<Sip>` nouns or a plain number:
+    ring the nouns (in parallel by default), bridge the first that answers (`DialSession`); then request `action` with
     DialCallStatus, DialCallSid, DialCallDuration (DialSipResponseCode for <Sip>, RecordingUrl... when
     recording), or go on with the next verb.  When the dial is interrupted (caller hung up, REST redirect) the
-    action is still told, and its answer ignored."""
+    action is still told, and its answer ignored.  A REFER from the dialed party runs `referUrl`'s TwiML on the
+    caller (`switch.verbs.dial_refer`)."""
 
     verb = verbs.Dial
 
     async def run(self, call: LiveCall) -> Outcome:
         action = resolve(self.document_url, self.v.action) if self.v.action else None
-        result = await run_session(call, DialSession(call, self.v, self.document_url), action, self.v.method)
+        session = DialSession(call, self.v, self.document_url)
+        result = await run_session(call, session, action, self.v.method)
+        if session.transfer is not None:  # the dialed party's REFER was taken: the referUrl's TwiML runs next
+            if action is not None:
+                call.post_detached(action, self.v.method, result.params())
+            return Outcome(next_url=session.transfer.url, method=self.v.refer_method, twiml=session.transfer.text)
         if action is None:
             return CONTINUE
         return Outcome(next_url=action, method=self.v.method, extra=result.params())

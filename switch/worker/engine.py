@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import pjsua2 as pj
 
+from switch.worker.dialog import fold as fold_dialog
 from switch.worker.guard import REFER_REFUSED, REPLACES_REFUSED, SDP_REFUSED, bad_connection_address
 from switch.worker.media import MediaManager, PlayerEof
 from switch.worker.pjmedia import (
@@ -36,7 +37,10 @@ from switch.worker.pjmedia import (
     local_account_config,
     set_codec_priorities,
 )
+from switch.worker.refer import Transfers
+from switch.worker.rxguard import RxGuard
 from switch.workers.protocol import (
+    AllowRefer,
     Answer,
     Answered,
     AnswerFailed,
@@ -45,6 +49,8 @@ from switch.workers.protocol import (
     Command,
     Dial,
     DialFailed,
+    Dialog,
+    DialogChanged,
     DtmfFailed,
     DtmfReceived,
     Ended,
@@ -64,6 +70,8 @@ from switch.workers.protocol import (
     RecordAttach,
     RecordAttachFailed,
     RecordFailed,
+    ReferNotify,
+    ReferRefused,
     Ring,
     RingFailed,
     SendDtmf,
@@ -125,8 +133,9 @@ class Leg(pj.Call):  # type: ignore[misc]
         self.account_ref = account  # keeps the (maybe per-credential) account alive with the leg
         self.last_progress = 0
         self.answered = False
-        self.audio: pj.AudioMedia | None = None  # set once media is active
+        self.has_media = False  # its audio was active once: media commands may name it from then on
         self.held = False  # the far end holds the leg (its last offer had sendonly/inactive audio)
+        self.dialog: Dialog | None = None  # its SIP facts, reported for a worker death (DialogChanged)
 
     def onCallState(self, prm: pj.OnCallStateParam) -> None:
         try:
@@ -161,9 +170,30 @@ class Leg(pj.Call):  # type: ignore[misc]
         log.warning("leg %s: INVITE with Replaces refused", self.leg_id)
         prm.statusCode = REPLACES_REFUSED
 
+    def onCallTsxState(self, prm: pj.OnCallTsxStateParam) -> None:
+        # A REFER the leg accepts is answered here, before pjsua would place the call itself (switch.worker.refer).
+        try:
+            event = prm.e
+            if event.type != pj.PJSIP_EVENT_TSX_STATE:
+                return
+            tsx = event.body.tsxState.tsx
+            if (tsx.method == "REFER" and tsx.role == pj.PJSIP_ROLE_UAS and tsx.state == pj.PJSIP_TSX_STATE_TRYING
+                    and event.body.tsxState.type == pj.PJSIP_EVENT_RX_MSG):
+                self.engine.on_refer(self, event.body.tsxState.src.rdata)
+            if tsx.method == "INVITE":
+                self.engine.on_invite_tsx(self, event.body.tsxState)
+        except Exception:
+            log.exception("leg %s: onCallTsxState failed", self.leg_id)
+
     def onCallTransferRequest(self, prm: pj.OnCallTransferRequestParam) -> None:
-        log.warning("leg %s: REFER refused (no referUrl support)", self.leg_id)
+        # Only a REFER the leg does not accept gets here (switch.worker.refer): refuse it, never let pjsua dial.
         prm.statusCode = REFER_REFUSED
+        try:
+            log.info("leg %s: REFER refused %d", self.leg_id, REFER_REFUSED)
+            self.engine.emit(ReferRefused(leg=self.leg_id, refer_to=sip_text(prm.dstUri), code=REFER_REFUSED,
+                                          t=time.time()))
+        except Exception:
+            log.exception("leg %s: onCallTransferRequest failed", self.leg_id)
 
 
 class LocalAccount(pj.Account):  # type: ignore[misc]
@@ -189,6 +219,8 @@ class Engine:
         self.commands: queue.Queue[Work] = queue.Queue()
         self.legs: dict[str, Leg] = {}
         self.media = MediaManager(emit, self.submit)
+        self.transfers = Transfers()  # REFERs: switch.worker.refer
+        self.guard = RxGuard()
         self._auth_accounts: dict[tuple[str, str], LocalAccount] = {}
         self._inbound_seq = 0
         self._running = False
@@ -210,6 +242,8 @@ class Engine:
         set_codec_priorities(ep)
         self.account = self._make_account(None)
         self.capacity = max_calls_compiled()
+        self.guard.install()  # malformed input stopped before pjsip acts on it (switch.worker.rxguard)
+        self.guard.calibrate(self._wake_host, self.config.port, lambda: self.ep.libHandleEvents(_POLL_MS))
         self._running = True
 
     def _create_transport(self, kind: int) -> None:
@@ -284,6 +318,7 @@ class Engine:
                 acc.shutdown()
         self._auth_accounts.clear()
         self.account = None
+        self.guard.uninstall()
         self.ep.libDestroy()
 
     # -- commands -----------------------------------------------------------------------------
@@ -296,6 +331,11 @@ class Engine:
                     self._dial(command)
                 case Ring() | Answer() | Hangup() | SendDtmf():
                     self._leg_command(command)
+                case AllowRefer():
+                    self.transfers.allow(command.leg, command.allow and command.leg in self.legs)
+                case ReferNotify():
+                    if not self.transfers.notify(command.leg, command.code, command.final):
+                        log.info("leg %s: no transfer pending for NOTIFY %d", command.leg, command.code)
                 case _:
                     self._media_command(command)
         except pj.Error as exc:  # a media command's pjsua call failed where no failure event covers it
@@ -322,11 +362,11 @@ class Engine:
             log.warning("leg %s: %s failed: %s", command.leg, type(command).__name__, error)
             self.emit(_leg_failure(command, error))
 
-    def _audio(self, leg_id: str) -> pj.AudioMedia:
-        leg = self.legs.get(leg_id)
-        if leg is None or leg.audio is None:
-            raise MediaUnavailable(f"leg {leg_id} has no active audio")
-        return leg.audio
+    def _require_media(self, *leg_ids: str) -> None:
+        for leg_id in leg_ids:
+            leg = self.legs.get(leg_id)
+            if leg is None or not leg.has_media:
+                raise MediaUnavailable(f"leg {leg_id} has no active audio")
 
     def _media_command(self, command: Work) -> None:
         media = self.media
@@ -335,27 +375,28 @@ class Engine:
                 case PlayerEof():
                     media.stop_play(command.id, "eof")
                 case Play():
-                    media.play(command.id, command.leg, self._audio(command.leg), command.path, command.loop)
+                    self._require_media(command.leg)
+                    media.play(command.id, command.leg, command.path, command.loop)
                 case StopPlay():
                     media.stop_play(command.id)
                 case Record():
+                    self._require_media(*command.legs)
                     if command.mirror is not None:
-                        self._audio(command.mirror[0])  # the mirrored leg must have audio too
-                    media.record(command.id, command.base, list(command.legs),
-                                 [self._audio(leg) for leg in command.legs], command.slots, command.mirror,
+                        self._require_media(command.mirror[0])  # the mirrored leg must have audio too
+                    media.record(command.id, command.base, list(command.legs), command.slots, command.mirror,
                                  command.level_ms)
                 case RecordAttach():
-                    media.attach_record(command.id, command.index, command.leg, self._audio(command.leg))
+                    self._require_media(command.leg)
+                    media.attach_record(command.id, command.index, command.leg)
                 case PauseRecord():
                     media.pause_record(command.id, command.paused)
                 case StopRecord():
                     media.stop_record(command.id)
                 case Bridge():
-                    media.bridge(command.id, command.a, self._audio(command.a), command.b, self._audio(command.b))
+                    self._require_media(command.a, command.b)
+                    media.bridge(command.id, command.a, command.b)
                 case Unbridge():
-                    peer = media.bridges.get(command.a)
-                    a_leg, b_leg = self.legs.get(command.a), self.legs.get(peer or "")
-                    media.unbridge(command.a, a_leg.audio if a_leg else None, b_leg.audio if b_leg else None)
+                    media.unbridge(command.a)
                 case _:
                     log.warning("unknown command %r", command)
         except MediaUnavailable as exc:
@@ -393,6 +434,8 @@ class Engine:
 
     # -- callbacks (pjsua thread) -------------------------------------------------------------
     def on_incoming(self, account: LocalAccount, prm: pj.OnIncomingCallParam) -> None:
+        if self.guard.refuse_call(prm.callId, str(prm.rdata.wholeMsg)):
+            return  # never a leg: the control plane does not see it (the guard module's second line)
         self._inbound_seq += 1
         leg_id = f"in{self.config.index}-{self._inbound_seq}"
         leg = Leg(self, leg_id, account, prm.callId)
@@ -401,8 +444,30 @@ class Engine:
         self.emit(Incoming(leg=leg_id, from_uri=sip_text(ci.remoteUri), to_uri=sip_text(ci.localUri),
                            request_uri=sip_text(_request_uri(prm.rdata.wholeMsg)),
                            call_id=sip_text(ci.callIdString), t=time.time()))
+        self._dialog_facts(leg, str(prm.rdata.wholeMsg), str(prm.rdata.srcAddress), sent=False)
+
+    def on_invite_tsx(self, leg: Leg, tsx_state: pj.TsxStateEvent) -> None:
+        """An INVITE transaction of `leg` sent or received a message: fold it into the leg's dialog facts."""
+        if tsx_state.type == pj.PJSIP_EVENT_TX_MSG:
+            self._dialog_facts(leg, str(tsx_state.tsx.lastTx.wholeMsg), "", sent=True)
+        elif tsx_state.type == pj.PJSIP_EVENT_RX_MSG:
+            rdata = tsx_state.src.rdata
+            self._dialog_facts(leg, str(rdata.wholeMsg), str(rdata.srcAddress), sent=False)
+
+    def _dialog_facts(self, leg: Leg, text: str, source: str, sent: bool) -> None:
+        """Report the leg's dialog when a message changed it (switch.worker.dialog)."""
+        dialog = fold_dialog(leg.dialog, text, source, sent)
+        if dialog is not None and dialog != leg.dialog:
+            leg.dialog = dialog
+            self.emit(DialogChanged(leg=leg.leg_id, dialog=dialog))
 
     def on_media_state(self, leg: Leg) -> None:
+        """After every SDP negotiation of the leg: report hold changes and re-make its media on its port.
+
+        A change of direction, address or codec gives the leg a new audio port (ARCHITECTURE.md); the media
+        manager re-connects players, bridges and recording taps to it.  A held leg keeps a port (pjsua makes a
+        stream even for `inactive`); a leg whose audio was refused (port 0) has none, and its relations wait.
+        """
         ci = leg.getInfo()
         for index, media in enumerate(ci.media):
             if media.type != pj.PJMEDIA_TYPE_AUDIO:
@@ -411,12 +476,20 @@ class Engine:
             if held != leg.held:
                 leg.held = held
                 self.emit(HoldChanged(leg=leg.leg_id, held=held, t=time.time()))
-            if media.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
-                first = leg.audio is None
-                leg.audio = leg.getAudioMedia(index)
-                if first:
-                    self.emit(MediaReady(leg=leg.leg_id, t=time.time()))
+            port = leg.getAudioMedia(index) if media.audioConfSlot >= 0 else None
+            if leg.has_media or media.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
+                self.media.set_port(leg.leg_id, port)
+            if media.status == pj.PJSUA_CALL_MEDIA_ACTIVE and not leg.has_media:
+                leg.has_media = True
+                self.emit(MediaReady(leg=leg.leg_id, t=time.time()))
             return
+
+    def on_refer(self, leg: Leg, rdata: pj.SipRxData) -> None:
+        """A REFER on `leg` (in `onCallTsxState`): accepted here when the leg takes transfers, else left to pjsua,
+        which asks `onCallTransferRequest` (refused).  See `switch.worker.refer`."""
+        accepted = self.transfers.take(leg.leg_id, str(rdata.wholeMsg), int(rdata.pjRxData)) if leg.answered else None
+        if accepted is not None:
+            self.emit(accepted)
 
     def on_dtmf(self, leg: Leg, digit: str) -> None:
         """Report a digit, and relay it to the bridged leg: the conference bridge does not carry RFC 2833."""
@@ -445,7 +518,7 @@ class Engine:
         elif state == pj.PJSIP_INV_STATE_DISCONNECTED:
             # Stop its media, then drop our reference now, synchronously (see module docstring).
             self.media.leg_gone(leg.leg_id)
-            leg.audio = None
+            self.transfers.leg_gone(leg.leg_id)
             self.legs.pop(leg.leg_id, None)
             self.emit(Ended(leg=leg.leg_id, code=int(ci.lastStatusCode), reason=sip_text(ci.lastReason),
                             answered=leg.answered, t=now))

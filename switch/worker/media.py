@@ -12,6 +12,14 @@ if one of them receives nothing (silence is written for empty frames).  Writing 
 once, so a worker killed mid-call leaves every frame up to that moment on disk.  A frame that cannot be
 written is counted (`TapRecording.lost`), logged at the end and reported in `RecordDone.lost_frames`.
 
+Media changes.  A re-INVITE or UPDATE that changes direction, remote address or codec makes pjsua destroy the
+leg's audio port and make a new one (ARCHITECTURE.md); every connection of the old port is gone with it.  So
+nothing here holds a leg's port for good: `MediaManager.ports` has each leg's current port, every relation
+(player -> leg, leg <-> leg bridge, leg -> recording channel, sources of a mirror channel) is kept by leg id, and
+`MediaManager.set_port` re-makes all of a leg's relations on its new port.  A player goes on where it was (it is
+its own port); a recording's ports never leave the bridge, so its channels keep their tick alignment and hold
+silence while the leg has no port or hears nothing (hold).
+
 Levels.  A recording started with `Record.level_ms` measures channel 0 on the clock thread (a sum of squares
 of 160 samples, a few microseconds) and emits a `TapLevel` every `level_ms`: `<Record>` hears silence from
 these instead of re-reading the file.
@@ -77,7 +85,6 @@ class Player(pj.AudioMediaPlayer):  # type: ignore[misc]
         self.loop = loop
         self.leg_id = leg_id
         self._submit = submit
-        self.sinks: list[Any] = []
 
     def onEof2(self) -> None:
         # runs on the media clock thread: only hand the news to the owner thread
@@ -112,7 +119,7 @@ class TapRecording:
     as they come and go.
     """
 
-    def __init__(self, rec_id: str, base: Path, legs: list[str], sources: list[Any], slots: int = 0,
+    def __init__(self, rec_id: str, base: Path, legs: list[str], sources: list[Any | None], slots: int = 0,
                  mirror: tuple[str, int] | None = None, level_ms: int = 0, emit: Emit | None = None) -> None:
         # `slots` > len(sources): channels whose leg is attached later (a <Dial> child from ringing on);
         # their port is in the bridge from the start, so they stay aligned and hold silence until then.
@@ -145,7 +152,8 @@ class TapRecording:
         self._mirror_port: TapPort | None = None if mirror is None else self.ports[mirror[1]]
         self.sources: list[Any | None] = [*sources, *[None] * (count - len(sources))]
         for source, port in zip(sources, self.ports, strict=False):
-            source.startTransmit(port)
+            if source is not None:
+                source.startTransmit(port)
         # Both ports are now in the bridge; start two ticks ahead so every written tick reaches both.
         self.start = self.tick + 2
 
@@ -179,12 +187,19 @@ class TapRecording:
     def frames(self) -> int:
         return 0 if self.start is None else max(0, self.last_tick - self.start + 1)
 
-    def attach(self, index: int, leg_id: str, source: Any) -> None:
-        """Owner thread: feed channel `index` from `source` from now on (replacing what fed it)."""
+    def attach(self, index: int, leg_id: str, source: Any | None) -> None:
+        """Owner thread: feed channel `index` from `leg_id` (its port `source`, None: none yet) from now on."""
         self.detach(index)
-        source.startTransmit(self.ports[index])
+        if source is not None:
+            source.startTransmit(self.ports[index])
         self.sources[index] = source
         self.legs[index] = leg_id
+
+    def replace_source(self, index: int, source: Any | None) -> None:
+        """Owner thread: the leg of channel `index` has a new port (its old one, and its connection, are gone)."""
+        self.sources[index] = source
+        if source is not None:
+            source.startTransmit(self.ports[index])
 
     def detach(self, index: int) -> None:
         source, self.sources[index] = self.sources[index], None
@@ -225,44 +240,92 @@ class TapRecording:
 
 
 class MediaManager:
-    """Players, recordings and bridges of one worker, keyed by the ids the control plane gave them."""
+    """Players, recordings and bridges of one worker, keyed by the ids the control plane gave them.
+
+    Every relation is kept by leg id and made on the legs' current ports (`ports`); `set_port` re-makes a
+    leg's relations when pjsua gives it a new port, and a relation made while a leg has no port (an inactive
+    hold) is connected when it gets one.
+    """
 
     def __init__(self, emit: Emit, submit: Submit) -> None:
         self.emit = emit
         self.submit = submit
+        self.ports: dict[str, Any] = {}  # leg -> its audio port now (absent: none, e.g. inactive hold)
         self.players: dict[str, Player] = {}
         self.recordings: dict[str, TapRecording] = {}
         self.bridges: dict[str, str] = {}  # leg -> the leg it is bridged to
         self.feeds: dict[str, dict[str, Any]] = {}  # leg -> what is sent to it now: players by id, "bridge"
 
     # -- what each leg is sent, for recordings of the outbound track ------------------------------------
-    def _feed(self, leg_id: str, key: str, source: Any) -> None:
-        self.feeds.setdefault(leg_id, {})[key] = source
-        for rec in self.recordings.values():
-            if rec.mirror_leg == leg_id:
-                rec.mirror_add(source)
+    def _feed(self, leg_id: str, key: str, source: Any | None) -> None:
+        feeds = self.feeds.setdefault(leg_id, {})
+        old = feeds.pop(key, None)
+        if old is not None:
+            for rec in self._mirroring(leg_id):
+                rec.mirror_remove(old)
+        if source is None:
+            if not feeds:
+                self.feeds.pop(leg_id, None)
+            return
+        feeds[key] = source
+        for rec in self._mirroring(leg_id):
+            rec.mirror_add(source)
 
     def _unfeed(self, leg_id: str, key: str) -> None:
-        feeds = self.feeds.get(leg_id, {})
-        source = feeds.pop(key, None)
-        if not feeds:
-            self.feeds.pop(leg_id, None)
-        if source is not None:
-            for rec in self.recordings.values():
-                if rec.mirror_leg == leg_id:
-                    rec.mirror_remove(source)
+        self._feed(leg_id, key, None)
+
+    def _mirroring(self, leg_id: str) -> list[TapRecording]:
+        return [rec for rec in self.recordings.values() if rec.mirror_leg == leg_id]
+
+    # -- a leg's port -------------------------------------------------------------------------------
+    def set_port(self, leg_id: str, port: Any | None) -> None:
+        """The leg's audio port is now `port` (None: it has none): re-make every relation of the leg on it.
+
+        Called after every SDP negotiation of the leg.  When the port did not change, each connect finds its
+        connection in place and pjmedia leaves it; when pjsua made a new port, the old one took its
+        connections with it and they are made again here.
+        """
+        if port is None:
+            self.ports.pop(leg_id, None)
+        else:
+            self.ports[leg_id] = port
+        for player in self.players.values():
+            if player.leg_id == leg_id and port is not None:
+                self._connect(player, port, f"player {player.play_id}")
+        peer = self.bridges.get(leg_id)
+        if peer is not None:
+            peer_port = self.ports.get(peer)
+            if port is not None and peer_port is not None:
+                self._connect(port, peer_port, f"bridge {leg_id}->{peer}")
+                self._connect(peer_port, port, f"bridge {peer}->{leg_id}")
+            self._feed(peer, "bridge", port)  # what the peer is sent now, for its mirror channels
+        for rec in self.recordings.values():
+            for index, channel_leg in enumerate(rec.legs):
+                if channel_leg == leg_id:
+                    try:
+                        rec.replace_source(index, port)
+                    except pj.Error as exc:
+                        log.warning("recording %s: cannot re-attach %s: %s", rec.rec_id, leg_id, error_text(exc))
+
+    @staticmethod
+    def _connect(source: Any, sink: Any, what: str) -> None:
+        try:
+            source.startTransmit(sink)
+        except pj.Error as exc:
+            log.warning("%s: cannot re-connect: %s", what, error_text(exc))
 
     # -- players ------------------------------------------------------------------------------
-    def play(self, play_id: str, leg_id: str, audio: Any, path: str, loop: bool) -> None:
+    def play(self, play_id: str, leg_id: str, path: str, loop: bool) -> None:
         player = Player(play_id, leg_id, self.submit, loop)
+        port = self.ports.get(leg_id)
         try:
             player.createPlayer(path, 0 if loop else pj.PJMEDIA_FILE_NO_LOOP)
-            player.startTransmit(audio)
+            if port is not None:
+                player.startTransmit(port)
         except pj.Error as exc:
             destroy(player)
             self.emit(PlayFailed(id=play_id, leg=leg_id, error=error_text(exc)))
             return
-        player.sinks.append(audio)
         self.players[play_id] = player
         self._feed(leg_id, play_id, player)
 
@@ -271,17 +334,19 @@ class MediaManager:
         if player is None:
             return
         self._unfeed(player.leg_id, play_id)
-        for sink in player.sinks:
+        port = self.ports.get(player.leg_id)
+        if port is not None:
             try:
-                player.stopTransmit(sink)
+                player.stopTransmit(port)
             except pj.Error as exc:
                 log.info("player %s: stopTransmit: %s", play_id, error_text(exc))
         destroy(player)
         self.emit(PlayDone(id=play_id, leg=player.leg_id, reason=reason))
 
     # -- recordings ---------------------------------------------------------------------------
-    def record(self, rec_id: str, base: str, legs: list[str], sources: list[Any], slots: int = 0,
+    def record(self, rec_id: str, base: str, legs: list[str], slots: int = 0,
                mirror: tuple[str, int] | None = None, level_ms: int = 0) -> None:
+        sources = [self.ports.get(leg) for leg in legs]
         try:
             recording = TapRecording(rec_id, Path(base), legs, sources, slots, mirror, level_ms, self.emit)
         except (pj.Error, OSError) as exc:
@@ -293,7 +358,7 @@ class MediaManager:
             for source in self.feeds.get(mirror[0], {}).values():
                 recording.mirror_add(source)
 
-    def attach_record(self, rec_id: str, index: int, leg_id: str, source: Any) -> None:
+    def attach_record(self, rec_id: str, index: int, leg_id: str) -> None:
         """Answers `RecordAttached` or `RecordAttachFailed` (the recording itself goes on either way)."""
         recording = self.recordings.get(rec_id)
         if recording is None:
@@ -302,7 +367,7 @@ class MediaManager:
             error = f"the recording has no channel {index} to attach"
         else:
             try:
-                recording.attach(index, leg_id, source)
+                recording.attach(index, leg_id, self.ports.get(leg_id))
             except pj.Error as exc:
                 error = error_text(exc)
             else:
@@ -327,37 +392,41 @@ class MediaManager:
         self.emit(RecordDone(id=rec_id, frames=recording.frames, reason=reason, lost_frames=recording.lost))
 
     # -- bridges ------------------------------------------------------------------------------
-    def bridge(self, bridge_id: str, a_id: str, a: Any, b_id: str, b: Any) -> None:
+    def bridge(self, bridge_id: str, a_id: str, b_id: str) -> None:
         """Answers `Bridged` or `BridgeFailed` (then nothing stays connected)."""
-        try:
-            a.startTransmit(b)
-            b.startTransmit(a)
-        except pj.Error as exc:
-            for src, dst in ((a, b), (b, a)):
-                try:
-                    src.stopTransmit(dst)
-                except pj.Error as undo:
-                    log.info("bridge %s: undo: %s", bridge_id, error_text(undo))
-            self.emit(BridgeFailed(id=bridge_id, a=a_id, b=b_id, error=error_text(exc)))
-            return
+        a, b = self.ports.get(a_id), self.ports.get(b_id)
+        if a is not None and b is not None:
+            try:
+                a.startTransmit(b)
+                b.startTransmit(a)
+            except pj.Error as exc:
+                self._disconnect(a, b, f"bridge {bridge_id}: undo")
+                self.emit(BridgeFailed(id=bridge_id, a=a_id, b=b_id, error=error_text(exc)))
+                return
         self.bridges[a_id] = b_id
         self.bridges[b_id] = a_id
         self._feed(b_id, "bridge", a)
         self._feed(a_id, "bridge", b)
         self.emit(Bridged(id=bridge_id, a=a_id, b=b_id))
 
-    def unbridge(self, a_id: str, a: Any | None, b: Any | None) -> None:
+    def unbridge(self, a_id: str) -> None:
         b_id = self.bridges.pop(a_id, None)
-        if b_id is not None:
-            self.bridges.pop(b_id, None)
-            self._unfeed(b_id, "bridge")
+        if b_id is None:
+            return
+        self.bridges.pop(b_id, None)
+        self._unfeed(b_id, "bridge")
         self._unfeed(a_id, "bridge")
+        a, b = self.ports.get(a_id), self.ports.get(b_id)
         if a is not None and b is not None:
-            for src, dst in ((a, b), (b, a)):
-                try:
-                    src.stopTransmit(dst)
-                except pj.Error as exc:
-                    log.info("unbridge %s: %s", a_id, error_text(exc))
+            self._disconnect(a, b, f"unbridge {a_id}")
+
+    @staticmethod
+    def _disconnect(a: Any, b: Any, what: str) -> None:
+        for src, dst in ((a, b), (b, a)):
+            try:
+                src.stopTransmit(dst)
+            except pj.Error as exc:
+                log.info("%s: %s", what, error_text(exc))
 
     def close_all(self) -> None:
         """Stop every player and recording (worker shutdown: before the library is destroyed)."""
@@ -367,6 +436,7 @@ class MediaManager:
             self.stop_record(rec_id, "shutdown")
         self.bridges.clear()
         self.feeds.clear()
+        self.ports.clear()
 
     # -- a leg went away ----------------------------------------------------------------------
     def leg_gone(self, leg_id: str) -> None:
@@ -383,3 +453,4 @@ class MediaManager:
             self.bridges.pop(peer, None)
             self._unfeed(peer, "bridge")  # the peer hears nothing from this leg any more
         self.feeds.pop(leg_id, None)
+        self.ports.pop(leg_id, None)

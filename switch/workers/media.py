@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from media.errors import MediaError
 from switch.workers.protocol import (
+    AllowRefer,
     Bridge,
     Bridged,
     BridgeFailed,
@@ -37,6 +38,9 @@ from switch.workers.protocol import (
     RecordAttachFailed,
     RecordDone,
     RecordFailed,
+    ReferNotify,
+    ReferReceived,
+    ReferRefused,
     SendDtmf,
     StopPlay,
     StopRecord,
@@ -50,6 +54,7 @@ log = logging.getLogger("switch.media")
 
 Send = Callable[[int, Command], bool]
 RecordResult = RecordDone | RecordFailed
+ReferEvent = ReferReceived | ReferRefused
 
 
 def _attach_key(rec_id: str, index: int, leg: str) -> str:
@@ -87,6 +92,7 @@ class CallMedia:
         self._recordings: dict[str, asyncio.Future[RecordResult]] = {}
         self._acks: dict[str, asyncio.Future[None]] = {}  # bridges by id, attaches by `_attach_key`
         self._levels: dict[str, asyncio.Queue[float | None]] = {}  # recording id -> its tap levels
+        self._refers: dict[str, asyncio.Queue[ReferEvent]] = {}  # call sid -> its REFERs, while someone listens
         self.legs = legs  # call sid -> the live leg (owned by the call engine)
 
     def worker_lost(self, worker: int) -> None:
@@ -252,6 +258,25 @@ class CallMedia:
         state = self._state(call_sid)
         self._send(state.worker, SendDtmf(leg=state.id, digits=digits))
 
+    # -- transfers (REFER) ---------------------------------------------------------------------------
+    def allow_refer(self, call_sid: str, allow: bool = True) -> None:
+        """Accept (or refuse again) a REFER from the call's far end; it arrives on `refers(call_sid)`."""
+        state = self._state(call_sid)
+        self._send(state.worker, AllowRefer(leg=state.id, allow=allow))
+
+    def refer_notify(self, call_sid: str, code: int, final: bool = True) -> None:
+        """NOTIFY the call's transferor how its accepted REFER went (sipfrag `SIP/2.0 <code> ...`)."""
+        state = self.legs.get(call_sid)
+        if state is not None and not state.gone:
+            self._send(state.worker, ReferNotify(leg=state.id, code=code, final=final))
+
+    def refers(self, call_sid: str) -> asyncio.Queue[ReferEvent]:
+        """The REFERs (accepted or refused) the call's far end sends from now on, until `forget_refers`."""
+        return self._refers.setdefault(call_sid, asyncio.Queue())
+
+    def forget_refers(self, call_sid: str) -> None:
+        self._refers.pop(call_sid, None)
+
     # -- worker events -----------------------------------------------------------------------------
     def on_event(self, call_sid: str | None, event: Event) -> None:
         """A media event: by id (plays, recordings, bridges, attaches, levels), or of the call `call_sid`."""
@@ -283,6 +308,14 @@ class CallMedia:
                 state = self.legs.get(call_sid or "")
                 if state is not None:
                     state.digits.put_nowait(event.digit)
+            case ReferReceived() | ReferRefused():
+                refers = self._refers.get(call_sid or "")
+                if refers is not None:
+                    refers.put_nowait(event)
+                else:
+                    log.info("%s: REFER to %s with nobody to take it", call_sid, event.refer_to)
+                    if isinstance(event, ReferReceived):  # accepted by the worker: its transferor must hear
+                        self.refer_notify(call_sid or "", 503)
             case _:
                 log.info("%s: media event %s ignored", call_sid, type(event).__name__)
 

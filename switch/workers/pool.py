@@ -4,8 +4,14 @@ Worker `i` is a `python -m switch.worker.main` process bound to SIP port `base +
 configured address and so receives inbound calls), with its RTP bound to the media address in its own slice
 of the RTP port range.  Each connects back over a unix socket and says hello with its real call capacity,
 which it read from the pjsua2 library it loaded.  The pool counts legs in use
-per worker; the call manager reserves a leg before dialing and releases it when the leg ends.  A worker
-that exits is reported to `on_lost` (its calls are finished there) and started again after a short pause.
+per worker; the call manager reserves a leg before dialing and releases it when the leg ends.
+
+A worker that dies is found by its control socket's EOF or its process's exit, whichever comes first.  The pool
+waits for the exit (a worker alive without its channel hangs up its calls and exits by itself; one that does not
+within `EXIT_GRACE` is killed), reports it to `on_lost` with how it ended (its calls end `failed` there), and
+ends the SIP side of its legs from the control plane: the worker reported each leg's dialog (`DialogChanged`),
+and `switch.workers.reaper` sends their far ends BYE, CANCEL or a 503 from the dead worker's SIP port.  A worker
+that exited cleanly (status 0) hung its calls up itself.  Then the worker is started again.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import collections
 import contextlib
 import logging
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -25,6 +32,10 @@ from typing import Any
 
 from switch.workers.protocol import (
     Command,
+    DialFailed,
+    Dialog,
+    DialogChanged,
+    Ended,
     Event,
     EventsDropped,
     Fatal,
@@ -33,15 +44,17 @@ from switch.workers.protocol import (
     VersionMismatch,
     encode,
 )
+from switch.workers.reaper import reap
 from switch.workers.stream import read_event, read_hello
 
 log = logging.getLogger("switch.workers.pool")
 
 EventHandler = Callable[[int, Event], None]
-LostHandler = Callable[[int], None]
+LostHandler = Callable[[int, str], None]  # worker index, how it ended
 
 HELLO_TIMEOUT = 15.0
 RESTART_DELAY = 0.2
+EXIT_GRACE = 2.0  # a worker whose channel closed hangs up (<= 1 s) and exits; past this it is killed
 # The PyPI pjsua2 has a 64-handle select() ioqueue; each call takes two media sockets and a closed socket
 # stays registered for 500 ms, so ~30 call starts inside a second abort the process (measured by the
 # bench: an assertion in ioqueue_select.c).  New legs per worker are capped below that.
@@ -57,6 +70,17 @@ def rtp_slices(ports: tuple[int, int], count: int) -> list[tuple[int, int]]:
     if size < 2:
         return [ports] * count
     return [(first + i * size, first + (i + 1) * size - 1 if i < count - 1 else last) for i in range(count)]
+
+
+def exit_text(code: int) -> str:
+    """How a process ended, from its return code: `exited with status 1`, `killed by signal 9 (SIGKILL)`."""
+    if code >= 0:
+        return f"exited with status {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = "unknown"
+    return f"killed by signal {-code} ({name})"
 
 
 class NoCapacity(Exception):
@@ -82,6 +106,8 @@ class WorkerHandle:
     restarts: int = 0
     dropped_events: int = 0  # events its full outgoing queue dropped (EventsDropped), this process
     starts: collections.deque[float] = field(default_factory=collections.deque)
+    dialogs: dict[str, Dialog] = field(default_factory=dict)  # leg id -> its SIP facts (DialogChanged)
+    lost: asyncio.Task[None] | None = None  # the handling of its last death (on_lost, reaping its legs)
 
     @property
     def listen_host(self) -> str:
@@ -169,20 +195,63 @@ class WorkerPool:
             self._track(self._restart(worker))
 
     def _mark_down(self, worker: WorkerHandle, why: str) -> None:
-        """Once per worker death (socket EOF or process exit, whichever comes first): finish its calls."""
+        """Once per worker death (socket EOF or process exit, whichever comes first): no more commands or legs
+        for it; once its process is gone, `on_lost` hears how it ended and its legs' dialogs are ended."""
         if not worker.up:
             return
         worker.up = False
         worker.writer = None
+        dialogs, worker.dialogs = worker.dialogs, {}
+        process = worker.process
+        if process is not None and process.returncode is None and not self._closing:
+            self._background(worker, self._lost(worker, process, why, dialogs))
+            return
+        self._report_lost(worker, exit_text(process.returncode) if process and process.returncode is not None
+                          else why)
+        if not self._closing and dialogs and (process is None or process.returncode != 0):
+            self._background(worker, self._reap(worker, dialogs))
+
+    def _background(self, worker: WorkerHandle, coro: Any) -> None:
+        worker.lost = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(worker.lost)
+        worker.lost.add_done_callback(self._tasks.discard)
+
+    async def _lost(self, worker: WorkerHandle, process: asyncio.subprocess.Process, why: str,
+                    dialogs: dict[str, Dialog]) -> None:
+        """Wait for the process to be gone (killed after EXIT_GRACE), report it, end its legs' dialogs."""
+        try:
+            await asyncio.wait_for(asyncio.shield(process.wait()), EXIT_GRACE)
+        except TimeoutError:
+            log.error("worker %d (pid %s) lost its channel and did not exit: killed", worker.index, worker.pid)
+            process.kill()
+            await process.wait()
+        self._report_lost(worker, exit_text(process.returncode) if process.returncode is not None else why)
+        if dialogs and process.returncode != 0:  # a clean exit hung its calls up itself
+            await self._reap(worker, dialogs)
+
+    def _report_lost(self, worker: WorkerHandle, why: str) -> None:
         if not self._closing:
             log.error("worker %d (pid %s) lost: %s; its %d legs end", worker.index, worker.pid, why,
                       len(worker.legs))
-        self._on_lost(worker.index)
+        self._on_lost(worker.index, why)
         worker.legs.clear()
 
+    async def _reap(self, worker: WorkerHandle, dialogs: dict[str, Dialog]) -> None:
+        """End the dead worker's legs from its SIP port (switch.workers.reaper); never in the way of the restart."""
+        try:
+            outcomes = await reap(dialogs, worker.listen_host, worker.sip_port, worker.sip_host)
+        except Exception:
+            log.exception("worker %d: ending its legs' dialogs failed", worker.index)
+            return
+        for leg, outcome in sorted(outcomes.items()):
+            log.info("worker %d: leg %s ended from the control plane: %s", worker.index, leg, outcome)
+
     async def _restart(self, worker: WorkerHandle) -> None:
-        """Start a replacement; a replacement that dies is restarted again by its own watcher."""
+        """Start a replacement (once the dead one's legs are ended: it needs their SIP port); a replacement that
+        dies is restarted again by its own watcher."""
         await asyncio.sleep(RESTART_DELAY)
+        if worker.lost is not None:
+            await asyncio.wait([worker.lost])  # it logs its own failures
         if self._closing:
             return
         try:
@@ -217,6 +286,11 @@ class WorkerPool:
             if future is not None and not future.done():
                 future.set_result(None)
             while (event := await read_event(reader)) is not None:
+                if isinstance(event, DialogChanged):
+                    worker.dialogs[event.leg] = event.dialog
+                    continue
+                if isinstance(event, Ended | DialFailed):
+                    worker.dialogs.pop(event.leg, None)
                 if isinstance(event, EventsDropped):
                     worker.dropped_events = event.total
                     log.warning("worker %d dropped %d events so far: its queue to us overflowed", worker.index,

@@ -21,9 +21,16 @@ Every command that can fail has its own failure event, and the worker answers ea
     RecordAttach    RecordAttached                  RecordAttachFailed
     Bridge          Bridged                         BridgeFailed
 
+`AllowRefer` and `ReferNotify` cannot fail either (a REFER is answered by the worker itself: `ReferReceived`
+when it accepted it, `ReferRefused` when not; see `switch.worker.refer`).
+
 `StopPlay`, `PauseRecord`, `StopRecord`, `Unbridge` and `Shutdown` cannot fail: an id or leg the worker no
 longer knows is already done (its `PlayDone`/`RecordDone`/`Ended` has been or will be sent).  Commands for a
 leg the worker no longer holds are ignored and logged (the leg's `Ended` is on its way).
+
+`DialogChanged` is no answer to a command: the worker reports the SIP facts of each leg's dialog (or of its INVITE
+while unanswered) whenever they change, and the pool keeps them, so that the far ends of a worker that dies can
+still be sent a BYE, a CANCEL or a final response (`switch.workers.reaper`).
 
 SIP text (display names in URIs, reason phrases, Call-IDs) may carry any byte; the worker passes it through
 `sip_text`, so that it is always valid UTF-8 here and encoding can never fail.
@@ -37,7 +44,7 @@ from typing import Any, Union, cast
 
 import msgspec
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3  # 3: DialogChanged
 MAX_MESSAGE = 1 << 20
 HEADER = struct.Struct(">I")  # the length of the JSON body that follows
 _STRAY_SURROGATE = re.compile("[\ud800-\udc7f\udd00-\udfff]")
@@ -104,6 +111,23 @@ class SendDtmf(Command, tag="send_dtmf", frozen=True, kw_only=True):
 
     leg: str
     digits: str
+
+
+class AllowRefer(Command, tag="allow_refer", frozen=True, kw_only=True):
+    """From now on a REFER on `leg` is accepted (202, NOTIFY `100 Trying`, `ReferReceived`), or refused 403 again
+    (`allow` False, the default of every leg).  One transfer at a time: a REFER while one is pending is refused."""
+
+    leg: str
+    allow: bool = True
+
+
+class ReferNotify(Command, tag="refer_notify", frozen=True, kw_only=True):
+    """Tell the transferor of `leg` how its accepted REFER went: a NOTIFY whose sipfrag is `SIP/2.0 <code> <reason>`
+    (`final`: the subscription ends with it).  Ignored when no transfer is pending on the leg."""
+
+    leg: str
+    code: int
+    final: bool = True
 
 
 # -- commands: media ----------------------------------------------------------------------------------
@@ -287,6 +311,37 @@ class HoldChanged(Event, tag="hold", frozen=True, kw_only=True):
     t: float
 
 
+class Dialog(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What the control plane needs to end a leg at the SIP level without its worker (`switch.workers.reaper`).
+
+    Header values are as they were on the wire (through `sip_text`).  `local` is our From (outbound) or To
+    (inbound) with our tag once we have one; `remote` the far end's, with its tag once it answered.  `routes` are
+    the Route values of the leg's next request: our INVITE's until a 2xx, then the dialog's route set (RFC 3261
+    12.1).  `vias` are our INVITE's top Via (outbound: a CANCEL and the ACK of a non-2xx reuse its branch) or the
+    far end's INVITE's Vias (inbound: a final response copies them).  `cseq` is the INVITE's CSeq number.
+    `peer` is the `host:port` the far end's messages came from; `answered`: a 2xx was sent or received."""
+
+    inbound: bool
+    call_id: str
+    local: str
+    remote: str
+    request_uri: str = ""
+    target: str = ""
+    routes: tuple[str, ...] = ()
+    vias: tuple[str, ...] = ()
+    cseq: int
+    transport: str = "udp"
+    peer: str = ""
+    answered: bool = False
+
+
+class DialogChanged(Event, tag="dialog", frozen=True, kw_only=True):
+    """The SIP facts of `leg` changed (INVITE sent or received, the far end's answer, our response): `dialog`."""
+
+    leg: str
+    dialog: Dialog
+
+
 class DtmfReceived(Event, tag="dtmf", frozen=True, kw_only=True):
     """An RFC 2833 digit arrived on `leg` (and was relayed to the leg it is bridged to)."""
 
@@ -323,6 +378,26 @@ class DtmfFailed(Event, tag="dtmf_failed", frozen=True, kw_only=True):
     leg: str
     digits: str
     error: str
+
+
+class ReferReceived(Event, tag="refer", frozen=True, kw_only=True):
+    """A REFER on `leg` was accepted (202 and NOTIFY `100 Trying` sent): `refer_to` is its Refer-To value as sent,
+    `referred_by` its Referred-By (or ""), `headers` its X- headers; a `ReferNotify` must follow."""
+
+    leg: str
+    refer_to: str
+    referred_by: str = ""
+    headers: tuple[tuple[str, str], ...] = ()
+    t: float
+
+
+class ReferRefused(Event, tag="refer_refused", frozen=True, kw_only=True):
+    """A REFER on `leg` was refused with `code` (the leg does not take transfers now); the call goes on."""
+
+    leg: str
+    refer_to: str
+    code: int
+    t: float
 
 
 # -- events: media ------------------------------------------------------------------------------------------
@@ -405,18 +480,19 @@ class BridgeFailed(Event, tag="bridge_failed", frozen=True, kw_only=True):
 
 
 COMMANDS: tuple[type[Command], ...] = (
-    Dial, Ring, Answer, Hangup, SendDtmf, Play, StopPlay, Record, RecordAttach, PauseRecord, StopRecord, Bridge,
-    Unbridge, Shutdown,
+    Dial, Ring, Answer, Hangup, SendDtmf, AllowRefer, ReferNotify, Play, StopPlay, Record, RecordAttach, PauseRecord,
+    StopRecord, Bridge, Unbridge, Shutdown,
 )
 EVENTS: tuple[type[Event], ...] = (
     Hello, Fatal, Log, EventsDropped, Incoming, InviteSent, DialFailed, Progress, Answered, Ended, MediaReady,
-    HoldChanged, DtmfReceived, RingFailed, AnswerFailed, HangupFailed, DtmfFailed, PlayDone, PlayFailed, RecordDone,
-    RecordFailed, RecordAttached, RecordAttachFailed, TapLevel, Bridged, BridgeFailed,
+    HoldChanged, DialogChanged, DtmfReceived, RingFailed, AnswerFailed, HangupFailed, DtmfFailed, ReferReceived,
+    ReferRefused, PlayDone, PlayFailed, RecordDone, RecordFailed, RecordAttached, RecordAttachFailed, TapLevel,
+    Bridged, BridgeFailed,
 )
 Message = Command | Event
 # Events about one leg (`leg` names it; the control plane finds its call by it).
-LegEvent = (InviteSent | DialFailed | Progress | Answered | Ended | MediaReady | HoldChanged | DtmfReceived | RingFailed
-            | AnswerFailed | HangupFailed | DtmfFailed)
+LegEvent = (InviteSent | DialFailed | Progress | Answered | Ended | MediaReady | HoldChanged | DialogChanged
+            | DtmfReceived | RingFailed | AnswerFailed | HangupFailed | DtmfFailed | ReferReceived | ReferRefused)
 # Answers to media commands, matched by the command's `id`.
 MediaResult = (PlayDone | PlayFailed | RecordDone | RecordFailed | RecordAttached | RecordAttachFailed | TapLevel
                | Bridged | BridgeFailed)

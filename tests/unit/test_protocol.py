@@ -50,6 +50,8 @@ SAMPLES: list[Message] = [
     P.Answer(leg="in0-1"),
     P.Hangup(leg="CA1", code=487),
     P.SendDtmf(leg="CA1", digits="12#*"),
+    P.AllowRefer(leg="CA1"),
+    P.ReferNotify(leg="CA1", code=200),
     P.Play(id="w0:p1", leg="CA1", path="/tmp/tone.wav", loop=True),
     P.StopPlay(id="w0:p1"),
     P.Record(id="w0:r2", base="/data/recordings/RE1", legs=("CA1", "CA2"), slots=2, mirror=("CA1", 1),
@@ -73,6 +75,14 @@ SAMPLES: list[Message] = [
     P.Ended(leg="CA1", code=200, reason="Normal call clearing", answered=True, t=9.0),
     P.MediaReady(leg="CA1", t=3.0),
     P.HoldChanged(leg="CA1", held=True, t=3.5),
+    P.DialogChanged(leg="CA1", dialog=P.Dialog(
+        inbound=False, call_id="xyz", local="<sip:+1555@127.0.0.1>;tag=a1", remote="<sip:bob@127.0.0.1>;tag=b2",
+        request_uri="sip:bob@127.0.0.1:5070", target="sip:bob@127.0.0.1:5070;transport=udp",
+        routes=("<sip:127.0.0.2;lr>",), vias=("SIP/2.0/UDP 127.0.0.1:5060;rport;branch=z9hG4bK1",), cseq=4711,
+        transport="tcp", peer="127.0.0.1:5070", answered=True)),
+    P.ReferReceived(leg="CA1", refer_to="<sip:carol@127.0.0.1?X-Ctx=1>", referred_by="<sip:bob@127.0.0.1>",
+                    headers=(("X-Ctx", "42"),), t=3.6),
+    P.ReferRefused(leg="CA1", refer_to="<sip:carol@127.0.0.1>", code=403, t=3.7),
     P.DtmfReceived(leg="CA1", digit="5", t=4.0),
     P.RingFailed(leg="in0-1", error="INVITE session already terminated"),
     P.AnswerFailed(leg="in0-1", error="INVITE session already terminated"),
@@ -222,7 +232,8 @@ def test_hello_of_our_version_and_fatal_are_accepted() -> None:
 
 @pytest.mark.parametrize("body", [
     b'{"ev":"hello","version":1,"worker":0,"capacity":8,"sip":"127.0.0.1:5062","pid":1234}',  # the dict protocol
-    b'{"ev":"hello","version":3,"worker":0,"capacity":8,"sip":"h:1","pid":1,"zone":"eu"}',  # a newer one
+    b'{"ev":"hello","version":2,"worker":0,"capacity":8,"sip":"127.0.0.1:5062","pid":1234}',  # without dialogs
+    b'{"ev":"hello","version":4,"worker":0,"capacity":8,"sip":"h:1","pid":1,"zone":"eu"}',  # a newer one
     b'{"ev":"hello"}',
 ])
 def test_another_version_is_refused(body: bytes) -> None:

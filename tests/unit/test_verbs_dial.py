@@ -1,6 +1,7 @@
 """`<Dial>` on a scripted pool: parallel (first answer wins, the others are cancelled) and sequential ringing,
 busy/no-answer outcomes, action parameters, answerOnBridge, hangupOnStar, timeLimit, early media bridged
-instead of ringback, a whisper on the called party, a caller who hangs up while it rings."""
+instead of ringback, a whisper on the called party, a caller who hangs up while it rings, a REFER from the called
+party (referUrl)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from tests.unit.fakes import (
     hang_up,
     no_answer,
     press,
+    refer,
     speak,
     virtual_time,
 )
@@ -271,3 +273,54 @@ async def test_numbers_go_to_the_trunk_with_caller_id_and_send_digits(tmp_path: 
         assert fake.call("+15557654321").from_ == "+15559990000"
     finally:
         await fake.close()
+
+
+# -- REFER from the dialed party (referUrl) -------------------------------------------------------------------
+REFER_URL = "http://app.test/refer"
+DAVE = "<Dial><Sip>sip:dave@d.test</Sip></Dial>"
+
+
+async def test_a_refer_runs_the_refer_url_on_the_caller_and_lets_the_transferor_go(switch: FakeSwitch) -> None:
+    switch.pool.far_end("bob", answer(after=1) + refer("<sip:dave@d.test?X-Ctx=1>", after=3))
+    switch.pool.far_end("dave", answer(after=2) + hang_up(after=4))
+    switch.app.documents[REFER_URL] = f"<Response>{DAVE}<Say>Transferred</Say></Response>"
+    trace = await _dial(switch, f"<Dial action='/after' referUrl='/refer'>{BOB}</Dial>")
+    assert trace == ["ring caller", "dial bob", "answer caller", "play caller ringback-us.wav loop",
+                     "bridge caller bob", "stop_play ringback-us.wav", "allow_refer bob True",
+                     "refer_notify bob 200", "unbridge caller", "hangup bob 200",
+                     "dial dave", "play caller ringback-us.wav loop", "bridge caller dave",
+                     "stop_play ringback-us.wav", "unbridge caller", "play caller say-transferred.wav",
+                     "hangup caller 200"]
+    assert switch.pool.leg("bob").notifies == [(100, False), (200, True)]
+    [request] = [r for r in switch.app.requests if r.url == REFER_URL]
+    assert request.method == "POST"
+    assert request.params["CallSid"] == switch.sid("caller")
+    assert request.params["ReferTransferTarget"] == "<sip:dave@d.test?X-Ctx=1>"
+    assert request.params["SipHeader_Referred-By"] == "<sip:bob@far.test>"
+    assert request.params["SipHeader_X-Ctx"] == "42"
+    assert _told(switch) == {"DialCallStatus": "completed", "DialCallSid": switch.sid("bob"),
+                             "DialCallDuration": "3", "DialSipResponseCode": "200"}  # told, answer ignored
+    assert [r.url for r in switch.app.requests] == [VOICE, REFER_URL, AFTER]
+    assert switch.history("bob") == ["initiated", "ringing", "in-progress", "completed"]
+    assert switch.history("dave") == ["initiated", "ringing", "in-progress", "completed"]
+    assert switch.notes("caller") == []
+
+
+async def test_a_refer_url_that_fails_keeps_the_conversation(switch: FakeSwitch) -> None:
+    switch.pool.far_end("bob", answer(after=1) + refer("<sip:dave@d.test>", after=2) + hang_up(after=3))
+    trace = await _dial(switch, f"<Dial action='/after' referUrl='/refer' referMethod='GET'>{BOB}</Dial>")
+    assert "refer_notify bob 503" in trace and not any(line.startswith("dial dave") for line in trace)
+    assert switch.pool.leg("bob").notifies == [(100, False), (503, True)]
+    assert [(r.method, r.url) for r in switch.app.requests if r.url == REFER_URL] == [("GET", REFER_URL)]
+    assert _told(switch)["DialCallDuration"] == "5"  # bob stayed on until he hung up himself
+    assert [code for code, _ in switch.notes("caller")] == [11200]
+
+
+async def test_a_refer_without_refer_url_is_refused_with_13802(switch: FakeSwitch) -> None:
+    switch.pool.far_end("bob", answer(after=1) + refer("<sip:dave@d.test>", after=2) + hang_up(after=3))
+    trace = await _dial(switch, f"<Dial action='/after'>{BOB}</Dial>")
+    assert not any(line.startswith(("allow_refer", "refer_notify")) for line in trace)
+    assert switch.pool.leg("bob").notifies == []
+    assert [code for code, _ in switch.notes("caller")] == [13802]
+    assert _told(switch)["DialCallDuration"] == "5"
+    assert switch.history("bob") == ["initiated", "ringing", "in-progress", "completed"]

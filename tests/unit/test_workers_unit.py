@@ -125,15 +125,15 @@ async def test_pool_refuses_a_worker_of_another_protocol_version(caplog: pytest.
 
 async def test_pool_routes_typed_events_and_counts_dropped_ones() -> None:
     got: list[tuple[int, Event]] = []
-    lost: list[int] = []
-    pool = WorkerPool(2, "127.0.0.1", 5060, lambda i, e: got.append((i, e)), lost.append)
+    lost: list[tuple[int, str]] = []
+    pool = WorkerPool(2, "127.0.0.1", 5060, lambda i, e: got.append((i, e)), lambda i, why: lost.append((i, why)))
     events = [MediaReady(leg="CA1", t=1.0), EventsDropped(total=5), DtmfReceived(leg="CA1", digit="7", t=2.0)]
     hello = Hello(version=PROTOCOL_VERSION, worker=1, capacity=4, sip="127.0.0.1:5061", pid=99)
     await pool._serve(_stream(hello, *events), _Writer())  # type: ignore[arg-type]
     assert got == [(1, events[0]), (1, events[2])]  # EventsDropped is the pool's own business
     assert pool.workers[1].dropped_events == 5
     assert pool.status()[1]["dropped_events"] == 5
-    assert lost == [1]  # the stream ended: the worker is down
+    assert lost == [(1, "control channel closed")]  # the stream ended: the worker is down
     assert not pool.workers[1].up
 
 
@@ -294,7 +294,7 @@ def test_the_worker_answers_a_failed_attach_with_record_attach_failed() -> None:
 
     emitted: list[Event] = []
     manager = MediaManager(emitted.append, lambda command: None)
-    manager.attach_record("w0:r7", 1, "CA3", source=None)  # no such recording any more
+    manager.attach_record("w0:r7", 1, "CA3")  # no such recording any more
     assert emitted == [RecordAttachFailed(id="w0:r7", index=1, leg="CA3", error="no such recording (it ended)")]
     # a leg without audio: the engine answers each media command with its own failure
     assert _media_failure(RecordAttach(id="w0:r7", index=1, leg="CA3"), "no audio") == RecordAttachFailed(

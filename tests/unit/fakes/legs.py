@@ -47,6 +47,9 @@ class FakeLeg:
     media_up: asyncio.Event = field(default_factory=asyncio.Event)
     sounds: list[tuple[float, float]] = field(default_factory=list)  # when the far end made sound
     digits_heard: list[str] = field(default_factory=list)  # SendDtmf from the switch
+    refer_allowed: bool = False  # AllowRefer: a REFER from the far end is accepted
+    refer_pending: bool = False  # accepted, its final ReferNotify not sent yet
+    notifies: list[tuple[int, bool]] = field(default_factory=list)  # ReferNotify (code, final), the sipfrags sent
     task: asyncio.Task[None] | None = None
 
     def loud_at(self, t: float) -> bool:

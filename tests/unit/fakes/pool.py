@@ -14,6 +14,8 @@ answers them as a pjsua2 worker would, on the event loop and in the protocol's o
   it stops and answers `RecordDone` with the frame count; `level_ms` gives `TapLevel` events.  `RecordAttach`
   -> `RecordAttached`; `Bridge` -> `Bridged`.  `fail_bridges`, `fail_records`, `fail_attaches` (an error text)
   make those commands answer their failure event instead; `lost_frames` is what each `RecordDone` reports lost.
+- `AllowRefer` lets `refer(alias, ...)` (the far end's REFER) be accepted (`ReferReceived`) instead of refused 403
+  (`ReferRefused`); `ReferNotify` sipfrags land in the leg's `notifies`.
 - `kill(worker)` is a worker process dying: its pending events are dropped, `on_lost` is told.
 
 Time is the event loop's (virtual under looptime), so seconds of call flow take microseconds.
@@ -38,8 +40,8 @@ EventSink = Callable[[int, p.Event], None]
 LostSink = Callable[[int], None]
 # Every command the fake answers as the worker would; tests/unit/test_fakes.py checks it against the protocol.
 HANDLED: tuple[type[p.Command], ...] = (
-    p.Dial, p.Ring, p.Answer, p.Hangup, p.SendDtmf, p.Play, p.StopPlay, p.Record, p.RecordAttach, p.PauseRecord,
-    p.StopRecord, p.Bridge, p.Unbridge, p.Shutdown,
+    p.Dial, p.Ring, p.Answer, p.Hangup, p.SendDtmf, p.AllowRefer, p.ReferNotify, p.Play, p.StopPlay, p.Record,
+    p.RecordAttach, p.PauseRecord, p.StopRecord, p.Bridge, p.Unbridge, p.Shutdown,
 )
 HANGUP_REASONS = {200: "Normal call clearing", 404: "Not Found", 486: "Busy Here", 487: "Request Terminated",
                   500: "Server Internal Error", 503: "Service Unavailable", 603: "Decline"}
@@ -132,6 +134,19 @@ class FakePool:
     def alias(self, leg_id: str) -> str:
         leg = self.legs.get(leg_id)
         return leg.alias if leg is not None else leg_id
+
+    def refer(self, alias: str, refer_to: str, referred_by: str = "",
+              headers: tuple[tuple[str, str], ...] = ()) -> None:
+        """The far end `alias` sends a REFER: accepted as the worker does (`ReferReceived`, NOTIFY 100 Trying in
+        `notifies`) when the switch allowed it and none is pending; otherwise refused 403 (`ReferRefused`)."""
+        leg = self.leg(alias)
+        if leg.refer_allowed and not leg.refer_pending and leg.answered and not leg.ended:
+            leg.refer_pending = True
+            leg.notifies.append((100, False))
+            self.emit(leg.worker, p.ReferReceived(leg=leg.leg_id, refer_to=refer_to, referred_by=referred_by,
+                                                  headers=headers, t=self.now))
+        else:
+            self.emit(leg.worker, p.ReferRefused(leg=leg.leg_id, refer_to=refer_to, code=403, t=self.now))
 
     def kill(self, worker: int) -> None:
         """Worker `worker` dies: its legs go silent, its pending events are lost, the engine is told."""
@@ -234,6 +249,8 @@ class FakePool:
                 self._end(leg, 200, "Normal call clearing")
             else:
                 self._end(leg, 487, "Request Terminated")
+        elif step.kind == "refer":
+            self.refer(leg.alias, step.uri, referred_by=f"<sip:{leg.alias}@far.test>", headers=(("X-Ctx", "42"),))
         elif step.kind == "dial_failed":
             leg.ended = True
             self.emit(leg.worker, p.DialFailed(leg=leg.leg_id, code=step.code, reason=step.reason))
@@ -284,6 +301,10 @@ class FakePool:
                 return f"hangup {a(command.leg)} {command.code}"
             case p.SendDtmf():
                 return f"dtmf {a(command.leg)} {command.digits}"
+            case p.AllowRefer():
+                return f"allow_refer {a(command.leg)} {command.allow}"
+            case p.ReferNotify():
+                return f"refer_notify {a(command.leg)} {command.code}"
             case p.Play():
                 return f"play {a(command.leg)} {Path(command.path).name}{' loop' if command.loop else ''}"
             case p.StopPlay():
@@ -347,6 +368,15 @@ class FakePool:
                     self._stop_recording(rec, "stopped")
             case p.Bridge():
                 self._bridge(worker, command)
+            case p.AllowRefer():
+                leg = self._leg(command.leg)
+                if leg is not None:
+                    leg.refer_allowed = command.allow
+            case p.ReferNotify():
+                leg = self._leg(command.leg)
+                if leg is not None and leg.refer_pending:
+                    leg.notifies.append((command.code, command.final))
+                    leg.refer_pending = not command.final
             case _:
                 pass  # Ring, Unbridge, Shutdown: nothing comes back
 

@@ -27,10 +27,11 @@ class Step:
     digits: str = ""
     gap: float = 0.0
     seconds: float = 0.0
+    uri: str = ""  # a REFER's Refer-To
 
     @property
     def needs_media(self) -> bool:
-        return self.kind in ("press", "speak")
+        return self.kind in ("press", "speak", "refer")
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,11 @@ def speak(seconds: float, after: float = 0.0) -> Script:
 def hang_up(after: float = 0.0) -> Script:
     """BYE when answered; CANCEL (487) while an inbound call is still unanswered."""
     return Script((Step("hang_up", after),))
+
+
+def refer(to: str, after: float = 0.0) -> Script:
+    """A REFER with `Refer-To: to` (once the media is up): accepted or refused as the switch allowed."""
+    return Script((Step("refer", after, uri=to),))
 
 
 def wait(after: float) -> Script:
