@@ -1,8 +1,9 @@
 """What a real peer sends on a live call is refused, never crashes the worker (issue 13, sections 2 and 4).
 
 A sipp UAS answers the switch's call, then sends a re-INVITE whose SDP says `c=IN IP4 ::1` (pjsip would abort
-negotiating it: refused 488 by `switch.worker.guard`) and a REFER (refused 403: no `referUrl` support), then hangs
-up.  The worker must survive with the same pid and the call end with its whole callback sequence.
+negotiating it: refused 488 by `switch.worker.guard`) and a REFER (refused 403: a call without a
+`<Dial referUrl>` takes no transfer), then hangs up.  The worker must survive with the same pid and the call end
+with its whole callback sequence.
 """
 
 from __future__ import annotations
