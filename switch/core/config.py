@@ -58,6 +58,7 @@ from typing import Any
 
 from switch.core.errors import ConfigError
 from switch.core.model import new_sid
+from switch.workers.sipmsg import is_ip
 
 ACCOUNT_SID_RE = re.compile(r"^AC[0-9a-f]{32}$")
 HOSTNAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$")
@@ -253,20 +254,12 @@ def _load_media(cfg: Config, media: dict[str, Any]) -> None:
         cfg.media_address = _ip_address(media["address"], "media.address")
     if "external_address" in media:
         external = str(media["external_address"])
-        if is_wildcard(external) or not (HOSTNAME_RE.match(external) or _is_ip(external)):
+        if is_wildcard(external) or not (HOSTNAME_RE.match(external) or is_ip(external)):
             raise ConfigError(f"media.external_address: expected the IP address or host name peers reach us at, "
                               f"got {media['external_address']!r}")
         cfg.external_address = external
     if "rtp_ports" in media:
         cfg.rtp_ports = parse_port_range(str(media["rtp_ports"]), "media.rtp_ports")
-
-
-def _is_ip(value: str) -> bool:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    return True
 
 
 def load_config(path: Path | None) -> Config:
