@@ -3,12 +3,18 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # Debian packages the switch, tests and demo use: sipp (sip-tester) and baresip (baresip-core) as real
-# SIP peers, espeak-ng for <Say>.
-DEB_PACKAGES := sip-tester baresip-core espeak-ng
+# SIP peers, espeak-ng for <Say>, kamailio as the SIP edge ([edge], switch/workers/edge.py).
+DEB_PACKAGES := sip-tester baresip-core espeak-ng kamailio
 # binaries that prove each package above is installed, in the same order
-DEB_BINARIES := sipp baresip espeak-ng
+DEB_BINARIES := sipp baresip espeak-ng /usr/sbin/kamailio
+# what `make engine` builds pjproject and its SWIG module with (switch/tools/engine), and their proving binaries
+ENGINE_DEB_PACKAGES := g++ make swig python3-dev
+ENGINE_DEB_BINARIES := g++ make swig python3-config
+# `make test-wheel`: the smoke set that keeps the PyPI wheel supported (calls, <Dial>, recordings, lab phone)
+WHEEL_SMOKE := tests/e2e/test_engine_e2e.py tests/e2e/test_calls_e2e.py tests/e2e/test_dial_e2e.py \
+	tests/e2e/test_recordings_e2e.py tests/e2e/test_labphone.py tests/e2e/test_elastic_pool_e2e.py
 
-.PHONY: setup deps demo test test-fast lint bench serve clean
+.PHONY: setup deps deps-engine engine demo test test-wheel test-fast lint bench serve clean
 
 setup: $(VENV)/.installed deps
 
@@ -18,8 +24,9 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-deps:
-	@missing=""; set -- $(DEB_BINARIES); for pkg in $(DEB_PACKAGES); do \
+# $(call apt_install,PACKAGES,BINARIES): apt-get install (as root) each package whose binary is missing
+define apt_install
+	@missing=""; set -- $(2); for pkg in $(1); do \
 	  command -v $$1 >/dev/null 2>&1 || missing="$$missing $$pkg"; shift; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
@@ -30,12 +37,29 @@ deps:
 	    echo "run: sudo apt-get install$$missing"; exit 1; \
 	  fi; \
 	fi
+endef
+
+deps:
+	$(call apt_install,$(DEB_PACKAGES),$(DEB_BINARIES))
+
+deps-engine:
+	$(call apt_install,$(ENGINE_DEB_PACKAGES),$(ENGINE_DEB_BINARIES))
+
+# pjproject 2.17 built for a server (1,024 calls, epoll) into $(VENV)/engine; cached in ~/.cache/softswitch/engine.
+# Source: $$PJPROJECT_TARBALL, else the upstream release, downloaded and checked against its pinned sha256.
+engine: $(VENV)/.installed deps-engine
+	$(BIN)/python -m switch.tools.engine
 
 demo: setup
 	$(BIN)/softswitch demo
 
-test: setup lint
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+# the whole suite on the built engine, then the smoke set on the PyPI wheel
+test: setup lint engine
+	SOFTSWITCH_ENGINE=built $(BIN)/python -m pytest -q -p no:cacheprovider tests
+	$(MAKE) --no-print-directory test-wheel
+
+test-wheel: setup
+	SOFTSWITCH_ENGINE=wheel $(BIN)/python -m pytest -q -p no:cacheprovider $(WHEEL_SMOKE)
 
 # the fast tier alone: pure unit tests, no processes or sockets
 test-fast: $(VENV)/.installed

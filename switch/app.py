@@ -6,11 +6,12 @@ import asyncio
 import logging
 import signal
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
 from switch.core.calls import CallManager
-from switch.core.config import Config, Credentials, resolve_credentials
+from switch.core.config import Config, Credentials, is_wildcard, resolve_credentials
 from switch.core.conversations import Conversations
 from switch.core.notifications import Notifications
 from switch.core.numbers import NumberRegistry
@@ -29,6 +30,8 @@ from switch.dialects.twilio.numbers import add_twilio_number_routes
 from switch.dialects.twilio.recordings import add_recording_routes
 from switch.session.voice import VoiceEngine
 from switch.verbs.registry import task_for
+from switch.workers.edge import Edge
+from switch.workers.edge_config import EdgeSettings, worker_uri
 from switch.workers.pool import WorkerPool
 
 log = logging.getLogger("switch")
@@ -37,14 +40,20 @@ log = logging.getLogger("switch")
 async def _healthz(request: web.Request) -> web.Response:
     switch: Switch = request.app[SWITCH_KEY]
     pool = switch.pool
-    body = {
+    body: dict[str, Any] = {
         "status": "ok" if pool.healthy else "degraded",
         "workers": pool.status(),
+        "scaling": pool.scaler.status(),
         "capacity": sum(w.capacity for w in pool.workers if w.up),
         "in_use": sum(len(w.legs) for w in pool.workers),
         "live_calls": len(switch.calls.live),
     }
-    return web.json_response(body, status=200 if pool.healthy else 503)
+    healthy = pool.healthy
+    if switch.edge is not None:
+        body["edge"] = switch.edge.status()
+        healthy = healthy and switch.edge.up
+        body["status"] = "ok" if healthy else "degraded"
+    return web.json_response(body, status=200 if healthy else 503)
 
 
 @dataclass
@@ -61,6 +70,7 @@ class Switch:
     voice: VoiceEngine
     numbers: NumberRegistry
     notifications: Notifications
+    edge: Edge | None = None  # Kamailio in front of the workers ([edge] enabled)
 
     @property
     def base_url(self) -> str:
@@ -69,6 +79,8 @@ class Switch:
     async def stop(self) -> None:
         await self.voice.close()
         await self.calls.shutdown()
+        if self.edge is not None:
+            await self.edge.close()
         await self.pool.close()
         await self.runner.cleanup()
         await self.webhooks.close()
@@ -108,12 +120,22 @@ async def start_switch(config: Config) -> Switch:
     conversations = Conversations(store, credentials.account_sid, config.conversation_services, calls.events,
                                   lambda: list(calls.live.values()))
     voice.conversations = conversations
-    pool = WorkerPool(config.workers, config.sip_host, config.sip_port, calls.on_worker_event,
+    edge = _edge(config)
+    worker_host, worker_port = config.worker_sip
+    pool = WorkerPool(config.workers, worker_host, worker_port, calls.on_worker_event,
                       calls.on_worker_lost, config.pj_log_level, advertised_host=config.advertised_host,
-                      media_address=config.media_address, external_address=config.external_address,
-                      rtp_ports=config.rtp_ports)
+                      media_address=config.rtp_address if edge else config.media_address,
+                      external_address=config.external_address, rtp_ports=config.rtp_ports,
+                      outbound_proxy=_edge_proxy(config) if edge else None)
     calls.attach(pool)
     await pool.start()
+    if edge is not None:
+        _follow_workers(pool, edge)
+        try:
+            await edge.start()
+        except Exception:
+            await pool.close()
+            raise
     app = web.Application(middlewares=[error_middleware])
     app.router.add_get("/healthz", _healthz)
     add_twilio_routes(app, calls, config.base_url)
@@ -127,12 +149,37 @@ async def start_switch(config: Config) -> Switch:
                       ExotelAuth(exotel_sid, config.exotel_api_key or credentials.account_sid,
                                  config.exotel_api_token or credentials.auth_token))
     runner = web.AppRunner(app, access_log=None)
-    switch = Switch(config, credentials, store, webhooks, calls, pool, runner, voice, numbers, notifications)
+    switch = Switch(config, credentials, store, webhooks, calls, pool, runner, voice, numbers, notifications, edge)
     app[SWITCH_KEY] = switch
     await runner.setup()
     site = web.TCPSite(runner, config.http_host, config.http_port)
     await site.start()
     return switch
+
+
+def _edge(config: Config) -> Edge | None:
+    """The SIP edge of `config` ([edge] enabled), not started."""
+    if not config.edge.enabled:
+        return None
+    e = config.edge
+    settings = EdgeSettings(config.sip_host, config.sip_port, advertise=config.external_address,
+                            max_cps=e.max_cps, per_source_rps=e.per_source_rps,
+                            max_message_bytes=e.max_message_bytes, worker_timeout_ms=e.worker_timeout_ms)
+    return Edge(settings, config.data_dir / "edge")
+
+
+def _edge_proxy(config: Config) -> str:
+    """The loose route the workers put on their new requests: the edge, at an address they can reach."""
+    host = "127.0.0.1" if is_wildcard(config.sip_host) else config.sip_host
+    return f"sip:{host}:{config.sip_port};lr"
+
+
+def _follow_workers(pool: WorkerPool, edge: Edge) -> None:
+    """Keep the edge's dispatcher list on the pool's up workers, each active while it has a free leg."""
+    def changed() -> None:
+        edge.workers_changed((worker_uri(w.listen_host, w.sip_port), w.free > 0) for w in pool.workers if w.up)
+    pool.watch(changed)
+    changed()
 
 
 async def serve(config: Config) -> None:
@@ -143,9 +190,12 @@ async def serve(config: Config) -> None:
         loop.add_signal_handler(sig, stop.set)
     switch = await start_switch(config)
     creds = switch.credentials
-    total = sum(w.capacity for w in switch.pool.workers)
-    print(f"softswitch: HTTP {switch.base_url}  SIP {config.sip_host}:{config.sip_port} (UDP+TCP)  "
-          f"{config.workers} worker(s), {total} simultaneous calls", flush=True)
+    pool = switch.pool
+    total = sum(w.capacity for w in pool.workers)
+    edge = "Kamailio edge" if switch.edge is not None else "worker 0, no edge"
+    print(f"softswitch: HTTP {switch.base_url}  SIP {config.sip_host}:{config.sip_port} (UDP+TCP, {edge})  "
+          f"workers: {pool.scaling}, up to {pool.max_workers}; {len(pool.workers)} running with {total} call legs",
+          flush=True)
     if creds.generated:
         print(f"softswitch: generated credentials (kept in {config.data_dir / 'credentials.json'}):", flush=True)
     print(f"  account SID {creds.account_sid}\n  auth token  {creds.auth_token}", flush=True)

@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from switch.core.config import Config, load_config, parse_hostport
+from switch.core.config import Config, load_config, load_workers, parse_hostport, parse_workers
 from switch.core.errors import ConfigError
 
 
@@ -21,9 +21,11 @@ def _config_from_args(args: argparse.Namespace) -> Config:
     if args.sip:
         cfg.sip_host, cfg.sip_port = parse_hostport(args.sip, "--sip")
     if args.workers is not None:
-        if args.workers < 1:
-            raise ConfigError("--workers must be at least 1")
-        cfg.workers = args.workers
+        workers = parse_workers(int(args.workers) if args.workers.isdigit() else args.workers, "--workers")
+        if isinstance(workers, int):
+            cfg.workers = workers
+        elif isinstance(cfg.workers, int):  # auto over a fixed file; over an auto file, its [workers] stays
+            cfg.workers = load_workers("auto", {})
     return cfg
 
 
@@ -57,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--data-dir", help="where the database and recordings live (default ./var)")
     serve.add_argument("--http", help="HTTP HOST:PORT (default 127.0.0.1:8080)")
     serve.add_argument("--sip", help="SIP HOST:PORT for UDP and TCP (default 127.0.0.1:5060)")
-    serve.add_argument("--workers", type=int, help="media worker processes (default 1)")
+    serve.add_argument("--workers", metavar="auto|N",
+                       help='media worker processes: "auto" (the default: an elastic pool, see [workers]) or N')
     serve.set_defaults(func=_cmd_serve)
     bench = sub.add_parser("bench", help="measure the switch under sipp load on 127.0.0.1")
     bench.add_argument("--output", default="bench-results.json")

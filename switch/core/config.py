@@ -5,8 +5,15 @@ Example (`softswitch.toml`)::
     [server]
     http = "127.0.0.1:8080"
     sip = "127.0.0.1:5060"
-    workers = 2
+    workers = "auto"          # the default: an elastic pool (tuned by [workers]); or a number: a fixed pool
     data_dir = "./var"
+
+    [workers]                 # optional, with workers = "auto" (switch.workers.scaling)
+    min = 1                   # workers always running (0 .. min-1)
+    max = "auto"              # the most workers; auto: one per CPU core, or enough for max_calls legs
+    max_calls = 100           # call legs to plan for when max = "auto" (a worker of the PyPI wheel holds 4)
+    spare_calls = 2           # start another worker when fewer free legs than this remain
+    idle_timeout = 60         # seconds an extra worker may hold no leg before it is stopped
 
     [account]                 # or SOFTSWITCH_ACCOUNT_SID / SOFTSWITCH_AUTH_TOKEN
     sid = "AC0123456789abcdef0123456789abcdef"
@@ -21,6 +28,14 @@ Example (`softswitch.toml`)::
     address = "127.0.0.1"     # RTP's bind address and SDP's c=; default: the [server] sip host
     external_address = "203.0.113.7"  # behind NAT: SDP's c= and Contact carry this instead; default none
     rtp_ports = "10000-20000" # UDP ports for RTP and RTCP, two per call leg (the default)
+
+    [edge]                    # Kamailio in front of the workers (switch.workers.edge)
+    enabled = true            # false: worker 0 binds the [server] sip address itself, as without an edge
+    worker_port = 5160        # workers listen on 127.0.0.1 from this port up (default: the sip port + 100)
+    max_cps = 400             # new inbound calls per second for the whole switch; beyond, 503 + Retry-After
+    per_source_rps = 2000     # SIP requests per second from one address (pike); beyond, 503 + Retry-After
+    max_message_bytes = 16384 # larger requests get 513
+    worker_timeout_ms = 2000  # a worker silent this long after an INVITE is passed over for the next one
 
     [[trunks]]
     name = "lab-asterisk"
@@ -58,6 +73,7 @@ from typing import Any
 
 from switch.core.errors import ConfigError
 from switch.core.model import new_sid
+from switch.workers.scaling import Scaling
 from switch.workers.sipmsg import is_ip
 
 ACCOUNT_SID_RE = re.compile(r"^AC[0-9a-f]{32}$")
@@ -187,6 +203,41 @@ def _conversation_service(entry: Any) -> ConversationServiceConfig:
 
 
 @dataclass
+class EdgeConfig:
+    """`[edge]`: Kamailio as the SIP edge (see the module docstring for the keys)."""
+
+    enabled: bool = True
+    worker_port: int | None = None  # None: the [server] sip port + 100
+    max_cps: int = 400
+    per_source_rps: int = 2000
+    max_message_bytes: int = 16384
+    worker_timeout_ms: int = 2000
+
+
+_EDGE_INTS = {"worker_port": (1, 65535), "max_cps": (1, 100000), "per_source_rps": (1, 1000000),
+              "max_message_bytes": (1024, 65535), "worker_timeout_ms": (100, 60000)}
+
+
+def _load_edge(edge: dict[str, Any]) -> EdgeConfig:
+    unknown = set(edge) - {"enabled", *_EDGE_INTS}
+    if unknown:
+        raise ConfigError(f"[edge]: unknown keys {sorted(unknown)}")
+    cfg = EdgeConfig()
+    enabled = edge.get("enabled", cfg.enabled)
+    if not isinstance(enabled, bool):
+        raise ConfigError(f"edge.enabled must be true or false, not {enabled!r}")
+    cfg.enabled = enabled
+    for key, (low, high) in _EDGE_INTS.items():
+        if key not in edge:
+            continue
+        value = edge[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ConfigError(f"edge.{key} must be a whole number from {low} to {high}, not {value!r}")
+        setattr(cfg, key, value)
+    return cfg
+
+
+@dataclass
 class Config:
     """Everything `softswitch serve` needs."""
 
@@ -194,7 +245,7 @@ class Config:
     http_port: int = 8080
     sip_host: str = "127.0.0.1"
     sip_port: int = 5060
-    workers: int = 1
+    workers: int | Scaling = field(default_factory=Scaling)  # an int: a fixed pool of that many workers
     data_dir: Path = Path("var")
     public_url: str | None = None
     account_sid: str | None = None
@@ -218,6 +269,15 @@ class Config:
     media_address: str | None = None
     external_address: str | None = None
     rtp_ports: tuple[int, int] = (10000, 20000)
+    edge: EdgeConfig = field(default_factory=EdgeConfig)
+
+    @property
+    def worker_sip(self) -> tuple[str, int]:
+        """Where worker 0 binds SIP (worker i: the port + i): behind the edge, loopback from [edge] worker_port;
+        without it, the [server] sip address itself."""
+        if not self.edge.enabled:
+            return self.sip_host, self.sip_port
+        return "127.0.0.1", self.edge.worker_port or self.sip_port + 100
 
     @property
     def base_url(self) -> str:
@@ -244,6 +304,48 @@ def _table(raw: dict[str, Any], name: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ConfigError(f"[{name}] must be a table")
     return value
+
+
+def parse_workers(value: Any, what: str) -> int | str:
+    """`"auto"` or a whole number of workers (at least 1)."""
+    if value == "auto":
+        return "auto"
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    raise ConfigError(f'{what} must be "auto" (an elastic pool) or a whole number of workers from 1, not {value!r}')
+
+
+_WORKER_INTS = ("min", "max_calls", "spare_calls")
+
+
+def load_workers(value: Any, tuning: dict[str, Any]) -> int | Scaling:
+    """`[server] workers` ("auto" or N) with its `[workers]` tuning, into a fixed count or a `Scaling`."""
+    mode = parse_workers(value, "server.workers")
+    unknown = set(tuning) - {*_WORKER_INTS, "max", "idle_timeout"}
+    if unknown:
+        raise ConfigError(f"[workers]: unknown keys {sorted(unknown)}; known: min, max, max_calls, spare_calls, "
+                          "idle_timeout")
+    if isinstance(mode, int):
+        if tuning:
+            raise ConfigError(f'[workers] tunes workers = "auto"; with a fixed pool (workers = {mode}) remove it')
+        return mode
+    args: dict[str, Any] = {}
+    for key in _WORKER_INTS:
+        if key in tuning:
+            if isinstance(tuning[key], bool) or not isinstance(tuning[key], int):
+                raise ConfigError(f"workers.{key} must be a whole number, not {tuning[key]!r}")
+            args[key] = tuning[key]
+    if "max" in tuning and tuning["max"] != "auto":
+        args["max"] = parse_workers(tuning["max"], "workers.max")
+    if "idle_timeout" in tuning:
+        idle = tuning["idle_timeout"]
+        if isinstance(idle, bool) or not isinstance(idle, int | float):
+            raise ConfigError(f"workers.idle_timeout must be a number of seconds, not {idle!r}")
+        args["idle_timeout"] = float(idle)
+    try:
+        return Scaling(**args)
+    except ValueError as exc:
+        raise ConfigError(f"[workers]: {exc}") from None
 
 
 def _load_media(cfg: Config, media: dict[str, Any]) -> None:
@@ -276,7 +378,7 @@ def load_config(path: Path | None) -> Config:
         cfg.http_host, cfg.http_port = parse_hostport(str(server["http"]), "server.http")
     if "sip" in server:
         cfg.sip_host, cfg.sip_port = parse_hostport(str(server["sip"]), "server.sip")
-    cfg.workers = int(server.get("workers", cfg.workers))
+    cfg.workers = load_workers(server.get("workers", "auto"), _table(raw, "workers"))
     if "data_dir" in server:
         cfg.data_dir = Path(str(server["data_dir"]))
     cfg.public_url = server.get("public_url")
@@ -292,6 +394,7 @@ def load_config(path: Path | None) -> Config:
         raise ConfigError(f"recordings.public must be true or false, not {public!r}")
     cfg.recordings_public = public
     _load_media(cfg, _table(raw, "media"))
+    cfg.edge = _load_edge(_table(raw, "edge"))
     exotel = _table(raw, "exotel")
     cfg.exotel_sid = exotel.get("sid")
     cfg.exotel_api_key = exotel.get("api_key")

@@ -27,8 +27,7 @@ import signal
 import sys
 from types import FrameType
 
-import pjsua2 as pj
-
+from switch.worker.pjengine import pj
 from switch.worker.pjmedia import local_account_config, start_endpoint
 
 _POLL_MS = 10

@@ -35,8 +35,7 @@ import time
 from types import FrameType
 from typing import IO, Any
 
-import pjsua2 as pj
-
+from switch.worker.pjengine import pj
 from switch.worker.pjmedia import (
     FRAME_BYTES,
     destroy,

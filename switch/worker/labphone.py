@@ -3,16 +3,17 @@
     softswitch phone --sip 127.0.0.1:5062 --answer auto --tone 1000 --record heard.wav
 
 It answers (or refuses) calls, or places one, plays a tone or a WAV file, records what it hears from the far
-end, sends RFC 2833 (or SIP INFO) digits, and prints one JSON object per line on stdout for every event (the
-list is in `switch.worker.labphone_io`).
+end, sends RFC 2833 (or SIP INFO) digits, holds and unholds and re-INVITEs with another codec when told on
+stdin (``--commands``), and prints one JSON object per line on stdout for every event (the list is in
+`switch.worker.labphone_io`; the calls and their mid-call changes are in `switch.worker.labphone_calls`).
 
 Threading follows ARCHITECTURE.md: the main thread owns the Endpoint (``threadCnt = 0``,
 ``mainThreadOnly = True``) and loops on ``libHandleEvents``; timers (answer, DTMF, hang-up, exit) run
-between polls.  Only the recorder's ``onFrameReceived`` runs on the media clock thread, and it does nothing
-but copy the frame's bytes (straight from the ``std::vector``'s memory, see :func:`frame_bytes`) onto a
-deque that the main loop drains into a WAV file, whose header is rewritten at each write so the file stays
-valid even if the phone is killed.  pjlib logs to C stdout; fd 1 is pointed at stderr while the phone runs
-so that stdout carries nothing but events.
+between polls, and so do the commands that a reader thread took from stdin.  Only the recorder's
+``onFrameReceived`` runs on the media clock thread, and it does nothing but copy the frame's bytes (straight
+from the ``std::vector``'s memory, see :func:`frame_bytes`) onto a deque that the main loop drains into a WAV
+file, whose header is rewritten at each write so the file stays valid even if the phone is killed.  pjlib
+logs to C stdout; fd 1 is pointed at stderr while the phone runs so that stdout carries nothing but events.
 """
 
 from __future__ import annotations
@@ -32,11 +33,18 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import pjsua2 as pj
-
 from media.audio import write_wav
 from media.tones import sine
-from switch.worker.labphone_io import EventWriter, PhoneOptions, Recording, add_phone_arguments
+from switch.worker.labphone_calls import PhoneAccount, PhoneCall, call_op, recording_path
+from switch.worker.labphone_io import (
+    CommandReader,
+    EventWriter,
+    PhoneOptions,
+    Recording,
+    add_phone_arguments,
+    parse_command,
+)
+from switch.worker.pjengine import pj
 from switch.worker.pjmedia import (
     CLOCK_RATE,
     FRAME_MS,
@@ -53,66 +61,6 @@ _POLL_MS = 20
 _MEDIA_GRACE_S = 0.1  # let the clock thread finish with a disconnected port before destroying it
 _SHUTDOWN_GRACE_S = 1.5
 _FINAL_CODES = {"auto": 200, "busy": 486, "reject": 603}
-
-
-# -- calls ------------------------------------------------------------------------------------------------
-class PhoneCall(pj.Call):  # type: ignore[misc]
-    """One call of the phone; its callbacks only hand the event to the :class:`LabPhone`."""
-
-    def __init__(self, phone: LabPhone, key: int, account: pj.Account, call_id: int = -1) -> None:
-        if call_id >= 0:
-            super().__init__(account, call_id)
-        else:
-            super().__init__(account)
-        self.phone = phone
-        self.key = key
-        self.call_id = ""
-        self.outgoing = call_id < 0
-        self.answered_at: float | None = None
-        self.last_progress = 0
-        self.hung_up_locally = False
-        self.audio: pj.AudioMedia | None = None
-        self.player: pj.AudioMediaPlayer | None = None
-        self.recording: Recording | None = None
-
-    def onCallState(self, prm: pj.OnCallStateParam) -> None:
-        try:
-            self.phone.on_call_state(self)
-        except Exception:
-            log.exception("call %s: onCallState failed", self.call_id)
-
-    def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:
-        try:
-            self.phone.on_call_media(self)
-        except Exception:
-            log.exception("call %s: onCallMediaState failed", self.call_id)
-
-    def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:
-        try:
-            method = "info" if prm.method == pj.PJSUA_DTMF_METHOD_SIP_INFO else "rfc2833"
-            self.phone.emit("dtmf", digit=prm.digit, method=method, call_id=self.call_id)
-        except Exception:
-            log.exception("call %s: onDtmfDigit failed", self.call_id)
-
-
-class PhoneAccount(pj.Account):  # type: ignore[misc]
-    """The phone's only account: takes every incoming INVITE, and reports registrations."""
-
-    def __init__(self, phone: LabPhone) -> None:
-        super().__init__()
-        self.phone = phone
-
-    def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:
-        try:
-            self.phone.on_incoming(prm)
-        except Exception:
-            log.exception("onIncomingCall failed")
-
-    def onRegState(self, prm: pj.OnRegStateParam) -> None:
-        try:
-            self.phone.emit("registered", code=int(prm.code), reason=str(prm.reason), expires=int(prm.expiration))
-        except Exception:
-            log.exception("onRegState failed")
 
 
 class LabPhone:
@@ -136,6 +84,7 @@ class LabPhone:
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
         self._audio_file: str | None = None
         self._started = False
+        self._commands: CommandReader | None = None
 
     # -- life cycle -------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -153,6 +102,8 @@ class LabPhone:
         set_codec_priorities(ep, other_g711=0)
         self.account = self._make_account()
         self.emit("ready", sip=f"{opts.host}:{self.port}", pid=os.getpid())
+        if opts.commands:
+            self._commands = CommandReader(sys.stdin).start()
         if opts.call:
             self._at(0.0, self._place_call)
 
@@ -221,6 +172,7 @@ class LabPhone:
         while self._stop_reason is None:
             self.ep.libHandleEvents(self._poll_ms())
             self._run_due_timers()
+            self._run_commands()
             self._service_media()
             if time.monotonic() >= self._deadline:
                 self.request_stop("max-seconds")
@@ -304,7 +256,7 @@ class LabPhone:
         call = PhoneCall(self, next(self._keys), self.account)
         self.calls[call.key] = call
         try:
-            call.makeCall(uri, pj.CallOpParam(True))
+            call.makeCall(uri, call_op())
         except pj.Error as exc:
             del self.calls[call.key]
             self.calls_ended += 1
@@ -314,9 +266,7 @@ class LabPhone:
         self.emit("calling", uri=uri, call_id=call.call_id)
 
     def _answer(self, call: PhoneCall, code: int) -> None:
-        prm = pj.CallOpParam(True)
-        prm.statusCode = code
-        call.answer(prm)
+        call.answer(call_op(code))
 
     def _final_answer(self, call: PhoneCall) -> None:
         code = _FINAL_CODES.get(self.options.answer)
@@ -326,13 +276,11 @@ class LabPhone:
             self._answer(call, 200)
         else:
             call.hung_up_locally = True
-            prm = pj.CallOpParam(True)
-            prm.statusCode = code
-            call.hangup(prm)
+            call.hangup(call_op(code))
 
     def _hangup(self, call: PhoneCall) -> None:
         call.hung_up_locally = True
-        prm = pj.CallOpParam(True)
+        prm = call_op()
         if not call.outgoing and call.answered_at is None:
             prm.statusCode = 480  # still ringing here: Temporarily Unavailable
         try:
@@ -340,8 +288,8 @@ class LabPhone:
         except pj.Error as exc:
             log.info("call %s: hangup: %s", call.call_id, error_text(exc))
 
-    def _send_dtmf(self, call: PhoneCall) -> None:
-        digits = self.options.dtmf or ""
+    def _send_dtmf(self, call: PhoneCall, digits: str | None = None) -> None:
+        digits = digits or self.options.dtmf or ""
         if self.options.dtmf_method == "info":
             prm = pj.CallSendDtmfParam()
             prm.method = pj.PJSUA_DTMF_METHOD_SIP_INFO
@@ -350,6 +298,42 @@ class LabPhone:
         else:
             call.dialDtmf(digits)
         self.emit("dtmf_sent", digits=digits, method=self.options.dtmf_method, call_id=call.call_id)
+
+    # -- commands from stdin ----------------------------------------------------------------------------
+    def _run_commands(self) -> None:
+        if self._commands is None:
+            return
+        for line in self._commands.take():
+            try:
+                name, arg = parse_command(line)
+            except ValueError as exc:
+                self.emit("error", message=str(exc))
+                continue
+            calls = [self.calls[key] for key in sorted(self.calls) if self.calls[key].answered_at is not None]
+            if not calls:
+                self.emit("error", message=f"{name}: no answered call")
+            for call in calls:
+                self._command(call, name, arg)
+
+    def _command(self, call: PhoneCall, name: str, arg: str | None) -> None:
+        try:
+            if name == "hold":
+                call.hold()
+            elif name == "unhold":
+                call.unhold()
+            elif name == "reinvite":
+                call.reinvite_with(self.ep, arg)
+            elif name == "dtmf":
+                self._send_dtmf(call, arg)
+            else:
+                self._hangup(call)
+        except pj.Error as exc:
+            self.emit("error", message=f"{name}: {error_text(exc)}", call_id=call.call_id)
+            return
+        except ValueError as exc:
+            self.emit("error", message=f"{name}: {exc}", call_id=call.call_id)
+            return
+        self.emit("command", command=name if arg is None else f"{name} {arg}", call_id=call.call_id)
 
     # -- callbacks (pjsua thread) -----------------------------------------------------------------------
     def on_incoming(self, prm: pj.OnIncomingCallParam) -> None:
@@ -398,30 +382,17 @@ class LabPhone:
             self.emit("hangup", **fields)
 
     def on_call_media(self, call: PhoneCall) -> None:
-        ci = call.getInfo()
-        for mi in ci.media:
-            if mi.type != pj.PJMEDIA_TYPE_AUDIO or mi.status != pj.PJSUA_CALL_MEDIA_ACTIVE:
-                continue
-            audio = call.getAudioMedia(mi.index)
-            call.audio = audio
-            if self._audio_file is not None:
-                if call.player is None:
-                    call.player = pj.AudioMediaPlayer()
-                    call.player.createPlayer(self._audio_file, 0)  # 0: loop
-                call.player.startTransmit(audio)
-            if self.options.record:
-                if call.recording is None:
-                    call.recording = Recording(self._recording_path())
-                audio.startTransmit(call.recording.port)
-            break
+        """After every SDP negotiation: make the call's media connections on its port now.  Those after the
+        answer (re-INVITEs, UPDATEs) are reported as ``media`` events; the first one is part of ``answered``."""
+        new_recording = self._new_recording if self.options.record else None
+        fields = call.connect_media(self._audio_file, new_recording)
+        if call.answered_at is not None:
+            self.emit("media", **fields, call_id=call.call_id)
 
-    def _recording_path(self) -> Path:
+    def _new_recording(self) -> Recording:
         assert self.options.record
         self._recordings_made += 1
-        path = Path(self.options.record)
-        if self._recordings_made > 1:
-            path = path.with_name(f"{path.stem}-{self._recordings_made}{path.suffix}")
-        return path
+        return Recording(recording_path(self.options.record, self._recordings_made))
 
     # -- media clean-up ---------------------------------------------------------------------------------
     def _retire(self, call: PhoneCall) -> None:

@@ -1,4 +1,5 @@
-"""The lab phone's command line, its JSON event output and its WAV recorder (see `switch.worker.labphone`).
+"""The lab phone's command line, its commands on stdin, its JSON event output and its WAV recorder (see
+`switch.worker.labphone`).
 
 The phone prints one JSON object per line on stdout for every event, each
 with ``"event"`` and ``"t"`` (``time.time()``)::
@@ -10,11 +11,21 @@ with ``"event"`` and ``"t"`` (``time.time()``)::
     {"event": "answered", "call_id": "...", "t": ...}
     {"event": "dtmf", "digit": "5", "method": "rfc2833", "call_id": "...", "t": ...}
     {"event": "dtmf_sent", "digits": "123", "method": "rfc2833", "call_id": "...", "t": ...}
+    {"event": "media", "state": "active"|"local_hold"|"remote_hold"|"none"|"error",
+     "dir": "sendrecv"|"sendonly"|"recvonly"|"inactive", "codec": "PCMU", "call_id": "...", "t": ...}
+                                                  (each SDP negotiation after the answer: re-INVITE, UPDATE)
+    {"event": "command", "command": "hold", "call_id": "...", "t": ...}     (a stdin command, once sent)
     {"event": "hangup", "code": 200, "reason": "...", "duration": 3.02, "by": "local"|"remote",
      "call_id": "...", "recording": "path.wav", "t": ...}                    (recording: with --record)
     {"event": "registered", "code": 200, "reason": "OK", "expires": 300, "t": ...}
     {"event": "error", "message": "...", "t": ...}
     {"event": "exit", "reason": "calls"|"max-seconds"|"signal"|"error", "calls": N, "t": ...}
+
+With ``--commands`` the phone also reads one command per line on stdin, for every answered call:
+``hold`` (re-INVITE, sendonly; the phone stops sending its audio), ``unhold`` (re-INVITE, sendrecv),
+``reinvite [CODEC]`` (a re-INVITE whose offer has only CODEC, e.g. ``PCMA``; it also unholds), ``dtmf DIGITS``
+and ``hangup``.  Each is answered by a ``command`` event once its request is sent (the ``media`` event follows
+with the negotiated result), or by an ``error`` event.
 """
 
 from __future__ import annotations
@@ -23,6 +34,7 @@ import argparse
 import collections
 import json
 import logging
+import queue
 import threading
 import time
 import wave
@@ -30,13 +42,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-import pjsua2 as pj
-
+from switch.worker.pjengine import pj
 from switch.worker.pjmedia import CLOCK_RATE, FRAME_BYTES, FRAME_MS, frame_bytes
 
 log = logging.getLogger("switch.labphone")
 
 ANSWER_MODES = ("auto", "busy", "reject", "ignore")
+COMMANDS = ("hold", "unhold", "reinvite", "dtmf", "hangup")
 
 
 # -- options ----------------------------------------------------------------------------------------------
@@ -63,6 +75,7 @@ class PhoneOptions:
     exit_after_calls: int | None = None
     max_seconds: float = 60.0
     pj_log_level: int = 1
+    commands: bool = False
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> PhoneOptions:
@@ -93,6 +106,7 @@ class PhoneOptions:
             exit_after_calls=exit_after,
             max_seconds=args.max_seconds,
             pj_log_level=args.pj_log_level,
+            commands=args.commands,
         )
 
 
@@ -127,6 +141,8 @@ def add_phone_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-seconds", type=float, default=60.0,
                         help="exit after this long whatever happens (default 60)")
     parser.add_argument("--pj-log-level", type=int, default=1, help="pjsip log level on stderr (default 1)")
+    parser.add_argument("--commands", action="store_true",
+                        help="read commands on stdin, one a line: hold, unhold, reinvite [CODEC], dtmf DIGITS, hangup")
 
 
 # -- events -----------------------------------------------------------------------------------------------
@@ -146,6 +162,53 @@ class EventWriter:
                 self._stream.flush()
             except (OSError, ValueError):  # reader gone: keep running, the phone exits by itself anyway
                 log.warning("cannot write event %s", event)
+
+
+# -- commands ---------------------------------------------------------------------------------------------
+class CommandReader:
+    """Reads command lines from a stream on a thread of its own; the phone's loop takes them with :meth:`take`.
+
+    The thread never touches pjsua; end of input just ends the thread (the phone goes on).
+    """
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+        self._lines: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="labphone-commands", daemon=True)
+
+    def start(self) -> CommandReader:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            for line in self._stream:
+                if line.strip():
+                    self._lines.put(line.strip())
+        except (OSError, ValueError):  # stdin closed under us: no more commands
+            log.info("command input closed")
+
+    def take(self) -> list[str]:
+        """The lines read since the last call (owner thread)."""
+        lines: list[str] = []
+        while True:
+            try:
+                lines.append(self._lines.get_nowait())
+            except queue.Empty:
+                return lines
+
+
+def parse_command(line: str) -> tuple[str, str | None]:
+    """``"reinvite PCMA"`` -> ``("reinvite", "PCMA")``; ValueError for an unknown command or a missing argument."""
+    name, _, arg = line.strip().partition(" ")
+    name, arg = name.lower(), arg.strip()
+    if name not in COMMANDS:
+        raise ValueError(f"unknown command {name!r} (expected one of {', '.join(COMMANDS)})")
+    if name == "dtmf" and not arg:
+        raise ValueError("dtmf: which digits?")
+    if name in ("hold", "unhold", "hangup") and arg:
+        raise ValueError(f"{name} takes no argument")
+    return name, arg or None
 
 
 # -- media ------------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ import threading
 from switch.worker.channel import BlockingChannel
 from switch.worker.engine import Engine, EngineConfig
 from switch.worker.outbox import Outbox
+from switch.worker.pjengine import ENGINE
 from switch.worker.pjmedia import MediaAddress, configure_media
 from switch.workers.protocol import (
     PROTOCOL_VERSION,
@@ -66,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pj-log-level", type=int, default=1)
     parser.add_argument("--media-address", help="RTP bind address and SDP c= (default: the SIP host)")
     parser.add_argument("--external-address", help="what SDP c= and Contact carry instead (behind NAT)")
+    parser.add_argument("--outbound-proxy", help="a SIP URI (;lr) every new request goes through: the edge")
     parser.add_argument("--rtp-ports", type=_port_range, default=(10000, 20000), help="FIRST-LAST")
     args = parser.parse_args(argv)
     host, _, port = args.sip.rpartition(":")
@@ -79,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     channel = BlockingChannel(sock)
     outbox = Outbox(channel, args.index)
     outbox.start()
-    config = EngineConfig(index=args.index, host=host, port=int(port), log_level=args.pj_log_level)
+    config = EngineConfig(index=args.index, host=host, port=int(port), log_level=args.pj_log_level,
+                          outbound_proxy=args.outbound_proxy)
     engine = Engine(config, outbox.emit)
     try:
         engine.start()
@@ -89,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         outbox.close()
         return 1
     outbox.emit(Hello(version=PROTOCOL_VERSION, worker=args.index, capacity=engine.capacity, sip=args.sip,
-                      pid=os.getpid()))
+                      pid=os.getpid(), engine=ENGINE))
     threading.Thread(target=_reader, args=(channel, engine, outbox), daemon=True, name="ipc-reader").start()
     try:
         engine.run()

@@ -38,8 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pjsua2 as pj
-
+from switch.worker.pjengine import pj
 from switch.worker.pjmedia import FRAME_BYTES, FRAME_MS, FRAME_SAMPLES, destroy, error_text, frame_bytes, pcm_format
 from switch.workers.protocol import (
     Bridged,

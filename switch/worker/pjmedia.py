@@ -13,7 +13,7 @@ import ctypes
 from dataclasses import dataclass
 from typing import Any
 
-import pjsua2 as pj
+from switch.worker.pjengine import pj
 
 CLOCK_RATE = 8000
 FRAME_MS = 20

@@ -36,8 +36,7 @@ import logging
 import re
 import time
 
-import pjsua2 as pj
-
+from switch.worker.pjengine import pj
 from switch.workers.protocol import ReferReceived, sip_text
 
 log = logging.getLogger("switch.worker.refer")

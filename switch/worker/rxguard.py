@@ -8,8 +8,11 @@ priority 15, one ahead of the transaction layer (`PJSIP_MOD_PRIORITY_TSX_LAYER` 
 - `refuse_request`: REGISTER gets `405` with the endpoint's `Allow` header, a new INVITE whose SDP has a `c=`
   of the wrong family gets `488`, both stateless;
 - `drop_message`: a 2xx to INVITE without a To tag, a response/ACK/PRACK with such SDP is dropped (logged);
-- `NewCallRate`: new INVITEs beyond 25 per 0.5 s get `503` (a storm of short calls would empty the select
-  ioqueue's 64 keys: every call opens two sockets, and a closed one keeps its key for ~500 ms).
+- `NewCallRate`: new INVITEs beyond 25 per 0.5 s get `503` on the PyPI engine (a storm of short calls would empty
+  its select ioqueue's 64 keys: every call opens two sockets, and a closed one keeps its key for ~500 ms), beyond
+  250 per 0.5 s on the built one;
+- a new INVITE when every call slot is taken gets `503` with `Retry-After` (pjsua would answer 486 Busy Here,
+  which callers and the SIP edge take for a busy callee; a 503 makes the edge try the next worker).
 
 Reading the raw message needs the offset of `msg_info.msg_buf` (and `len` after it) in `pjsip_rx_data`, which
 depends on compile-time sizes (`PJSIP_MAX_PKT_LEN`, ...).  `RxGuard.calibrate` finds it at start: the worker sends
@@ -27,9 +30,9 @@ import socket
 import time
 from collections.abc import Callable
 
-import pjsua2 as pj
-
 from switch.worker.guard import (
+    NEW_CALLS_PER_WINDOW,
+    NEW_CALLS_PER_WINDOW_BUILT,
     NEW_CALLS_REFUSED,
     REGISTER_REFUSED,
     NewCallRate,
@@ -37,9 +40,11 @@ from switch.worker.guard import (
     new_invite_call_id,
     refuse_request,
 )
+from switch.worker.pjengine import KIND, pj
 
 log = logging.getLogger("switch.worker.guard")
 
+RETRY_AFTER_S = 5  # on every 503 of ours: when a caller (or the SIP edge) may try this worker again
 PRIORITY = 15  # PJSIP_MOD_PRIORITY_TSX_LAYER - 1: before transactions, dialogs and pjsua
 _RX = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)
 _WORD = ctypes.sizeof(ctypes.c_void_p)
@@ -78,7 +83,17 @@ def _library() -> ctypes.CDLL:
     lib.pjsip_hdr_clone.restype = ctypes.c_void_p
     lib.pj_pool_release.argtypes = [ctypes.c_void_p]
     lib.pjsua_call_hangup.argtypes = [ctypes.c_int, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
+    lib.pjsip_retry_after_hdr_create.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    lib.pjsip_retry_after_hdr_create.restype = ctypes.c_void_p
     return lib
+
+
+def _header_list(pool_owned_hdr: int) -> ctypes.Array[ctypes.c_void_p]:
+    """A pjsip_hdr list head (prev, next) holding the one header `pool_owned_hdr` (its own links rewritten)."""
+    head = (ctypes.c_void_p * 2)(pool_owned_hdr, pool_owned_hdr)
+    links = (ctypes.c_void_p * 2).from_address(pool_owned_hdr)  # the header's own prev, next
+    links[0] = links[1] = ctypes.addressof(head)
+    return head
 
 
 class RxGuard:
@@ -96,8 +111,10 @@ class RxGuard:
         self._endpt: int | None = None
         self._pool: int | None = None
         self._allow_list: ctypes.Array[ctypes.c_void_p] | None = None  # a pjsip_hdr list head: prev, next
+        self._retry_list: ctypes.Array[ctypes.c_void_p] | None = None  # Retry-After, on our 503s
+        self.full = 0  # new INVITEs answered 503 because every call slot was taken
         self.msg_offset: int | None = None  # offsetof(pjsip_rx_data, msg_info.msg_buf), once calibrated
-        self.rate = NewCallRate()
+        self.rate = NewCallRate(NEW_CALLS_PER_WINDOW if KIND == "wheel" else NEW_CALLS_PER_WINDOW_BUILT)
         self.refused = 0
         self.dropped = 0
 
@@ -113,11 +130,10 @@ class RxGuard:
         self._pool = lib.pjsua_pool_create(b"guard", 512, 512)
         allow = lib.pjsip_endpt_get_capability(self._endpt, pj.PJSIP_H_ALLOW, None)
         if self._pool and allow:
-            clone = lib.pjsip_hdr_clone(self._pool, allow)
-            head = (ctypes.c_void_p * 2)(clone, clone)
-            links = (ctypes.c_void_p * 2).from_address(clone)  # the clone's own prev, next
-            links[0] = links[1] = ctypes.addressof(head)
-            self._allow_list = head
+            self._allow_list = _header_list(lib.pjsip_hdr_clone(self._pool, allow))
+        if self._pool:
+            retry = lib.pjsip_retry_after_hdr_create(self._pool, RETRY_AFTER_S)
+            self._retry_list = _header_list(retry) if retry else None
 
     def uninstall(self) -> None:
         if self._endpt is not None:
@@ -126,7 +142,7 @@ class RxGuard:
         if self._pool:
             self._lib.pj_pool_release(self._pool)
             self._pool = None
-            self._allow_list = None
+            self._allow_list = self._retry_list = None
 
     def calibrate(self, host: str, port: int, pump: Callable[[], None], timeout: float = 2.0) -> bool:
         """Send ourselves a marked OPTIONS and find where pjsip_rx_data keeps the message; `pump` runs pjsip."""
@@ -201,7 +217,7 @@ class RxGuard:
             else:
                 code = refuse_request(raw)
                 if not code and (call_id := new_invite_call_id(raw)):
-                    code = 0 if self.rate.admit(call_id, time.monotonic()) else NEW_CALLS_REFUSED
+                    code = self._admit(call_id)
                 if not code:
                     return self._drop(raw)
             if not code:
@@ -209,12 +225,22 @@ class RxGuard:
             self.refused += 1
             log.log(logging.DEBUG if code == NEW_CALLS_REFUSED else logging.INFO, "guard: %s answered %d",
                     (raw or b"").split(b" ", 1)[0].decode("latin-1") or "request", code)
-            head = ctypes.addressof(self._allow_list) if code == REGISTER_REFUSED and self._allow_list else None
+            headers = self._allow_list if code == REGISTER_REFUSED else self._retry_list
+            head = ctypes.addressof(headers) if headers is not None else None
             self._lib.pjsip_endpt_respond_stateless(self._endpt, rdata, code, None, head, None)
             return 1
         except Exception:
             log.exception("guard: on_rx_request failed")
             return 0
+
+    def _admit(self, call_id: str) -> int:
+        """0 to let a new INVITE through; 503 when every call slot is taken (pjsua itself would answer 486,
+        which a caller and the SIP edge read as the callee being busy) or beyond the rate.  A retransmission of
+        an INVITE admitted a moment ago is let through to the transaction layer."""
+        if not self.rate.seen(call_id) and self._lib.pjsua_call_get_count() >= self._lib.pjsua_call_get_max_count():
+            self.full += 1
+            return NEW_CALLS_REFUSED
+        return 0 if self.rate.admit(call_id, time.monotonic()) else NEW_CALLS_REFUSED
 
     def _on_response(self, rdata: int | None) -> int:
         try:

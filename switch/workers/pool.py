@@ -12,24 +12,33 @@ within `EXIT_GRACE` is killed), reports it to `on_lost` with how it ended (its c
 ends the SIP side of its legs from the control plane: the worker reported each leg's dialog (`DialogChanged`),
 and `switch.workers.reaper` sends their far ends BYE, CANCEL or a 503 from the dead worker's SIP port.  A worker
 that exited cleanly (status 0) hung its calls up itself.  Then the worker is started again.
+
+The pool is elastic (`switch.workers.scaling`): `workers = "auto"` keeps `min` workers and adds or retires extras
+as its policy decides, up to `max`; an integer is a fixed pool.  Worker i always has SIP port base + i and the
+i-th RTP slice of a layout made for `max` workers (with `max = "auto"`, known from worker 0's hello: worker 0
+starts on the whole range and is started again on its slice when `max` > 1).  `pool.workers` holds the current
+workers (starting, up, retiring, or dead and about to be replaced); a retired worker leaves it.  `watch`
+listeners hear every change that matters to a dispatcher: a worker added, up, down, retired, or its free legs
+becoming or ceasing to be 0.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
 import os
-import signal
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from switch.workers.handle import START_LIMIT as START_LIMIT
+from switch.workers.handle import START_WINDOW as START_WINDOW
+from switch.workers.handle import NoCapacity as NoCapacity
+from switch.workers.handle import WorkerHandle, exit_text
 from switch.workers.protocol import (
     Command,
     DialFailed,
@@ -45,6 +54,7 @@ from switch.workers.protocol import (
     encode,
 )
 from switch.workers.reaper import reap
+from switch.workers.scaling import Listener, Phase, Scaler, Scaling, WorkerTable, rtp_slices
 from switch.workers.stream import read_event, read_hello
 
 log = logging.getLogger("switch.workers.pool")
@@ -54,87 +64,33 @@ LostHandler = Callable[[int, str], None]  # worker index, how it ended
 
 HELLO_TIMEOUT = 15.0
 RESTART_DELAY = 0.2
+RETIRE_DRAIN = 0.5  # from taking a retiring worker off the dispatch (`watch` listeners) to its Shutdown
 EXIT_GRACE = 2.0  # a worker whose channel closed hangs up (<= 1 s) and exits; past this it is killed
-# The PyPI pjsua2 has a 64-handle select() ioqueue; each call takes two media sockets and a closed socket
-# stays registered for 500 ms, so ~30 call starts inside a second abort the process (measured by the
-# bench: an assertion in ioqueue_select.c).  New legs per worker are capped below that.
-START_LIMIT = 20
-START_WINDOW = 1.0
-
-
-def rtp_slices(ports: tuple[int, int], count: int) -> list[tuple[int, int]]:
-    """Split the RTP port range `ports` (first, last) into `count` disjoint slices of an even size, one per
-    worker; a range too small for that is shared (pjsua moves on from a port in use)."""
-    first, last = ports
-    size = (last - first + 1) // count // 2 * 2
-    if size < 2:
-        return [ports] * count
-    return [(first + i * size, first + (i + 1) * size - 1 if i < count - 1 else last) for i in range(count)]
-
-
-def exit_text(code: int) -> str:
-    """How a process ended, from its return code: `exited with status 1`, `killed by signal 9 (SIGKILL)`."""
-    if code >= 0:
-        return f"exited with status {code}"
-    try:
-        name = signal.Signals(-code).name
-    except ValueError:
-        name = "unknown"
-    return f"killed by signal {-code} ({name})"
-
-
-class NoCapacity(Exception):
-    """No worker may take one more leg now (every slot in use, or the start rate limit); the message says why."""
-
-
-@dataclass
-class WorkerHandle:
-    """One worker process as the control plane sees it."""
-
-    index: int
-    sip_host: str  # the host of our SIP URIs (From), never a wildcard
-    sip_port: int
-    bind_host: str | None = None  # what the worker binds SIP to, when not `sip_host` (a wildcard)
-    rtp_ports: tuple[int, int] = (10000, 20000)
-    process: asyncio.subprocess.Process | None = None
-    writer: asyncio.StreamWriter | None = None
-    capacity: int = 0
-    legs: set[str] = field(default_factory=set)
-    pid: int | None = None
-    up: bool = False
-    started_at: float = 0.0
-    restarts: int = 0
-    dropped_events: int = 0  # events its full outgoing queue dropped (EventsDropped), this process
-    starts: collections.deque[float] = field(default_factory=collections.deque)
-    dialogs: dict[str, Dialog] = field(default_factory=dict)  # leg id -> its SIP facts (DialogChanged)
-    lost: asyncio.Task[None] | None = None  # the handling of its last death (on_lost, reaping its legs)
-
-    @property
-    def listen_host(self) -> str:
-        return self.bind_host or self.sip_host
-
-    @property
-    def free(self) -> int:
-        return self.capacity - len(self.legs) if self.up else 0
-
-    def may_start(self, now: float) -> bool:
-        """Whether one more leg may start now without exceeding START_LIMIT per START_WINDOW."""
-        while self.starts and now - self.starts[0] > START_WINDOW:
-            self.starts.popleft()
-        return len(self.starts) < START_LIMIT
-
-
 class WorkerPool:
-    """Starts N workers and routes commands to them and events from them."""
+    """Starts the workers (`count`: a fixed number, or a `Scaling` for an elastic pool), routes commands to them
+    and events from them."""
 
-    def __init__(self, count: int, sip_host: str, sip_port: int, on_event: EventHandler, on_lost: LostHandler,
-                 pj_log_level: int = 1, *, advertised_host: str | None = None, media_address: str | None = None,
-                 external_address: str | None = None, rtp_ports: tuple[int, int] = (10000, 20000)) -> None:
-        host = advertised_host or sip_host
-        self.workers = [WorkerHandle(i, host, sip_port + i, bind_host=sip_host, rtp_ports=ports)
-                        for i, ports in enumerate(rtp_slices(rtp_ports, count))]
+    def __init__(self, count: int | Scaling, sip_host: str, sip_port: int, on_event: EventHandler,
+                 on_lost: LostHandler, pj_log_level: int = 1, *, advertised_host: str | None = None,
+                 media_address: str | None = None, external_address: str | None = None,
+                 rtp_ports: tuple[int, int] = (10000, 20000), outbound_proxy: str | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.scaling = Scaling.fixed(count) if isinstance(count, int) else count
+        self.max_workers = self.scaling.max  # None until worker 0's hello, with max = "auto"
+        self._host, self._bind_host, self._base_port = advertised_host or sip_host, sip_host, sip_port
+        self._rtp_ports = rtp_ports
+        # Slices for the most workers there may be; with max "auto", worker 0 probes the engine on the whole range
+        self._slices = rtp_slices(rtp_ports, self.max_workers) if self.max_workers else [rtp_ports]
+        first = self.scaling.min if self.max_workers else 1
+        self.workers: WorkerTable[WorkerHandle] = WorkerTable([self._handle(i) for i in range(first)])
+        self._clock = clock
+        # the policy runs once start() is done (never for a fixed pool)
+        self.scaler = Scaler(self.scaling, lambda: [w.state() for w in self.workers], self._add,
+                             lambda i: self._retire(self.workers[i], f"no legs for {self.scaling.idle_timeout:g} s"),
+                             clock)
         self._media_address = media_address
         self._external_address = external_address
+        self._outbound_proxy = outbound_proxy  # behind the SIP edge: the workers' new requests go through it
         self._on_event = on_event
         self._on_lost = on_lost
         self._pj_log_level = pj_log_level
@@ -147,14 +103,46 @@ class WorkerPool:
 
     # -- life cycle ---------------------------------------------------------------------------
     async def start(self) -> None:
+        """Start the first workers and return once each has said hello; then the scaling policy runs."""
         self._server = await asyncio.start_unix_server(self._serve, path=str(self._socket_path))
         await asyncio.gather(*(self._spawn(w) for w in self.workers))
+        if self.max_workers is None:
+            self.max_workers = await self._lay_out(self.workers[0])
+        capacity, (first, last) = self.workers[0].capacity, self._slices[0]
+        log.info("workers: %s, up to %d; %d up, %d legs each", self.scaling, self.max_workers, len(self.workers),
+                 capacity)
+        if last - first + 1 < 2 * capacity:
+            log.warning("RTP: %d ports per worker for %d legs (two each): widen [media] rtp_ports or lower the most "
+                        "workers", last - first + 1, capacity)
+        if not self.scaling.is_fixed:
+            self.scaler.enable(self.max_workers)
+            self.scaler.rescale()
+
+    async def _lay_out(self, probe: WorkerHandle) -> int:
+        """With max "auto": the most workers follows from the capacity worker 0 (the probe, on the whole RTP
+        range) reported; slice the range for that many, restart worker 0 on its slice, start the rest of min."""
+        most = self.scaling.resolve_max(probe.capacity, os.cpu_count() or 1)
+        self._slices = rtp_slices(self._rtp_ports, most)
+        if self._slices[0] != probe.rtp_ports:
+            # it never had a leg: killed rather than shut down (which takes a second)
+            await self._retire(probe, "RTP ports sliced for the most workers", kill=True).wait()
+            self.workers.add(self._handle(0))
+        added = [self._handle(i) for i in range(1, self.scaling.min)]
+        for worker in added:
+            self.workers.add(worker)
+        await asyncio.gather(*(self._spawn(w) for w in self.workers if not w.up))
+        return most
+
+    def _handle(self, index: int) -> WorkerHandle:
+        return WorkerHandle(index, self._host, self._base_port + index, bind_host=self._bind_host,
+                            rtp_ports=self._slices[index if len(self._slices) > 1 else 0])
 
     async def _spawn(self, worker: WorkerHandle) -> None:
         loop = asyncio.get_running_loop()
         hello: asyncio.Future[None] = loop.create_future()
         self._hello[worker.index] = hello
         worker.started_at = time.monotonic()
+        worker.starting = True
         worker.process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "switch.worker.main", "--socket", str(self._socket_path),
             "--index", str(worker.index), "--sip", f"{worker.listen_host}:{worker.sip_port}",
@@ -174,6 +162,8 @@ class WorkerPool:
             args += ["--media-address", self._media_address]
         if self._external_address:
             args += ["--external-address", self._external_address]
+        if self._outbound_proxy:
+            args += ["--outbound-proxy", self._outbound_proxy]
         return args
 
     def _track(self, coro: Any) -> None:
@@ -188,6 +178,10 @@ class WorkerPool:
             hello.set_exception(RuntimeError(f"worker {worker.index} exited with {code} before hello"))
         if worker.process is not process:
             return
+        worker.starting = False
+        if worker.retiring:
+            self._retired(worker, code)
+            return
         self._mark_down(worker, f"process exited with status {code}")
         worker.process = None
         if not self._closing:
@@ -198,9 +192,13 @@ class WorkerPool:
         """Once per worker death (socket EOF or process exit, whichever comes first): no more commands or legs
         for it; once its process is gone, `on_lost` hears how it ended and its legs' dialogs are ended."""
         if not worker.up:
+            self._changed()  # a start that failed: its phase moved on
             return
         worker.up = False
         worker.writer = None
+        self._changed()
+        if worker.retiring:
+            return  # its exit takes it out of the pool (`_retired`)
         dialogs, worker.dialogs = worker.dialogs, {}
         process = worker.process
         if process is not None and process.returncode is None and not self._closing:
@@ -271,20 +269,22 @@ class WorkerPool:
             if isinstance(hello, Fatal):
                 log.error("%s", hello.message)
                 return
-            if not 0 <= hello.worker < len(self.workers):
-                log.error("a worker says it is worker %d; there are %d", hello.worker, len(self.workers))
+            if (worker := self.workers.get(hello.worker)) is None or worker.retiring:
+                log.error("a worker says it is worker %d; the pool has %s", hello.worker,
+                          [w.index for w in self.workers if not w.retiring])
                 return
-            worker = self.workers[hello.worker]
             worker.writer = writer
             worker.capacity = hello.capacity
+            worker.engine = hello.engine
             worker.pid = hello.pid
             worker.dropped_events = 0
-            worker.up = True
-            log.info("worker %d up: pid %d, SIP %s, capacity %d calls", worker.index, worker.pid,
-                     hello.sip, worker.capacity)
+            worker.up, worker.starting, worker.idle_since = True, False, self._clock()
+            log.info("worker %d up: pid %d, SIP %s, capacity %d calls, engine %s", worker.index, worker.pid,
+                     hello.sip, worker.capacity, worker.engine or "?")
             future = self._hello.get(worker.index)
             if future is not None and not future.done():
                 future.set_result(None)
+            self._changed()
             while (event := await read_event(reader)) is not None:
                 if isinstance(event, DialogChanged):
                     worker.dialogs[event.leg] = event.dialog
@@ -311,12 +311,15 @@ class WorkerPool:
     async def close(self) -> None:
         """Ask every worker to hang up and exit; kill those that do not within 3 s."""
         self._closing = True
+        self.scaler.disable()
         for worker in self.workers:
             self.send(worker.index, Shutdown())
         for worker in self.workers:
             process = worker.process
             if process is None or process.returncode is not None:
                 continue
+            if worker.starting:  # no channel yet, no calls: nothing to wait for
+                process.kill()
             try:
                 await asyncio.wait_for(process.wait(), 3.0)
             except TimeoutError:
@@ -330,15 +333,108 @@ class WorkerPool:
             self._socket_path.unlink()
             os.rmdir(self._dir)
 
+    # -- the elastic pool (switch.workers.scaling) ------------------------------------------------
+    def watch(self, listener: Listener) -> None:
+        """Call `listener()` (synchronously, on the event loop; keep it cheap) whenever a worker is added, comes
+        up, goes down, starts retiring or is retired, or its free legs become or cease to be 0."""
+        self.scaler.watch(listener)
+
+    def _changed(self) -> None:
+        self.scaler.notify()
+        self.scaler.rescale()
+
+    def _legs_changed(self, worker: WorkerHandle, was_open: bool) -> None:
+        if not worker.legs:
+            worker.idle_since = self._clock()
+        if (worker.free > 0) != was_open:
+            self.scaler.notify()
+        self.scaler.rescale()
+
+    def _add(self, index: int) -> None:
+        """The policy's growth: start worker `index`."""
+        worker = self._handle(index)
+        worker.starting = True
+        self.workers.add(worker)
+        log.info("worker %d starting: %d free legs on %d workers", index, sum(w.free for w in self.workers),
+                 len(self.workers) - 1)
+        self._track(self._grow(worker))
+        self.scaler.notify()
+
+    async def _grow(self, worker: WorkerHandle) -> None:
+        try:
+            await self._spawn(worker)
+        except (RuntimeError, OSError) as exc:
+            log.error("worker %d did not start: %s", worker.index, exc)
+            if worker.process is None:  # never ran: its index is free again
+                worker.starting = False
+                self.workers.remove(worker)
+                self._changed()
+            elif worker.process.returncode is None:
+                worker.process.kill()  # hung before hello: its watcher schedules the next try
+
+    def _retire(self, worker: WorkerHandle, why: str, kill: bool = False) -> asyncio.Event:
+        """Take no new legs on `worker` and have it exit (`kill`: at once, for one that never had a leg); it
+        leaves the pool when it has (`gone` is set)."""
+        worker.retiring = True
+        log.info("worker %d (pid %s) retiring: %s", worker.index, worker.pid, why)
+        self.scaler.notify()
+        if kill and worker.process is not None:
+            worker.process.kill()
+        else:
+            self._track(self._shut_down(worker))
+        return worker.gone
+
+    async def _shut_down(self, worker: WorkerHandle) -> None:
+        """Shutdown, once the listeners (the SIP edge) had RETIRE_DRAIN to stop sending it calls; a call that
+        reached it in the meantime keeps it in service."""
+        await asyncio.sleep(RETIRE_DRAIN)
+        if worker.legs and worker.up and not self._closing:
+            log.info("worker %d keeps running: a call reached it while it was retiring", worker.index)
+            worker.retiring = False
+            self._changed()
+            return
+        process = worker.process
+        if not self.send(worker.index, Shutdown()) and process is not None and process.returncode is None:
+            process.kill()
+        if process is not None and process.returncode is None:
+            try:
+                await asyncio.wait_for(asyncio.shield(process.wait()), EXIT_GRACE + 3.0)
+            except TimeoutError:
+                log.error("worker %d (pid %s) did not exit when retired: killed", worker.index, worker.pid)
+                process.kill()
+
+    def _retired(self, worker: WorkerHandle, code: int) -> None:
+        """A retiring worker's process is gone: it leaves the pool.  A leg that reached it in the meantime (an
+        INVITE racing the Shutdown) was hung up by the worker; its call ends here if its `ended` did not."""
+        self.workers.remove(worker)
+        worker.up, worker.writer = False, None
+        dialogs, worker.dialogs = worker.dialogs, {}
+        log.info("worker %d (pid %s) retired: %s", worker.index, worker.pid, exit_text(code))
+        if worker.legs:
+            self._report_lost(worker, exit_text(code))
+            if dialogs and code != 0 and not self._closing:
+                self._background(worker, self._reap(worker, dialogs))
+        worker.gone.set()
+        self._changed()
+
+    def _capacity_hint(self) -> str:
+        if not self.scaler.on:
+            return "retry later or start the switch with more --workers"
+        if any(w.phase is Phase.STARTING for w in self.workers):
+            return "another worker is starting: retry in a moment"
+        return f"the pool is at its most workers ({self.max_workers}, [workers] max): retry later"
+
     # -- capacity and commands ----------------------------------------------------------------
     @property
     def healthy(self) -> bool:
-        return all(w.up for w in self.workers)
+        """Every worker is up, or on its way in (a first start) or out (retiring); not one that died."""
+        return all(w.up or w.retiring or (w.starting and not w.restarts) for w in self.workers)
 
     def reserve(self, leg: str, worker_index: int | None = None, now: float | None = None) -> int:
         """Reserve a call slot for `leg` on `worker_index`, or on the worker with most free slots."""
         now = time.monotonic() if now is None else now
-        candidates = self.workers if worker_index is None else [self.workers[worker_index]]
+        chosen = None if worker_index is None else self.workers.get(worker_index)
+        candidates = list(self.workers) if worker_index is None else [chosen] if chosen is not None else []
         open_ = [w for w in candidates if w.free > 0]
         if not open_:
             if worker_index is not None:
@@ -347,7 +443,7 @@ class WorkerPool:
             up = sum(1 for w in self.workers if w.up)
             raise NoCapacity(
                 f"No free call capacity: all {total} call slots on {up} of {len(self.workers)} workers are in use; "
-                "retry later or start the switch with more --workers"
+                f"{self._capacity_hint()}"
             )
         ready = [w for w in open_ if w.may_start(now)]
         if not ready:
@@ -358,17 +454,26 @@ class WorkerPool:
         worker = max(ready, key=lambda w: w.free)
         worker.legs.add(leg)
         worker.starts.append(now)
+        self._legs_changed(worker, was_open=True)
         return worker.index
 
     def adopt(self, leg: str, worker_index: int) -> None:
-        """Count an inbound leg the worker accepted on its own."""
-        self.workers[worker_index].legs.add(leg)
+        """Count an inbound leg the worker accepted on its own (even a retiring one: it hangs it up on its way
+        out, and its exit ends the call if its `ended` did not)."""
+        if (worker := self.workers.get(worker_index)) is not None:
+            was_open = worker.free > 0
+            worker.legs.add(leg)
+            self._legs_changed(worker, was_open)
 
     def release(self, leg: str, worker_index: int) -> None:
-        self.workers[worker_index].legs.discard(leg)
+        if (worker := self.workers.get(worker_index)) is not None and leg in worker.legs:
+            was_open = worker.free > 0
+            worker.legs.discard(leg)
+            self._legs_changed(worker, was_open)
 
     def send(self, worker_index: int, command: Command) -> bool:
-        writer = self.workers[worker_index].writer
+        worker = self.workers.get(worker_index)
+        writer = worker.writer if worker is not None else None
         if writer is None or writer.is_closing():
             return False
         writer.write(encode(command))
@@ -377,7 +482,7 @@ class WorkerPool:
     def status(self) -> list[dict[str, Any]]:
         return [
             {"worker": w.index, "up": w.up, "pid": w.pid, "sip": f"{w.listen_host}:{w.sip_port}",
-             "capacity": w.capacity, "in_use": len(w.legs), "restarts": w.restarts,
-             "dropped_events": w.dropped_events}
+             "capacity": w.capacity, "engine": w.engine, "in_use": len(w.legs), "restarts": w.restarts,
+             "dropped_events": w.dropped_events, "state": w.phase.value, "free": w.free}
             for w in self.workers
         ]

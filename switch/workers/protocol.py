@@ -209,13 +209,15 @@ class Shutdown(Command, tag="shutdown", frozen=True, kw_only=True):
 
 
 class Hello(Event, tag="hello", frozen=True, kw_only=True):
-    """The worker is up: its protocol `version`, index, real call `capacity`, SIP address and pid."""
+    """The worker is up: its protocol `version`, index, real call `capacity`, SIP address and pid, and the
+    pjsua2 `engine` it loaded (`pjproject 2.17 (built, epoll)`, `pjsua2-python 2.15.1.post1 (wheel)`)."""
 
     version: int
     worker: int
     capacity: int
     sip: str
     pid: int
+    engine: str = ""
 
 
 class Fatal(Event, tag="fatal", frozen=True, kw_only=True):

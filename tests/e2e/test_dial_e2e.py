@@ -189,7 +189,8 @@ def test_redirect_of_the_parent_while_the_child_rings(switch: SwitchProcess, app
 
 
 def test_dial_without_capacity_fails_cleanly(tmp_path: Path, app: WebhookSink) -> None:
-    switch = SwitchProcess(tmp_path, workers=1).start()
+    # A full worker needs a small limit: the PyPI wheel's 4 legs (the built engine holds 1,024).
+    switch = SwitchProcess(tmp_path, workers=1, extra_env={"SOFTSWITCH_ENGINE": "wheel"}).start()
     try:
         with PhoneProcess(["--answer", "auto"]) as busy_phone:
             holders = [switch.client().calls.create(to=busy_phone.uri(f"h{i}"), from_="+1555",

@@ -8,7 +8,8 @@ worker kept its pid, the call got its whole callback sequence and its slot came 
 - a new INVITE with `c=IN IP4 ::1`: 488; a 183 or a 200 with it, a 200 without a To tag on a confirmed dialog:
   dropped by the worker's pjsip module, the call goes on;
 - REGISTER (sipp over UDP, raw over TCP): 405 with an Allow header;
-- a storm of short calls at 100/s (sipp): new INVITEs beyond the worker's rate get 503, the worker lives.
+- a storm of short calls at 100/s (sipp): on the PyPI wheel new INVITEs beyond the worker's rate get 503; the
+  built engine serves them all; the worker lives.
 """
 
 from __future__ import annotations
@@ -201,7 +202,10 @@ def test_a_storm_of_short_calls_gets_503_beyond_the_rate_and_the_worker_lives(sw
         code = storm.wait_sync(30)
     assert _pids(switch) == pids, switch.log()[-3000:]  # the select ioqueue never ran out of keys
     codes = storm.codes_received()
-    assert code in (0, 1), storm.describe()  # 1: some calls were refused, as they must be
-    assert codes.count(503) >= 50, sorted(set(codes))  # 300 calls in 3 s: well beyond 25 per 0.5 s
+    assert code in (0, 1), storm.describe()  # 1: a call refused, or our BYE before the scenario's own
+    if "(wheel)" in switch.healthz()[1]["workers"][0]["engine"]:
+        assert codes.count(503) >= 50, sorted(set(codes))  # 300 calls in 3 s: well beyond 25 per 0.5 s
+    else:  # the built engine (epoll, 8,192 handles) answers the whole storm: its rate is 250 per 0.5 s
+        assert codes.count(503) == 0 and codes.count(200) == 300, sorted(set(codes))
     assert len(storm.methods_sent()) >= 300
     _settled(switch, pids)

@@ -130,6 +130,7 @@ class SwitchProcess:
     trunks: list[dict[str, Any]] = field(default_factory=list)
     numbers: list[dict[str, Any]] = field(default_factory=list)
     extra_env: dict[str, str] = field(default_factory=dict)
+    edge: dict[str, Any] | None = None  # [edge] keys: Kamailio on sip_port, the workers from sip_port + 1
     fetch_timeout: float = 15.0
     http_port: int = field(default_factory=free_tcp_port)
     sip_port: int = 0
@@ -164,6 +165,11 @@ class SwitchProcess:
             "timeout = 3",
             "retries = 2",
         ]
+        if self.edge is None:  # worker 0 on the SIP address itself: these tests speak to the workers directly
+            lines += ["[edge]", "enabled = false"]
+        else:
+            lines += ["[edge]", "enabled = true", f"worker_port = {self.sip_port + 1}"]
+            lines += [f"{k} = {json.dumps(v)}" for k, v in self.edge.items()]
         for trunk in self.trunks:
             lines.append("[[trunks]]")
             lines += [f"{k} = {json.dumps(v)}" for k, v in trunk.items()]

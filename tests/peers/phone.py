@@ -7,6 +7,10 @@
         callee.wait_for("hangup", timeout=10)
         assert callee.names() == ["ready", "incoming", "answered", "hangup"]
 
+With ``commands=True`` the phone takes commands on stdin (``--commands``): :meth:`PhoneProcess.hold`,
+:meth:`PhoneProcess.unhold` and :meth:`PhoneProcess.reinvite` send one and wait for the ``media`` event that
+reports the negotiated result; :meth:`PhoneProcess.command` sends any line.
+
 The phone binds the port the OS gives it (``--sip 127.0.0.1:0``) unless ``sip=`` is passed, and reports it in
 its ``ready`` event; :meth:`PhoneProcess.start` waits for that event.  stderr (pjsip's log) goes to a file,
 shown by :meth:`PhoneProcess.describe` for assertion messages.
@@ -42,9 +46,11 @@ class PhoneProcess:
     """One lab phone process; its stdout events are collected by a reader thread as they come."""
 
     def __init__(
-        self, args: Sequence[str] = (), sip: str = "127.0.0.1:0", max_seconds: float = 30.0, ready: bool = True
+        self, args: Sequence[str] = (), sip: str = "127.0.0.1:0", max_seconds: float = 30.0, ready: bool = True,
+        commands: bool = False,
     ) -> None:
         self.args = list(args)
+        self.commands = commands
         self.expect_ready = ready
         self.sip_arg = sip
         self.max_seconds = max_seconds
@@ -63,6 +69,8 @@ class PhoneProcess:
         argv = [sys.executable, "-m", "switch.worker.labphone", "--sip", self.sip_arg]
         if "--max-seconds" not in self.args:
             argv += ["--max-seconds", f"{self.max_seconds:g}"]
+        if self.commands and "--commands" not in self.args:
+            argv.append("--commands")
         return argv + self.args
 
     @property
@@ -80,8 +88,9 @@ class PhoneProcess:
         self._stderr = open(self.stderr_path, "wb")  # noqa: SIM115 - closed in _close_files()
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+        stdin = subprocess.PIPE if self.commands else subprocess.DEVNULL
         self._process = subprocess.Popen(
-            self.argv, cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._stderr, env=env
+            self.argv, cwd=REPO, stdin=stdin, stdout=subprocess.PIPE, stderr=self._stderr, env=env
         )
         self._reader = threading.Thread(target=self._read, name="labphone-reader", daemon=True)
         self._reader.start()
@@ -148,6 +157,9 @@ class PhoneProcess:
         return process.returncode
 
     def _finish(self) -> None:
+        if self._process is not None and self._process.stdin is not None:
+            with contextlib.suppress(OSError):
+                self._process.stdin.close()
         if self._reader is not None:
             self._reader.join(5.0)
         if self._stderr is not None:
@@ -164,6 +176,35 @@ class PhoneProcess:
         self.stop()
         with contextlib.suppress(OSError):
             self.stderr_path.unlink()
+
+    # -- commands (with commands=True) ---------------------------------------------------------------
+    def command(self, line: str) -> None:
+        """Send one command line (``hold``, ``unhold``, ``reinvite PCMA``, ``dtmf 12``, ``hangup``)."""
+        process = self._process
+        if process is None or process.stdin is None:
+            raise PhoneError("the phone takes no commands: start it with commands=True")
+        try:
+            process.stdin.write(line.encode() + b"\n")
+            process.stdin.flush()
+        except OSError as exc:
+            raise PhoneError(f"cannot send {line!r}: {exc}\n{self.describe()}") from exc
+
+    def _negotiate(self, line: str, timeout: float) -> Event:
+        count = len(self.events("media"))
+        self.command(line)
+        return self.wait_for("media", timeout, count + 1)
+
+    def hold(self, timeout: float = 5.0) -> Event:
+        """Hold the answered call (re-INVITE, sendonly); return the ``media`` event of the outcome."""
+        return self._negotiate("hold", timeout)
+
+    def unhold(self, timeout: float = 5.0) -> Event:
+        """Take the call off hold (re-INVITE, sendrecv); return the ``media`` event of the outcome."""
+        return self._negotiate("unhold", timeout)
+
+    def reinvite(self, codec: str | None = None, timeout: float = 5.0) -> Event:
+        """Re-INVITE the call, offering only ``codec`` if given; return the ``media`` event of the outcome."""
+        return self._negotiate("reinvite" if codec is None else f"reinvite {codec}", timeout)
 
     # -- events -------------------------------------------------------------------------------------
     def events(self, name: str | None = None) -> list[Event]:

@@ -78,6 +78,22 @@ def test_start_rate_is_capped_per_worker() -> None:
     assert pool.reserve("later", now=1.5) == 0  # the window slid on
 
 
+def test_start_rate_cap_is_for_the_wheel_only() -> None:
+    pool = _pool(2)
+    pool.workers[0].engine = "pjproject 2.17 (built, epoll)"
+    pool.workers[0].capacity = 1024
+    pool.workers[1].engine = "pjsua2-python 2.15.1.post1 (wheel)"
+    for i in range(3 * START_LIMIT):
+        assert pool.reserve(f"b{i}", 0, now=0.0) == 0  # the built engine's epoll ioqueue: no cap
+    for i in range(START_LIMIT):
+        pool.reserve(f"w{i}", 1, now=0.0)
+        pool.release(f"w{i}", 1)
+    with pytest.raises(NoCapacity, match="rate limit"):
+        pool.reserve("over", 1, now=0.5)
+    assert [w["engine"] for w in pool.status()] == ["pjproject 2.17 (built, epoll)",
+                                                    "pjsua2-python 2.15.1.post1 (wheel)"]
+
+
 def test_rate_limited_worker_is_skipped_for_another() -> None:
     pool = _pool(2)
     for i in range(START_LIMIT):

@@ -29,7 +29,9 @@ media timings (`bench_media`) and the report (`bench_report`).
    A ladder step is clean when sipp counts every call successful, no measured process died, and the
    switch sent every expected callback (and fetch), freed every call slot and restarted no worker.
 4. **Say cache** — `media.speech.Speech.synthesize` of a cached text, in this process.
-5. **Recording** — a dual-channel recording of a bridged call for `recording_seconds` (10 minutes by default;
+5. **Edge** — the inbound rate ladder again, through Kamailio to every worker: see
+   `switch.tools.bench.edge_bench`.
+6. **Recording** — a dual-channel recording of a bridged call for `recording_seconds` (10 minutes by default;
    0 skips it) next to a bare pjsua2 bridge tapped by two Python ports: see `switch.tools.bench.recording`.
 
 Every load loop is bounded in calls and seconds; sipp gets `-timeout` and is killed if it overstays.
@@ -63,6 +65,7 @@ from switch.tools.bench.common import (
     idle_cpu_rates,
     ratio,
 )
+from switch.tools.bench.edge_bench import edge_phase
 from switch.tools.bench.load import (
     TARGET_CONCURRENCY,
     SwitchChecks,
@@ -150,6 +153,7 @@ class BenchParams:
     redirects: int = 10
     say_iterations: int = 1000
     recording_seconds: float = 600.0
+    edge_budget_s: float = 60.0
 
     def as_json(self) -> Json:
         return {"calls": self.calls, "rate_cps": self.rate, "hold_ms": self.hold_ms, "workers": self.workers,
@@ -342,7 +346,7 @@ async def _bench(p: BenchParams, workdir: Path) -> Json:
                     "switch": None, "callback_latency_ms": None, "api_dial_delay_ms": None,
                     "post_dial_delay_ms": None, "twiml_fetch_overhead_ms": None, "bridged_cpu": None,
                     "b2bua_cps": None, "redirect_to_audio_ms": None, "say_cache_ms": None, "capacity": None,
-                    "recording": None,
+                    "recording": None, "edge": None,
                     "notes": dict(NOTES), "errors": []}
     receiver: WebhookReceiver = WebhookReceiver().start()
     app: TwimlApp = TwimlApp().start()
@@ -358,6 +362,9 @@ async def _bench(p: BenchParams, workdir: Path) -> Json:
             single = await _phase(report, "switch-1-worker", switch_phase(ctx, workdir / "switch-1", 1, False))
             full = await _phase(report, f"switch-{p.workers}-workers",
                                 switch_phase(ctx, workdir / f"switch-{p.workers}-full", p.workers, True))
+            report["edge"] = await _phase(report, "edge", edge_phase(
+                session, receiver, app, workdir / "edge", p.workers, p.hold_ms, p.step_seconds, p.edge_budget_s,
+                (base or {}).get("max_cps_zero_failures")))
             report["say_cache_ms"] = await _phase(report, "say-cache", say_cache(workdir / "say", p.say_iterations))
             if p.recording_seconds > 0:
                 report["recording"] = await _phase(report, "recording", run_recording_bench(

@@ -81,6 +81,8 @@ class SwitchUnderTest:
     sip_port: int = 0
     proc: asyncio.subprocess.Process | None = None
     worker_pids: list[int] = field(default_factory=list)
+    edge: bool = False  # Kamailio on sip_port, the workers from sip_port + 1
+    max_cps: int = 1000  # [edge] max_cps when `edge`
 
     @property
     def base_url(self) -> str:
@@ -94,8 +96,13 @@ class SwitchUnderTest:
         return f"{self.base_url}/2010-04-01/Accounts/{self.account_sid}/Calls/{sid}.json"
 
     def target(self, worker: int = 0) -> str:
-        """Where SIP for worker `worker` goes (worker 0 owns the configured address)."""
-        return f"{HOST}:{self.sip_port + worker}"
+        """Where SIP for worker `worker` goes (without the edge, worker 0 owns the configured address)."""
+        return f"{HOST}:{self.sip_port + worker + (1 if self.edge else 0)}"
+
+    @property
+    def public_target(self) -> str:
+        """The configured SIP address: Kamailio with `edge`, else worker 0."""
+        return f"{HOST}:{self.sip_port}"
 
     @property
     def auth_headers(self) -> dict[str, str]:
@@ -116,6 +123,9 @@ class SwitchUnderTest:
                  f"workers = {self.workers}", f'data_dir = "{self.workdir / "data"}"',
                  "[account]", f'sid = "{self.account_sid}"', f'auth_token = "{self.auth_token}"',
                  "[webhooks]", "timeout = 5", "retries = 1"]
+        # Without `edge` the bench measures the workers themselves (worker 0 on the SIP address).
+        lines += (["[edge]", "enabled = true", f"worker_port = {self.sip_port + 1}", f"max_cps = {self.max_cps}"]
+                  if self.edge else ["[edge]", "enabled = false"])
         for number in self.numbers:
             lines.append("[[numbers]]")
             lines += [f"{key} = {json.dumps(value)}" for key, value in number.items()]
@@ -125,7 +135,7 @@ class SwitchUnderTest:
 
     async def start(self, session: aiohttp.ClientSession) -> SwitchUnderTest:
         self.http_port = free_port_block(1)
-        self.sip_port = free_port_block(self.workers)
+        self.sip_port = free_port_block(self.workers + 1)
         config = self._write_config()
         env = {k: v for k, v in os.environ.items() if not k.startswith("SOFTSWITCH_")}
         with open(self.log_path, "wb") as log:

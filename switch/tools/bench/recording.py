@@ -54,7 +54,7 @@ import numpy.typing as npt
 from media.recording import finalize, leg_path, read_raw
 from media.tones import dominant_frequency
 from switch.app import Switch, start_switch
-from switch.core.config import Config
+from switch.core.config import Config, EdgeConfig
 from switch.core.model import Call
 from switch.core.service import CallUpdate, NewCall
 from switch.core.status import CallStatus
@@ -228,7 +228,7 @@ async def switch_phase(workdir: Path, a: DemoPhone, b: DemoPhone, seconds: float
     """The switch, one worker: a <Dial>-bridged call, `compare` s without recording, `seconds` recorded."""
     workdir.mkdir(parents=True, exist_ok=True)
     config = Config(http_port=free_port_block(1), sip_port=free_port_block(2), data_dir=workdir / "data",
-                    workers=1, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN)
+                    workers=1, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, edge=EdgeConfig(enabled=False))
     base = workdir / "tap" / "dual"
     limit = int(compare + seconds + 120)
     twiml = f'<Response><Dial timeLimit="{limit}"><Sip>{b.uri("b")}</Sip></Dial></Response>'

@@ -100,7 +100,8 @@ def uac_scenario(prefix: str) -> str:
     """A UAC scenario like sipp's built-in `uac` (INVITE, optional 100/180/183, 200, ACK, hold `-d`, BYE),
     but with a From user unique per call (`<prefix><call number>`), so that each call can be found in
     the message logs of both ends: the switch's `<Dial>` child and the bare B2BUA's outgoing call both carry
-    the caller's user in their From."""
+    the caller's user in their From.  A provisional response may come after the 200 (a proxy in between, such
+    as the SIP edge, relays responses from several processes): it is accepted anywhere (`optional="global"`)."""
     return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <!DOCTYPE scenario SYSTEM "sipp.dtd">
 <scenario name="softswitch bench uac">
@@ -133,9 +134,9 @@ def uac_scenario(prefix: str) -> str:
 
     ]]>
   </send>
-  <recv response="100" optional="true" />
-  <recv response="180" optional="true" />
-  <recv response="183" optional="true" />
+  <recv response="100" optional="global" />
+  <recv response="180" optional="global" />
+  <recv response="183" optional="global" />
   <recv response="200" rrs="true" rtd="true" />
   <send>
     <![CDATA[

@@ -40,7 +40,7 @@ import numpy.typing as npt
 from media.audio import read_wav, write_wav
 from media.tones import band_energy_ratio, dominant_frequency, sine
 from switch.app import Switch, start_switch
-from switch.core.config import Config
+from switch.core.config import Config, EdgeConfig
 from switch.tools.demo.app import CALLBACK_PATHS, TWIML_PATHS, AppRequest, DemoApp
 from switch.tools.demo.phone import DemoPhone, PhoneEvent, PhoneFailure
 from switch.tools.demo.plot import timeline_png, waveforms_png
@@ -399,15 +399,17 @@ async def _demo(demo: Demo) -> int:
                           "`apt-get install espeak-ng`")
     print(HEADER)
     print(LEGEND + "\n", flush=True)
-    config = Config(http_port=free_tcp_port(), sip_port=free_port_block(1), data_dir=demo.data, workers=1)
+    sip_port = free_port_block(2)  # the SIP edge (Kamailio) there, the media worker on the next port
+    config = Config(http_port=free_tcp_port(), sip_port=sip_port, data_dir=demo.data, workers=1,
+                    edge=EdgeConfig(enabled=True, worker_port=sip_port + 1))
     demo.tasks.append(asyncio.get_running_loop().create_task(_ticker(demo)))
     switch, _ = await asyncio.gather(start_switch(config), _start_phones(demo))
     demo.switch = switch
     demo.sip = SipWatcher(switch, tl)
     demo.app = await DemoApp(switch.credentials.auth_token, demo.phones["B"].uri("agent"), demo.on_request).start()
     creds = switch.credentials
-    tl.add("setup", f"switch: REST {switch.base_url}, SIP 127.0.0.1:{config.sip_port}, 1 media worker, "
-                    f"data in {demo.data}")
+    tl.add("setup", f"switch: REST {switch.base_url}, SIP 127.0.0.1:{config.sip_port} (Kamailio, the edge), "
+                    f"1 media worker behind it on {config.sip_port + 1}, data in {demo.data}")
     tl.add("setup", f"switch: generated account {creds.account_sid} and auth token")
     tl.add("setup", f"app:    TwiML app on {demo.app.url('/')} (/voice /gathered /dialed /goodbye, 3 callbacks)")
     tl.add("setup", f"phone A (the customer) sip:customer@{demo.phones['A'].sip}: answers, plays {TONE_A:g} Hz, "

@@ -1,0 +1,237 @@
+"""Kamailio as the SIP edge: `softswitch serve` writes its files, starts it, restarts it if it dies, stops it.
+
+`Edge` owns one Kamailio process group (the main process and its children, started in a session of their own,
+so a main process killed with SIGKILL leaves no child holding the public port: the whole group is killed before
+the restart).  The control plane tells it which workers exist and which have a free leg (`Edge.workers_changed`);
+it writes the dispatcher list and asks Kamailio to reload it over the JSON-RPC datagram socket, coalescing a
+burst of changes into one reload.  A restarted Kamailio reads the latest list at start.  Live calls do not
+depend on the edge process: their RTP flows between the far end and the worker, and their in-dialog requests
+carry the Record-Route, so a new Kamailio relays them without any state from the old one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import glob
+import itertools
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import tempfile
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from switch.workers.edge_config import EdgeFiles, EdgeSettings, dispatcher_list, kamailio_script
+
+log = logging.getLogger("switch.workers.edge")
+
+START_TIMEOUT = 10.0
+RESTART_DELAY = 0.3
+RPC_TIMEOUT = 2.0
+STOP_GRACE = 3.0
+SHARED_MEMORY_MB = 128
+PRIVATE_MEMORY_MB = 16
+
+
+class EdgeError(Exception):
+    """The edge could not be configured or started; the message says what to do."""
+
+
+def find_kamailio() -> tuple[str, str]:
+    """The Kamailio binary and its module directory, or EdgeError naming the Debian package to install."""
+    binary = shutil.which("kamailio") or next(
+        (p for p in ("/usr/sbin/kamailio", "/usr/local/sbin/kamailio") if os.access(p, os.X_OK)), None)
+    if binary is None:
+        raise EdgeError("the SIP edge needs Kamailio: `apt-get install kamailio` (make does it), "
+                        "or set [edge] enabled = false")
+    candidates = [*sorted(glob.glob("/usr/lib/*/kamailio/modules")), "/usr/lib/kamailio/modules",
+                  "/usr/local/lib64/kamailio/modules"]
+    for path in candidates:
+        if os.path.isfile(os.path.join(path, "dispatcher.so")):
+            return binary, path
+    raise EdgeError("Kamailio's modules (dispatcher.so) were not found; reinstall the kamailio package")
+
+
+class EdgeRpc:
+    """A JSON-RPC client for Kamailio's datagram socket (`jsonrpcs` with `transport` 4)."""
+
+    def __init__(self, server: Path) -> None:
+        self._server = server
+        self._ids = itertools.count(1)
+
+    async def call(self, method: str, *params: Any) -> Any:
+        """Send one request and return its result; EdgeError for an error answer, TimeoutError for none."""
+        client = self._server.with_name(f"rpc-client-{os.getpid()}-{next(self._ids)}.sock")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                client.unlink()
+            sock.bind(str(client))
+            sock.setblocking(False)
+            request = {"jsonrpc": "2.0", "method": method, "params": list(params), "id": 1}
+            sock.sendto(json.dumps(request).encode(), str(self._server))
+            loop = asyncio.get_running_loop()
+            data = await asyncio.wait_for(loop.sock_recv(sock, 65536), RPC_TIMEOUT)
+        finally:
+            sock.close()
+            with contextlib.suppress(FileNotFoundError):
+                client.unlink()
+        answer = json.loads(data)
+        if "error" in answer:
+            raise EdgeError(f"kamailio {method}: {answer['error']}")
+        return answer.get("result")
+
+
+class Edge:
+    """One supervised Kamailio in front of the workers."""
+
+    def __init__(self, settings: EdgeSettings, directory: Path) -> None:
+        self.settings = settings
+        # /tmp itself, not $TMPDIR: a unix socket's path holds at most 107 bytes
+        short = "/tmp" if os.path.isdir("/tmp") else None
+        self.files = EdgeFiles(directory, Path(tempfile.mkdtemp(prefix="ssedge-", dir=short)))
+        self.rpc = EdgeRpc(self.files.rpc_socket)
+        self.process: asyncio.subprocess.Process | None = None
+        self.restarts = 0
+        self.reloads = 0
+        self._workers: list[tuple[str, bool]] = []
+        self._written = ""
+        self._closing = False
+        self._sync: asyncio.Task[None] | None = None
+        self._watch: asyncio.Task[None] | None = None
+        self._dirty = asyncio.Event()
+        self._log: Any = None
+
+    @property
+    def up(self) -> bool:
+        return self.process is not None and self.process.returncode is None
+
+    async def start(self) -> None:
+        """Write the script, start Kamailio and wait until it answers; EdgeError if it cannot start."""
+        binary, modules = find_kamailio()
+        self.files.directory.mkdir(parents=True, exist_ok=True)
+        self.files.script.write_text(kamailio_script(self.settings, self.files, modules))
+        self._write_list()
+        check = await asyncio.create_subprocess_exec(
+            binary, "-c", "-f", str(self.files.script), stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT)
+        output, _ = await check.communicate()
+        if check.returncode != 0:
+            tail = output.decode(errors="replace").strip().splitlines()[-5:]
+            raise EdgeError(f"kamailio refused its configuration {self.files.script}: " + " | ".join(tail))
+        self._binary = binary
+        await self._spawn()
+        self._watch = asyncio.get_running_loop().create_task(self._supervise())
+        self._sync = asyncio.get_running_loop().create_task(self._syncer())
+
+    async def _spawn(self) -> None:
+        if self._log is None:
+            self._log = self.files.log.open("ab")
+        for stale in self.files.rpc_socket.parent.glob("rpc*.sock"):
+            stale.unlink(missing_ok=True)
+        self.process = await asyncio.create_subprocess_exec(
+            self._binary, "-DD", "-E", "-f", str(self.files.script), "-m", str(SHARED_MEMORY_MB),
+            "-M", str(PRIVATE_MEMORY_MB), stdin=asyncio.subprocess.DEVNULL, stdout=self._log, stderr=self._log,
+            start_new_session=True)
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if self.process.returncode is not None:
+                raise EdgeError(f"kamailio exited with {self.process.returncode} at start; see {self.files.log}")
+            try:
+                await self.rpc.call("core.version")
+                break
+            except (OSError, TimeoutError, EdgeError) as exc:
+                if time.monotonic() > deadline:
+                    self._kill_group()
+                    raise EdgeError(f"kamailio did not answer within {START_TIMEOUT:.0f} s; "
+                                    f"see {self.files.log}") from exc
+                await asyncio.sleep(0.05)
+        log.info("SIP edge up: kamailio pid %d on %s:%d (udp, tcp)", self.process.pid, self.settings.host,
+                 self.settings.port)
+
+    def _kill_group(self) -> None:
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+
+    async def _supervise(self) -> None:
+        """Restart Kamailio whenever it dies (its whole process group first), until close()."""
+        while not self._closing:
+            process = self.process
+            if process is None:
+                return
+            code = await process.wait()
+            if self._closing:
+                return
+            self._kill_group()
+            self.restarts += 1
+            log.error("SIP edge: kamailio (pid %d) ended with %s; restarting", process.pid, code)
+            await asyncio.sleep(RESTART_DELAY)
+            try:
+                self._write_list()
+                await self._spawn()
+            except EdgeError as exc:
+                log.error("SIP edge restart failed: %s; trying again", exc)
+                await asyncio.sleep(1.0)
+
+    def workers_changed(self, workers: Iterable[tuple[str, bool]]) -> None:
+        """The workers behind the edge now: (dispatcher URI, has a free leg) pairs.  Cheap; the reload follows."""
+        current = list(workers)
+        if current != self._workers:
+            self._workers = current
+            self._dirty.set()
+
+    def _write_list(self) -> bool:
+        text = dispatcher_list(self._workers)
+        if text == self._written:
+            return False
+        tmp = self.files.dispatcher.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.replace(self.files.dispatcher)
+        self._written = text
+        return True
+
+    async def _syncer(self) -> None:
+        while not self._closing:
+            await self._dirty.wait()
+            self._dirty.clear()
+            if not self._write_list() or not self.up:
+                continue
+            try:
+                await self.rpc.call("dispatcher.reload")
+                self.reloads += 1
+            except (OSError, TimeoutError, EdgeError) as exc:
+                log.warning("SIP edge: dispatcher reload failed (%s); retrying", exc)
+                self._written = ""
+                await asyncio.sleep(0.2)
+                self._dirty.set()
+
+    def status(self) -> dict[str, Any]:
+        return {"up": self.up, "pid": self.process.pid if self.process else None, "restarts": self.restarts,
+                "sip": f"{self.settings.host}:{self.settings.port}", "workers": len(self._workers),
+                "workers_with_free_legs": sum(1 for _, free in self._workers if free), "reloads": self.reloads}
+
+    async def close(self) -> None:
+        """Stop Kamailio (SIGTERM, then SIGKILL to its group after a grace period)."""
+        self._closing = True
+        for task in (self._sync, self._watch):
+            if task is not None:
+                task.cancel()
+        process = self.process
+        if process is not None and process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.terminate()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(process.wait(), STOP_GRACE)
+        self._kill_group()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        shutil.rmtree(self.files.rpc_socket.parent, ignore_errors=True)
