@@ -28,10 +28,12 @@ these instead of re-reading the file.
 from __future__ import annotations
 
 import array
+import contextlib
 import logging
 import math
 import operator
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -137,6 +139,7 @@ class TapRecording:
         self.last_tick = 0
         self.lost = 0  # frames that could not be written (clock thread only)
         self.paused = False
+        self._files = threading.Lock()  # a frame's write against stop() closing the files (owner thread)
         # TapLevel of channel 0 every `_level_frames` frames (0: never); summed on the clock thread
         self._emit = emit
         self._level_frames = 0 if emit is None else max(0, -(-level_ms // FRAME_MS))
@@ -166,12 +169,15 @@ class TapRecording:
         frame = data if len(data) == FRAME_BYTES else _SILENCE
         if index == 0 and self._level_frames:
             self._level(frame)
-        try:
-            os.pwrite(self.fds[index], frame, (tick - start) * FRAME_BYTES)
-        except (OSError, IndexError):
-            self.lost += 1  # the file keeps a hole (zeros) there; the count reaches the log and the recording
-            return
-        self.last_tick = tick
+        with self._files:
+            if not self.fds:
+                return  # stop() closed the files between this tick's ports
+            try:
+                os.pwrite(self.fds[index], frame, (tick - start) * FRAME_BYTES)
+            except OSError:
+                self.lost += 1  # the file keeps a hole (zeros) there; the count reaches the log and the recording
+                return
+            self.last_tick = max(self.last_tick, tick)
 
     def _level(self, frame: bytes) -> None:
         """Clock thread: add a frame of channel 0 to the level window; emit its RMS when the window is full."""
@@ -229,12 +235,18 @@ class TapRecording:
             self.mirror_remove(source)
         for index in range(len(self.ports)):
             self.detach(index)
-        fds, self.fds = self.fds, []
+        with self._files:
+            fds, self.fds = self.fds, []
         for port in self.ports:
             destroy(port)
         self.ports = []
         self._mirror_port = None
+        # A stop that falls between two ports of one tick leaves one leg a frame longer: every leg ends at the
+        # last tick any leg reached (the short one gets a frame of silence), so `frames` is every file's length.
+        length = self.frames * FRAME_BYTES
         for fd in fds:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, length)
             os.close(fd)
 
 
