@@ -64,9 +64,14 @@ def _iso(value: dt.datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
+_PLAIN = frozenset({str, int, float, bool, bytes})
+
+
 def to_column(value: Any) -> Any:
     """A dataclass field as an SQLite value: datetimes as ISO text, sets (sorted) and tuples as space-separated
     words, enums as their value; the rest as it is."""
+    if value is None or type(value) in _PLAIN:  # most fields, first: a row is written at every status change
+        return value
     if isinstance(value, dt.datetime):
         return value.isoformat()
     if isinstance(value, frozenset):
@@ -135,7 +140,9 @@ class Store:
     Group commit: a write made on a thread that runs an event loop opens a transaction that is committed at
     the loop's next turn, so the many small writes of one burst of events (a call's row, its SIP events,
     its webhooks) share one commit.  The same connection reads its own writes at once; a crash loses at most
-    the writes of the turn in progress.  Writes from other threads commit as they go.
+    the writes of the turn in progress.  Writes from other threads commit as they go.  (A commit 50 ms after
+    the first write instead saves ~5 % of the control plane's CPU per call, but a control plane killed in that
+    window forgets calls it had reported: tests/e2e/test_exotel_e2e.py's crash test catches it.)
     """
 
     def __init__(self, path: Path) -> None:
