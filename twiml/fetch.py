@@ -57,8 +57,10 @@ class Fetcher:
         if method == "GET":
             request = self._session.get(yarl.URL(target, encoded=True), headers=headers, timeout=self._timeout)
         else:
-            request = self._session.post(yarl.URL(url, encoded=True), data=params, headers=headers,
-                                         timeout=self._timeout)
+            # the form encoded here, as aiohttp would (urlencode, UTF-8), without its FormData machinery
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+            request = self._session.post(yarl.URL(url, encoded=True), data=urllib.parse.urlencode(params).encode(),
+                                         headers=headers, timeout=self._timeout)
         try:
             async with request as response:
                 if response.status >= 400:

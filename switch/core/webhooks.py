@@ -176,7 +176,9 @@ class WebhookDispatcher:
             request = self._session.post(yarl.URL(hook.url, encoded=True), data=body, headers=headers)
         else:
             _, headers = signed_form_request(self._auth_token, "POST", hook.url, hook.params)
-            request = self._session.post(yarl.URL(hook.url, encoded=True), data=hook.params, headers=headers)
+            headers["Content-Type"] = "application/x-www-form-urlencoded"  # encoded here, as aiohttp would
+            request = self._session.post(yarl.URL(hook.url, encoded=True),
+                                         data=urllib.parse.urlencode(hook.params).encode(), headers=headers)
         try:
             async with request as response:
                 await response.read()
