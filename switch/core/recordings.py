@@ -40,11 +40,13 @@ from switch.core.errors import InvalidState, NotFound
 from switch.core.events import RecordingStarted, RecordingStatusChanged
 from switch.core.model import Call, new_sid, utcnow
 from switch.core.notifications import WARNING, Notifications
-from switch.core.recording_model import Recording as Recording  # re-exported: the REST edges use them
-from switch.core.recording_model import RecordingFilter as RecordingFilter
-from switch.core.recording_model import RecordingProblem as RecordingProblem
-from switch.core.recording_model import RecordingSource as RecordingSource
-from switch.core.recording_model import RecordingStatus as RecordingStatus
+from switch.core.recording_model import (
+    Recording as Recording,  # re-exported: the REST edges use them
+    RecordingFilter as RecordingFilter,
+    RecordingProblem as RecordingProblem,
+    RecordingSource as RecordingSource,
+    RecordingStatus as RecordingStatus,
+)
 from switch.core.recording_rows import COLUMNS, from_row, migrate, to_row
 from switch.core.status import CallStatus
 from switch.core.store import Store

@@ -37,6 +37,7 @@ from switch.worker.pjmedia import (
     set_codec_priorities,
 )
 from switch.worker.refer import Transfers
+from switch.worker.rtpstat import add_stats, stream_stats
 from switch.worker.rxguard import RxGuard
 from switch.workers.protocol import (
     AllowRefer,
@@ -397,6 +398,13 @@ class Engine:
                 self.emit(MediaReady(leg=leg.leg_id, t=time.time()))
             return
 
+    def on_stream_destroyed(self, leg: Leg, index: int) -> None:
+        """One of the leg's audio streams ends (hangup or media change): add its RTP figures to the leg's."""
+        try:
+            leg.rtp = add_stats(leg.rtp, stream_stats(leg.getStreamStat(index)))
+        except pj.Error as exc:
+            log.info("leg %s: no stream statistics: %s", leg.leg_id, error_text(exc))
+
     def on_refer(self, leg: Leg, rdata: pj.SipRxData) -> None:
         """A REFER on `leg` (in `onCallTsxState`): accepted here when the leg takes transfers, else left to pjsua,
         which asks `onCallTransferRequest` (refused).  See `switch.worker.refer`."""
@@ -434,7 +442,7 @@ class Engine:
             self.transfers.leg_gone(leg.leg_id)
             self.legs.pop(leg.leg_id, None)
             self.emit(Ended(leg=leg.leg_id, code=int(ci.lastStatusCode), reason=sip_text(ci.lastReason),
-                            answered=leg.answered, t=now))
+                            answered=leg.answered, t=now, rtp=leg.rtp))
 
 
 def _leg_failure(command: LegCommand, error: str) -> Event:

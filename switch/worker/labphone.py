@@ -49,11 +49,11 @@ from switch.worker.pjmedia import (
     CLOCK_RATE,
     FRAME_MS,
     create_transport,
+    destroy as _destroy,
     endpoint_config,
     error_text,
     set_codec_priorities,
 )
-from switch.worker.pjmedia import destroy as _destroy
 
 log = logging.getLogger("switch.labphone")
 

@@ -10,7 +10,7 @@ from typing import Protocol
 
 from switch.worker.guard import REFER_REFUSED, REPLACES_REFUSED, SDP_REFUSED, bad_connection_address
 from switch.worker.pjengine import pj
-from switch.workers.protocol import Dialog, Event, ReferRefused, sip_text
+from switch.workers.protocol import Dialog, Event, ReferRefused, RtpStats, sip_text
 
 log = logging.getLogger("switch.worker")
 
@@ -22,6 +22,7 @@ class LegOwner(Protocol):
     def on_leg_state(self, leg: Leg) -> None: ...
     def on_dtmf(self, leg: Leg, digit: str) -> None: ...
     def on_media_state(self, leg: Leg) -> None: ...
+    def on_stream_destroyed(self, leg: Leg, index: int) -> None: ...
     def on_refer(self, leg: Leg, rdata: pj.SipRxData) -> None: ...
     def on_invite_tsx(self, leg: Leg, tsx_state: pj.TsxStateEvent) -> None: ...
     def on_incoming(self, account: LocalAccount, prm: pj.OnIncomingCallParam) -> None: ...
@@ -43,6 +44,7 @@ class Leg(pj.Call):  # type: ignore[misc]
         self.has_media = False  # its audio was active once: media commands may name it from then on
         self.held = False  # the far end holds the leg (its last offer had sendonly/inactive audio)
         self.dialog: Dialog | None = None  # its SIP facts, reported for a worker death (DialogChanged)
+        self.rtp: RtpStats | None = None  # its ended audio streams' RTP, summed (switch.worker.rtpstat)
 
     def onCallState(self, prm: pj.OnCallStateParam) -> None:
         try:
@@ -61,6 +63,12 @@ class Leg(pj.Call):  # type: ignore[misc]
             self.engine.on_media_state(self)
         except Exception:
             log.exception("leg %s: onCallMediaState failed", self.leg_id)
+
+    def onStreamDestroyed(self, prm: pj.OnStreamDestroyedParam) -> None:
+        try:
+            self.engine.on_stream_destroyed(self, int(prm.streamIdx))
+        except Exception:
+            log.exception("leg %s: onStreamDestroyed failed", self.leg_id)
 
     # Guards against what a peer sends (switch.worker.guard says which input is stopped where).
     def onCallRxReinvite(self, prm: pj.OnCallRxReinviteParam) -> None:

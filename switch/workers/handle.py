@@ -12,7 +12,7 @@ import collections
 import signal
 from dataclasses import dataclass, field
 
-from switch.workers.protocol import Dialog
+from switch.workers.protocol import Dialog, RtpStats
 from switch.workers.scaling import Phase, WorkerState
 
 # The PyPI pjsua2 wheel has a 64-handle select() ioqueue; each call takes two media sockets and a closed socket
@@ -32,6 +32,32 @@ def exit_text(code: int) -> str:
     except ValueError:
         name = "unknown"
     return f"killed by signal {-code} ({name})"
+
+
+@dataclass
+class RtpTotals:
+    """The RTP of every leg that ended on one worker (its `Ended.rtp`), summed since the control plane started:
+    legs counted, packets received, lost, discarded, sent, and the jitter buffer's lost and discarded frames."""
+
+    legs: int = 0
+    rx_packets: int = 0
+    rx_lost: int = 0
+    rx_discarded: int = 0
+    tx_packets: int = 0
+    jb_lost: int = 0
+    jb_discarded: int = 0
+
+    def add(self, stats: RtpStats) -> None:
+        self.legs += 1
+        self.rx_packets += stats.rx_packets
+        self.rx_lost += stats.rx_lost
+        self.rx_discarded += stats.rx_discarded
+        self.tx_packets += stats.tx_packets
+        self.jb_lost += stats.jb_lost
+        self.jb_discarded += stats.jb_discarded
+
+    def as_json(self) -> dict[str, int]:
+        return dict(self.__dict__)
 
 
 class NoCapacity(Exception):
@@ -59,6 +85,7 @@ class WorkerHandle:
     dropped_events: int = 0  # events its full outgoing queue dropped (EventsDropped), this process
     starts: collections.deque[float] = field(default_factory=collections.deque)
     dialogs: dict[str, Dialog] = field(default_factory=dict)  # leg id -> its SIP facts (DialogChanged)
+    rtp: RtpTotals = field(default_factory=RtpTotals)  # its ended legs' RTP, kept across restarts
     lost: asyncio.Task[None] | None = None  # the handling of its last death (on_lost, reaping its legs)
     starting: bool = False  # its process was started and has not said hello yet
     retiring: bool = False  # chosen for retirement: sent Shutdown, takes no new legs, leaves the pool on exit

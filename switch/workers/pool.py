@@ -35,10 +35,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from switch.workers.handle import START_LIMIT as START_LIMIT
-from switch.workers.handle import START_WINDOW as START_WINDOW
-from switch.workers.handle import NoCapacity as NoCapacity
-from switch.workers.handle import WorkerHandle, exit_text
+from switch.workers.handle import (
+    START_LIMIT as START_LIMIT,
+    START_WINDOW as START_WINDOW,
+    NoCapacity as NoCapacity,
+    WorkerHandle,
+    exit_text,
+)
 from switch.workers.protocol import (
     Command,
     DialFailed,
@@ -291,6 +294,8 @@ class WorkerPool:
                     continue
                 if isinstance(event, Ended | DialFailed):
                     worker.dialogs.pop(event.leg, None)
+                    if isinstance(event, Ended) and event.rtp is not None:
+                        worker.rtp.add(event.rtp)
                 if isinstance(event, EventsDropped):
                     worker.dropped_events = event.total
                     log.warning("worker %d dropped %d events so far: its queue to us overflowed", worker.index,
@@ -483,6 +488,6 @@ class WorkerPool:
         return [
             {"worker": w.index, "up": w.up, "pid": w.pid, "sip": f"{w.listen_host}:{w.sip_port}",
              "capacity": w.capacity, "engine": w.engine, "in_use": len(w.legs), "restarts": w.restarts,
-             "dropped_events": w.dropped_events, "state": w.phase.value, "free": w.free}
+             "dropped_events": w.dropped_events, "state": w.phase.value, "free": w.free, "rtp": w.rtp.as_json()}
             for w in self.workers
         ]

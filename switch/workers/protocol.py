@@ -38,41 +38,41 @@ SIP text (display names in URIs, reason phrases, Call-IDs) may carry any byte; t
 
 from __future__ import annotations
 
-import re
 import struct
 from typing import Any, Union, cast
 
 import msgspec
 
-PROTOCOL_VERSION = 3  # 3: DialogChanged
+from switch.workers.protocol_base import (
+    Command as Command,
+    Event as Event,
+    ProtocolError as ProtocolError,
+    VersionMismatch as VersionMismatch,
+    sip_text as sip_text,
+)
+from switch.workers.protocol_media import (  # the media messages, re-exported here with the rest
+    Bridge as Bridge,
+    Bridged as Bridged,
+    BridgeFailed as BridgeFailed,
+    PauseRecord as PauseRecord,
+    Play as Play,
+    PlayDone as PlayDone,
+    PlayFailed as PlayFailed,
+    Record as Record,
+    RecordAttach as RecordAttach,
+    RecordAttached as RecordAttached,
+    RecordAttachFailed as RecordAttachFailed,
+    RecordDone as RecordDone,
+    RecordFailed as RecordFailed,
+    StopPlay as StopPlay,
+    StopRecord as StopRecord,
+    TapLevel as TapLevel,
+    Unbridge as Unbridge,
+)
+
+PROTOCOL_VERSION = 4  # 3: DialogChanged; 4: Ended.rtp
 MAX_MESSAGE = 1 << 20
 HEADER = struct.Struct(">I")  # the length of the JSON body that follows
-_STRAY_SURROGATE = re.compile("[\ud800-\udc7f\udd00-\udfff]")
-
-
-class ProtocolError(Exception):
-    """The peer sent something that is not a protocol message (or a message could not be encoded)."""
-
-
-class VersionMismatch(ProtocolError):
-    """The worker's hello names another protocol version."""
-
-
-def sip_text(value: object) -> str:
-    """SIP text as valid UTF-8: bytes pjsua2 could not decode (surrogate escapes) become U+FFFD."""
-    text = _STRAY_SURROGATE.sub("\ufffd", str(value))  # surrogates that stand for no byte
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-
-
-# Each message repeats frozen=True, kw_only=True: msgspec does not inherit kw_only; type checkers read frozen per class.
-class Command(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, tag_field="op"):
-    """A command from the control plane to a worker (tagged by `op`)."""
-
-
-class Event(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, tag_field="ev"):
-    """An event from a worker to the control plane (tagged by `ev`)."""
-
-
 # -- commands: calls ----------------------------------------------------------------------------------
 
 
@@ -128,77 +128,6 @@ class ReferNotify(Command, tag="refer_notify", frozen=True, kw_only=True):
     leg: str
     code: int
     final: bool = True
-
-
-# -- commands: media ----------------------------------------------------------------------------------
-
-
-class Play(Command, tag="play", frozen=True, kw_only=True):
-    """Play the bridge-rate WAV `path` to `leg` (forever if `loop`).  Answered by `PlayDone` when it ends (eof,
-    stopped, hangup, shutdown) or `PlayFailed` (no audio on the leg, a file pjmedia cannot open)."""
-
-    id: str
-    leg: str
-    path: str
-    loop: bool = False
-
-
-class StopPlay(Command, tag="stop_play", frozen=True, kw_only=True):
-    """Stop player `id` at once; its `PlayDone` (reason `stopped`) follows.  An unknown id already ended."""
-
-    id: str
-
-
-class Record(Command, tag="record", frozen=True, kw_only=True):
-    """Tap `legs` into sample-aligned raw files `<base>.leg<i>.raw` (channel i hears what leg i sends).
-
-    `slots` reserves channels for legs attached later (`RecordAttach`).  `mirror` (leg, channel) puts on that
-    channel what the switch sends to the leg.  `level_ms` > 0 asks for a `TapLevel` of channel 0 every
-    `level_ms` milliseconds (rounded to whole 20 ms frames).  Answered by `RecordDone` when the recording
-    ends, or by `RecordFailed` if the tap could not start."""
-
-    id: str
-    base: str
-    legs: tuple[str, ...] = ()
-    slots: int = 0
-    mirror: tuple[str, int] | None = None
-    level_ms: int = 0
-
-
-class RecordAttach(Command, tag="record_attach", frozen=True, kw_only=True):
-    """Feed channel `index` of recording `id` from `leg` from now on: `RecordAttached` or `RecordAttachFailed`."""
-
-    id: str
-    index: int
-    leg: str
-
-
-class PauseRecord(Command, tag="pause_record", frozen=True, kw_only=True):
-    """Write silence (`paused`) or audio again to recording `id`; the files stay aligned either way."""
-
-    id: str
-    paused: bool
-
-
-class StopRecord(Command, tag="stop_record", frozen=True, kw_only=True):
-    """Stop recording `id`: its files are closed and its `RecordDone` (reason `stopped`) follows."""
-
-    id: str
-
-
-class Bridge(Command, tag="bridge", frozen=True, kw_only=True):
-    """Connect the audio of legs `a` and `b` both ways (and relay RFC 2833 between them): `Bridged` or
-    `BridgeFailed`, both carrying `id`."""
-
-    id: str
-    a: str
-    b: str
-
-
-class Unbridge(Command, tag="unbridge", frozen=True, kw_only=True):
-    """Disconnect leg `a` from whatever it is bridged to (nothing if it is not bridged)."""
-
-    a: str
 
 
 class Shutdown(Command, tag="shutdown", frozen=True, kw_only=True):
@@ -288,14 +217,37 @@ class Answered(Event, tag="answered", frozen=True, kw_only=True):
     t: float
 
 
+class RtpStats(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The RTP of one leg's audio, summed over its streams (a media change makes a new one; `streams` counts them),
+    read from pjmedia just before each was destroyed.  `rx_*` is what arrived from the far end: packets, lost
+    (sequence gaps), discarded (late, bad), reordered, duplicated, the largest interarrival jitter (µs);
+    `tx_packets` what we sent; `jb_*` the jitter buffer's frames lost, discarded (overflow) and empty reads."""
+
+    streams: int = 1
+    rx_packets: int = 0
+    rx_lost: int = 0
+    rx_discarded: int = 0
+    rx_reordered: int = 0
+    rx_duplicates: int = 0
+    rx_jitter_max_us: int = 0
+    tx_packets: int = 0
+    jb_lost: int = 0
+    jb_discarded: int = 0
+    jb_empty: int = 0
+
+
 class Ended(Event, tag="ended", frozen=True, kw_only=True):
-    """The leg is gone, with its last SIP `code` and `reason`; the worker no longer holds it."""
+    """The leg is gone, with its last SIP `code` and `reason`; the worker no longer holds it.
+
+    `rtp` sums its audio streams' RTP statistics (None when it never had a stream).  It is optional with a
+    default, so an `Ended` without it (an older worker, a leg without audio) still decodes."""
 
     leg: str
     code: int
     reason: str
     answered: bool
     t: float
+    rtp: RtpStats | None = None
 
 
 class MediaReady(Event, tag="media_ready", frozen=True, kw_only=True):
@@ -400,85 +352,6 @@ class ReferRefused(Event, tag="refer_refused", frozen=True, kw_only=True):
     refer_to: str
     code: int
     t: float
-
-
-# -- events: media ------------------------------------------------------------------------------------------
-
-
-class PlayDone(Event, tag="play_done", frozen=True, kw_only=True):
-    """Player `id` on `leg` ended: `reason` is eof, stopped, hangup or shutdown."""
-
-    id: str
-    leg: str
-    reason: str
-
-
-class PlayFailed(Event, tag="play_failed", frozen=True, kw_only=True):
-    """Player `id` could not start (`error` says why); nothing was played."""
-
-    id: str
-    leg: str
-    error: str
-
-
-class RecordDone(Event, tag="record_done", frozen=True, kw_only=True):
-    """Recording `id` ended (`reason`: stopped, hangup, shutdown; `worker_lost` is made by the control plane
-    when the worker died): `frames` 20 ms frames per channel reached the files; `lost_frames` could not be
-    written (a write error), so those ticks hold whatever the file had there (zeros)."""
-
-    id: str
-    frames: int
-    reason: str
-    lost_frames: int = 0
-
-
-class RecordFailed(Event, tag="record_failed", frozen=True, kw_only=True):
-    """Recording `id` could not start (a leg without audio, a file that cannot be created): nothing is tapped."""
-
-    id: str
-    error: str
-
-
-class RecordAttached(Event, tag="record_attached", frozen=True, kw_only=True):
-    """Channel `index` of recording `id` is fed from `leg` from now on."""
-
-    id: str
-    index: int
-    leg: str
-
-
-class RecordAttachFailed(Event, tag="record_attach_failed", frozen=True, kw_only=True):
-    """Channel `index` of recording `id` could not be fed from `leg` (no audio, no such recording or channel)."""
-
-    id: str
-    index: int
-    leg: str
-    error: str
-
-
-class TapLevel(Event, tag="tap_level", frozen=True, kw_only=True):
-    """The RMS (16-bit sample units) of channel 0 of recording `id` over the last `Record.level_ms`."""
-
-    id: str
-    rms: float
-    t: float
-
-
-class Bridged(Event, tag="bridged", frozen=True, kw_only=True):
-    """Bridge `id`: legs `a` and `b` hear each other."""
-
-    id: str
-    a: str
-    b: str
-
-
-class BridgeFailed(Event, tag="bridge_failed", frozen=True, kw_only=True):
-    """Bridge `id` of legs `a` and `b` could not be made (`error` says why); nothing is connected."""
-
-    id: str
-    a: str
-    b: str
-    error: str
 
 
 COMMANDS: tuple[type[Command], ...] = (

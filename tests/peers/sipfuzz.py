@@ -26,8 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from tests.peers import sipfuzz_mutations as mut
-from tests.peers import sipfuzz_sdp as sdp
+from tests.peers import sipfuzz_mutations as mut, sipfuzz_sdp as sdp
 from tests.peers.sipfuzz_messages import (
     ALL,
     BASES,

@@ -73,6 +73,9 @@ SAMPLES: list[Message] = [
     P.Progress(leg="CA1", code=183, reason="Session Progress", sdp=True, t=2.1),
     P.Answered(leg="CA1", t=3.0),
     P.Ended(leg="CA1", code=200, reason="Normal call clearing", answered=True, t=9.0),
+    P.Ended(leg="CA2", code=200, reason="Normal call clearing", answered=True, t=9.5, rtp=P.RtpStats(
+        streams=2, rx_packets=498, rx_lost=1, rx_discarded=2, rx_reordered=3, rx_duplicates=4, rx_jitter_max_us=875,
+        tx_packets=500, jb_lost=5, jb_discarded=6, jb_empty=7)),
     P.MediaReady(leg="CA1", t=3.0),
     P.HoldChanged(leg="CA1", held=True, t=3.5),
     P.DialogChanged(leg="CA1", dialog=P.Dialog(
@@ -233,7 +236,8 @@ def test_hello_of_our_version_and_fatal_are_accepted() -> None:
 @pytest.mark.parametrize("body", [
     b'{"ev":"hello","version":1,"worker":0,"capacity":8,"sip":"127.0.0.1:5062","pid":1234}',  # the dict protocol
     b'{"ev":"hello","version":2,"worker":0,"capacity":8,"sip":"127.0.0.1:5062","pid":1234}',  # without dialogs
-    b'{"ev":"hello","version":4,"worker":0,"capacity":8,"sip":"h:1","pid":1,"zone":"eu"}',  # a newer one
+    b'{"ev":"hello","version":3,"worker":0,"capacity":8,"sip":"127.0.0.1:5062","pid":1234}',  # without Ended.rtp
+    b'{"ev":"hello","version":5,"worker":0,"capacity":8,"sip":"h:1","pid":1,"zone":"eu"}',  # a newer one
     b'{"ev":"hello"}',
 ])
 def test_another_version_is_refused(body: bytes) -> None:
@@ -461,3 +465,28 @@ def test_outbox_survives_an_unencodable_event(pair: tuple[socket.socket, socket.
 def test_structs_are_msgspec_structs() -> None:
     # the wire format is msgspec's JSON; a plain dataclass slipping into the lists would not encode the same way
     assert all(issubclass(cls, msgspec.Struct) for cls in (*COMMANDS, *EVENTS))
+
+
+# -- Ended.rtp: optional, nested, strict ----------------------------------------------------------------------
+
+
+def test_ended_carries_rtp_as_a_nested_object_and_decodes_without_it() -> None:
+    rtp = P.RtpStats(rx_packets=250, tx_packets=251, rx_lost=0)
+    body = encode(P.Ended(leg="CA1", code=200, reason="OK", answered=True, t=1.0, rtp=rtp))[4:]
+    wire = msgspec.json.decode(body)
+    assert wire["ev"] == "ended"
+    assert wire["rtp"] == {"streams": 1, "rx_packets": 250, "rx_lost": 0, "rx_discarded": 0, "rx_reordered": 0,
+                           "rx_duplicates": 0, "rx_jitter_max_us": 0, "tx_packets": 251, "jb_lost": 0,
+                           "jb_discarded": 0, "jb_empty": 0}
+    assert decode_event(body) == P.Ended(leg="CA1", code=200, reason="OK", answered=True, t=1.0, rtp=rtp)
+    # An Ended as a worker before protocol 4 sent it (no rtp), and one of a leg that never had audio (null).
+    older = b'{"ev":"ended","leg":"CA1","code":487,"reason":"Request Terminated","answered":false,"t":2.0}'
+    assert decode_event(older) == P.Ended(leg="CA1", code=487, reason="Request Terminated", answered=False, t=2.0)
+    assert decode_event(older[:-1] + b',"rtp":null}').rtp is None  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("rtp", [b'{"rx_packets":"many"}', b'{"rx_packets":1,"mos":4.2}', b'[1,2]', b'7'])
+def test_a_malformed_rtp_of_ended_is_a_protocol_error(rtp: bytes) -> None:
+    body = b'{"ev":"ended","leg":"CA1","code":200,"reason":"OK","answered":true,"t":2.0,"rtp":' + rtp + b"}"
+    with pytest.raises(ProtocolError, match="not a protocol message"):
+        decode_event(body)

@@ -21,6 +21,7 @@ from switch.workers.protocol import (
     BridgeFailed,
     Command,
     DtmfReceived,
+    Ended,
     Event,
     EventsDropped,
     Hello,
@@ -35,6 +36,7 @@ from switch.workers.protocol import (
     RecordAttachFailed,
     RecordDone,
     RecordFailed,
+    RtpStats,
     StopPlay,
     TapLevel,
     encode,
@@ -336,3 +338,39 @@ def test_one_leg_record_is_what_media_and_the_engine_share() -> None:
     assert leg.media_ready.is_set()
     assert registry.remove("CA9") is leg
     assert leg.gone and "CA9" not in registry and registry.by_id("in-7") is None
+
+
+async def test_pool_sums_the_rtp_of_ended_legs_per_worker_for_healthz() -> None:
+    got: list[tuple[int, Event]] = []
+    pool = WorkerPool(2, "127.0.0.1", 5060, lambda i, e: got.append((i, e)), lambda i, why: None)
+    a = RtpStats(rx_packets=250, rx_lost=2, rx_discarded=1, tx_packets=249, jb_lost=3, jb_discarded=4)
+    b = RtpStats(streams=2, rx_packets=100, tx_packets=101)
+    events = [Ended(leg="in1-1", code=200, reason="OK", answered=True, t=1.0, rtp=a),
+              Ended(leg="in1-2", code=487, reason="Request Terminated", answered=False, t=2.0),  # never had audio
+              Ended(leg="in1-3", code=200, reason="OK", answered=True, t=3.0, rtp=b)]
+    hello = Hello(version=PROTOCOL_VERSION, worker=1, capacity=4, sip="127.0.0.1:5061", pid=99)
+    await pool._serve(_stream(hello, *events), _Writer())  # type: ignore[arg-type]
+    assert [e for _, e in got] == events  # still routed to the call engine
+    status = pool.status()
+    assert status[1]["rtp"] == {"legs": 2, "rx_packets": 350, "rx_lost": 2, "rx_discarded": 1, "tx_packets": 350,
+                                "jb_lost": 3, "jb_discarded": 4}
+    assert status[0]["rtp"]["legs"] == 0
+
+
+def test_the_worker_sums_a_legs_streams() -> None:
+    from types import SimpleNamespace as NS
+
+    from switch.worker.rtpstat import add_stats, stream_stats
+
+    def stat(rx: int, lost: int, jitter_n: int, jitter_max: int, tx: int) -> NS:
+        rtcp = NS(rxStat=NS(pkt=rx, loss=lost, discard=1, reorder=0, dup=0, jitterUsec=NS(n=jitter_n, max=jitter_max)),
+                  txStat=NS(pkt=tx))
+        return NS(rtcp=rtcp, jbuf=NS(lost=0, discard=2, empty=9))
+
+    first = stream_stats(stat(200, 1, 10, 1500, 201))
+    assert first == RtpStats(rx_packets=200, rx_lost=1, rx_discarded=1, rx_jitter_max_us=1500, tx_packets=201,
+                             jb_discarded=2, jb_empty=9)
+    assert stream_stats(stat(0, 0, 0, -1, 5)).rx_jitter_max_us == 0  # no jitter sample: pjmedia's max is unset
+    total = add_stats(add_stats(None, first), stream_stats(stat(50, 0, 3, 900, 49)))
+    assert (total.streams, total.rx_packets, total.rx_lost, total.tx_packets, total.rx_jitter_max_us,
+            total.jb_empty) == (2, 250, 1, 250, 1500, 18)

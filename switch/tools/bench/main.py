@@ -31,6 +31,9 @@ media timings (`bench_media`) and the report (`bench_report`).
 4. **Say cache** — `media.speech.Speech.synthesize` of a cached text, in this process.
 5. **Edge** — the inbound rate ladder again, through Kamailio to every worker: see
    `switch.tools.bench.edge_bench`.
+   **Concurrent calls** — `concurrent_calls` (500 by default; 0 skips it) bridged calls held up together through
+   Kamailio with RTP both ways: CPU, memory per leg (RSS and PSS) and the RTP the workers counted per leg, see
+   `switch.tools.bench.concurrent`.
 6. **Recording** — a dual-channel recording of a bridged call for `recording_seconds` (10 minutes by default;
    0 skips it) next to a bare pjsua2 bridge tapped by two Python ports: see `switch.tools.bench.recording`.
 
@@ -65,6 +68,7 @@ from switch.tools.bench.common import (
     idle_cpu_rates,
     ratio,
 )
+from switch.tools.bench.concurrent import CONCURRENT_RATE, concurrent_phase
 from switch.tools.bench.edge_bench import edge_phase
 from switch.tools.bench.load import (
     TARGET_CONCURRENCY,
@@ -154,6 +158,8 @@ class BenchParams:
     say_iterations: int = 1000
     recording_seconds: float = 600.0
     edge_budget_s: float = 60.0
+    concurrent_calls: int = 500
+    concurrent_rate: float = CONCURRENT_RATE
 
     def as_json(self) -> Json:
         return {"calls": self.calls, "rate_cps": self.rate, "hold_ms": self.hold_ms, "workers": self.workers,
@@ -168,7 +174,8 @@ class BenchParams:
                                  "hold_ms": f"max({B2BUA_MIN_HOLD_MS}, min({self.hold_ms}, "
                                             f"1000 * {B2BUA_CONCURRENCY:g} / rate))"},
                 "redirects": self.redirects, "say_iterations": self.say_iterations,
-                "recording_seconds": self.recording_seconds}
+                "recording_seconds": self.recording_seconds, "concurrent_calls": self.concurrent_calls,
+                "concurrent_rate_cps": self.concurrent_rate}
 
 
 def _tool_version(args: list[str], pattern: str) -> str | None:
@@ -346,7 +353,7 @@ async def _bench(p: BenchParams, workdir: Path) -> Json:
                     "switch": None, "callback_latency_ms": None, "api_dial_delay_ms": None,
                     "post_dial_delay_ms": None, "twiml_fetch_overhead_ms": None, "bridged_cpu": None,
                     "b2bua_cps": None, "redirect_to_audio_ms": None, "say_cache_ms": None, "capacity": None,
-                    "recording": None, "edge": None,
+                    "recording": None, "edge": None, "concurrent": None,
                     "notes": dict(NOTES), "errors": []}
     receiver: WebhookReceiver = WebhookReceiver().start()
     app: TwimlApp = TwimlApp().start()
@@ -365,6 +372,10 @@ async def _bench(p: BenchParams, workdir: Path) -> Json:
             report["edge"] = await _phase(report, "edge", edge_phase(
                 session, receiver, app, workdir / "edge", p.workers, p.hold_ms, p.step_seconds, p.edge_budget_s,
                 (base or {}).get("max_cps_zero_failures")))
+            if p.concurrent_calls > 0:
+                report["concurrent"] = await _phase(report, "concurrent", concurrent_phase(
+                    session, receiver, app, workdir / "concurrent", p.workers, calls=p.concurrent_calls,
+                    rate=p.concurrent_rate))
             report["say_cache_ms"] = await _phase(report, "say-cache", say_cache(workdir / "say", p.say_iterations))
             if p.recording_seconds > 0:
                 report["recording"] = await _phase(report, "recording", run_recording_bench(
@@ -385,7 +396,8 @@ def run_bench(output: Path, calls: int, rate: float, workers: int, *, hold_ms: i
               pdd_rate: float = 5.0, plain_calls: int = 30, bridge_answer_calls: int = 20,
               b2bua_max_rate: float = 30.0,
               b2bua_budget_s: float = 25.0, redirects: int = 10, say_iterations: int = 1000,
-              recording_seconds: float = 600.0, keep_dir: Path | None = None) -> int:
+              recording_seconds: float = 600.0, concurrent_calls: int = 500,
+              concurrent_rate: float = CONCURRENT_RATE, keep_dir: Path | None = None) -> int:
     """Measure, print the summary, write the JSON report to `output`.
 
     Exit status 0 when every phase ran (whatever the targets say; they are in the report), 1 when a phase
@@ -401,7 +413,8 @@ def run_bench(output: Path, calls: int, rate: float, workers: int, *, hold_ms: i
                          plain_calls=plain_calls, bridge_answer_calls=bridge_answer_calls,
                          b2bua_max_rate=b2bua_max_rate, b2bua_budget_s=b2bua_budget_s,
                          redirects=redirects, say_iterations=say_iterations,
-                         recording_seconds=recording_seconds)
+                         recording_seconds=recording_seconds, concurrent_calls=concurrent_calls,
+                         concurrent_rate=concurrent_rate)
     with tempfile.TemporaryDirectory(prefix="softswitch-bench-") as tmp:
         workdir = keep_dir if keep_dir is not None else Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)

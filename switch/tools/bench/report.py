@@ -30,6 +30,7 @@ def evaluate_targets(report: Json) -> Json:
     redirect = report.get("redirect_to_audio_ms") or {}
     say = report.get("say_cache_ms") or {}
     recording = report.get("recording") or {}
+    concurrent = report.get("concurrent") or {}
     ladder_steps = (switch.get("ladder") or {}).get("steps", [])
     at_max = [s for s in ladder_steps if s["offered_cps"] == switch.get("max_cps_zero_failures")]
     fixed = [(switch.get("run") or {}).get("clean"), (single.get("run") or {}).get("clean")]
@@ -78,6 +79,18 @@ def evaluate_targets(report: Json) -> Json:
                               "pass": _le(redirect.get("p50"), 30.0)},
         "say_cache_hit": {"target": "Speech.synthesize of a cached text <= 1 ms (p99 of memory hits)",
                           "p50": say.get("p50"), "p99": say.get("p99"), "pass": _le(say.get("p99"), 1.0)},
+        "concurrent_bridged_calls": {
+            "target": ">= 500 concurrent bridged calls with RTP both ways on the built engine, 0 failures, "
+                      "no dropped frames (no RTP packet lost or discarded, no jitter-buffer frame lost or discarded)",
+            "calls": concurrent.get("calls"), "established_together": concurrent.get("established_together"),
+            "pass": None if not concurrent else bool(
+                concurrent.get("clean") and int(concurrent.get("calls", 0)) >= 500
+                and all("(built" in e for e in concurrent.get("engines", [])))},
+        "memory_per_leg": {
+            "target": "reported (RSS and PSS)",
+            "pss_kb_per_leg": ((concurrent.get("memory") or {}).get("workers") or {}).get("pss_kb_per_leg"),
+            "rss_kb_per_leg": ((concurrent.get("memory") or {}).get("workers") or {}).get("rss_kb_per_leg"),
+            "pass": None if not concurrent else (concurrent.get("memory") or {}).get("workers") is not None},
         **{f"recording_{name}": target for name, target in (recording.get("targets") or {}).items()},
     }
 
@@ -226,6 +239,30 @@ def _media_lines(report: Json) -> list[str]:
     return lines
 
 
+def _concurrent_lines(report: Json) -> list[str]:
+    """The concurrent-calls phase: calls up together, CPU and memory with them up, the RTP of their legs."""
+    conc = report.get("concurrent") or {}
+    if not conc:
+        return []
+    cpu, memory, rtp, sipp = conc["cpu_s_per_s"], conc["memory"], conc["rtp"], conc["sipp"]
+    workers = memory["workers"]
+    return [
+        f"concurrent bridged calls through the edge ({conc['workers']} workers, {', '.join(conc['engines'])}): "
+        f"{conc['established_together']}/{conc['calls']} up together ({'clean' if conc['clean'] else 'NOT clean'}); "
+        f"sipp {sipp['successful']} ok / {sipp['failed']} failed, held {conc['hold_ms']} ms",
+        f"  CPU with all up (share of a core): workers {_fmt(cpu['workers']['loaded'], 1, 3)} "
+        f"(idle {_fmt(cpu['workers']['idle'], 1, 3)}), control plane {_fmt(cpu['control_plane']['loaded'], 1, 3)}, "
+        f"Kamailio {_fmt(cpu['kamailio']['loaded'], 1, 3)}",
+        f"  memory per leg (workers): PSS {_fmt(workers['pss_kb_per_leg'], 1, 1)} KB, RSS "
+        f"{_fmt(workers['rss_kb_per_leg'], 1, 1)} KB (PSS {workers['pss_mb_idle']} -> {workers['pss_mb_loaded']} "
+        f"MB); per call: control plane PSS {_fmt(memory['control_plane']['pss_kb_per_call'], 1, 1)} KB, Kamailio "
+        f"PSS {_fmt(memory['kamailio']['pss_kb_per_call'], 1, 1)} KB",
+        f"  RTP of {rtp['legs']} legs: received {rtp['rx_packets']} of ~{rtp['expected_rx_packets']} expected "
+        f"({_fmt(rtp['rx_vs_expected'], 100, 2)} %), lost {rtp['rx_lost']}, discarded {rtp['rx_discarded']}; "
+        f"jitter buffers lost {rtp['jb_lost']}, discarded {rtp['jb_discarded']} frames; sent {rtp['tx_packets']}",
+    ]
+
+
 def format_summary(report: Json) -> str:
     """The human-readable summary printed at the end of a run."""
     machine = report["machine"]
@@ -243,6 +280,7 @@ def format_summary(report: Json) -> str:
     lines.append(_ms_line("API dial delay (POST -> INVITE)", report.get("api_dial_delay_ms")))
     lines += _bridged_lines(report)
     lines += _media_lines(report)
+    lines += _concurrent_lines(report)
     cap = report.get("capacity") or {}
     if cap.get("skipped"):
         lines.append(f"capacity: not filled ({cap['skipped']})")

@@ -177,20 +177,22 @@ def uac_scenario(prefix: str) -> str:
 
 
 async def run_sipp_uac(target: str, calls: int, rate: float, hold_ms: int, workdir: Path, tag: str, *,
-                       service: str = NUMBER, from_prefix: str | None = None, trace: bool = False) -> SippRun:
+                       service: str = NUMBER, from_prefix: str | None = None, trace: bool = False,
+                       scenario_text: str | None = None) -> SippRun:
     """sipp calling `service@target` `calls` times at `rate`/s, each held `hold_ms`.
 
     Without `from_prefix` it is sipp's built-in `uac`; with it, :func:`uac_scenario` (From user
-    `<from_prefix><n>`).  `trace` writes sipp's `-trace_msg` message log (see `SippRun.message_log`).
+    `<from_prefix><n>`); `scenario_text` is a scenario of the caller's own (it wins over both).  `trace` writes
+    sipp's `-trace_msg` message log (see `SippRun.message_log`).
     """
     port, media = free_port_block(1), free_port_block(4)
     screen = workdir / f"{tag}-screen.log"
     errors = workdir / f"{tag}-errors.log"
     budget = calls / rate + hold_ms / 1000 + 15
     scenario = ["-sn", "uac"]
-    if from_prefix is not None:
+    if from_prefix is not None or scenario_text is not None:
         path = workdir / f"{tag}-uac.xml"
-        path.write_text(uac_scenario(from_prefix))
+        path.write_text(scenario_text if scenario_text is not None else uac_scenario(from_prefix or "bench"))
         scenario = ["-sf", str(path)]
     args = [SIPP, *scenario, "-s", service, "-i", HOST, "-p", str(port), "-mp", str(media),
             "-r", f"{rate:g}", "-m", str(calls), "-d", str(hold_ms), "-l", "1000",
@@ -224,12 +226,14 @@ async def run_sipp_uac(target: str, calls: int, rate: float, hold_ms: int, workd
 
 @dataclass
 class SippUas:
-    """sipp's built-in `uas` (180 then 200 at once, waits for the BYE) for `calls` calls."""
+    """sipp's built-in `uas` (180 then 200 at once, waits for the BYE) for `calls` calls, or the scenario in the
+    file `scenario`."""
 
     workdir: Path
     tag: str
     calls: int
     trace: bool = False
+    scenario: Path | None = None
     port: int = 0
     proc: asyncio.subprocess.Process | None = None
 
@@ -244,7 +248,8 @@ class SippUas:
     async def start(self, budget: float) -> SippUas:
         self.port = free_port_block(1)
         media = free_port_block(4)
-        args = [SIPP, "-sn", "uas", "-i", HOST, "-p", str(self.port), "-mp", str(media),
+        which = ["-sn", "uas"] if self.scenario is None else ["-sf", str(self.scenario)]
+        args = [SIPP, *which, "-i", HOST, "-p", str(self.port), "-mp", str(media),
                 "-m", str(self.calls), "-timeout", f"{int(budget)}s"]
         if self.trace:
             args += ["-trace_msg", "-message_file", str(self.message_log)]
