@@ -3,10 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # Debian packages the switch, tests and demo use: sipp (sip-tester) and baresip (baresip-core) as real
-# SIP peers, espeak-ng for <Say>, kamailio as the SIP edge ([edge], switch/workers/edge.py).
-DEB_PACKAGES := sip-tester baresip-core espeak-ng kamailio
+# SIP peers, espeak-ng for <Say>, kamailio as the SIP edge ([edge], switch/workers/edge.py) with its TLS
+# module, openssl for the test certificates.
+DEB_PACKAGES := sip-tester baresip-core espeak-ng kamailio kamailio-tls-modules openssl
 # binaries that prove each package above is installed, in the same order
-DEB_BINARIES := sipp baresip espeak-ng /usr/sbin/kamailio
+DEB_BINARIES := sipp baresip espeak-ng /usr/sbin/kamailio /usr/lib/x86_64-linux-gnu/kamailio/modules/tls.so openssl
 # what `make engine` builds pjproject and its SWIG module with (switch/tools/engine), and their proving binaries
 ENGINE_DEB_PACKAGES := g++ make swig python3-dev
 ENGINE_DEB_BINARIES := g++ make swig python3-config
@@ -27,7 +28,7 @@ $(VENV)/.installed: pyproject.toml
 # $(call apt_install,PACKAGES,BINARIES): apt-get install (as root) each package whose binary is missing
 define apt_install
 	@missing=""; set -- $(2); for pkg in $(1); do \
-	  command -v $$1 >/dev/null 2>&1 || missing="$$missing $$pkg"; shift; done; \
+	  command -v $$1 >/dev/null 2>&1 || test -e $$1 || missing="$$missing $$pkg"; shift; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing Debian packages:$$missing"; \

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
 from dataclasses import dataclass
@@ -165,6 +166,10 @@ def _edge(config: Config) -> Edge | None:
     settings = EdgeSettings(config.sip_host, config.sip_port, advertise=config.external_address,
                             max_cps=e.max_cps, per_source_rps=e.per_source_rps,
                             max_message_bytes=e.max_message_bytes, worker_timeout_ms=e.worker_timeout_ms)
+    if e.tls_certificate is not None and e.tls_private_key is not None:
+        settings = dataclasses.replace(settings, tls_port=e.tls_port or config.sip_port + 1,
+                                       tls_certificate=str(e.tls_certificate),
+                                       tls_private_key=str(e.tls_private_key))
     return Edge(settings, config.data_dir / "edge")
 
 

@@ -36,6 +36,9 @@ Example (`softswitch.toml`)::
     per_source_rps = 2000     # SIP requests per second from one address (pike); beyond, 503 + Retry-After
     max_message_bytes = 16384 # larger requests get 513
     worker_timeout_ms = 2000  # a worker silent this long after an INVITE is passed over for the next one
+    tls_certificate = "/etc/softswitch/cert.pem"  # with tls_private_key: SIP over TLS on tls_port too
+    tls_private_key = "/etc/softswitch/key.pem"   # (PEM files; the certificate may carry its chain)
+    tls_port = 5061           # default: the sip port + 1
 
     [[trunks]]
     name = "lab-asterisk"
@@ -212,14 +215,22 @@ class EdgeConfig:
     per_source_rps: int = 2000
     max_message_bytes: int = 16384
     worker_timeout_ms: int = 2000
+    tls_certificate: Path | None = None  # both set: the edge also listens for SIP over TLS on tls_port
+    tls_private_key: Path | None = None
+    tls_port: int | None = None  # None: the [server] sip port + 1
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_certificate is not None
 
 
 _EDGE_INTS = {"worker_port": (1, 65535), "max_cps": (1, 100000), "per_source_rps": (1, 1000000),
-              "max_message_bytes": (1024, 65535), "worker_timeout_ms": (100, 60000)}
+              "max_message_bytes": (1024, 65535), "worker_timeout_ms": (100, 60000), "tls_port": (1, 65535)}
+_EDGE_FILES = ("tls_certificate", "tls_private_key")
 
 
 def _load_edge(edge: dict[str, Any]) -> EdgeConfig:
-    unknown = set(edge) - {"enabled", *_EDGE_INTS}
+    unknown = set(edge) - {"enabled", *_EDGE_INTS, *_EDGE_FILES}
     if unknown:
         raise ConfigError(f"[edge]: unknown keys {sorted(unknown)}")
     cfg = EdgeConfig()
@@ -234,7 +245,24 @@ def _load_edge(edge: dict[str, Any]) -> EdgeConfig:
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             raise ConfigError(f"edge.{key} must be a whole number from {low} to {high}, not {value!r}")
         setattr(cfg, key, value)
+    for key in _EDGE_FILES:
+        if key in edge:
+            setattr(cfg, key, _readable_file(edge[key], f"edge.{key}"))
+    if (cfg.tls_certificate is None) != (cfg.tls_private_key is None):
+        raise ConfigError("edge.tls_certificate and edge.tls_private_key go together: give both or neither")
     return cfg
+
+
+def _readable_file(value: Any, key: str) -> Path:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{key} must be the path of a file, not {value!r}")
+    path = Path(value).expanduser().resolve()
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{key}: cannot read {path}: {exc.strerror}") from None
+    return path
 
 
 @dataclass

@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from switch.workers.edge_config import EdgeFiles, EdgeSettings, dispatcher_list, kamailio_script
+from switch.workers.edge_config import EdgeFiles, EdgeSettings, dispatcher_list, kamailio_script, tls_config
 
 log = logging.getLogger("switch.workers.edge")
 
@@ -117,6 +117,8 @@ class Edge:
         binary, modules = find_kamailio()
         self.files.directory.mkdir(parents=True, exist_ok=True)
         self.files.script.write_text(kamailio_script(self.settings, self.files, modules))
+        if self.settings.tls_port:
+            self.files.tls_config.write_text(tls_config(self.settings))
         self._write_list()
         check = await asyncio.create_subprocess_exec(
             binary, "-c", "-f", str(self.files.script), stdout=asyncio.subprocess.PIPE,

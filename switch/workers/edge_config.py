@@ -1,7 +1,9 @@
 """The SIP edge's configuration: a Kamailio script and its dispatcher list, written from softswitch.toml.
 
-Kamailio owns the public SIP address (UDP and TCP) and the workers listen on loopback ports behind it
-(ARCHITECTURE.md).  What the script does, in order, for every request:
+Kamailio owns the public SIP address (UDP and TCP, and TLS on its own port when `[edge]` names a certificate)
+and the workers listen on loopback ports behind it (ARCHITECTURE.md); requests that came over TCP or TLS make
+their connection an alias of the sender's Via address, so the in-dialog requests toward it reuse it.
+What the script does, in order, for every request:
 
 1. size (`max_message_bytes`, else 513), Max-Forwards (483) and `sanity` checks (sanity answers by itself);
 2. requests that do not come from a worker pass `pike`, a per-source-address rate limit (503 + Retry-After);
@@ -44,6 +46,9 @@ class EdgeSettings:
     retry_after_s: int = 5
     children: int = 2  # Kamailio's UDP and TCP receiver processes each
     tcp_max_connections: int = 4096
+    tls_port: int = 0  # SIP over TLS on host:tls_port (0: none), with these PEM files
+    tls_certificate: str = ""
+    tls_private_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,29 @@ class EdgeFiles:
     def log(self) -> Path:
         return self.directory / "kamailio.log"
 
+    @property
+    def tls_config(self) -> Path:
+        return self.directory / "tls.cfg"
+
+
+def tls_config(settings: EdgeSettings) -> str:
+    """The tls module's profiles: the edge's certificate for every TLS connection it accepts; clients are not
+    asked for one (phones and trunks authenticate in SIP), and peers the edge connects to are not verified
+    (they are reached at the addresses their own requests came from)."""
+    return f"""# written by softswitch from softswitch.toml on every start: edit [edge] there, not this file
+[server:default]
+method = TLSv1.2+
+verify_certificate = no
+require_certificate = no
+certificate = {settings.tls_certificate}
+private_key = {settings.tls_private_key}
+
+[client:default]
+method = TLSv1.2+
+verify_certificate = no
+require_certificate = no
+"""
+
 
 def worker_uri(host: str, port: int) -> str:
     """The dispatcher destination of a worker listening on `host:port`: UDP, named, so that `ds_is_from_list`
@@ -89,7 +117,11 @@ def kamailio_script(settings: EdgeSettings, files: EdgeFiles, module_path: str) 
     """The Kamailio configuration for `settings`, its files in `files`, modules loaded from `module_path`."""
     s = settings
     advertise = f" advertise {s.advertise}:{s.port}" if s.advertise else ""
-    loads = "\n".join(f'loadmodule "{name}.so"' for name in MODULES)
+    # tls first: it sets up OpenSSL's memory before any other module can touch it
+    loads = "\n".join(f'loadmodule "{name}.so"' for name in (("tls",) if s.tls_port else ()) + MODULES)
+    tls_listen = (f"enable_tls=yes\nlisten=tls:{s.host}:{s.tls_port}"
+                  f"{f' advertise {s.advertise}:{s.tls_port}' if s.advertise else ''}\n" if s.tls_port else "")
+    tls_params = f'modparam("tls", "config", "{files.tls_config}")\n' if s.tls_port else ""
     pike_unit = 2
     return f"""#!KAMAILIO
 # written by softswitch from softswitch.toml on every start: edit [edge] there, not this file
@@ -104,7 +136,7 @@ tcp_children={s.children}
 auto_aliases=no
 listen=udp:{s.host}:{s.port}{advertise}
 listen=tcp:{s.host}:{s.port}{advertise}
-tcp_max_connections={s.tcp_max_connections}
+{tls_listen}tcp_max_connections={s.tcp_max_connections}
 tcp_connection_lifetime=3605
 tcp_accept_no_cl=yes
 dns=no
@@ -117,7 +149,7 @@ run_dir="{files.directory}"
 mpath="{module_path}"
 {loads}
 
-modparam("jsonrpcs", "transport", 4)
+{tls_params}modparam("jsonrpcs", "transport", 4)
 modparam("jsonrpcs", "dgram_socket", "{files.rpc_socket}")
 modparam("tm", "failure_reply_mode", 3)
 modparam("tm", "auto_inv_100", 1)
@@ -149,6 +181,9 @@ request_route {{
     $var(worker) = 0;
     if (ds_is_from_list("{WORKER_SET}", "0")) {{
         $var(worker) = 1;
+    }}
+    if ($var(worker) == 0 && (proto == TCP || proto == TLS)) {{
+        force_tcp_alias();  # requests to the sender's Via address (its Contact) reuse this connection
     }}
     if ($var(worker) == 0 && !pike_check_req()) {{
         xlog("L_WARN", "edge: $si is over {s.per_source_rps} requests/s: $rm refused\\n");

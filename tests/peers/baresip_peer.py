@@ -31,6 +31,7 @@ class BaresipPeer:
     dial: str | None = None  # a SIP URI to call at start
     seconds: int = 30
     port: int = 0
+    cafile: Path | None = None  # a PEM file of the certificates it trusts for SIP over TLS
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -60,6 +61,8 @@ class BaresipPeer:
             "module_path": MODULES,
             "snd_path": str(self.workdir),
         }
+        if self.cafile is not None:
+            config["sip_cafile"] = str(self.cafile)
         lines = [f"{key}\t{value}" for key, value in config.items()]
         lines += [f"module\t{m}" for m in ("g711.so", "ausine.so", "aubridge.so", "sndfile.so")]
         lines += [f"module_app\t{m}" for m in ("account.so", "menu.so")]

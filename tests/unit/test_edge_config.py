@@ -8,7 +8,14 @@ import pytest
 
 from switch.core.config import Config, load_config
 from switch.core.errors import ConfigError
-from switch.workers.edge_config import EdgeFiles, EdgeSettings, dispatcher_list, kamailio_script, worker_uri
+from switch.workers.edge_config import (
+    EdgeFiles,
+    EdgeSettings,
+    dispatcher_list,
+    kamailio_script,
+    tls_config,
+    worker_uri,
+)
 
 
 def _load(tmp_path: Path, text: str) -> Config:
@@ -61,3 +68,35 @@ def test_script_carries_the_settings(tmp_path: Path) -> None:
     assert '"1:TAILDROP:123"' in script and '"reqs_density_per_unit", 154' in script
     assert "$ml > 4096" in script and "t_set_fr(0, 900)" in script and "Retry-After: 9" in script
     assert f'"list_file", "{tmp_path / "dispatcher.list"}"' in script
+
+
+def test_tls_is_off_without_a_certificate_and_listens_on_its_own_port_with_one(tmp_path: Path) -> None:
+    files = EdgeFiles(tmp_path / "edge")
+    plain = kamailio_script(EdgeSettings("127.0.0.1", 5060), files, "/usr/lib/kamailio")
+    assert "enable_tls" not in plain and "listen=tls" not in plain and '"tls.so"' not in plain
+    settings = EdgeSettings("127.0.0.1", 5060, advertise="203.0.113.7", tls_port=5061,
+                            tls_certificate="/etc/ss/cert.pem", tls_private_key="/etc/ss/key.pem")
+    script = kamailio_script(settings, files, "/usr/lib/kamailio")
+    assert "enable_tls=yes\nlisten=tls:127.0.0.1:5061 advertise 203.0.113.7:5061\n" in script
+    loads = [line for line in script.splitlines() if line.startswith("loadmodule")]
+    assert loads[0] == 'loadmodule "tls.so"'  # before any module that may touch OpenSSL
+    assert f'modparam("tls", "config", "{files.tls_config}")' in script
+    assert "force_tcp_alias();" in script
+    profiles = tls_config(settings)
+    assert "[server:default]" in profiles and "certificate = /etc/ss/cert.pem" in profiles
+    assert "private_key = /etc/ss/key.pem" in profiles and "[client:default]" in profiles
+
+
+def test_tls_keys_are_checked(tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.write_text("x")
+    key.write_text("y")
+    cfg = _load(tmp_path, f'[edge]\ntls_certificate = "{cert}"\ntls_private_key = "{key}"\n')
+    assert (cfg.edge.tls, cfg.edge.tls_certificate, cfg.edge.tls_private_key, cfg.edge.tls_port) == \
+        (True, cert, key, None)
+    cfg = _load(tmp_path, f'[edge]\ntls_certificate = "{cert}"\ntls_private_key = "{key}"\ntls_port = 5071\n')
+    assert cfg.edge.tls_port == 5071
+    with pytest.raises(ConfigError, match=r"edge\.tls_certificate must be the path of a file"):
+        _load(tmp_path, "[edge]\ntls_certificate = 5\ntls_private_key = \"k\"\n")
+    with pytest.raises(ConfigError, match=r"edge\.tls_port must be a whole number from 1 to 65535"):
+        _load(tmp_path, f'[edge]\ntls_certificate = "{cert}"\ntls_private_key = "{key}"\ntls_port = 0\n')
