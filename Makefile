@@ -11,11 +11,15 @@ DEB_BINARIES := sipp baresip espeak-ng /usr/sbin/kamailio /usr/lib/x86_64-linux-
 # what `make engine` builds pjproject and its SWIG module with (switch/tools/engine), and their proving binaries
 ENGINE_DEB_PACKAGES := g++ make swig python3-dev
 ENGINE_DEB_BINARIES := g++ make swig python3-config
+# the twilio-node tier (tests/node, tests/e2e/test_twilio_node_e2e.py): Node.js and npm, when the machine has none
+NODE_DEB_PACKAGES := nodejs npm
+NODE_DEB_BINARIES := node npm
+NODE_DIR := tests/node
 # `make test-wheel`: the smoke set that keeps the PyPI wheel supported (calls, <Dial>, recordings, lab phone)
 WHEEL_SMOKE := tests/e2e/test_engine_e2e.py tests/e2e/test_calls_e2e.py tests/e2e/test_dial_e2e.py \
 	tests/e2e/test_recordings_e2e.py tests/e2e/test_labphone.py tests/e2e/test_elastic_pool_e2e.py
 
-.PHONY: setup deps deps-engine engine demo test test-wheel test-fast lint bench serve clean
+.PHONY: setup deps deps-engine deps-node node-deps engine demo test test-wheel test-fast lint bench serve clean
 
 setup: $(VENV)/.installed deps
 
@@ -46,6 +50,17 @@ deps:
 deps-engine:
 	$(call apt_install,$(ENGINE_DEB_PACKAGES),$(ENGINE_DEB_BINARIES))
 
+deps-node:
+	$(call apt_install,$(NODE_DEB_PACKAGES),$(NODE_DEB_BINARIES))
+
+# the npm `twilio` package pinned in tests/node/package-lock.json, into tests/node/node_modules (git-ignored);
+# `npm ci` runs again only when the lock file changes
+node-deps: $(NODE_DIR)/node_modules/.installed
+
+$(NODE_DIR)/node_modules/.installed: $(NODE_DIR)/package-lock.json $(NODE_DIR)/package.json | deps-node
+	cd $(NODE_DIR) && npm ci --no-audit --no-fund
+	touch $@
+
 # pjproject 2.17 built for a server (1,024 calls, epoll) into $(VENV)/engine; cached in ~/.cache/softswitch/engine.
 # Source: $$PJPROJECT_TARBALL, else the upstream release, downloaded and checked against its pinned sha256.
 engine: $(VENV)/.installed deps-engine
@@ -55,7 +70,7 @@ demo: setup
 	$(BIN)/softswitch demo
 
 # the whole suite on the built engine, then the smoke set on the PyPI wheel
-test: setup lint engine
+test: setup lint engine node-deps
 	SOFTSWITCH_ENGINE=built $(BIN)/python -m pytest -q -p no:cacheprovider tests
 	$(MAKE) --no-print-directory test-wheel
 
@@ -78,4 +93,4 @@ serve: setup
 	$(BIN)/softswitch serve
 
 clean:
-	rm -rf $(VENV) var build *.egg-info
+	rm -rf $(VENV) var build *.egg-info $(NODE_DIR)/node_modules

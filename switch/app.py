@@ -11,6 +11,8 @@ from typing import Any
 
 from aiohttp import web
 
+from switch.core.accounts import Accounts
+from switch.core.applications import ApplicationRegistry
 from switch.core.calls import CallManager
 from switch.core.config import Config, Credentials, is_wildcard, resolve_credentials
 from switch.core.conversations import Conversations
@@ -24,7 +26,9 @@ from switch.dialects.conversations.callbacks import ConversationCallbacks
 from switch.dialects.errors import error_middleware
 from switch.dialects.exotel.api import ExotelAuth, add_exotel_routes
 from switch.dialects.exotel.connect import ExotelEdge
+from switch.dialects.twilio.accounts import add_twilio_account_routes
 from switch.dialects.twilio.api import add_twilio_routes
+from switch.dialects.twilio.applications import add_twilio_application_routes
 from switch.dialects.twilio.callbacks import TwilioCallbacks, TwilioTwiml, recording_url
 from switch.dialects.twilio.notifications import add_twilio_notification_routes
 from switch.dialects.twilio.numbers import add_twilio_number_routes
@@ -101,9 +105,11 @@ async def start_switch(config: Config) -> Switch:
     calls = CallManager(config, credentials.account_sid, credentials.auth_token, store, webhooks)
     # The dialects render the core's call events.  Subscribed before `recover`, so that the calls a crash left
     # live still get their callbacks; Twilio's first, so that a call's own callbacks keep leaving first.
-    calls.events.subscribe(TwilioCallbacks(webhooks, config.base_url))
+    twilio_callbacks = TwilioCallbacks(webhooks, config.base_url)
+    calls.events.subscribe(twilio_callbacks)
     calls.events.subscribe(ConversationCallbacks(webhooks))
-    numbers = NumberRegistry(store, credentials.account_sid, config.numbers)
+    applications = ApplicationRegistry(store, credentials.account_sid)
+    numbers = NumberRegistry(store, credentials.account_sid, config.numbers, applications)
     calls.lookup_number = numbers.lookup
     notifications = Notifications(store, credentials.account_sid)
     resumed = webhooks.resume()
@@ -114,6 +120,7 @@ async def start_switch(config: Config) -> Switch:
     recordings = RecordingManager(store, calls, config.data_dir, credentials.account_sid,
                                   lambda rec: recording_url(config.base_url, rec.account_sid, rec.sid),
                                   notifications=notifications)
+    twilio_callbacks.call_recording = recordings.call_recording  # a Record=true call's `completed` names it
     voice = VoiceEngine(calls, config.data_dir, credentials.auth_token, notifications, recordings, task_for,
                         config.twiml_fetch_timeout, dialect=TwilioTwiml())
     await voice.start()
@@ -142,6 +149,8 @@ async def start_switch(config: Config) -> Switch:
     add_twilio_routes(app, calls, config.base_url)
     add_recording_routes(app, recordings, config.recordings_public)
     add_twilio_number_routes(app, credentials, numbers, config.base_url)
+    add_twilio_application_routes(app, credentials, applications, config.base_url)
+    add_twilio_account_routes(app, credentials, Accounts(store, credentials.account_sid))
     add_twilio_notification_routes(app, calls, notifications)
     add_conversation_routes(app, credentials, conversations, config.base_url)
     # The Exotel dialect: [exotel] sid, api_key, api_token default to the account SID and auth token.

@@ -7,7 +7,8 @@ parsed whole before any verb runs.  Verbs run one at a time, each in its own tas
 - a REST redirect (`redirect()`) cancels only the running verb, and the loop loads the new document at once;
 - a hang-up from the far end cancels the whole interpreter (`stop()`).
 
-Errors follow Twilio: a failed fetch or a bad document requests the FallbackUrl (with ErrorCode and
+Errors follow Twilio: a failed fetch or a bad document (an error, not a warning: see `twiml.errors`; warnings
+are recorded on the call and the document runs) requests the FallbackUrl (with ErrorCode and
 ErrorUrl) when there is one; otherwise the caller hears a short application-error message and the call
 ends.  Each error is recorded on the call.  After the last verb the call hangs up.  More than
 `MAX_DOCUMENTS` documents in one call is taken for a redirect loop and ends the call.
@@ -114,8 +115,9 @@ class Interpreter(Generic[C]):
 
     async def _run_document(self, url: str | None, response: Response) -> Source | None:
         """Run the verbs; return the next document's source, or None when the call is done."""
-        for warning in response.warnings:
-            self.control.notify(12200, warning, url=url, warning=True)
+        for warning in response.warnings:  # Twilio logs these and goes on with the problem ignored
+            log.info("%s: TwiML warning %s", self.sid, warning)
+            self.control.notify(warning.code, warning.text, url=url, warning=True)
         for verb in response.verbs:
             self._verb_task = asyncio.get_running_loop().create_task(self._run_verb(verb, url))
             try:

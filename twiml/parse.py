@@ -6,12 +6,19 @@ expanded or fetched. The size is checked before parsing and the nesting depth wh
 
 Dispatch is by explicit tables: :data:`VERBS` (allowed directly under ``<Response>``), :data:`NOUNS`,
 :data:`CHILDREN` (which tags may appear inside which) and, in :mod:`twiml.schema`, one attribute table per
-element. A tag found in none of them is a 12200 error; nothing is looked up by reflection.
+element. Nothing is looked up by reflection.
 
-The whole document is validated before :func:`parse` returns, in document order, and the first problem raises
-:class:`~twiml.errors.TwimlError` naming the element and attribute, with the line. Things accepted but not
-acted on (a Twilio attribute softswitch does not implement yet, SSML markup inside ``<Say>``, a ``<Parameter>``
-inside ``<Hangup>``/``<Reject>``, stray text between verbs) are reported in :attr:`Response.warnings`.
+The whole document is validated before :func:`parse` returns, in document order. Problems are sorted as Twilio
+sorts them (see :mod:`twiml.errors`):
+
+- Warnings, collected in :attr:`Response.warnings` with Twilio's code and the line, while the rest of the
+  document still runs: an unknown attribute (ignored), a bad attribute value (the default is used), an unknown,
+  wrong-case or misplaced element (skipped with its content), a verb that cannot run as written (an empty
+  ``<Play>``, a ``<Dial>`` with nothing to dial: skipped), and things softswitch accepts but does not act on
+  (speech input, transcription, SSML markup, ``<Parameter>`` in ``<Hangup>``/``<Reject>``, stray text).
+- Errors, raised as :class:`~twiml.errors.TwimlError` at the first one: not well-formed XML (12100), the few
+  attribute values Twilio logs at ERROR level (13338, 13621, 32501), and a Twilio verb or noun softswitch does
+  not implement (13750).
 """
 
 from __future__ import annotations
@@ -24,7 +31,19 @@ from xml.parsers.expat import ErrorString
 from defusedxml import DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
 from defusedxml.ElementTree import DefusedXMLParser
 
-from twiml.errors import PARSE_FAILURE, SCHEMA_VALIDATION, TwimlError
+from twiml.errors import (
+    DIAL_INVALID_NESTED_ELEMENT,
+    DIAL_INVALID_PHONE_NUMBER,
+    DIAL_SIP_INVALID_URI,
+    DIAL_TOO_MANY_URIS,
+    GATHER_INVALID_NESTED_VERB,
+    PARSE_FAILURE,
+    SAY_INVALID_TEXT,
+    SCHEMA_VALIDATION,
+    VERB_NOT_SUPPORTED,
+    TwimlError,
+    TwimlWarning,
+)
 from twiml.schema import ELEMENTS, SSML_TAGS, UNSUPPORTED, BadValue
 from twiml.verbs import (
     MAX_DIAL_NOUNS,
@@ -92,11 +111,12 @@ def parse(document: str | bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Response
         max_bytes: the largest document accepted, counted in bytes (UTF-8 for text).
 
     Returns:
-        The verbs in document order, and warnings for anything accepted but ignored.
+        The verbs in document order, and a warning for each problem that was ignored or skipped.
 
     Raises:
         TwimlError: 12100 if the document is too big, not well-formed XML, has a DTD or entities, is nested
-            too deeply, or its root is not ``<Response>``; 12200 if it is XML but not valid TwiML.
+            too deeply, or its root is not ``<Response>``; 13338, 13621 or 32501 for an attribute value Twilio
+            treats as an error; 13750 for a Twilio verb or noun softswitch does not support.
     """
     root, lines = _read_xml(document, max_bytes)
     if root.tag != "Response":
@@ -104,7 +124,7 @@ def parse(document: str | bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Response
     walker = _Walker(lines)
     walker.attributes(root)
     walker.stray_text(root)
-    verbs = tuple(walker.build(child, "Response") for child in root)
+    verbs = tuple(walker.children(root))
     return Response(verbs=verbs, warnings=tuple(walker.warnings))
 
 
@@ -182,22 +202,30 @@ def _similar(name: str, candidates: Iterable[str]) -> str | None:
     return None
 
 
+_NESTING_CODES: Final[Mapping[str, int]] = {"Gather": GATHER_INVALID_NESTED_VERB, "Dial": DIAL_INVALID_NESTED_ELEMENT}
+"""Twilio's own warning code for an element misplaced inside these; 12200 elsewhere."""
+
+
 class _Walker:
-    """Walks the element tree once, checking and building; collects warnings on the way."""
+    """Walks the element tree once, checking and building; collects warnings on the way.
+
+    A builder returns ``None`` for an element that is skipped (with a warning); :meth:`children` drops those.
+    """
 
     def __init__(self, lines: Mapping[ET.Element, int]) -> None:
         self.lines = lines
-        self.warnings: list[str] = []
+        self.warnings: list[TwimlWarning] = []
 
-    def error(self, element: ET.Element, message: str) -> TwimlError:
-        return TwimlError(SCHEMA_VALIDATION, message, self.lines.get(element))
+    def error(self, element: ET.Element, message: str, code: int = SCHEMA_VALIDATION) -> TwimlError:
+        return TwimlError(code, message, self.lines.get(element))
 
-    def warn(self, element: ET.Element, message: str) -> None:
-        line = self.lines.get(element)
-        self.warnings.append(message if line is None else f"line {line}: {message}")
+    def warn(self, element: ET.Element, message: str, code: int = SCHEMA_VALIDATION) -> None:
+        self.warnings.append(TwimlWarning(code, message, self.lines.get(element)))
 
     def attributes(self, element: ET.Element) -> dict[str, Any]:
-        """Convert ``element``'s attributes through its table into dataclass keyword arguments."""
+        """Convert ``element``'s attributes through its table into dataclass keyword arguments; an unknown
+        attribute or a bad value is a warning and left out (so the default applies), unless Twilio treats it
+        as an error (a ``fatal`` attribute, or an element with an ``error_code``)."""
         tag = element.tag
         spec = ELEMENTS[tag]
         values: dict[str, Any] = {}
@@ -208,39 +236,54 @@ class _Walker:
                     self.warn(element, f"<{tag}> attribute {name} is not supported by softswitch and was ignored")
                     continue
                 hint = _similar(name, (*spec.attributes, *spec.ignored))
-                message = f"<{tag}> does not allow the attribute {name}"
-                raise self.error(element, message + (f" (did you mean {hint}?)" if hint else ""))
+                message = f"<{tag}> does not allow the attribute {name}" + (f" (did you mean {hint}?)" if hint else "")
+                if spec.error_code is not None:
+                    raise self.error(element, message, spec.error_code)
+                self.warn(element, message + "; it was ignored")
+                continue
             try:
                 values[attr.field] = attr.convert(raw)
             except BadValue as exc:
-                raise self.error(element, f"<{tag}> attribute {name}={_show(raw)}: {exc}") from None
+                message = f"<{tag}> attribute {name}={_show(raw)}: {exc}"
+                if spec.error_code is not None or attr.fatal:
+                    raise self.error(element, message, spec.error_code or attr.code) from None
+                self.warn(element, message + "; the default was used", attr.code)
         for name in sorted(spec.required - element.attrib.keys()):
-            raise self.error(element, f"<{tag}> is missing the required attribute {name}")
+            message = f"<{tag}> is missing the required attribute {name}"
+            raise self.error(element, message, spec.error_code or SCHEMA_VALIDATION)
         return values
 
-    def misplaced(self, element: ET.Element, parent: str) -> TwimlError:
+    def misplaced(self, element: ET.Element, parent: str) -> None:
+        """Warn that ``element`` may not appear in ``parent`` (it is skipped), or fail if it is a Twilio verb
+        or noun that is valid there but that softswitch does not implement."""
         tag = element.tag
-        if tag in ELEMENTS or tag in SSML_TAGS:
-            return self.error(element, f"<{tag}> is not allowed inside <{parent}>")
-        if tag in UNSUPPORTED:
-            return self.error(element, f"<{tag}> is a Twilio element softswitch does not support")
-        hint = _similar(tag, ELEMENTS)
-        return self.error(element, f"unknown element <{tag}>" + (f" (did you mean <{hint}>?)" if hint else ""))
+        if tag in UNSUPPORTED.get(parent, ()):
+            kind = "verb" if parent == "Response" else f"noun of <{parent}>"
+            raise self.error(element, f"<{tag}> is a Twilio {kind} softswitch does not support", VERB_NOT_SUPPORTED)
+        if tag in ELEMENTS or tag in SSML_TAGS or any(tag in tags for tags in UNSUPPORTED.values()):
+            message = f"<{tag}> is not allowed inside <{parent}>"
+        else:
+            hint = _similar(tag, ELEMENTS)
+            message = f"unknown element <{tag}>" + (f" (did you mean <{hint}>?)" if hint else "")
+        self.warn(element, message + "; it was skipped", _NESTING_CODES.get(parent, SCHEMA_VALIDATION))
 
     def build(self, element: ET.Element, parent: str) -> Any:
-        """Check that ``element`` may appear in ``parent``, then validate and build it and its children."""
+        """Check that ``element`` may appear in ``parent``, then validate and build it and its children;
+        ``None`` if it was skipped."""
         if element.tag not in CHILDREN.get(parent, ()) or element.tag not in _CONTENT:
-            raise self.misplaced(element, parent)
+            self.misplaced(element, parent)
+            return None
         return _CONTENT[element.tag](self, element, self.attributes(element))
 
     def children(self, element: ET.Element) -> list[Any]:
-        return [self.build(child, element.tag) for child in element]
+        built = (self.build(child, element.tag) for child in element)
+        return [child for child in built if child is not None]
 
     def text(self, element: ET.Element) -> str:
-        """The text of an element that takes text and no children, stripped."""
+        """The text of an element that takes text and no children, stripped (children are skipped)."""
         for child in element:
-            raise self.misplaced(child, element.tag)
-        return (element.text or "").strip()
+            self.misplaced(child, element.tag)
+        return ((element.text or "") + "".join(child.tail or "" for child in element)).strip()
 
     def stray_text(self, element: ET.Element) -> None:
         """Warn about non-blank text in an element whose text means nothing."""
@@ -250,19 +293,27 @@ class _Walker:
 
 
 # One function per element: builds the dataclass from the converted attributes, handling text, children and
-# the checks that span attributes and content.
+# the checks that span attributes and content. ``None`` skips the element (a warning says why).
 
 
-def _say(walker: _Walker, element: ET.Element, kwargs: dict[str, Any]) -> Say:
+def _say(walker: _Walker, element: ET.Element, kwargs: dict[str, Any]) -> Say | None:
     if len(element) == 0:
-        return Say(text=(element.text or "").strip(), **kwargs)
-    stack = [element]
+        text = (element.text or "").strip()
+        if not text:
+            walker.warn(element, "the text of <Say> is empty; nothing was said", SAY_INVALID_TEXT)
+        return Say(text=text, **kwargs)
+    stack, readable = [element], True
     while stack:
         node = stack.pop()
         for child in node:
             if child.tag not in SSML_TAGS:
-                raise walker.misplaced(child, node.tag)
-            stack.append(child)
+                walker.misplaced(child, node.tag)
+                readable = False
+            else:
+                stack.append(child)
+    if not readable:  # as on Twilio, a <Say> whose SSML cannot be read says nothing
+        walker.warn(element, "the text of <Say> could not be read; it was skipped", SAY_INVALID_TEXT)
+        return None
     walker.warn(element, "SSML inside <Say> is spoken as plain text; its markup was ignored")
     return Say(text=" ".join(_flatten(element).split()), **kwargs)
 
@@ -276,10 +327,11 @@ def _flatten(element: ET.Element) -> str:
     return "".join(parts)
 
 
-def _play(walker: _Walker, element: ET.Element, kwargs: dict[str, Any]) -> Play:
+def _play(walker: _Walker, element: ET.Element, kwargs: dict[str, Any]) -> Play | None:
     url = walker.text(element)
     if not url and kwargs.get("digits") is None:
-        raise walker.error(element, "<Play> needs a URL as its text, or a digits attribute")
+        walker.warn(element, "<Play> has neither a URL as its text nor a digits attribute; it was skipped")
+        return None
     return Play(url=url, **kwargs)
 
 
@@ -290,9 +342,11 @@ def _pause(walker: _Walker, element: ET.Element, kwargs: dict[str, Any]) -> Paus
 
 
 def _gather(walker: _Walker, element: ET.Element, kwargs: dict[str, Any]) -> Gather:
-    if "speech" in kwargs.get("input", "").split():
-        raw = element.attrib["input"]
-        raise walker.error(element, f"<Gather> attribute input={_show(raw)}: speech input is not supported yet")
+    modes = kwargs.get("input", "dtmf").split()
+    if "speech" in modes:
+        outcome = ("only DTMF is gathered" if "dtmf" in modes
+                   else "this <Gather> hears nothing and ends as if the caller said nothing")
+        walker.warn(element, f"<Gather> speech input: speech recognition is not available in softswitch; {outcome}")
     children = tuple(walker.children(element))
     walker.stray_text(element)
     return Gather(children=children, **kwargs)
@@ -300,28 +354,30 @@ def _gather(walker: _Walker, element: ET.Element, kwargs: dict[str, Any]) -> Gat
 
 def _record(walker: _Walker, element: ET.Element, kwargs: dict[str, Any]) -> Record:
     if kwargs.get("transcribe"):
-        raw = element.attrib["transcribe"]
-        raise walker.error(element, f"<Record> attribute transcribe={_show(raw)}: transcription not supported")
+        walker.warn(element, "<Record> transcribe: transcription is not available in softswitch; the recording is "
+                             "made without one")
     walker.children(element)
     walker.stray_text(element)
     return Record(**kwargs)
 
 
-def _redirect(walker: _Walker, element: ET.Element, kwargs: dict[str, Any]) -> Redirect:
+def _redirect(walker: _Walker, element: ET.Element, kwargs: dict[str, Any]) -> Redirect | None:
     url = walker.text(element)
     if not url:
-        raise walker.error(element, "<Redirect> needs a URL as its text")
+        walker.warn(element, "<Redirect> has no URL as its text; it was skipped")
+        return None
     return Redirect(url=url, **kwargs)
 
 
 def _ignore_parameters(walker: _Walker, element: ET.Element) -> None:
     for child in element:
         if child.tag not in CHILDREN.get(element.tag, ()):
-            raise walker.misplaced(child, element.tag)
+            walker.misplaced(child, element.tag)
+            continue
         walker.attributes(child)
         walker.stray_text(child)
         for grandchild in child:
-            raise walker.misplaced(grandchild, child.tag)
+            walker.misplaced(grandchild, child.tag)
         walker.warn(child, f"<{child.tag}> inside <{element.tag}> is not supported by softswitch and was ignored")
     walker.stray_text(element)
 
@@ -336,39 +392,48 @@ def _reject(walker: _Walker, element: ET.Element, kwargs: dict[str, Any]) -> Rej
     return Reject(**kwargs)
 
 
-def _dial(walker: _Walker, element: ET.Element, kwargs: dict[str, Any]) -> Dial:
+def _dial(walker: _Walker, element: ET.Element, kwargs: dict[str, Any]) -> Dial | None:
     nouns = walker.children(element)
     text = ((element.text or "") + "".join(child.tail or "" for child in element)).strip()
     if text and nouns:
-        raise walker.error(element, "<Dial> has both a number as text and nested nouns; use one or the other")
-    if text:
+        walker.warn(element, "<Dial> has both a number as text and nested nouns; the text was ignored")
+    elif text:
         nouns = [Number(number=text)]
     if not nouns:
-        raise walker.error(element, "<Dial> has nothing to dial: give a number as its text or nest <Number>/<Sip>")
+        walker.warn(element, "<Dial> has nothing to dial; it was skipped")
+        return None
     if len(nouns) > MAX_DIAL_NOUNS:
-        raise walker.error(element, f"<Dial> has {len(nouns)} nouns; at most {MAX_DIAL_NOUNS} are allowed")
+        walker.warn(element, f"<Dial> has {len(nouns)} nouns; only the first {MAX_DIAL_NOUNS} are rung",
+                    DIAL_TOO_MANY_URIS)
+        nouns = nouns[:MAX_DIAL_NOUNS]
     return Dial(nouns=tuple(nouns), **kwargs)
 
 
-def _number(walker: _Walker, element: ET.Element, kwargs: dict[str, Any]) -> Number:
+def _number(walker: _Walker, element: ET.Element, kwargs: dict[str, Any]) -> Number | None:
     number = walker.text(element)
     if not number:
-        raise walker.error(element, "<Number> needs a phone number as its text")
+        walker.warn(element, "<Number> has no phone number as its text; it was skipped", DIAL_INVALID_PHONE_NUMBER)
+        return None
     return Number(number=number, **kwargs)
 
 
-def _sip(walker: _Walker, element: ET.Element, kwargs: dict[str, Any]) -> Sip:
+def _sip(walker: _Walker, element: ET.Element, kwargs: dict[str, Any]) -> Sip | None:
     uri = walker.text(element)
     if not uri.lower().startswith(("sip:", "sips:")):
-        raise walker.error(element, "<Sip> needs a SIP URI starting with sip: or sips: as its text")
+        walker.warn(element, f"<Sip> {_show(uri)} is not a SIP URI (sip: or sips:); it was skipped",
+                    DIAL_SIP_INVALID_URI)
+        return None
     return Sip(uri=uri, **kwargs)
 
 
-def _connect(walker: _Walker, element: ET.Element, kwargs: dict[str, Any]) -> Connect:
+def _connect(walker: _Walker, element: ET.Element, kwargs: dict[str, Any]) -> Connect | None:
     nouns = walker.children(element)
     walker.stray_text(element)
-    if len(nouns) != 1:
-        raise walker.error(element, f"<Connect> needs exactly one nested noun, found {len(nouns)}")
+    if not nouns:
+        walker.warn(element, "<Connect> has no noun to connect to; it was skipped")
+        return None
+    if len(nouns) > 1:
+        walker.warn(element, f"<Connect> takes one noun, found {len(nouns)}; only the first is used")
     return Connect(noun=nouns[0], **kwargs)
 
 

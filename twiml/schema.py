@@ -1,12 +1,13 @@
 """Twilio's TwiML attribute names, mapped to :mod:`twiml.verbs` fields, with their value checks.
 
-One explicit table per element: XML attribute name -> (dataclass field, converter). A converter turns the
-attribute's text into a typed value or raises :class:`BadValue` with what it expected; the parser wraps that
-into a 12200 :class:`~twiml.errors.TwimlError` naming the element and attribute.
+One explicit table per element: XML attribute name -> (dataclass field, converter, Twilio's code). A converter
+turns the attribute's text into a typed value or raises :class:`BadValue` with what it expected. As on Twilio,
+a bad value is a warning with the verb's own code (``Gather: Invalid numDigits value`` is 13314) and the
+attribute's default is used; the few attributes Twilio checks at ERROR level are marked ``fatal``, and an
+element with an ``error_code`` (``<Conversation>``, Twilio's 32501) fails the document on any attribute problem.
 
-``ignored`` lists real Twilio attributes softswitch accepts but does not act on yet, so documents written for
-Twilio keep working; anything else is an unknown attribute and a 12200 error. ``required`` lists attributes
-that must be present.
+``ignored`` lists real Twilio attributes softswitch accepts but does not act on yet; they are a warning. Any
+other attribute is unknown: a 12200 warning, and ignored. ``required`` lists attributes that must be present.
 
 Value rules, everywhere: booleans are ``true``/``false`` in any case; integers are plain ASCII digits within
 the documented range; methods are ``GET``/``POST`` in any case (stored upper-case); enumerated values are
@@ -21,6 +22,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from twiml.errors import CONVERSATION_INVALID_ATTRIBUTES, SCHEMA_VALIDATION
+
 Convert = Callable[[str], object]
 
 
@@ -29,10 +32,13 @@ class BadValue(Exception):
 
 
 class Attr(NamedTuple):
-    """One attribute: the dataclass field it fills and how its text is converted."""
+    """One attribute: the dataclass field it fills, how its text is converted, Twilio's code for a bad value,
+    and whether Twilio logs that at ERROR level (the document fails) rather than as a warning."""
 
     field: str
     convert: Convert
+    code: int = SCHEMA_VALIDATION
+    fatal: bool = False
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,7 @@ class ElementSpec:
     attributes: Mapping[str, Attr]
     ignored: frozenset[str] = field(default_factory=frozenset)
     required: frozenset[str] = field(default_factory=frozenset)
+    error_code: int | None = None  # every attribute problem is an error with this code, not a warning
 
 
 # --- converters --------------------------------------------------------------------------------------------
@@ -206,30 +213,30 @@ _AMD = frozenset(
 
 SAY = ElementSpec(
     attributes={
-        "voice": Attr("voice", name),
+        "voice": Attr("voice", name, 13511),
         "language": Attr("language", name),
-        "loop": Attr("loop", integer(0)),
+        "loop": Attr("loop", integer(0), 13510),
     },
 )
 
 PLAY = ElementSpec(
     attributes={
-        "loop": Attr("loop", integer(0)),
-        "digits": Attr("digits", dtmf),
+        "loop": Attr("loop", integer(0), 13410),
+        "digits": Attr("digits", dtmf, 13430),
     },
 )
 
-PAUSE = ElementSpec(attributes={"length": Attr("length", integer(0))})
+PAUSE = ElementSpec(attributes={"length": Attr("length", integer(0), 13910)})
 
 GATHER = ElementSpec(
     attributes={
-        "input": Attr("input", gather_input),
+        "input": Attr("input", gather_input, 13326),
         "action": Attr("action", url),
-        "method": Attr("method", method),
-        "timeout": Attr("timeout", integer(1)),
-        "finishOnKey": Attr("finish_on_key", finish_key),
-        "numDigits": Attr("num_digits", integer(1)),
-        "actionOnEmptyResult": Attr("action_on_empty_result", boolean),
+        "method": Attr("method", method, 13312),
+        "timeout": Attr("timeout", integer(1), 13313),
+        "finishOnKey": Attr("finish_on_key", finish_key, 13310),
+        "numDigits": Attr("num_digits", integer(1), 13314),
+        "actionOnEmptyResult": Attr("action_on_empty_result", boolean, 13338, fatal=True),
     },
     ignored=frozenset(
         {
@@ -251,42 +258,42 @@ GATHER = ElementSpec(
 RECORD = ElementSpec(
     attributes={
         "action": Attr("action", url),
-        "method": Attr("method", method),
-        "timeout": Attr("timeout", integer(0)),
-        "finishOnKey": Attr("finish_on_key", finish_keys),
-        "maxLength": Attr("max_length", integer(1, 86400)),
-        "playBeep": Attr("play_beep", boolean),
-        "trim": Attr("trim", trim),
+        "method": Attr("method", method, 13610),
+        "timeout": Attr("timeout", integer(0), 13611),
+        "finishOnKey": Attr("finish_on_key", finish_keys, 13613),
+        "maxLength": Attr("max_length", integer(1, 86400), 13612),
+        "playBeep": Attr("play_beep", boolean, 13616),
+        "trim": Attr("trim", trim, 13699),
         "recordingStatusCallback": Attr("recording_status_callback", url),
         "recordingStatusCallbackMethod": Attr("recording_status_callback_method", method),
-        "recordingStatusCallbackEvent": Attr("recording_status_callback_event", recording_events),
-        "transcribe": Attr("transcribe", boolean),
+        "recordingStatusCallbackEvent": Attr("recording_status_callback_event", recording_events, 13621, fatal=True),
+        "transcribe": Attr("transcribe", boolean, 13614),
     },
     ignored=frozenset({"transcribeCallback", "recordingConfigurationId"}),
 )
 
-REDIRECT = ElementSpec(attributes={"method": Attr("method", method)})
+REDIRECT = ElementSpec(attributes={"method": Attr("method", method, 13710)})
 
 HANGUP = ElementSpec(attributes={})
 
-REJECT = ElementSpec(attributes={"reason": Attr("reason", choice("rejected", "busy"))})
+REJECT = ElementSpec(attributes={"reason": Attr("reason", choice("rejected", "busy"), 13810)})
 
 DIAL = ElementSpec(
     attributes={
         "action": Attr("action", url),
-        "method": Attr("method", method),
-        "timeout": Attr("timeout", integer(1, 600)),
-        "timeLimit": Attr("time_limit", integer(1, 86400)),
-        "callerId": Attr("caller_id", optional_text),
-        "hangupOnStar": Attr("hangup_on_star", boolean),
-        "answerOnBridge": Attr("answer_on_bridge", boolean),
-        "ringTone": Attr("ring_tone", choice(*RING_TONES)),
-        "record": Attr("record", record_mode),
+        "method": Attr("method", method, 13210),
+        "timeout": Attr("timeout", integer(1, 600), 13212),
+        "timeLimit": Attr("time_limit", integer(1, 86400), 13216),
+        "callerId": Attr("caller_id", optional_text, 13214),
+        "hangupOnStar": Attr("hangup_on_star", boolean, 13213),
+        "answerOnBridge": Attr("answer_on_bridge", boolean, 13219),
+        "ringTone": Attr("ring_tone", choice(*RING_TONES), 13220),
+        "record": Attr("record", record_mode, 13217),
         "trim": Attr("trim", trim),
         "recordingStatusCallback": Attr("recording_status_callback", url),
         "recordingStatusCallbackMethod": Attr("recording_status_callback_method", method),
-        "recordingStatusCallbackEvent": Attr("recording_status_callback_event", recording_events),
-        "sequential": Attr("sequential", boolean),
+        "recordingStatusCallbackEvent": Attr("recording_status_callback_event", recording_events, 13621, fatal=True),
+        "sequential": Attr("sequential", boolean, 13218),
         "passthruUrl": Attr("passthru_url", url),
         "referUrl": Attr("refer_url", url),
         "referMethod": Attr("refer_method", method),
@@ -296,9 +303,9 @@ DIAL = ElementSpec(
 
 NUMBER = ElementSpec(
     attributes={
-        "sendDigits": Attr("send_digits", dtmf),
+        "sendDigits": Attr("send_digits", dtmf, 13222),
         "url": Attr("url", url),
-        "method": Attr("method", method),
+        "method": Attr("method", method, 13221),
         "statusCallback": Attr("status_callback", url),
         "statusCallbackMethod": Attr("status_callback_method", method),
         "statusCallbackEvent": Attr("status_callback_event", call_events),
@@ -308,10 +315,10 @@ NUMBER = ElementSpec(
 
 SIP = ElementSpec(
     attributes={
-        "username": Attr("username", text),
-        "password": Attr("password", text),
+        "username": Attr("username", text, 13249),
+        "password": Attr("password", text, 13249),
         "url": Attr("url", url),
-        "method": Attr("method", method),
+        "method": Attr("method", method, 13241),
         "statusCallback": Attr("status_callback", url),
         "statusCallbackMethod": Attr("status_callback_method", method),
         "statusCallbackEvent": Attr("status_callback_event", call_events),
@@ -344,6 +351,7 @@ CONVERSATION = ElementSpec(
         "statusCallbackEvent": Attr("status_callback_event", conversation_events),
     },
     required=frozenset({"serviceInstanceSid"}),
+    error_code=CONVERSATION_INVALID_ATTRIBUTES,  # Twilio: "Voice Conversation: TwiML attributes validation error"
 )
 
 RESPONSE = ElementSpec(attributes={})
@@ -372,12 +380,12 @@ ELEMENTS: Mapping[str, ElementSpec] = {
 SSML_TAGS = frozenset({"break", "emphasis", "lang", "p", "phoneme", "prosody", "s", "say-as", "sub", "w"})
 """SSML elements Twilio allows inside ``<Say>``; softswitch reads their text and ignores the markup."""
 
-UNSUPPORTED = frozenset(
-    {
-        "Enqueue", "Leave", "Queue", "Sms", "Pay", "Prompt", "Start", "Stop", "Stream", "Siprec", "Transcription",
-        "Refer", "Echo", "Conference", "Client", "Sim", "Application", "WhatsApp", "Room", "Autopilot",
-        "VirtualAgent", "ConversationRelay", "AiSession", "ConversationRelaySession", "Task", "Uri", "Headers",
-        "Header", "Identity", "Config", "Language",
-    }
-)  # fmt: skip
-"""Real Twilio verbs and nouns softswitch does not implement: a clearer 12200 than "unknown element"."""
+UNSUPPORTED: Mapping[str, frozenset[str]] = {
+    "Response": frozenset({"Enqueue", "Leave", "Sms", "Pay", "Start", "Stop", "Refer", "Echo"}),
+    "Dial": frozenset({"Conference", "Client", "Queue", "Sim", "Application", "WhatsApp"}),
+    "Connect": frozenset({
+        "Stream", "Room", "VirtualAgent", "ConversationRelay", "AiSession", "Autopilot", "Assistant",
+    }),
+}  # fmt: skip
+"""Real Twilio verbs and nouns softswitch does not implement, by the element they are valid in: a 13750 error
+("TwiML verb not supported"). The same tag anywhere else is simply misplaced (a 12200 warning)."""

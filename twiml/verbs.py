@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
+from twiml.errors import TwimlWarning
+
 HttpMethod: TypeAlias = Literal["GET", "POST"]
 RecordMode: TypeAlias = Literal[
     "do-not-record",
@@ -82,7 +84,9 @@ class Gather:
     """``<Gather>``: collect DTMF digits while playing its nested ``<Say>``/``<Play>``/``<Pause>``.
 
     Attributes (XML name, default):
-        input (``input``, ``"dtmf"``): only ``dtmf``; ``speech`` is a 12200 error until speech is supported.
+        input (``input``, ``"dtmf"``): ``dtmf``, ``speech`` or ``dtmf speech``. Speech recognition is not
+            available: with ``speech`` alone no input is ever taken (as if the caller said nothing), with both
+            only digits are; either way the parser adds a warning.
         action (``action``, ``None``): URL to send the digits to; ``None`` is the current document.
         method (``method``, ``"POST"``): ``GET`` or ``POST`` for ``action``.
         timeout (``timeout``, ``5``): seconds to wait for the next digit, >= 1.
@@ -122,7 +126,7 @@ class Record:
         recording_status_callback_method (``recordingStatusCallbackMethod``, ``"POST"``).
         recording_status_callback_event (``recordingStatusCallbackEvent``, ``("completed",)``): any of
             ``in-progress``, ``completed``, ``absent``, space separated.
-        transcribe (``transcribe``, ``False``): ``true`` is a 12200 error (transcription not supported).
+        transcribe (``transcribe``, ``False``): accepted with a warning; no transcription is made.
 
     Accepted and ignored: ``transcribeCallback`` (no transcription is ever made),
     ``recordingConfigurationId``.
@@ -352,9 +356,9 @@ class Response:
 
     Attributes:
         verbs: the verbs under ``<Response>`` in document order; empty for ``<Response/>``.
-        warnings: one line per thing accepted but ignored (a Twilio attribute softswitch does not implement,
-            flattened SSML), for the interpreter to log with the call SID.
+        warnings: one per problem ignored or skipped (an unknown attribute or element, a bad value, a Twilio
+            feature softswitch does not act on), with Twilio's code, for the interpreter to record on the call.
     """
 
     verbs: tuple[Verb, ...] = ()
-    warnings: tuple[str, ...] = ()
+    warnings: tuple[TwimlWarning, ...] = ()

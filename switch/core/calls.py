@@ -18,12 +18,13 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from switch.core.config import Config, Number
-from switch.core.errors import CallNotLive, CapacityError, InvalidState, NotFound
+from switch.core.errors import CallNotLive, CapacityError, InvalidState, NotFound, Problem
 from switch.core.events import CallEvents, CallStatusChanged, snapshot
 from switch.core.legs import Leg, Legs
 from switch.core.model import Call, Direction, new_sid, utcnow
 from switch.core.notifications import Notifications
-from switch.core.routing import Route, from_uri, route
+from switch.core.paging import Cursor
+from switch.core.routing import Route, from_uri, route, user_part
 from switch.core.service import CallFilter, CallUpdate, NewCall
 from switch.core.status import CallStatus, EndReason, check_transition, status_for_provisional, status_for_sip_code
 from switch.core.store import Store
@@ -67,13 +68,6 @@ DTMF_DIGIT_SECONDS = 0.25
 WORKER_LOST = 11100  # the notification of a call lost with its media worker, as other media failures are reported
 AnswerHook = Callable[[Call], Coroutine[Any, Any, None]]
 EndHook = Callable[[Call], None]
-
-
-def _user_part(uri: str) -> str:
-    """`sip:+1555@host;x=y` -> `+1555`; `"Name" <sip:bob@h>` -> `bob`."""
-    inner = uri[uri.find("<") + 1: uri.rfind(">")] if "<" in uri else uri
-    inner = inner.split(":", 1)[1] if ":" in inner else inner
-    return inner.split("@", 1)[0].split(";", 1)[0]
 
 
 class CallManager:
@@ -273,48 +267,47 @@ class CallManager:
         call = self.store.get_call(sid)
         return call if call is not None and call.account_sid == self.account_sid else None
 
-    def list_calls(self, flt: CallFilter, offset: int, limit: int) -> list[Call]:
-        return self.store.list_calls(self.account_sid, flt, offset, limit)
+    def list_calls(self, flt: CallFilter, offset: int, limit: int, cursor: Cursor | None = None) -> list[Call]:
+        return self.store.list_calls(self.account_sid, flt, offset, limit, cursor)
 
     async def update_call(self, sid: str, update: CallUpdate) -> Call:
+        """Twilio's rules: `canceled` ends a queued or ringing call and leaves an answered one alone (no error);
+        `completed` ends it either way.  The call returned shows the status the hang-up leads to (the far end's
+        answer to it arrives later), as Twilio's response to the update does."""
         call = self.live.get(sid)
         if call is None:
-            stored = self.get_call(sid)
-            if stored is None:
+            if self.get_call(sid) is None:
                 raise NotFound(f"/Calls/{sid}")
             raise CallNotLive("Call is not in-progress. Cannot redirect or modify.")
-        if update.status_callback is not None:
-            call.status_callback = update.status_callback
-        if update.status_callback_method is not None:
-            call.status_callback_method = update.status_callback_method
-        if update.status is CallStatus.CANCELED:
-            if call.status is CallStatus.IN_PROGRESS:
-                raise CallNotLive("Call is in-progress; only queued or ringing calls can be canceled")
+        call.status_callback = update.status_callback or call.status_callback
+        call.status_callback_method = update.status_callback_method or call.status_callback_method
+        answered = call.status is CallStatus.IN_PROGRESS
+        # Twilio: canceled "will not affect calls already in progress"; the rest of the update applies.
+        status = None if update.status is CallStatus.CANCELED and answered else update.status
+        if status is not None and answered:
+            self._hang_up(call, EndReason.HANGUP)
+        elif status is not None:
             self._hang_up(call, EndReason.CANCELED, 487)
-        elif update.status is CallStatus.COMPLETED:
-            answered = call.status is CallStatus.IN_PROGRESS
-            if answered:
-                self._hang_up(call, EndReason.HANGUP)
-            else:
-                self._hang_up(call, EndReason.CANCELED, 487)
         elif update.url is not None or update.twiml is not None:
             call.url, call.twiml = update.url, update.twiml
-            if update.method is not None:
-                call.method = update.method
-            if update.fallback_url is not None:
-                call.fallback_url = update.fallback_url
-            if update.fallback_method is not None:
-                call.fallback_method = update.fallback_method
+            for name in ("method", "fallback_url", "fallback_method"):  # given: replaced; absent: kept
+                if (value := getattr(update, name)) is not None:
+                    setattr(call, name, value)
             self.store.add_event(sid, "twiml", f"redirect to {update.url or 'inline TwiML'}")
             if self.redirect_hook is not None:
                 self.redirect_hook(call)
-        call.date_updated = self.clock()
-        self.store.save_call(call)
-        return dataclasses.replace(call)
+        if not call.terminal:
+            call.date_updated = self.clock()
+            self.store.save_call(call)
+        shown = dataclasses.replace(call)
+        if status is not None and not call.terminal and call.end_reason is not None:
+            shown.status = status_for_sip_code(0, call.answer_time is not None, EndReason(call.end_reason))
+        return shown
 
     def delete_call(self, sid: str) -> None:
         if sid in self.live:
-            raise InvalidState("Call is still live; hang it up before deleting its record")
+            raise InvalidState("Cannot delete this resource before it is complete: hang the call up first",
+                               Problem.NOT_COMPLETE)
         if self.get_call(sid) is None:
             raise NotFound(f"/Calls/{sid}")
         self.store.delete_call(sid)
@@ -421,8 +414,8 @@ class CallManager:
     def _incoming(self, worker: int, event: Incoming) -> None:
         assert self.pool is not None
         leg = event.leg
-        dialed = _user_part(event.request_uri or event.to_uri)
-        number = self.lookup_number(dialed) or self.lookup_number(_user_part(event.to_uri))
+        dialed = user_part(event.request_uri or event.to_uri)
+        number = self.lookup_number(dialed) or self.lookup_number(user_part(event.to_uri))
         if number is None:
             log.warning("worker %d: INVITE for unknown number %r from %s: 404", worker, dialed, event.from_uri)
             self.pool.send(worker, Hangup(leg=leg, code=404))
@@ -430,7 +423,7 @@ class CallManager:
         self.pool.adopt(leg, worker)
         now = self.clock()
         call = Call(sid=new_sid("CA"), account_sid=self.account_sid, to=number.number,
-                    from_=_user_part(event.from_uri), direction=Direction.INBOUND,
+                    from_=user_part(event.from_uri), direction=Direction.INBOUND,
                     status=CallStatus.RINGING, date_created=now, date_updated=now, start_time=now,
                     url=number.voice_url, method=number.voice_method, fallback_url=number.voice_fallback_url,
                     fallback_method=number.voice_fallback_method, status_callback=number.status_callback,

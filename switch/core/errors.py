@@ -28,6 +28,7 @@ class Problem(enum.StrEnum):
     IDENTITY_WITH_ADDRESS = "identity-with-address"  # a participant given both an identity and an address
     PARTICIPANT_EXISTS = "participant-exists"
     UNIQUE_NAME_TAKEN = "unique-name-taken"
+    NOT_COMPLETE = "not-complete"  # a record that cannot be deleted before what it records has ended
 
 
 class RequestError(SwitchError):

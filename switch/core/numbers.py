@@ -13,6 +13,10 @@ Numbers come from two places:
 A number matches with or without one leading '+' ("+15550100" answers a call to "15550100" and the other
 way round), so the two spellings of a number cannot both be registered.  Everything else is matched
 exactly (SIP user parts are case-sensitive).
+
+A number that names a TwiML application (`voice_application_sid`) is answered with the application's voice
+URLs and status callback, not its own (`switch.core.applications`).  Each number also has a type (local,
+mobile, toll-free: the IncomingPhoneNumbers subresource it was created under; local otherwise).
 """
 
 from __future__ import annotations
@@ -25,9 +29,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from switch.core.applications import ApplicationRegistry
 from switch.core.config import Number
 from switch.core.errors import InvalidArgument, Problem
 from switch.core.model import new_sid, utcnow
+from switch.core.paging import Cursor, in_list_order, keyset_sql
 from switch.core.store import Store
 
 log = logging.getLogger("switch.core.numbers")
@@ -41,6 +47,9 @@ CREATE TABLE IF NOT EXISTS phone_numbers (
     UNIQUE (account_sid, match_key)
 );
 """
+# Columns later releases added, and their definitions (`_migrate` adds them to an older table).
+_ADDED_COLUMNS = {"voice_application_sid": "TEXT", "number_type": "TEXT NOT NULL DEFAULT 'local'"}
+NUMBER_TYPES = ("local", "mobile", "toll-free")
 
 # The fields `NumberRegistry.update` may change (the number itself is fixed, as on Twilio).
 UPDATABLE = (
@@ -51,8 +60,9 @@ UPDATABLE = (
     "voice_fallback_method",
     "status_callback",
     "status_callback_method",
+    "voice_application_sid",
 )
-_APP_FIELDS = UPDATABLE[1:]  # the fields a config `Number` sets
+_APP_FIELDS = UPDATABLE[1:7]  # the fields a config `Number` sets
 _NOT_NULL = frozenset({"voice_method", "voice_fallback_method", "status_callback_method"})
 
 
@@ -85,9 +95,11 @@ class PhoneNumber:
     date_created: dt.datetime
     date_updated: dt.datetime
     from_config: bool = False
+    voice_application_sid: str | None = None  # an application's URLs answer the number instead of its own
+    number_type: str = "local"
 
     def to_number(self) -> Number:
-        """The call manager's view: what answers a call to this number."""
+        """The call manager's view: what answers a call to this number (its own URLs)."""
         return Number(self.phone_number, self.voice_url, self.voice_method, self.voice_fallback_url,
                       self.voice_fallback_method, self.status_callback, self.status_callback_method, self.sid)
 
@@ -100,6 +112,7 @@ def _from_row(row: sqlite3.Row) -> PhoneNumber:
         status_callback=row["status_callback"], status_callback_method=row["status_callback_method"],
         date_created=dt.datetime.fromisoformat(row["date_created"]),
         date_updated=dt.datetime.fromisoformat(row["date_updated"]), from_config=bool(row["from_config"]),
+        voice_application_sid=row["voice_application_sid"], number_type=row["number_type"],
     )
 
 
@@ -115,10 +128,17 @@ class NumberRegistry:
     Not thread-safe beyond the store's own lock: use it from the control plane's event loop.
     """
 
-    def __init__(self, store: Store, account_sid: str, config_numbers: list[Number]) -> None:
+    def __init__(self, store: Store, account_sid: str, config_numbers: list[Number],
+                 applications: ApplicationRegistry | None = None) -> None:
         self._store = store
         self._account_sid = account_sid
+        self.applications = applications or ApplicationRegistry(store, account_sid)
+        self.applications.on_delete.append(self._application_deleted)
         store.executescript(_SCHEMA)
+        present = {row["name"] for row in store.execute("PRAGMA table_info(phone_numbers)")}
+        for column, definition in _ADDED_COLUMNS.items():
+            if column not in present:
+                store.executescript(f"ALTER TABLE phone_numbers ADD COLUMN {column} {definition};")
         self._by_key: dict[str, PhoneNumber] = {}
         self._load_config(config_numbers)
         self._reindex()
@@ -144,7 +164,7 @@ class NumberRegistry:
                 ))
                 continue
             fields: dict[str, Any] = {name: getattr(number, name) for name in _APP_FIELDS}
-            fields.update(phone_number=number.number, from_config=True)
+            fields.update(phone_number=number.number, from_config=True, voice_application_sid=None)
             if any(getattr(current, name) != value for name, value in fields.items()):
                 if not current.from_config:
                     log.info("number %s (%s) is now set by the config file", number.number, current.sid)
@@ -167,22 +187,24 @@ class NumberRegistry:
         self._store.execute(
             "INSERT INTO phone_numbers (sid, account_sid, phone_number, match_key, friendly_name, voice_url, "
             "voice_method, voice_fallback_url, voice_fallback_method, status_callback, status_callback_method, "
-            "date_created, date_updated, from_config) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "date_created, date_updated, from_config, voice_application_sid, number_type) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (number.sid, number.account_sid, number.phone_number, match_key(number.phone_number),
              number.friendly_name, number.voice_url, number.voice_method, number.voice_fallback_url,
              number.voice_fallback_method, number.status_callback, number.status_callback_method,
-             number.date_created.isoformat(), number.date_updated.isoformat(), int(number.from_config)),
+             number.date_created.isoformat(), number.date_updated.isoformat(), int(number.from_config),
+             number.voice_application_sid, number.number_type),
         )
 
     def _write(self, number: PhoneNumber) -> None:
         self._store.execute(
             "UPDATE phone_numbers SET phone_number = ?, match_key = ?, friendly_name = ?, voice_url = ?, "
             "voice_method = ?, voice_fallback_url = ?, voice_fallback_method = ?, status_callback = ?, "
-            "status_callback_method = ?, date_updated = ?, from_config = ? WHERE sid = ?",
+            "status_callback_method = ?, date_updated = ?, from_config = ?, voice_application_sid = ? WHERE sid = ?",
             (number.phone_number, match_key(number.phone_number), number.friendly_name, number.voice_url,
              number.voice_method, number.voice_fallback_url, number.voice_fallback_method,
              number.status_callback, number.status_callback_method, number.date_updated.isoformat(),
-             int(number.from_config), number.sid),
+             int(number.from_config), number.voice_application_sid, number.sid),
         )
 
     # -- routing ------------------------------------------------------------------------------
@@ -191,9 +213,25 @@ class NumberRegistry:
         return self._by_key.get(match_key(dialed)) if dialed else None
 
     def lookup(self, dialed: str) -> Number | None:
-        """`CallManager.lookup_number`: the app answering `dialed`, or None for a 404."""
+        """`CallManager.lookup_number`: the app answering `dialed`, or None for a 404.
+
+        A number with an application is answered with the application's voice URLs and reports to its status
+        callback; one whose application is gone (deleted by another switch sharing the store) uses its own.
+        """
         found = self.find(dialed)
-        return None if found is None else found.to_number()
+        if found is None:
+            return None
+        app = self.applications.get(found.voice_application_sid) if found.voice_application_sid else None
+        if app is None:
+            return found.to_number()
+        return Number(found.phone_number, app.voice_url, app.voice_method, app.voice_fallback_url,
+                      app.voice_fallback_method, app.status_callback, app.status_callback_method, found.sid)
+
+    def _application_deleted(self, app_sid: str) -> None:
+        """An application is gone: its numbers answer with their own URLs again."""
+        for number in list(self._by_key.values()):
+            if number.voice_application_sid == app_sid:
+                self.update(number.sid, {"voice_application_sid": None})
 
     # -- CRUD ---------------------------------------------------------------------------------
     def create(
@@ -206,6 +244,8 @@ class NumberRegistry:
         voice_fallback_method: str = "POST",
         status_callback: str | None = None,
         status_callback_method: str = "POST",
+        voice_application_sid: str | None = None,
+        number_type: str = "local",
     ) -> PhoneNumber:
         """Add a number (already validated by the edge); `NumberTaken` when the account has it already.
 
@@ -217,7 +257,8 @@ class NumberRegistry:
         now = utcnow()
         number = PhoneNumber(new_sid("PN"), self._account_sid, phone_number, friendly_name or phone_number,
                              voice_url, voice_method, voice_fallback_url, voice_fallback_method, status_callback,
-                             status_callback_method, now, now)
+                             status_callback_method, now, now, voice_application_sid=voice_application_sid,
+                             number_type=number_type)
         try:
             self._insert(number)
         except sqlite3.IntegrityError:  # another process (an older switch?) wrote the same number meanwhile
@@ -235,22 +276,32 @@ class NumberRegistry:
         return None if row is None else _from_row(row)
 
     def list_numbers(self, phone_number: str | None = None, friendly_name: str | None = None, offset: int = 0,
-                     limit: int = 50) -> list[PhoneNumber]:
-        """Oldest first.  `phone_number` matches any part of the number ('*' is any one character);
-        `friendly_name` matches exactly."""
+                     limit: int = 50, number_type: str | None = None, cursor: Cursor | None = None
+                     ) -> list[PhoneNumber]:
+        """Oldest first (date_created, then sid).  `phone_number` matches any part of the number ('*' is any one
+        character); `friendly_name` matches exactly; `number_type` (local, mobile, toll-free) too.  A `cursor`
+        (`switch.core.paging`) replaces `offset`."""
         where = ["account_sid = ?"]
         args: list[Any] = [self._account_sid]
+        if number_type is not None:
+            where.append("number_type = ?")
+            args.append(number_type)
         if phone_number is not None:
             where.append("phone_number LIKE ? ESCAPE '\\'")
             args.append(_like_pattern(phone_number))
         if friendly_name is not None:
             where.append("friendly_name = ?")
             args.append(friendly_name)
+        condition, keys, order = keyset_sql(cursor, descending=False)
+        if condition is not None:
+            where.append(condition)
+            args += keys
+            offset = 0
         rows = self._store.execute(
-            f"SELECT * FROM phone_numbers WHERE {' AND '.join(where)} ORDER BY date_created, rowid LIMIT ? OFFSET ?",
+            f"SELECT * FROM phone_numbers WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ? OFFSET ?",
             [*args, limit, offset],
         ).fetchall()
-        return [_from_row(r) for r in rows]
+        return [_from_row(r) for r in in_list_order(rows, cursor)]
 
     def update(self, sid: str, changes: Mapping[str, str | None]) -> PhoneNumber | None:
         """Change the `UPDATABLE` fields named in `changes` (None clears a URL); None for an unknown SID.

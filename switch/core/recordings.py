@@ -34,12 +34,14 @@ from pathlib import Path
 from typing import Literal
 
 from media.audio import AudioError, AudioFormat, write_atomic
-from media.recording import convert, finalize, leg_path
+from media.recording import convert
 from switch.core.calls import CallManager
 from switch.core.errors import InvalidState, NotFound
 from switch.core.events import RecordingStarted, RecordingStatusChanged
 from switch.core.model import Call, new_sid, utcnow
 from switch.core.notifications import WARNING, Notifications
+from switch.core.paging import Cursor, in_list_order, keyset_sql
+from switch.core.recording_files import NOT_CAPTURED, Outcome, discard, produce, track_layout
 from switch.core.recording_model import (
     Recording as Recording,  # re-exported: the REST edges use them
     RecordingFilter as RecordingFilter,
@@ -58,8 +60,6 @@ log = logging.getLogger("switch.core.recordings")
 
 Clock = Callable[[], dt.datetime]
 
-NOT_CAPTURED = RecordingProblem.NOTHING_CAPTURED
-SILENT = RecordingProblem.SILENT
 MEDIA_WARNING = 11100  # a notification about the media path (as the interpreter reports media errors)
 STOP_TIMEOUT = 3.0  # seconds to wait for the worker to confirm a stopped tap; the raw files are used anyway
 CLOSE_TIMEOUT = 10.0
@@ -93,47 +93,14 @@ class _Capture:
     done: asyncio.Future[RecordResult] | None = None
     finishing: asyncio.Task[Recording] | None = None
     failed: str | None = None  # why the tap failed (RecordFailed, RecordAttachFailed): the recording fails
+    skip: bool = False  # the current pause leaves its time out of the file (PauseBehavior=skip)
+    skipping_since: dt.datetime | None = None  # when the current skipping pause began
+    skipped: float = 0.0  # seconds of earlier skipping pauses
 
-
-@dataclass(frozen=True)
-class _Outcome:
-    duration: int = 0
-    problem: RecordingProblem | None = None
-
-
-def track_layout(track: str, channels: int) -> tuple[bool, int | None, int]:
-    """How a recording of one call's `track` (inbound, outbound, both) is tapped: whether channel 1 hears what
-    the call sends, which channel (if any) hears what it is sent, and how many raw channels (mono mixes them)."""
-    inbound, outbound = track != "outbound", track != "inbound"
-    if channels == 2:
-        return inbound, (1 if outbound else None), 2
-    if inbound and outbound:
-        return True, 1, 2
-    return inbound, (0 if outbound else None), 1
-
-
-def _discard(base: Path) -> _Outcome:
-    """Thread: the raw legs of a failed tap are removed; the recording is absent."""
-    for leg in (leg_path(base, i) for i in (0, 1)):
-        leg.unlink(missing_ok=True)
-    return _Outcome(problem=NOT_CAPTURED)
-
-
-def _produce(base: Path, out: Path, channels: Literal[1, 2], trim: bool) -> _Outcome:
-    """Thread: raw legs -> final WAV; the raw files are removed once they are no longer needed."""
-    legs = [leg_path(base, i) for i in (0, 1)]
-    if max((leg.stat().st_size for leg in legs if leg.exists()), default=0) < 2:
-        outcome = _Outcome(problem=NOT_CAPTURED)
-    else:
-        info = finalize(base, out, channels, trim)
-        if info.samples == 0:
-            out.unlink(missing_ok=True)
-            outcome = _Outcome(problem=SILENT)
-        else:
-            outcome = _Outcome(duration=max(1, round(info.duration_seconds)))
-    for leg in legs:
-        leg.unlink(missing_ok=True)
-    return outcome
+    def skipped_seconds(self, now: dt.datetime) -> float:
+        """Seconds of call time the file leaves out so far."""
+        current = 0.0 if self.skipping_since is None else (now - self.skipping_since).total_seconds()
+        return self.skipped + max(0.0, current)
 
 
 class RecordingManager:
@@ -182,8 +149,9 @@ class RecordingManager:
             return None
         return from_row(row)
 
-    def list_recordings(self, flt: RecordingFilter, offset: int, limit: int) -> list[Recording]:
-        """Newest first, `limit` at most, skipping `offset`."""
+    def list_recordings(self, flt: RecordingFilter, offset: int, limit: int,
+                        cursor: Cursor | None = None) -> list[Recording]:
+        """Newest first, `limit` at most: skipping `offset`, or on the `cursor`'s side of its key."""
         where, args = ["account_sid = ?"], [self.account_sid]
         if flt.call_sid is not None:
             where.append("call_sid = ?")
@@ -193,9 +161,14 @@ class RecordingManager:
             if day is not None:
                 where.append(f"substr(date_created, 1, 10) {op} ?")
                 args.append(day.isoformat())
-        rows = self.store.execute(
-            f"SELECT * FROM recordings WHERE {' AND '.join(where)} ORDER BY date_created DESC, sid DESC "
-            "LIMIT ? OFFSET ?", [*args, limit, offset]).fetchall()
+        condition, keys, order = keyset_sql(cursor, descending=True)
+        if condition is not None:
+            where.append(condition)
+            args += keys
+            offset = 0
+        rows = in_list_order(self.store.execute(
+            f"SELECT * FROM recordings WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ? OFFSET ?",
+            [*args, limit, offset]).fetchall(), cursor)
         # A recording still in memory is fresher than its row (the row is written on every change anyway).
         return [dataclasses.replace(c.recording) if (c := self._captures.get(r["sid"])) else from_row(r)
                 for r in rows]
@@ -292,7 +265,7 @@ class RecordingManager:
                     tapped, str(self.dir / rec.sid), slots, mirror, level_ms)
                 capture.done.add_done_callback(lambda done: self._tap_ended(capture, done.result()))
                 if rec.status is RecordingStatus.PAUSED:
-                    self.calls.media.pause_recording(capture.rec_id, True)
+                    self.calls.media.pause_recording(capture.rec_id, True, capture.skip)
                 rec.start_time = self.clock()
                 self._save(rec)
                 self.calls.events.emit(RecordingStarted(dataclasses.replace(rec), rec.start_time))
@@ -353,21 +326,51 @@ class RecordingManager:
             raise NotFound(f"/Recordings/{sid}.json")
         raise RecordingStateError(sid, rec.status, wanted)
 
-    async def pause(self, sid: str) -> Recording:
-        """Keep the recording going but capture silence (Twilio's PauseBehavior=silence)."""
-        return self._pause(sid, RecordingStatus.PAUSED)
+    async def pause(self, sid: str, skip: bool = False) -> Recording:
+        """Pause the recording: it captures silence until resumed (Twilio's PauseBehavior=silence), or with
+        `skip` nothing at all, so that the paused time is not in the file (PauseBehavior=skip).
+
+        Pausing a paused recording changes nothing, not even how it pauses."""
+        return self._pause(sid, RecordingStatus.PAUSED, skip)
 
     async def resume(self, sid: str) -> Recording:
         return self._pause(sid, RecordingStatus.IN_PROGRESS)
 
-    def _pause(self, sid: str, wanted: RecordingStatus) -> Recording:
+    def _pause(self, sid: str, wanted: RecordingStatus, skip: bool = False) -> Recording:
         capture = self._active(sid, wanted)
         rec = capture.recording
         if rec.status is not wanted:
             self._set_status(rec, wanted)
+            paused = wanted is RecordingStatus.PAUSED
+            if paused:
+                capture.skip = skip
+                capture.skipping_since = rec.date_updated if skip else None
+            else:
+                capture.skipped = capture.skipped_seconds(rec.date_updated)
+                capture.skipping_since = None
             if capture.rec_id is not None:
-                self.calls.media.pause_recording(capture.rec_id, wanted is RecordingStatus.PAUSED)
+                self.calls.media.pause_recording(capture.rec_id, paused, capture.skip and paused)
         return dataclasses.replace(rec)
+
+    def call_recording(self, call_sid: str) -> tuple[Recording, int] | None:
+        """The recording a call was created to record (REST Record=true) and its duration in whole seconds so far.
+
+        While it still records (the call's own end is being reported) the duration is the time since its tap
+        started less the skipped pauses: trimming may shorten the final file; its own status callback has that.
+        """
+        for capture in self._captures.values():
+            rec = capture.recording
+            if rec.call_sid == call_sid and rec.source == RecordingSource.CALL and not rec.status.final:
+                now = self.clock()
+                elapsed = 0.0 if rec.start_time is None else (now - rec.start_time).total_seconds()
+                return dataclasses.replace(rec), max(0, round(elapsed - capture.skipped_seconds(now)))
+        row = self.store.execute(
+            "SELECT * FROM recordings WHERE call_sid = ? AND source = ? AND account_sid = ? "
+            "ORDER BY date_created DESC LIMIT 1", (call_sid, str(RecordingSource.CALL), self.account_sid)).fetchone()
+        if row is None:
+            return None
+        rec = from_row(row)
+        return rec, rec.duration or 0
 
     async def stop(self, sid: str) -> Recording:
         """Stop the tap and finalize; returns the recording `completed` (or `absent`)."""
@@ -404,13 +407,13 @@ class RecordingManager:
         channels: Literal[1, 2] = 2 if rec.channels == 2 else 1
         try:
             if capture.failed is not None:  # a failed tap: whatever reached the disk is not the recording asked for
-                outcome = await asyncio.to_thread(_discard, self.dir / rec.sid)
+                outcome = await asyncio.to_thread(discard, self.dir / rec.sid)
             else:
-                outcome = await asyncio.to_thread(_produce, self.dir / rec.sid, self.wav_path(rec.sid), channels,
+                outcome = await asyncio.to_thread(produce, self.dir / rec.sid, self.wav_path(rec.sid), channels,
                                                   rec.trim)
         except (AudioError, OSError) as exc:
             log.error("%s: recording %s could not be finalized: %s", rec.call_sid, rec.sid, exc)
-            outcome = _Outcome(problem=NOT_CAPTURED)
+            outcome = Outcome(problem=NOT_CAPTURED)
         rec.duration = outcome.duration
         rec.problem = outcome.problem
         self._captures.pop(rec.sid, None)

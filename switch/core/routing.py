@@ -92,3 +92,10 @@ def from_uri(from_: str, caller_id: str | None, host: str, port: int) -> str:
     if who.startswith("client:"):
         who = who[len("client:"):]
     return f"sip:{who}@{host}:{port}"
+
+
+def user_part(uri: str) -> str:
+    """`sip:+1555@host;x=y` -> `+1555`; `"Name" <sip:bob@h>` -> `bob`."""
+    inner = uri[uri.find("<") + 1: uri.rfind(">")] if "<" in uri else uri
+    inner = inner.split(":", 1)[1] if ":" in inner else inner
+    return inner.split("@", 1)[0].split(";", 1)[0]

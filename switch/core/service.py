@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from switch.core.model import Call, CallbackEvent
+from switch.core.paging import Cursor
 from switch.core.status import CallStatus
 
 
@@ -59,18 +60,22 @@ class CallUpdate:
 
 @dataclass(frozen=True)
 class CallFilter:
-    """Filters of `GET .../Calls.json`; None means "any"."""
+    """Filters of `GET .../Calls.json`; None means "any".
+
+    The time filters are half-open ranges of moments: `start_time_after <= start_time < start_time_before`
+    (likewise for `end_time`).  The edge turns its dialect's words into them: Twilio's `StartTime>` is the lower
+    bound, `StartTime<` the upper one, and `StartTime=` a whole day (or second) as both.  A call without the time
+    (never started, not ended) passes no bound on it.
+    """
 
     to: str | None = None
     from_: str | None = None
     status: CallStatus | None = None
     parent_call_sid: str | None = None
-    start_time_on: dt.date | None = None  # StartTime=YYYY-MM-DD
-    start_time_before: dt.date | None = None  # StartTime<=YYYY-MM-DD (Twilio's "<")
-    start_time_after: dt.date | None = None  # StartTime>=YYYY-MM-DD (Twilio's ">")
-    end_time_on: dt.date | None = None
-    end_time_before: dt.date | None = None
-    end_time_after: dt.date | None = None
+    start_time_after: dt.datetime | None = None  # inclusive
+    start_time_before: dt.datetime | None = None  # exclusive
+    end_time_after: dt.datetime | None = None
+    end_time_before: dt.datetime | None = None
 
 
 class CallService(Protocol):
@@ -85,8 +90,9 @@ class CallService(Protocol):
 
     def get_call(self, sid: str) -> Call | None: ...
 
-    def list_calls(self, flt: CallFilter, offset: int, limit: int) -> list[Call]:
-        """Newest first (date_created descending), `limit` at most, skipping `offset`."""
+    def list_calls(self, flt: CallFilter, offset: int, limit: int, cursor: Cursor | None = None) -> list[Call]:
+        """Newest first (date_created, then sid, descending), `limit` at most: skipping `offset`, or on the
+        `cursor`'s side of its key (`switch.core.paging`), in list order either way."""
         ...
 
     async def update_call(self, sid: str, update: CallUpdate) -> Call:

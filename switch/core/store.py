@@ -20,12 +20,13 @@ import json
 import sqlite3
 import threading
 import typing
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from switch.core.model import Call, CallbackEvent, Direction
+from switch.core.paging import Cursor, in_list_order, keyset_sql, stored_time
 from switch.core.service import CallFilter
 from switch.core.status import TERMINAL, CallStatus
 
@@ -213,7 +214,9 @@ class Store:
         self._execute("DELETE FROM calls WHERE sid = ?", (sid,))
         self._execute("DELETE FROM call_events WHERE call_sid = ?", (sid,))
 
-    def list_calls(self, account_sid: str, flt: CallFilter, offset: int, limit: int) -> list[Call]:
+    def list_calls(self, account_sid: str, flt: CallFilter, offset: int, limit: int,
+                   cursor: Cursor | None = None) -> list[Call]:
+        """Newest first, `limit` at most: after `offset` rows, or on the `cursor`'s side of its key."""
         where = ["account_sid = ?"]
         args: list[Any] = [account_sid]
         for column, value in (("to", flt.to), ("from_", flt.from_), ("parent_call_sid", flt.parent_call_sid)):
@@ -223,23 +226,22 @@ class Store:
         if flt.status is not None:
             where.append("status = ?")
             args.append(str(flt.status))
-        for column, on, before, after in (
-            ("start_time", flt.start_time_on, flt.start_time_before, flt.start_time_after),
-            ("end_time", flt.end_time_on, flt.end_time_before, flt.end_time_after),
+        # Times are stored as ISO text in UTC, so text comparison is time order (see `paging.stored_time`).
+        for column, op, bound in (
+            ("start_time", ">=", flt.start_time_after), ("start_time", "<", flt.start_time_before),
+            ("end_time", ">=", flt.end_time_after), ("end_time", "<", flt.end_time_before),
         ):
-            if on is not None:
-                where.append(f"substr({column}, 1, 10) = ?")
-                args.append(on.isoformat())
-            if before is not None:
-                where.append(f"substr({column}, 1, 10) <= ?")
-                args.append(before.isoformat())
-            if after is not None:
-                where.append(f"substr({column}, 1, 10) >= ?")
-                args.append(after.isoformat())
-        sql = (f"SELECT * FROM calls WHERE {' AND '.join(where)} "
-               "ORDER BY date_created DESC, sid DESC LIMIT ? OFFSET ?")
+            if bound is not None:
+                where.append(f"{column} {op} ?")
+                args.append(stored_time(bound))
+        condition, keys, order = keyset_sql(cursor, descending=True)
+        if condition is not None:
+            where.append(condition)
+            args += keys
+            offset = 0
+        sql = f"SELECT * FROM calls WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ? OFFSET ?"
         rows = self._execute(sql, [*args, limit, offset]).fetchall()
-        return [_from_row(r) for r in rows]
+        return [_from_row(r) for r in in_list_order(rows, cursor)]
 
     def live_calls(self) -> list[Call]:
         marks = ", ".join("?" for _ in TERMINAL)
@@ -298,11 +300,17 @@ class Store:
             yield PendingWebhook(r["id"], r["call_sid"], r["url"], r["method"], params, r["attempts"],
                                  r["body_format"], r["retries"])
 
-    def count_webhooks(self, call_sid: str, url: str) -> int:
-        """How many webhooks about `call_sid` went (or are going) to `url`, whatever they report."""
-        row = self._execute(
-            "SELECT COUNT(*) FROM webhooks WHERE call_sid = ? AND url = ?", (call_sid, url)
-        ).fetchone()
+    def count_webhooks(self, call_sid: str, url: str | None, events: Collection[str] | None = None) -> int:
+        """How many webhooks about `call_sid` went (or are going) to `url` (None: to any URL), whatever they
+        report, or only those reporting one of `events`."""
+        where, args = ["call_sid = ?"], [call_sid]
+        if url is not None:
+            where.append("url = ?")
+            args.append(url)
+        if events is not None:
+            where.append(f"event IN ({', '.join('?' * len(events))})")
+            args += events
+        row = self._execute(f"SELECT COUNT(*) FROM webhooks WHERE {' AND '.join(where)}", args).fetchone()
         return int(row[0])
 
     def webhook_sent(self, call_sid: str, url: str, event: str) -> bool:

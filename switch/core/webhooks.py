@@ -18,7 +18,7 @@ import json
 import logging
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, Literal, Protocol
 
 import aiohttp
@@ -61,7 +61,7 @@ class WebhookSender(Protocol):
 
     def sent(self, call_sid: str, url: str, event: str) -> bool: ...
 
-    def count(self, call_sid: str, url: str) -> int: ...
+    def count(self, call_sid: str, url: str | None, events: Collection[str] | None = None) -> int: ...
 
 
 class WebhookDispatcher:
@@ -115,9 +115,9 @@ class WebhookDispatcher:
         """Whether a webhook about `call_sid` reporting `event` was sent (or queued) to `url` already."""
         return self._store.webhook_sent(call_sid, url, event)
 
-    def count(self, call_sid: str, url: str) -> int:
-        """How many webhooks about `call_sid` were sent (or queued) to `url`."""
-        return self._store.count_webhooks(call_sid, url)
+    def count(self, call_sid: str, url: str | None, events: Collection[str] | None = None) -> int:
+        """How many webhooks about `call_sid` were sent (or queued) to `url` (None: any), of `events` if given."""
+        return self._store.count_webhooks(call_sid, url, events)
 
     def _enqueue(self, hook: PendingWebhook) -> None:
         self._queues.setdefault(hook.call_sid, []).append(hook)

@@ -68,6 +68,7 @@ PROBLEM_CODES: dict[Problem, int] = {
     Problem.IDENTITY_WITH_ADDRESS: 50211,
     Problem.PARTICIPANT_EXISTS: 50433,
     Problem.UNIQUE_NAME_TAKEN: 50353,
+    Problem.NOT_COMPLETE: 20009,  # "Cannot delete this resource before it is complete"
 }
 
 

@@ -6,14 +6,18 @@ core's neutral `InvalidArgument`; each dialect's error middleware renders it wit
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 from urllib.parse import urlsplit
 
 from aiohttp import web
 from multidict import MultiDict, MultiMapping
 
 from switch.core.errors import InvalidArgument, Problem
+from switch.core.paging import Cursor, PageKey
 
 MAX_ADDRESS = 512
 DEFAULT_PAGE_SIZE = 50
@@ -23,7 +27,10 @@ _PHONE = re.compile(r"\+?[0-9]{3,15}")
 _SIP = re.compile(r"sips?:[^\s<>\"]+", re.IGNORECASE)
 _CLIENT = re.compile(r"client:[A-Za-z0-9_.@+\-]{1,256}")
 _INTEGER = re.compile(r"-?[0-9]{1,9}")
-_PAGE_TOKEN = re.compile(r"PT([0-9]{1,12})")
+_OFFSET_TOKEN = re.compile(r"PT([0-9]{1,12})")
+_CURSOR_TOKEN = re.compile(r"P([AB])([A-Z]{2}[0-9A-Za-z]{1,64})-([0-9]{1,19})")
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+T = TypeVar("T")
 
 
 async def read_form(request: web.Request) -> MultiMapping[str]:
@@ -74,15 +81,47 @@ def parse_int(params: MultiMapping[str], name: str) -> int | None:
 
 @dataclass(frozen=True)
 class PageRequest:
-    """Which slice of a list to return: `page` is the page number, `offset` the first record."""
+    """Which slice of a list to return.
+
+    `page` is the page number (for the envelope only).  A `cursor` (from a `PA`/`PB` PageToken) says where the
+    page is; without one, `offset` is the first record (`Page` alone, or a `PT<offset>` token from older URIs).
+    With a cursor, `offset` is `page * page_size`, the envelope's `start`.  `token` is the PageToken as given.
+    """
 
     page: int
     page_size: int
     offset: int
+    cursor: Cursor | None = None
+    token: str | None = None
+
+
+def page_token(cursor: Cursor) -> str:
+    """A cursor as a PageToken: `PA` (the records after) or `PB` (before), the key's SID, `-`, and its
+    date_created in microseconds since the epoch: `PACA0123...-1767225600123456`."""
+    moment = cursor.key.date_created
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    micros = (moment - _EPOCH) // dt.timedelta(microseconds=1)
+    return f"P{'B' if cursor.backward else 'A'}{cursor.key.sid}-{micros}"
+
+
+def _parse_token(token: str) -> tuple[int | None, Cursor | None]:
+    """(offset, cursor) of a PageToken; InvalidArgument for anything else."""
+    offset = _OFFSET_TOKEN.fullmatch(token)
+    if offset is not None:
+        return int(offset.group(1)), None
+    match = _CURSOR_TOKEN.fullmatch(token)
+    if match is None:
+        raise InvalidArgument(f"Invalid PageToken {token!r}")
+    try:
+        moment = _EPOCH + dt.timedelta(microseconds=int(match.group(3)))
+    except OverflowError:
+        raise InvalidArgument(f"Invalid PageToken {token!r}") from None
+    return None, Cursor(PageKey(moment, match.group(2)), backward=match.group(1) == "B")
 
 
 def parse_page_request(params: MultiMapping[str]) -> PageRequest:
-    """PageSize (default 50, at most 1000), Page and PageToken (`PT<offset>`, which wins over Page)."""
+    """PageSize (default 50, at most 1000), Page and PageToken (a cursor, or `PT<offset>`; it wins over Page)."""
     page_size = parse_int(params, "PageSize")
     if page_size is None:
         page_size = DEFAULT_PAGE_SIZE
@@ -96,10 +135,41 @@ def parse_page_request(params: MultiMapping[str]) -> PageRequest:
     if token is None:
         page = page or 0
         return PageRequest(page=page, page_size=page_size, offset=page * page_size)
-    match = _PAGE_TOKEN.fullmatch(token)
-    if match is None:
-        raise InvalidArgument(f"Invalid PageToken {token!r}")
-    offset = int(match.group(1))
+    offset, cursor = _parse_token(token)
+    if offset is None:
+        page = page or 0
+        return PageRequest(page, page_size, page * page_size, cursor, token)
     if page is None:
         page = offset // page_size
-    return PageRequest(page=page, page_size=page_size, offset=offset)
+    return PageRequest(page=page, page_size=page_size, offset=offset, token=token)
+
+
+@dataclass(frozen=True)
+class PageSlice(Generic[T]):
+    """One page cut from what a list returned for a `PageRequest` (`page_size + 1` records at most).
+
+    `first`/`last` are the keys of the page's first and last records (None when it is empty): the cursors of the
+    previous and next pages."""
+
+    items: list[T]
+    has_next: bool
+    has_previous: bool
+    first: PageKey | None
+    last: PageKey | None
+
+
+def cut_page(found: list[T], req: PageRequest, key: Callable[[T], PageKey]) -> PageSlice[T]:
+    """The page in `found`, which the list returned for `req` with a limit of `page_size + 1` (list order).
+
+    The extra record says whether there is more on the far side: after the page, or before it for a backward
+    cursor (where the page that sent us back is the next one)."""
+    size = req.page_size
+    more = len(found) > size
+    if req.cursor is not None and req.cursor.backward:
+        items = found[-size:]
+        has_next, has_previous = True, more
+    else:
+        items = found[:size]
+        has_next, has_previous = more, req.page > 0 or (req.cursor is None and req.offset > 0)
+    keys = [key(item) for item in items[:1] + items[-1:]]
+    return PageSlice(items, has_next, has_previous, keys[0] if keys else None, keys[-1] if keys else None)

@@ -22,7 +22,8 @@ class Gather(Task[verbs.Gather]):
     Say/Play/Pause play with barge-in (the first digit stops them); then digits until `numDigits`, `finishOnKey`
     (default `#`) or `timeout` seconds (default 5) without a digit.  Digits (or actionOnEmptyResult) request
     `action` (default: the current document) with Digits and FinishedOnKey; no input and no
-    actionOnEmptyResult goes on with the next verb.  Timers run on the call's clock."""
+    actionOnEmptyResult goes on with the next verb.  Timers run on the call's clock.  `input="speech"` alone
+    takes no input at all (no speech recognition here), so it ends after `timeout` as if nothing was said."""
 
     verb = verbs.Gather
 
@@ -31,6 +32,10 @@ class Gather(Task[verbs.Gather]):
         queue = call.digits()
         while not queue.empty():  # digits pressed before the Gather began are not its input
             queue.get_nowait()
+        if "dtmf" not in self.v.input.split():
+            # input="speech" alone: keys are not input (as on Twilio), and there is no speech recognition
+            # (the parser warned), so this Gather ends like one where the caller said nothing.
+            queue = asyncio.Queue()
         prompts = asyncio.create_task(self._prompts(call))
         digits = ""
         finished_on = ""

@@ -2,7 +2,7 @@
 
 `tests/unit/test_verbs_registry.py` checks this table against the parser's table of verbs (twiml.schema), so a
 verb cannot be parsed without being run, or registered without being parseable.  (Twilio verbs the switch does
-not run yet are refused by the parser, with 12200.)
+not run yet are refused by the parser, with 13750.)
 """
 
 from __future__ import annotations

@@ -136,9 +136,12 @@ class TapRecording:
                     for i in range(count)]
         self.tick = 0
         self.start: int | None = None
-        self.last_tick = 0
+        self.end = 0  # frames from the start of the files to the last one written
         self.lost = 0  # frames that could not be written (clock thread only)
         self.paused = False
+        self.skip = False  # a pause writes nothing at all: the files close up over it (PauseBehavior=skip)
+        self.skipped = 0  # ticks a skipping pause left out (clock thread)
+        self._tick_paused = False  # `paused` as it stood when the current tick began (clock thread)
         self._files = threading.Lock()  # a frame's write against stop() closing the files (owner thread)
         # TapLevel of channel 0 every `_level_frames` frames (0: never); summed on the clock thread
         self._emit = emit
@@ -162,10 +165,17 @@ class TapRecording:
     def on_frame(self, index: int, data: bytes) -> None:
         """Clock thread: write the frame of the current tick at its place in the leg's file."""
         if index == self.leader:
+            # The pause is read once per tick, by its first port, so that every channel of a tick agrees on it
+            # (a pause arrives from the owner thread between two ports of a tick).
             self.tick += 1
+            self._tick_paused = self.paused
+            if self._tick_paused and self.skip and self.start is not None and self.tick >= self.start:
+                self.skipped += 1
         tick, start = self.tick, self.start
-        if start is None or tick < start or self.paused or not self.fds:
+        if start is None or tick < start or self._tick_paused or not self.fds:
             return
+        # A silent pause leaves its ticks unwritten (a hole of zeros: silence); a skipping one moves later ticks up.
+        position = tick - start - self.skipped
         frame = data if len(data) == FRAME_BYTES else _SILENCE
         if index == 0 and self._level_frames:
             self._level(frame)
@@ -173,11 +183,11 @@ class TapRecording:
             if not self.fds:
                 return  # stop() closed the files between this tick's ports
             try:
-                os.pwrite(self.fds[index], frame, (tick - start) * FRAME_BYTES)
+                os.pwrite(self.fds[index], frame, position * FRAME_BYTES)
             except OSError:
                 self.lost += 1  # the file keeps a hole (zeros) there; the count reaches the log and the recording
                 return
-            self.last_tick = max(self.last_tick, tick)
+            self.end = max(self.end, position + 1)
 
     def _level(self, frame: bytes) -> None:
         """Clock thread: add a frame of channel 0 to the level window; emit its RMS when the window is full."""
@@ -190,7 +200,7 @@ class TapRecording:
 
     @property
     def frames(self) -> int:
-        return 0 if self.start is None else max(0, self.last_tick - self.start + 1)
+        return self.end
 
     def attach(self, index: int, leg_id: str, source: Any | None) -> None:
         """Owner thread: feed channel `index` from `leg_id` (its port `source`, None: none yet) from now on."""
@@ -387,9 +397,10 @@ class MediaManager:
         log.warning("recording %s: cannot attach %s to channel %d: %s", rec_id, leg_id, index, error)
         self.emit(RecordAttachFailed(id=rec_id, index=index, leg=leg_id, error=error))
 
-    def pause_record(self, rec_id: str, paused: bool) -> None:
+    def pause_record(self, rec_id: str, paused: bool, skip: bool = False) -> None:
         recording = self.recordings.get(rec_id)
         if recording is not None:
+            recording.skip = skip  # before `paused`: the clock thread reads them in the other order
             recording.paused = paused
 
     def stop_record(self, rec_id: str, reason: str = "stopped") -> None:

@@ -232,8 +232,9 @@ class CallMedia:
     def stop_recording(self, rec_id: str) -> None:
         self._send(self._worker_of(rec_id), StopRecord(id=rec_id))
 
-    def pause_recording(self, rec_id: str, paused: bool) -> None:
-        self._send(self._worker_of(rec_id), PauseRecord(id=rec_id, paused=paused))
+    def pause_recording(self, rec_id: str, paused: bool, skip: bool = False) -> None:
+        """Pause (silence, or with `skip` nothing at all) or resume recording `rec_id`."""
+        self._send(self._worker_of(rec_id), PauseRecord(id=rec_id, paused=paused, skip=skip))
 
     # -- bridging ----------------------------------------------------------------------------------
     def bridge(self, a_sid: str, b_sid: str) -> asyncio.Future[None]:

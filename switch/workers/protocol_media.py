@@ -51,10 +51,13 @@ class RecordAttach(Command, tag="record_attach", frozen=True, kw_only=True):
 
 
 class PauseRecord(Command, tag="pause_record", frozen=True, kw_only=True):
-    """Write silence (`paused`) or audio again to recording `id`; the files stay aligned either way."""
+    """Pause (`paused`) or resume recording `id`.  A pause writes silence, so the files keep the call's time line;
+    with `skip` it writes nothing and the files close up over it (Twilio's PauseBehavior=skip).  Either way the
+    channels stay aligned with each other."""
 
     id: str
     paused: bool
+    skip: bool = False
 
 
 class StopRecord(Command, tag="stop_record", frozen=True, kw_only=True):

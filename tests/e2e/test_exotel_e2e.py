@@ -62,9 +62,9 @@ REFERENCE_TERMINAL: dict[str, Any] = {
     "Legs": [{"OnCallDuration": 12, "RingingDuration": 4, "Status": "completed"},
              {"OnCallDuration": 6, "RingingDuration": 3, "Status": "completed"}],
 }
-# What the switch adds to the samples: CustomField (Exotel's callback parameter list has it) and, at the end,
-# each leg's AnsweredBy (Exotel's StatusCallback documentation has it).
-EXTRA_KEYS = {"CustomField"}
+# What the switch adds to the samples: CustomField in the terminal callback when the request had one (Exotel's
+# callback parameter list has it, "only via 'terminal' StatusCallbackEvent") and, at the end, each leg's AnsweredBy
+# (Exotel's StatusCallback documentation has it).
 EXTRA_LEG_KEYS = {"AnsweredBy"}
 CALL_KEYS = ["Sid", "ParentCallSid", "DateCreated", "DateUpdated", "AccountSid", "To", "From", "PhoneNumberSid",
              "Status", "StartTime", "EndTime", "Duration", "Price", "Direction", "AnsweredBy", "ForwardedFrom",
@@ -213,9 +213,9 @@ def _connect(switch: SwitchProcess, sink: BodySink, lines: Lines, path: str, eve
     return call
 
 
-def _same_shape(ours: dict[str, Any], reference: dict[str, Any]) -> None:
-    """Same keys as the reference sample (plus ours), same JSON types, Exotel's time format, same Legs shape."""
-    assert set(ours) == set(reference) | EXTRA_KEYS, sorted(set(ours) ^ set(reference))
+def _same_shape(ours: dict[str, Any], reference: dict[str, Any], extra: frozenset[str] = frozenset()) -> None:
+    """Same keys as the reference sample (plus `extra`), same JSON types, Exotel's time format, same Legs shape."""
+    assert set(ours) == set(reference) | extra, sorted(set(ours) ^ set(reference))
     for key, value in reference.items():
         if key == "Legs":
             continue
@@ -235,8 +235,8 @@ def _legs(document: dict[str, Any]) -> list[tuple[Any, ...]]:
 
 
 EVENT_KEYS = ["CallSid", "EventType", "DateCreated", "DateUpdated", "Status", "To", "From", "PhoneNumberSid",
-              "StartTime", "EndTime", "EventTime", "Direction", "RecordingUrl", "ConversationDuration", "CustomField",
-              "Legs"]
+              "StartTime", "EndTime", "EventTime", "Direction", "RecordingUrl", "ConversationDuration", "Legs"]
+TERMINAL_KEYS = [*EVENT_KEYS[:-1], "CustomField", "Legs"]  # with a CustomField in the request
 
 
 def test_connect_answered_reports_ringing_and_answered_per_leg_then_terminal(switch: ExotelSwitch,
@@ -274,18 +274,22 @@ def test_connect_answered_reports_ringing_and_answered_per_leg_then_terminal(swi
     ]
     for doc, reference in zip(docs, [REFERENCE_RINGING_FIRST, REFERENCE_RINGING_FIRST, REFERENCE_RINGING_SECOND,
                                      REFERENCE_RINGING_SECOND, REFERENCE_TERMINAL], strict=True):
-        assert list(doc) == EVENT_KEYS
-        _same_shape(doc, reference)
-        assert (doc["CallSid"], doc["From"], doc["To"], doc["PhoneNumberSid"], doc["Direction"],
-                doc["CustomField"]) == (call["Sid"], lines.agent, lines.customer, EXOPHONE, "outbound-api",
-                                        "ticket-42")
+        terminal = doc["EventType"] == "terminal"
+        assert list(doc) == (TERMINAL_KEYS if terminal else EVENT_KEYS)
+        _same_shape(doc, reference, frozenset({"CustomField"}) if terminal else frozenset())
+        assert (doc["CallSid"], doc["From"], doc["To"], doc["PhoneNumberSid"], doc["Direction"]) == \
+            (call["Sid"], lines.agent, lines.customer, EXOPHONE, "outbound-api")
         assert doc["DateCreated"] == call["DateCreated"] and doc["DateUpdated"] == doc["EventTime"]
+    assert docs[4]["CustomField"] == "ticket-42"  # only in the terminal callback, as Exotel documents
     live = docs[:4]
     assert all(d["Status"] == "in-progress" and d["EndTime"] is None and d["ConversationDuration"] is None
                and d["RecordingUrl"] is None for d in live)
     assert [d["EventTime"] for d in docs] == sorted(d["EventTime"] for d in docs)
-    # StartTime: the dial time until From answers, then the answer time (as in the reference's samples).
+    # StartTime: the request's time until From answers (the response's), then the answer time (as in the
+    # reference's samples).
+    assert call["StartTime"] == call["DateCreated"] == live[0]["StartTime"]
     assert live[0]["StartTime"] <= live[1]["StartTime"] == live[2]["StartTime"] == live[3]["StartTime"]
+    assert docs[4]["StartTime"] == live[1]["StartTime"]
 
     end = docs[4]
     assert (end["Status"], end["EndTime"], end["DateUpdated"]) == ("completed", end["EventTime"], end["EventTime"])
@@ -343,7 +347,8 @@ def test_busy_second_leg_with_multipart_callbacks(switch: ExotelSwitch, sink: Bo
     live_keys = {*EVENT_KEYS[:-1], *(f"Legs[{i}][{k}]" for i in (0, 1) for k in ("OnCallDuration", "Status"))}
     assert all(set(f) == live_keys for f in fields[:3])
     end = fields[3]
-    assert set(end) == live_keys | {f"Legs[{i}][{k}]" for i in (0, 1) for k in ("RingingDuration", "AnsweredBy")}
+    assert set(end) == live_keys | {"CustomField"} | {f"Legs[{i}][{k}]" for i in (0, 1)
+                                                      for k in ("RingingDuration", "AnsweredBy")}
     assert (end["CallSid"], end["Status"], end["ConversationDuration"], end["RecordingUrl"], end["CustomField"]) == \
         (call["Sid"], "busy", "0", "", "lead 7")
     assert (end["Legs[1][OnCallDuration]"], end["Legs[1][AnsweredBy]"]) == ("0", "NA")
@@ -367,9 +372,9 @@ def test_no_answer_on_the_second_leg_after_timeout(switch: ExotelSwitch, sink: B
     assert 1.5 < elapsed < 8
     assert silent.methods_received() == ["INVITE", "CANCEL", "ACK"]
     [end] = [h.json() for h in hooks]
-    _same_shape(end, REFERENCE_TERMINAL | {"RecordingUrl": None})
-    assert (end["CallSid"], end["EventType"], end["Status"], end["ConversationDuration"], end["CustomField"]) == \
-        (call["Sid"], "terminal", "no-answer", 0, None)
+    _same_shape(end, REFERENCE_TERMINAL | {"RecordingUrl": None})  # no CustomField asked: none sent
+    assert (end["CallSid"], end["EventType"], end["Status"], end["ConversationDuration"]) == \
+        (call["Sid"], "terminal", "no-answer", 0)
     leg1, leg2 = end["Legs"]
     assert (leg1["Status"], leg2["Status"], leg2["OnCallDuration"]) == ("completed", "no-answer", 0)
     assert leg1["OnCallDuration"] >= 2 and 1 <= leg2["RingingDuration"] <= 3  # sipp rang until our timeout
@@ -409,6 +414,8 @@ def test_authentication_and_bad_parameters(switch: ExotelSwitch, sink: BodySink)
     other = post(good, target=url.replace(EXOTEL_SID, "someoneelse"))
     assert other.status_code == 403 and other.json()["RestException"]["Status"] == 403
     for data, word in (({"To": "08700000001"}, "From"), ({"From": "09800000001"}, "To"),
+                       ({"From": "09800000001", "To": "08700000001"}, "Missing parameter 'CallerId'"),
+                       ({**good, "CustomField": "x" * 129}, "CustomField"),
                        ({**good, "From": "not a number"}, "From"),
                        ({**good, "StatusCallbackEvents[0]": "hangup"}, "StatusCallbackEvents"),
                        ({**good, "RecordingChannels": "stereo"}, "RecordingChannels"),

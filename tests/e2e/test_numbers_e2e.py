@@ -191,8 +191,12 @@ def test_list_filters_and_paging(switch: SwitchProcess) -> None:
     assert [n["sid"] for n in page["incoming_phone_numbers"]] == [n.sid for n in made[:2]]
     assert (page["page"], page["page_size"], page["start"], page["end"]) == (0, 2, 0, 1)
     assert page["previous_page_uri"] is None
-    assert "FriendlyName=pager" in page["next_page_uri"] and "PageToken=PT2" in page["next_page_uri"]
-    status, last = _get(switch, page["next_page_uri"].replace("PT2", "PT4").replace("Page=1", "Page=2"))
+    # The cursor of the next page: the last number's SID and creation time (PA<sid>-<µs>).
+    assert "FriendlyName=pager" in page["next_page_uri"] and f"PageToken=PA{made[1].sid}-" in page["next_page_uri"]
+    status, middle = _get(switch, page["next_page_uri"])
+    assert [n["sid"] for n in middle["incoming_phone_numbers"]] == [n.sid for n in made[2:4]]
+    assert f"PageToken=PB{made[2].sid}-" in middle["previous_page_uri"]
+    status, last = _get(switch, middle["next_page_uri"])
     assert [n["sid"] for n in last["incoming_phone_numbers"]] == [made[4].sid]
     assert last["next_page_uri"] is None
     assert (last["start"], last["end"]) == (4, 4)
@@ -273,7 +277,7 @@ def test_notifications_listed_and_paged(switch: SwitchProcess, sink: WebhookSink
     status, page = _get(switch, f"Calls/{call_sid}/Notifications.json?PageSize=2")
     assert status == 200
     assert [n["sid"] for n in page["notifications"]] == [first.sid, second.sid]
-    assert "PageToken=PT2" in page["next_page_uri"]
+    assert f"PageToken=PA{second.sid}-" in page["next_page_uri"]
     assert (page["start"], page["end"], page["page_size"]) == (0, 1, 2)
     record = page["notifications"][0]
     assert set(record) >= NOTIFICATION_FIELDS

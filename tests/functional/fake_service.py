@@ -12,22 +12,20 @@ import datetime as dt
 import secrets
 from dataclasses import dataclass, field
 
-from switch.core.errors import CallNotLive, InvalidState, NotFound
+from switch.core.errors import CallNotLive, InvalidState, NotFound, Problem
 from switch.core.model import Call, Direction, new_sid, utcnow
+from switch.core.paging import Cursor, PageKey, select_page
 from switch.core.service import CallFilter, CallUpdate, NewCall
 from switch.core.status import CallStatus, check_transition
 
 
-def _on(moment: dt.datetime | None, day: dt.date | None, compare: str) -> bool:
-    """Whether `moment` passes one date filter (`==`, `<=` or `>=` on its UTC date)."""
-    if day is None:
+def _within(moment: dt.datetime | None, after: dt.datetime | None, before: dt.datetime | None) -> bool:
+    """Whether `moment` lies in [after, before) (a missing moment passes no bound)."""
+    if after is None and before is None:
         return True
     if moment is None:
         return False
-    date = moment.astimezone(dt.UTC).date()
-    if compare == "==":
-        return date == day
-    return date <= day if compare == "<=" else date >= day
+    return (after is None or moment >= after) and (before is None or moment < before)
 
 
 def matches(call: Call, flt: CallFilter) -> bool:
@@ -37,12 +35,8 @@ def matches(call: Call, flt: CallFilter) -> bool:
         and (flt.from_ is None or call.from_ == flt.from_)
         and (flt.status is None or call.status is flt.status)
         and (flt.parent_call_sid is None or call.parent_call_sid == flt.parent_call_sid)
-        and _on(call.start_time, flt.start_time_on, "==")
-        and _on(call.start_time, flt.start_time_before, "<=")
-        and _on(call.start_time, flt.start_time_after, ">=")
-        and _on(call.end_time, flt.end_time_on, "==")
-        and _on(call.end_time, flt.end_time_before, "<=")
-        and _on(call.end_time, flt.end_time_after, ">=")
+        and _within(call.start_time, flt.start_time_after, flt.start_time_before)
+        and _within(call.end_time, flt.end_time_after, flt.end_time_before)
     )
 
 
@@ -92,10 +86,10 @@ class FakeCallService:
         """The call with `sid`, or None."""
         return self.calls.get(sid)
 
-    def list_calls(self, flt: CallFilter, offset: int, limit: int) -> list[Call]:
-        """Newest first: creation order reversed, so equal timestamps still sort deterministically."""
-        found = [c for c in reversed(self.calls.values()) if matches(c, flt)]
-        return found[offset : offset + limit]
+    def list_calls(self, flt: CallFilter, offset: int, limit: int, cursor: Cursor | None = None) -> list[Call]:
+        """Newest first by (date_created, sid), as the store lists them; a cursor replaces the offset."""
+        found = [c for c in self.calls.values() if matches(c, flt)]
+        return select_page(found, lambda c: PageKey(c.date_created, c.sid), True, cursor, offset, limit)
 
     def advance(self, sid: str, status: CallStatus, at: dt.datetime | None = None) -> Call:
         """Move a call to `status` as the engine would, stamping start/answer/end times at `at`."""
@@ -144,5 +138,5 @@ class FakeCallService:
         if call is None:
             raise NotFound(sid)
         if not call.terminal:
-            raise InvalidState("Cannot delete a call that has not ended")
+            raise InvalidState("Cannot delete a call that has not ended", Problem.NOT_COMPLETE)
         del self.calls[sid]

@@ -252,7 +252,7 @@ def test_timeout_clamped_to_600(client: Client, service: FakeCallService) -> Non
         ({"timeout": -5}, 21208, "Timeout"),
         ({"time_limit": 0}, 20001, "TimeLimit"),
         ({"send_digits": "12x"}, 21206, "SendDigits"),
-        ({"status_callback_event": ["ringing", "busy"]}, 20001, "StatusCallbackEvent 'busy'"),
+        ({"status_callback_event": ["ringing", "busy"]}, 21626, "StatusCallbackEvent 'busy'"),
         ({"url": None, "twiml": "<Response>" + "x" * 4000 + "</Response>"}, 32018, "Twiml"),
         ({"caller_id": "not a number"}, 21212, "CallerId"),
     ],
@@ -403,19 +403,42 @@ def test_paging_returns_every_call_once(client: Client, service: FakeCallService
 def test_list_envelope(http: Http, client: Client, service: FakeCallService) -> None:
     for _ in range(5):
         create(client)
+    newest_first = sorted(service.calls.values(), key=lambda c: (c.date_created, c.sid), reverse=True)
+
+    def token(prefix: str, n: int) -> str:
+        """The cursor of the n-th call newest first: its SID and date_created in µs since the epoch."""
+        call = newest_first[n]
+        return f"{prefix}{call.sid}-{int(call.date_created.timestamp() * 1_000_000)}"
+
     path = f"/2010-04-01/Accounts/{service.account_sid}/Calls.json"
     body = http("GET", "/Calls.json", params={"PageSize": "2", "To": "+14155551212"}).json()
     assert set(body) == LIST_FIELDS
     assert (body["page"], body["page_size"], body["start"], body["end"]) == (0, 2, 0, 1)
     assert body["uri"] == body["first_page_uri"] == f"{path}?To=%2B14155551212&PageSize=2&Page=0"
     assert body["previous_page_uri"] is None
-    assert body["next_page_uri"] == f"{path}?To=%2B14155551212&PageSize=2&Page=1&PageToken=PT2"
+    assert body["next_page_uri"] == f"{path}?To=%2B14155551212&PageSize=2&Page=1&PageToken={token('PA', 1)}"
     assert all(set(c) == CALL_FIELDS for c in body["calls"])
 
-    last = http("GET", "/Calls.json", params={"PageSize": "2", "Page": "2", "PageToken": "PT4"}).json()
+    second = http("GET", "/Calls.json", params={"PageSize": "2", "Page": "1", "PageToken": token("PA", 1)}).json()
+    assert [c["sid"] for c in second["calls"]] == [newest_first[2].sid, newest_first[3].sid]
+    assert (second["page"], second["start"], second["end"]) == (1, 2, 3)
+    assert second["uri"] == f"{path}?PageSize=2&Page=1&PageToken={token('PA', 1)}"
+    assert second["previous_page_uri"] == f"{path}?PageSize=2&Page=0&PageToken={token('PB', 2)}"
+    assert second["next_page_uri"] == f"{path}?PageSize=2&Page=2&PageToken={token('PA', 3)}"
+
+    last = http("GET", "/Calls.json", params={"PageSize": "2", "Page": "2", "PageToken": token("PA", 3)}).json()
     assert (last["page"], last["start"], last["end"], len(last["calls"])) == (2, 4, 4, 1)
     assert last["next_page_uri"] is None
-    assert last["previous_page_uri"] == f"{path}?PageSize=2&Page=1&PageToken=PT2"
+    assert last["previous_page_uri"] == f"{path}?PageSize=2&Page=1&PageToken={token('PB', 4)}"
+    back = http("GET", "/Calls.json", params={"PageSize": "2", "Page": "1", "PageToken": token("PB", 4)}).json()
+    assert [c["sid"] for c in back["calls"]] == [newest_first[2].sid, newest_first[3].sid]
+    assert back["next_page_uri"] == second["next_page_uri"]
+    assert back["previous_page_uri"] == second["previous_page_uri"]
+
+    # Offset tokens from older next_page_uris still work.
+    old = http("GET", "/Calls.json", params={"PageSize": "2", "Page": "2", "PageToken": "PT4"}).json()
+    assert [c["sid"] for c in old["calls"]] == [newest_first[4].sid]
+    assert (old["page"], old["start"], old["next_page_uri"]) == (2, 4, None)
 
     default = http("GET", "/Calls.json").json()
     assert default["page_size"] == 50 and len(default["calls"]) == 5 and default["next_page_uri"] is None
@@ -435,6 +458,9 @@ def test_list_envelope(http: Http, client: Client, service: FakeCallService) -> 
         {"PageSize": "two"},
         {"Page": "-1"},
         {"PageToken": "PAxyz"},
+        {"PageToken": "PACA123"},
+        {"PageToken": "PXCA123-5"},
+        {"PageToken": "PACA123-9999999999999999999"},
     ],
 )
 def test_list_rejects_bad_parameters(http: Http, params: dict[str, str]) -> None:
@@ -509,8 +535,8 @@ def test_update_unknown_call(client: Client) -> None:
 def test_delete(client: Client, service: FakeCallService, http: Http) -> None:
     sid = create(client).sid
     with pytest.raises(TwilioRestException) as excinfo:
-        client.calls(sid).delete()  # still live: the service's InvalidState, as the real engine raises it
-    assert rest_error(excinfo) == (400, 21220)
+        client.calls(sid).delete()  # still live: Twilio's "Cannot delete this resource before it is complete"
+    assert rest_error(excinfo) == (400, 20009)
     service.advance(sid, CallStatus.NO_ANSWER)
     resp = http("DELETE", f"/Calls/{sid}.json")
     assert (resp.status_code, resp.content) == (204, b"")

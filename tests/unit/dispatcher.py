@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,5 +40,5 @@ class RecordingDispatcher:
     def sent(self, call_sid: str, url: str, event: str) -> bool:
         return self.store.webhook_sent(call_sid, url, event)
 
-    def count(self, call_sid: str, url: str) -> int:
-        return self.store.count_webhooks(call_sid, url)
+    def count(self, call_sid: str, url: str | None, events: Collection[str] | None = None) -> int:
+        return self.store.count_webhooks(call_sid, url, events)

@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 
 MAX_TIME_LIMIT = 14400
 MAX_TIMEOUT = 600
+MAX_CUSTOM_FIELD = 128  # Exotel's limit on CustomField
 CALL_TYPES = ("trans", "promo")
 CONTENT_TYPES: dict[str, BodyFormat] = {"application/json": "json", "multipart/form-data": "multipart"}
 _EVENTS_KEY = re.compile(r"StatusCallbackEvents(?:\[(\d*)\])?")
@@ -120,6 +121,14 @@ def _events(params: MultiMapping[str]) -> tuple[Event, ...]:
     return tuple(events)
 
 
+def _custom_field(params: MultiMapping[str]) -> str | None:
+    """CustomField: Exotel's metadata string of at most 128 characters."""
+    value = get_param(params, "CustomField", strip=False)
+    if value is not None and len(value) > MAX_CUSTOM_FIELD:
+        raise BadRequest(f"'CustomField' must be at most {MAX_CUSTOM_FIELD} characters, not {len(value)}")
+    return value
+
+
 def _content_type(params: MultiMapping[str]) -> BodyFormat:
     value = get_param(params, "StatusCallbackContentType")
     if value is None:
@@ -131,7 +140,7 @@ def _content_type(params: MultiMapping[str]) -> BodyFormat:
 
 
 def parse_connect(params: MultiMapping[str]) -> ConnectRequest:
-    """Validate the parameters of `Calls/connect`."""
+    """Validate the parameters of `Calls/connect`: From, To and CallerId (the ExoPhone) are required, as Exotel's."""
     from_ = _address(params, "From", required=True)
     to = _address(params, "To", required=True)
     assert from_ is not None and to is not None
@@ -139,14 +148,14 @@ def parse_connect(params: MultiMapping[str]) -> ConnectRequest:
     return ConnectRequest(
         from_=from_,
         to=to,
-        caller_id=_address(params, "CallerId", required=False),
+        caller_id=_address(params, "CallerId", required=True),
         call_type=_choice(params, "CallType", CALL_TYPES, "trans"),
         time_limit=_int(params, "TimeLimit", MAX_TIME_LIMIT, MAX_TIME_LIMIT),
         timeout=_int(params, "TimeOut", 30, MAX_TIMEOUT),
         record=record,
         recording_channels=_choice(params, "RecordingChannels", ("single", "dual"), "single"),
         recording_format=_choice(params, "RecordingFormat", ("mp3", "mp3-hq"), "mp3"),
-        custom_field=get_param(params, "CustomField", strip=False),
+        custom_field=_custom_field(params),
         status_callback=parse_url(params, "StatusCallback"),
         events=_events(params),
         body_format=_content_type(params),

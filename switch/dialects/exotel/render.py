@@ -86,7 +86,7 @@ class ConnectRequest:
 
     from_: str  # called first (the agent)
     to: str  # called once From answers (the customer)
-    caller_id: str | None = None  # the ExoPhone both parties see; Exotel's PhoneNumberSid
+    caller_id: str | None = None  # the ExoPhone both parties see (required by the API; None in rows stored before)
     call_type: str = "trans"
     time_limit: int = DEFAULT_TIME_LIMIT
     timeout: int = DEFAULT_TIMEOUT
@@ -145,12 +145,14 @@ class CallView:
 
 
 def start_time(leg1: Call) -> dt.datetime:
-    """Exotel's StartTime: when leg 1 was answered, or until then when it was called.
+    """Exotel's StartTime: when the call request was accepted, from the answer of leg 1 on its answer time.
 
-    This is what Exotel's samples show: the first ringing event carries the dial time, later events the
-    answer time, and leg 1's OnCallDuration at the end is EndTime - StartTime.
+    Exotel documents StartTime as when "the call request was initiated to the operator"; its samples show the
+    answer time from leg 1's answer on (leg 1's OnCallDuration at the end is EndTime - StartTime).  Until the
+    answer it is the request's own time, not the moment the INVITE left: the connect response is rendered before
+    the INVITE is sent, and its StartTime must be the one the first callbacks and call details show.
     """
-    return leg1.answer_time or leg1.start_time or leg1.date_created
+    return leg1.answer_time or leg1.date_created
 
 
 def end_time(view: CallView) -> dt.datetime | None:
@@ -198,7 +200,7 @@ def callback_document(connect: Connect, event: Event, view: CallView, at: dt.dat
     """A status callback of `connect` for `event`, in the reference samples' shape and order."""
     request = connect.request
     terminal = event is Event.TERMINAL
-    return {
+    document: dict[str, Any] = {
         "CallSid": connect.sid,
         "EventType": str(event),
         "DateCreated": exotel_time(view.leg1.date_created),
@@ -213,10 +215,13 @@ def callback_document(connect: Connect, event: Event, view: CallView, at: dt.dat
         "Direction": str(Direction.OUTBOUND_API),
         "RecordingUrl": view.recording_url if terminal else None,
         "ConversationDuration": conversation_duration(view) if terminal else None,
-        "CustomField": request.custom_field,
-        "Legs": [_leg(view.leg1, connect.ringing_at.get(1), terminal),
-                 _leg(view.leg2, connect.ringing_at.get(2), terminal)],
     }
+    if terminal and request.custom_field is not None:
+        # Exotel passes CustomField back "only via 'terminal' StatusCallbackEvent", and only when it was given.
+        document["CustomField"] = request.custom_field
+    document["Legs"] = [_leg(view.leg1, connect.ringing_at.get(1), terminal),
+                        _leg(view.leg2, connect.ringing_at.get(2), terminal)]
+    return document
 
 
 def default_document(connect: Connect, view: CallView, at: dt.datetime) -> dict[str, Any]:

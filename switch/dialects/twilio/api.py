@@ -9,7 +9,8 @@ Routes (all HTTP Basic with the account SID and auth token, see `switch.dialects
     DELETE /2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json  delete  -> 204
 
 Twilio's names live only here and in `twilio_params`; the service sees snake_case dataclasses.  Lists page
-by offset: `next_page_uri` carries `PageToken=PT<offset>`, so the client follows it without knowing how.
+by cursor (`switch.core.paging`): `next_page_uri` carries `PageToken=PA<sid>-<µs>`, the sort key of the page's
+last call, so the client follows it without knowing how, and calls created or deleted meanwhile shift nothing.
 Errors are `ApiError`s rendered by `switch.dialects.errors.error_middleware`, which the application must install.
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -25,10 +27,11 @@ from aiohttp import web
 
 from switch.core.errors import NotFound
 from switch.core.model import Call
+from switch.core.paging import Cursor, PageKey
 from switch.core.service import CallService
 from switch.dialects.auth import authenticated
 from switch.dialects.errors import API_ROOT
-from switch.dialects.forms import PageRequest, parse_page_request, read_form
+from switch.dialects.forms import PageRequest, PageSlice, cut_page, page_token, parse_page_request, read_form
 from switch.dialects.twilio.params import FILTER_PARAMS, parse_call_filter, parse_call_update, parse_new_call
 
 API_VERSION = "2010-04-01"
@@ -107,41 +110,80 @@ def call_to_json(call: Call, base: str = API_ROOT) -> dict[str, Any]:
     }
 
 
-def _page_uri(path: str, filters: list[tuple[str, str]], page_size: int, page: int, offset: int) -> str:
+def _page_uri(path: str, filters: list[tuple[str, str]], page_size: int, page: int, token: str | None) -> str:
     query = [*filters, ("PageSize", str(page_size)), ("Page", str(page))]
-    if offset:
-        query.append(("PageToken", f"PT{offset}"))
+    if token:
+        query.append(("PageToken", token))
     return f"{path}?{urlencode(query)}"
 
 
 def list_envelope(
     calls: list[Call], has_next: bool, req: PageRequest, path: str, filters: list[tuple[str, str]]
 ) -> dict[str, Any]:
-    """Twilio's list page: the `calls` and the paging metadata the official client follows."""
+    """Twilio's list page of calls paged by offset (see `slice_envelope` for the cursor pages `read` serves)."""
     return page_envelope("calls", [call_to_json(c) for c in calls], has_next, req, path, filters)
+
+
+def _envelope(key: str, items: list[dict[str, Any]], req: PageRequest, path: str, filters: list[tuple[str, str]],
+              next_page: tuple[int, str | None] | None, previous_page: tuple[int, str | None] | None,
+              ) -> dict[str, Any]:
+    size = req.page_size
+    own_token = req.token or (f"PT{req.offset}" if req.offset and req.cursor is None else None)
+    return {
+        key: items,
+        "end": req.offset + max(len(items) - 1, 0),
+        "first_page_uri": _page_uri(path, filters, size, 0, None),
+        "next_page_uri": None if next_page is None else _page_uri(path, filters, size, *next_page),
+        "page": req.page,
+        "page_size": size,
+        "previous_page_uri": None if previous_page is None else _page_uri(path, filters, size, *previous_page),
+        "start": req.offset,
+        "uri": _page_uri(path, filters, size, req.page, own_token),
+    }
 
 
 def page_envelope(
     key: str, items: list[dict[str, Any]], has_next: bool, req: PageRequest, path: str,
     filters: list[tuple[str, str]],
 ) -> dict[str, Any]:
-    """Twilio's list page of any resource: `items` under `key` and the paging metadata."""
+    """Twilio's list page of any resource paged by offset (`PT<offset>` tokens): `items` under `key`.
+
+    Lists that can page by cursor use `slice_envelope`: an offset skips a record when one before it is deleted
+    between two pages."""
     size = req.page_size
-    next_uri = _page_uri(path, filters, size, req.page + 1, req.offset + len(items)) if has_next else None
-    previous_uri = None
+    next_page = (req.page + 1, f"PT{req.offset + len(items)}") if has_next else None
+    previous_page = None
     if req.offset > 0:
-        previous_uri = _page_uri(path, filters, size, max(req.page - 1, 0), max(req.offset - size, 0))
-    return {
-        key: items,
-        "end": req.offset + max(len(items) - 1, 0),
-        "first_page_uri": _page_uri(path, filters, size, 0, 0),
-        "next_page_uri": next_uri,
-        "page": req.page,
-        "page_size": size,
-        "previous_page_uri": previous_uri,
-        "start": req.offset,
-        "uri": _page_uri(path, filters, size, req.page, req.offset),
-    }
+        back = max(req.offset - size, 0)
+        previous_page = (max(req.page - 1, 0), f"PT{back}" if back else None)
+    return _envelope(key, items, req, path, filters, next_page, previous_page)
+
+
+def slice_envelope(
+    key: str, page: PageSlice[Any], render: Callable[[Any], dict[str, Any]], req: PageRequest, path: str,
+    filters: list[tuple[str, str]],
+) -> dict[str, Any]:
+    """Twilio's list page of a `PageSlice`, each record `render`ed under `key`.
+
+    `next_page_uri` carries `PageToken=PA<sid>-<µs>`, the key of the page's last record (`forms.page_token`),
+    and `previous_page_uri` `PB...`, the key of its first: the official clients follow them without reading
+    them, and a record created or deleted between two pages moves no other record across the boundary."""
+    next_page: tuple[int, str | None] | None = None
+    previous_page: tuple[int, str | None] | None = None
+    if page.has_next and page.last is not None:
+        next_page = (req.page + 1, page_token(Cursor(page.last)))
+    if page.has_previous:
+        back = max(req.page - 1, 0)
+        if page.first is not None:
+            previous_page = (back, page_token(Cursor(page.first, backward=True)))
+        else:  # an empty page past the end: the previous page by number
+            previous_page = (back, None)
+    return _envelope(key, [render(item) for item in page.items], req, path, filters, next_page, previous_page)
+
+
+def call_key(call: Call) -> PageKey:
+    """A call's place in the Calls list."""
+    return PageKey(call.date_created, call.sid)
 
 
 class TwilioCalls:
@@ -168,11 +210,11 @@ class TwilioCalls:
         """GET .../Calls.json: one page of calls, newest first."""
         flt = parse_call_filter(request.query)
         req = parse_page_request(request.query)
-        calls = self.service.list_calls(flt, req.offset, req.page_size + 1)
+        calls = self.service.list_calls(flt, req.offset, req.page_size + 1, req.cursor)
         filters = [(name, value) for name in FILTER_PARAMS if (value := request.query.get(name))]
         path = f"{API_ROOT}/Accounts/{self.service.account_sid}/Calls.json"
-        body = list_envelope(calls[: req.page_size], len(calls) > req.page_size, req, path, filters)
-        return web.json_response(body)
+        page = cut_page(calls, req, call_key)
+        return web.json_response(slice_envelope("calls", page, call_to_json, req, path, filters))
 
     async def fetch(self, request: web.Request) -> web.Response:
         """GET .../Calls/{CallSid}.json."""

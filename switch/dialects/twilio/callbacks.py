@@ -4,8 +4,11 @@
 
 * `CallStatusChanged` -> a call-progress status callback (`CallbackSource=call-progress-events`) when the call
   has a StatusCallback and asked for that event (StatusCallbackEvent, from the core's one status -> event
-  table).  `SequenceNumber` counts from 0 the webhooks already sent about the call to that URL: the store's one
-  record of what was sent.
+  table).  `SequenceNumber` counts from 0 the status callbacks already sent about the call, to whichever URL
+  (Twilio: "the order in which the events were fired"; a StatusCallback changed by a REST update mid-call goes
+  on from where the old one stopped): the store's one record of what was sent.  The terminal callback of a
+  call created with Record=true also names its recording (RecordingUrl, RecordingSid, RecordingDuration), as
+  Twilio's does.
 * `RecordingStarted` / `RecordingStatusChanged` -> a recording status callback (`in-progress`, `completed`,
   `absent`) when the recording asked for it; keyed by the call, so it never overtakes the call's own callbacks.
 
@@ -18,10 +21,11 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Callable
 
 from switch.core.errors import RequestError
 from switch.core.events import CallEvent, CallStatusChanged, RecordingStarted, RecordingStatusChanged
-from switch.core.model import Call
+from switch.core.model import Call, CallbackEvent
 from switch.core.recording_model import Recording, RecordingProblem, RecordingSource, RecordingStatus
 from switch.core.webhooks import WebhookSender
 from switch.dialects.errors import API_ROOT, twilio_code
@@ -38,6 +42,8 @@ SOURCES: dict[str, str] = {
     RecordingSource.API: "StartCallRecordingAPI",
 }
 _REPORTED = (RecordingStatus.COMPLETED, RecordingStatus.ABSENT)
+# What a call-progress status callback reports (the `event` it is stored with): the ones SequenceNumber counts.
+_PROGRESS_EVENTS = tuple(str(event) for event in CallbackEvent)
 
 
 def recording_source(source: str) -> str:
@@ -112,6 +118,12 @@ def recording_callback_params(rec: Recording, event: str, media_url: str) -> lis
     return params
 
 
+def call_recording_params(rec: Recording, duration: int, media_url: str) -> list[tuple[str, str]]:
+    """What the `completed` status callback of a call created with Record=true adds: its recording, which may
+    still be processing (Twilio: "the recording file may not yet be accessible"; its own callback says when)."""
+    return [("RecordingUrl", media_url), ("RecordingSid", rec.sid), ("RecordingDuration", str(duration))]
+
+
 # Why a recording is absent, in Twilio's codes: 16101 "recording too short", 16102 "recording silent".
 RECORDING_PROBLEM_CODES = {RecordingProblem.NOTHING_CAPTURED: 16101, RecordingProblem.SILENT: 16102}
 
@@ -126,6 +138,9 @@ class TwilioCallbacks:
     def __init__(self, webhooks: WebhookSender, base_url: str) -> None:
         self.webhooks = webhooks
         self.base_url = base_url
+        # The Record=true recording of a call and its duration so far (`RecordingManager.call_recording`),
+        # reported in the call's `completed` callback; set once the recordings exist.
+        self.call_recording: Callable[[str], tuple[Recording, int] | None] | None = None
 
     def __call__(self, event: CallEvent) -> None:
         if isinstance(event, CallStatusChanged):
@@ -140,7 +155,11 @@ class TwilioCallbacks:
         url = call.status_callback
         if not url or progress is None or progress not in call.status_callback_events:
             return
-        params = status_callback_params(call, self.webhooks.count(call.sid, url), event.at)
+        params = status_callback_params(call, self.webhooks.count(call.sid, None, _PROGRESS_EVENTS), event.at)
+        if call.record and call.status.terminal and self.call_recording is not None:
+            found = self.call_recording(call.sid)
+            if found is not None:
+                params += call_recording_params(*found, recording_url(self.base_url, call.account_sid, found[0].sid))
         self.webhooks.send(call.sid, url, call.status_callback_method, params, event=str(progress))
 
     def _recording(self, rec: Recording, event: str) -> None:

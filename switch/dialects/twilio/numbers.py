@@ -7,6 +7,12 @@ Routes (HTTP Basic, see `switch.dialects.auth`)::
     GET    /2010-04-01/Accounts/{AccountSid}/IncomingPhoneNumbers/{Sid}.json    fetch  -> 200
     POST   /2010-04-01/Accounts/{AccountSid}/IncomingPhoneNumbers/{Sid}.json    update -> 200
     DELETE /2010-04-01/Accounts/{AccountSid}/IncomingPhoneNumbers/{Sid}.json    delete -> 204
+    POST   .../IncomingPhoneNumbers/Local.json (Mobile.json, TollFree.json)     create one of that type -> 201
+    GET    .../IncomingPhoneNumbers/Local.json (Mobile.json, TollFree.json)     list the numbers of that type
+
+A number's type is only the subresource it was created under (local when created by the list itself or the
+config file).  `VoiceApplicationSid` hands the number's calls to an Application (`switch.core.applications`):
+its voice URLs and status callback replace the number's own.
 
 Nothing is bought: `PhoneNumber` is whatever user part callers dial here, an E.164-ish number or a SIP
 user ("alice", "ext-100").  Voice only; the SMS fields are there, empty, because the client expects them.
@@ -22,14 +28,21 @@ from multidict import MultiMapping
 
 from switch.core.errors import NotFound
 from switch.core.numbers import NumberRegistry, PhoneNumber
+from switch.core.paging import PageKey
 from switch.dialects.auth import Credentials, authenticated
 from switch.dialects.errors import API_ROOT, InvalidParameter
-from switch.dialects.forms import get_param, parse_page_request, parse_url, read_form
-from switch.dialects.twilio.api import API_VERSION, format_address, page_envelope, rfc2822
+from switch.dialects.forms import cut_page, get_param, parse_page_request, parse_url, read_form
+from switch.dialects.twilio.api import API_VERSION, format_address, rfc2822, slice_envelope
 from switch.dialects.twilio.params import parse_method
 
-# Twilio's codes: 21421 "PhoneNumber is invalid" (also used here when it is missing).
+# Twilio's codes: 21421 "PhoneNumber is invalid" (also used here when it is missing); an unknown
+# VoiceApplicationSid is 21420 "ApplicationSid is not accessible" for a new number, 22108 "Invalid Application
+# SID" when configuring one.
 INVALID_PHONE_NUMBER = 21421
+APPLICATION_NOT_ACCESSIBLE = 21420
+INVALID_APPLICATION_SID = 22108
+# The typed subresources and the type each one creates and lists.
+TYPED = {"Local": "local", "Mobile": "mobile", "TollFree": "toll-free"}
 ORIGIN = "softswitch"
 
 _PHONE = re.compile(r"\+?[0-9]{3,15}")
@@ -61,7 +74,7 @@ def number_to_json(number: PhoneNumber) -> dict[str, Any]:
         "voice_fallback_url": number.voice_fallback_url,
         "voice_fallback_method": number.voice_fallback_method,
         "voice_caller_id_lookup": False,
-        "voice_application_sid": None,
+        "voice_application_sid": number.voice_application_sid,
         "voice_receive_mode": "voice",
         "status_callback": number.status_callback,
         "status_callback_method": number.status_callback_method,
@@ -109,6 +122,16 @@ def _phone_number(params: MultiMapping[str]) -> str:
     return value
 
 
+def _application_sid(params: MultiMapping[str], registry: NumberRegistry, code: int) -> str | None:
+    """VoiceApplicationSid: an application of the account; empty (or absent) is none."""
+    value = get_param(params, "VoiceApplicationSid")
+    if not value:
+        return None
+    if registry.applications.get(value) is None:
+        raise InvalidParameter(f"VoiceApplicationSid {value} is not an application of this account", code)
+    return value
+
+
 def parse_number_update(params: MultiMapping[str]) -> dict[str, str | None]:
     """The fields an update names.  An empty URL clears it, as on Twilio; an empty name or method is ignored."""
     changes: dict[str, str | None] = {}
@@ -141,9 +164,10 @@ class TwilioNumbers:
         return number
 
     async def create(self, request: web.Request) -> web.Response:
-        """POST .../IncomingPhoneNumbers.json: 201 with the new number."""
+        """POST .../IncomingPhoneNumbers.json (or Local.json, Mobile.json, TollFree.json): 201 with the new number."""
         params = await read_form(request)
         phone_number = _phone_number(params)
+        application_sid = _application_sid(params, self.registry, APPLICATION_NOT_ACCESSIBLE)
         number = self.registry.create(
             phone_number,
             friendly_name=_friendly_name(params) or format_address(phone_number),
@@ -153,6 +177,8 @@ class TwilioNumbers:
             voice_fallback_method=parse_method(params, "VoiceFallbackMethod") or "POST",
             status_callback=parse_url(params, "StatusCallback"),
             status_callback_method=parse_method(params, "StatusCallbackMethod") or "POST",
+            voice_application_sid=application_sid,
+            number_type=TYPED.get(request.match_info.get("Type", ""), "local"),
         )
         body = number_to_json(number)
         return web.json_response(body, status=201, headers={"Location": self.public_base_url + body["uri"]})
@@ -164,16 +190,17 @@ class TwilioNumbers:
         """
         query = request.query
         req = parse_page_request(query)
+        kind = request.match_info.get("Type")  # Local, Mobile, TollFree: only numbers of that type
         origin = get_param(query, "Origin")
         numbers: list[PhoneNumber] = []
         if origin is None or origin == ORIGIN:
             numbers = self.registry.list_numbers(get_param(query, "PhoneNumber"), get_param(query, "FriendlyName"),
-                                                 req.offset, req.page_size + 1)
+                                                 req.offset, req.page_size + 1, TYPED.get(kind) if kind else None,
+                                                 cursor=req.cursor)
         filters = [(name, value) for name in _LIST_FILTERS if (value := query.get(name))]
-        path = f"{API_ROOT}/Accounts/{self.registry.account_sid}/IncomingPhoneNumbers.json"
-        records = [number_to_json(n) for n in numbers[: req.page_size]]
-        body = page_envelope("incoming_phone_numbers", records, len(numbers) > req.page_size, req, path, filters)
-        return web.json_response(body)
+        path = f"{API_ROOT}/Accounts/{self.registry.account_sid}/IncomingPhoneNumbers{'/' + kind if kind else ''}.json"
+        page = cut_page(numbers, req, lambda n: PageKey(n.date_created, n.sid))
+        return web.json_response(slice_envelope("incoming_phone_numbers", page, number_to_json, req, path, filters))
 
     async def fetch(self, request: web.Request) -> web.Response:
         """GET .../IncomingPhoneNumbers/{Sid}.json."""
@@ -182,7 +209,10 @@ class TwilioNumbers:
     async def update(self, request: web.Request) -> web.Response:
         """POST .../IncomingPhoneNumbers/{Sid}.json: change the name, URLs and methods (not the number)."""
         self._number(request)  # an unknown SID is a 404 whatever the parameters
-        changes = parse_number_update(await read_form(request))
+        params = await read_form(request)
+        changes = parse_number_update(params)
+        if "VoiceApplicationSid" in params:  # empty: the number answers with its own URLs again
+            changes["voice_application_sid"] = _application_sid(params, self.registry, INVALID_APPLICATION_SID)
         number = self.registry.update(request.match_info["Sid"], changes)
         if number is None:
             raise NotFound(request.path)
@@ -203,6 +233,10 @@ def add_twilio_number_routes(app: web.Application, creds: Credentials, registry:
     collection = app.router.add_resource(f"{base}.json", name="twilio-incoming-phone-numbers")
     collection.add_route("POST", authenticated(creds, api.create))
     collection.add_route("GET", authenticated(creds, api.read))
+    # Before the instance route, whose {Sid} would take "Local" for a SID.
+    typed = app.router.add_resource(f"{base}/{{Type:{'|'.join(TYPED)}}}.json", name="twilio-typed-phone-numbers")
+    typed.add_route("POST", authenticated(creds, api.create))
+    typed.add_route("GET", authenticated(creds, api.read))
     instance = app.router.add_resource(f"{base}/{{Sid:[A-Za-z0-9]+}}.json", name="twilio-incoming-phone-number")
     instance.add_route("GET", authenticated(creds, api.fetch))
     instance.add_route("POST", authenticated(creds, api.update))

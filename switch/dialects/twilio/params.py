@@ -29,6 +29,7 @@ INVALID_TO = 21211
 INVALID_FROM = 21212
 NO_FROM = 21213
 TWIML_TOO_LONG = 32018
+INVALID_STATUS_CALLBACK_EVENT = 21626  # "Invalid 'StatusCallbackEvent'"
 INVALID_PARAMETER = 20001
 
 MAX_TWIML = 4000
@@ -103,7 +104,8 @@ def _events(params: MultiMapping[str]) -> frozenset[CallbackEvent]:
             events.add(CallbackEvent(word.lower()))
         except ValueError:
             raise InvalidParameter(
-                f"Invalid StatusCallbackEvent {word!r}: use initiated, ringing, answered or completed"
+                f"Invalid StatusCallbackEvent {word!r}: use initiated, ringing, answered or completed",
+                INVALID_STATUS_CALLBACK_EVENT,
             ) from None
     return frozenset(events) if events else frozenset({CallbackEvent.COMPLETED})
 
@@ -288,6 +290,46 @@ def parse_date(params: MultiMapping[str], name: str) -> dt.date | None:
     return _date(params, name)
 
 
+def parse_moment(params: MultiMapping[str], name: str) -> dt.datetime | None:
+    """A time filter's value as a moment in UTC.
+
+    `YYYY-MM-DD` is that day's UTC midnight.  The official clients send datetimes: twilio-python
+    `YYYY-MM-DDTHH:MM:SSZ` (`serialize.iso8601_datetime`, dates as their midnight), twilio-node `toISOString()`
+    with milliseconds; any ISO 8601 datetime is taken, a naive one as UTC.
+    """
+    value = get_param(params, name)
+    if value is None:
+        return None
+    try:
+        if len(value) == 10:
+            return dt.datetime.combine(dt.date.fromisoformat(value), dt.time(), dt.UTC)
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidParameter(f"{name} must be a date (YYYY-MM-DD) or an ISO 8601 datetime, not {value!r}") from None
+    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
+
+
+def _time_range(params: MultiMapping[str], name: str) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """`Name`, `Name>` and `Name<` as one half-open range [after, before) of moments (None: unbounded).
+
+    `Name>` is "on or after" the moment and `Name<` "before" it, to the microsecond (Twilio: "started on or after
+    / before this date"; with a date, its midnight).  `Name=` is "on this date": the UTC day of the moment given,
+    whatever its time of day.  Given together, they narrow each other.
+    """
+    lower: list[dt.datetime] = []
+    upper: list[dt.datetime] = []
+    on = parse_moment(params, name)
+    if on is not None:
+        day = on.replace(hour=0, minute=0, second=0, microsecond=0)
+        lower.append(day)
+        upper.append(day + dt.timedelta(days=1))
+    if (after := parse_moment(params, f"{name}>")) is not None:
+        lower.append(after)
+    if (before := parse_moment(params, f"{name}<")) is not None:
+        upper.append(before)
+    return max(lower, default=None), min(upper, default=None)
+
+
 def parse_call_filter(params: MultiMapping[str]) -> CallFilter:
     """Validate the filters of `GET .../Calls.json`."""
     status: CallStatus | None = None
@@ -297,15 +339,15 @@ def parse_call_filter(params: MultiMapping[str]) -> CallFilter:
             status = CallStatus(raw_status.lower())
         except ValueError:
             raise InvalidParameter(f"Invalid Status {raw_status!r}") from None
+    start_after, start_before = _time_range(params, "StartTime")
+    end_after, end_before = _time_range(params, "EndTime")
     return CallFilter(
         to=get_param(params, "To"),
         from_=get_param(params, "From"),
         status=status,
         parent_call_sid=get_param(params, "ParentCallSid"),
-        start_time_on=_date(params, "StartTime"),
-        start_time_before=_date(params, "StartTime<"),
-        start_time_after=_date(params, "StartTime>"),
-        end_time_on=_date(params, "EndTime"),
-        end_time_before=_date(params, "EndTime<"),
-        end_time_after=_date(params, "EndTime>"),
+        start_time_after=start_after,
+        start_time_before=start_before,
+        end_time_after=end_after,
+        end_time_before=end_before,
     )

@@ -10,6 +10,7 @@ Routes (HTTP Basic with the account SID and auth token, like the Calls routes)::
     POST   .../Accounts/{AccountSid}/Calls/{CallSid}/Recordings.json       start recording a live call -> 201
     GET    .../Accounts/{AccountSid}/Calls/{CallSid}/Recordings/{Sid}.json fetch
     POST   .../Accounts/{AccountSid}/Calls/{CallSid}/Recordings/{Sid}.json Status=paused|in-progress|stopped
+                                                                           (PauseBehavior=silence|skip)
     DELETE .../Accounts/{AccountSid}/Calls/{CallSid}/Recordings/{Sid}.json delete -> 204
 
 `{Sid}` may be `Twilio.CURRENT` on the call routes: the call's active recording.  Stopping returns the
@@ -24,13 +25,14 @@ from aiohttp import web
 from multidict import MultiMapping
 
 from switch.core.errors import CallNotLive, NotFound
+from switch.core.paging import PageKey
 from switch.core.recording_model import Recording, RecordingFilter, RecordingSource, RecordingStatus
 from switch.core.recordings import RecordingManager
 from switch.core.status import CallStatus
 from switch.dialects.auth import account_path_only, authenticated
 from switch.dialects.errors import API_ROOT, InvalidParameter
-from switch.dialects.forms import parse_page_request, read_form
-from switch.dialects.twilio.api import page_envelope, rfc2822
+from switch.dialects.forms import cut_page, parse_page_request, read_form
+from switch.dialects.twilio.api import rfc2822, slice_envelope
 from switch.dialects.twilio.callbacks import recording_error_code, recording_source
 from switch.dialects.twilio.params import parse_date, parse_recording_options
 
@@ -38,6 +40,8 @@ API_VERSION = "2010-04-01"
 CURRENT = "Twilio.CURRENT"
 FILTER_PARAMS = ("CallSid", "DateCreated", "DateCreated<", "DateCreated>")
 MEDIA_TYPES = {"wav": "audio/x-wav", "mp3": "audio/mpeg"}
+# What a paused recording holds: `silence` (the default) keeps the paused time as silence, `skip` leaves it out.
+PAUSE_BEHAVIORS = ("skip", "silence")
 _SID = r"{RecordingSid:RE[0-9a-fA-F]{32}}"
 
 
@@ -114,10 +118,11 @@ class TwilioRecordings:
         req = parse_page_request(request.query)
         found: list[Recording] = []
         if not request.query.get("ConferenceSid"):  # no conference recordings here (yet)
-            found = self.manager.list_recordings(flt, req.offset, req.page_size + 1)
+            found = self.manager.list_recordings(flt, req.offset, req.page_size + 1, req.cursor)
         filters = [(name, value) for name in FILTER_PARAMS if (value := request.query.get(name))]
-        items = [self._json(r, call_scoped) for r in found[: req.page_size]]
-        return web.json_response(page_envelope("recordings", items, len(found) > req.page_size, req, path, filters))
+        page = cut_page(found, req, lambda r: PageKey(r.date_created, r.sid))
+        return web.json_response(slice_envelope("recordings", page, lambda r: self._json(r, call_scoped), req, path,
+                                                filters))
 
     # -- account recordings -----------------------------------------------------------------------
     async def read(self, request: web.Request) -> web.Response:
@@ -170,10 +175,10 @@ class TwilioRecordings:
         params = await read_form(request)
         raw = (params.get("Status") or "").strip().lower()
         behavior = (params.get("PauseBehavior") or "silence").strip().lower()
-        if behavior != "silence":
-            raise InvalidParameter(f"PauseBehavior {behavior!r} is not supported; only 'silence' is")
+        if behavior not in PAUSE_BEHAVIORS:
+            raise InvalidParameter(f"PauseBehavior must be skip or silence, not {behavior!r}")
         if raw == RecordingStatus.PAUSED:
-            rec = await self.manager.pause(rec.sid)
+            rec = await self.manager.pause(rec.sid, skip=behavior == "skip")
         elif raw == RecordingStatus.IN_PROGRESS:
             rec = await self.manager.resume(rec.sid)
         elif raw == RecordingStatus.STOPPED:
