@@ -4,10 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Debian packages the switch, tests and demo use: sipp (sip-tester) and baresip (baresip-core) as real
 # SIP peers, espeak-ng for <Say>, kamailio as the SIP edge ([edge], switch/workers/edge.py) with its TLS
-# module, openssl for the test certificates.
-DEB_PACKAGES := sip-tester baresip-core espeak-ng kamailio kamailio-tls-modules openssl
+# module, openssl for the test certificates, chromium and its driver for the web console's browser tests.
+DEB_PACKAGES := sip-tester baresip-core espeak-ng kamailio kamailio-tls-modules openssl chromium chromium-driver
 # binaries that prove each package above is installed, in the same order
-DEB_BINARIES := sipp baresip espeak-ng /usr/sbin/kamailio /usr/lib/x86_64-linux-gnu/kamailio/modules/tls.so openssl
+DEB_BINARIES := sipp baresip espeak-ng /usr/sbin/kamailio /usr/lib/x86_64-linux-gnu/kamailio/modules/tls.so openssl \
+	chromium chromedriver
 # what `make engine` builds pjproject and its SWIG module with (switch/tools/engine), and their proving binaries
 ENGINE_DEB_PACKAGES := g++ make swig python3-dev
 ENGINE_DEB_BINARIES := g++ make swig python3-config
@@ -26,7 +27,7 @@ setup: $(VENV)/.installed deps
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,demo]'
 	touch $@
 
 # $(call apt_install,PACKAGES,BINARIES): apt-get install (as root) each package whose binary is missing

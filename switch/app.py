@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,23 +15,28 @@ from aiohttp import web
 
 from switch.core.accounts import Accounts
 from switch.core.applications import ApplicationRegistry
+from switch.core.call_events import CallRequests, SipLadder
 from switch.core.calls import CallManager
 from switch.core.config import Config, Credentials, is_wildcard, resolve_credentials
 from switch.core.conversations import Conversations
+from switch.core.metrics import Metrics
 from switch.core.notifications import Notifications
 from switch.core.numbers import NumberRegistry
 from switch.core.recordings import RecordingManager
 from switch.core.store import Store
 from switch.core.webhooks import WebhookDispatcher
+from switch.dialects.console.routes import Console, add_console_routes
 from switch.dialects.conversations.api import add_conversation_routes
 from switch.dialects.conversations.callbacks import ConversationCallbacks
 from switch.dialects.errors import error_middleware
 from switch.dialects.exotel.api import ExotelAuth, add_exotel_routes
 from switch.dialects.exotel.connect import ExotelEdge
+from switch.dialects.metrics import add_metrics_route, instrument, is_loopback
 from switch.dialects.twilio.accounts import add_twilio_account_routes
 from switch.dialects.twilio.api import add_twilio_routes
 from switch.dialects.twilio.applications import add_twilio_application_routes
 from switch.dialects.twilio.callbacks import TwilioCallbacks, TwilioTwiml, recording_url
+from switch.dialects.twilio.events import add_twilio_event_routes
 from switch.dialects.twilio.notifications import add_twilio_notification_routes
 from switch.dialects.twilio.numbers import add_twilio_number_routes
 from switch.dialects.twilio.recordings import add_recording_routes
@@ -38,6 +45,7 @@ from switch.verbs.registry import task_for
 from switch.workers.edge import Edge
 from switch.workers.edge_config import EdgeSettings, worker_uri
 from switch.workers.pool import WorkerPool
+from switch.workers.protocol import Event
 
 log = logging.getLogger("switch")
 
@@ -52,12 +60,16 @@ async def _healthz(request: web.Request) -> web.Response:
         "capacity": sum(w.capacity for w in pool.workers if w.up),
         "in_use": sum(len(w.legs) for w in pool.workers),
         "live_calls": len(switch.calls.live),
+        "store": {"writes": switch.store.writes},  # SQLite statements that wrote, since start-up
     }
     healthy = pool.healthy
     if switch.edge is not None:
         body["edge"] = switch.edge.status()
         healthy = healthy and switch.edge.up
         body["status"] = "ok" if healthy else "degraded"
+    if switch.calls.draining:  # SIGTERM: live calls go on, new ones are refused; out of any load balancer
+        body["status"], healthy = "draining", False
+    body["draining"] = switch.calls.draining
     return web.json_response(body, status=200 if healthy else 503)
 
 
@@ -76,6 +88,7 @@ class Switch:
     numbers: NumberRegistry
     notifications: Notifications
     edge: Edge | None = None  # Kamailio in front of the workers ([edge] enabled)
+    metrics: Metrics | None = None  # GET /metrics ([server] metrics)
 
     @property
     def base_url(self) -> str:
@@ -84,9 +97,11 @@ class Switch:
     async def stop(self) -> None:
         await self.voice.close()
         await self.calls.shutdown()
+        if self.edge is not None:  # no new calls; BYEs just sent, and the workers' last ones, still go through it
+            self.edge.drain()
+        await self.pool.close()
         if self.edge is not None:
             await self.edge.close()
-        await self.pool.close()
         await self.runner.cleanup()
         await self.webhooks.close()
         self.store.close()
@@ -112,6 +127,9 @@ async def start_switch(config: Config) -> Switch:
     numbers = NumberRegistry(store, credentials.account_sid, config.numbers, applications)
     calls.lookup_number = numbers.lookup
     notifications = Notifications(store, credentials.account_sid)
+    requests = CallRequests(store)  # every request a call made (its Events) and its SIP ladder when traced
+    if config.call_events:  # [server] call_events = false: no rows recorded (the bench's comparison)
+        webhooks.exchange_observers.append(requests.record)
     resumed = webhooks.resume()
     recovered = calls.recover()
     if resumed or recovered:
@@ -123,18 +141,27 @@ async def start_switch(config: Config) -> Switch:
     twilio_callbacks.call_recording = recordings.call_recording  # a Record=true call's `completed` names it
     voice = VoiceEngine(calls, config.data_dir, credentials.auth_token, notifications, recordings, task_for,
                         config.twiml_fetch_timeout, dialect=TwilioTwiml())
+    if config.call_events:
+        voice.request_log = requests.record
     await voice.start()
+    metrics = Metrics() if config.metrics else None
+    if metrics is not None:
+        instrument(metrics, calls, webhooks, voice)
     # <Connect><Conversation>: the Conversations services; pool routing skips workers on a live call.
     conversations = Conversations(store, credentials.account_sid, config.conversation_services, calls.events,
                                   lambda: list(calls.live.values()))
     voice.conversations = conversations
     edge = _edge(config)
     worker_host, worker_port = config.worker_sip
-    pool = WorkerPool(config.workers, worker_host, worker_port, calls.on_worker_event,
+    on_event: Callable[[int, Event], None] = calls.on_worker_event
+    if config.sip_trace:  # the workers' SipMessage events go to the calls' SIP ladders
+        on_event = SipLadder(requests, lambda leg: _call_of_leg(calls, leg)).wrap(on_event)
+    pool = WorkerPool(config.workers, worker_host, worker_port,
+                      on_event if metrics is None else metrics.tap(on_event),
                       calls.on_worker_lost, config.pj_log_level, advertised_host=config.advertised_host,
                       media_address=config.rtp_address if edge else config.media_address,
                       external_address=config.external_address, rtp_ports=config.rtp_ports,
-                      outbound_proxy=_edge_proxy(config) if edge else None)
+                      outbound_proxy=_edge_proxy(config) if edge else None, sip_trace=config.sip_trace)
     calls.attach(pool)
     await pool.start()
     if edge is not None:
@@ -146,12 +173,18 @@ async def start_switch(config: Config) -> Switch:
             raise
     app = web.Application(middlewares=[error_middleware])
     app.router.add_get("/healthz", _healthz)
+    if metrics is not None:
+        metrics.watch(lambda: pool.workers, lambda: calls.live.values(), edge)
+        add_metrics_route(app, metrics, credentials, config.metrics_auth if config.metrics_auth is not None
+                          else not is_loopback(config.http_host))
     add_twilio_routes(app, calls, config.base_url)
     add_recording_routes(app, recordings, config.recordings_public)
+    add_console_routes(app, Console(credentials, calls, store, recordings, notifications, _healthz, requests))
     add_twilio_number_routes(app, credentials, numbers, config.base_url)
     add_twilio_application_routes(app, credentials, applications, config.base_url)
     add_twilio_account_routes(app, credentials, Accounts(store, credentials.account_sid))
     add_twilio_notification_routes(app, calls, notifications)
+    add_twilio_event_routes(app, calls, requests)
     add_conversation_routes(app, credentials, conversations, config.base_url)
     # The Exotel dialect: [exotel] sid, api_key, api_token default to the account SID and auth token.
     exotel_sid = config.exotel_sid or credentials.account_sid
@@ -159,12 +192,19 @@ async def start_switch(config: Config) -> Switch:
                       ExotelAuth(exotel_sid, config.exotel_api_key or credentials.account_sid,
                                  config.exotel_api_token or credentials.auth_token))
     runner = web.AppRunner(app, access_log=None)
-    switch = Switch(config, credentials, store, webhooks, calls, pool, runner, voice, numbers, notifications, edge)
+    switch = Switch(config, credentials, store, webhooks, calls, pool, runner, voice, numbers, notifications, edge,
+                    metrics)
     app[SWITCH_KEY] = switch
     await runner.setup()
     site = web.TCPSite(runner, config.http_host, config.http_port)
     await site.start()
     return switch
+
+
+def _call_of_leg(calls: CallManager, leg: str) -> str | None:
+    """The CallSid of a live leg (the SIP ladder's lookup)."""
+    found = calls.legs.by_id(leg)
+    return None if found is None else found.call.sid
 
 
 def _edge(config: Config) -> Edge | None:
@@ -196,12 +236,39 @@ def _follow_workers(pool: WorkerPool, edge: Edge) -> None:
     changed()
 
 
-async def serve(config: Config) -> None:
-    """Run until SIGINT/SIGTERM, then hang up calls and stop cleanly."""
-    stop = asyncio.Event()
+async def drain(switch: Switch, seconds: float, now: asyncio.Event) -> None:
+    """Take no new calls (the edge lists every worker inactive, REST and stray INVITEs get 503) and wait until
+    the live calls have ended, `seconds` at most or until `now` is set (a second signal)."""
+    switch.calls.draining = True
+    if switch.edge is not None:
+        switch.edge.drain()
     loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    if switch.calls.live:
+        print(f"softswitch: draining: no new calls; {len(switch.calls.live)} live calls may go on for up to "
+              f"{seconds:g} s (SIGTERM or SIGINT again ends them now)", flush=True)
+    while switch.calls.live and not now.is_set():
+        left = deadline - loop.time()
+        if left <= 0:
+            log.warning("drain time (%g s) over: ending %d live calls", seconds, len(switch.calls.live))
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(now.wait(), min(left, 0.1))
+    if now.is_set() and switch.calls.live:
+        log.warning("signalled again: ending %d live calls now", len(switch.calls.live))
+
+
+async def serve(config: Config) -> None:
+    """Run until SIGTERM or SIGINT, drain (live calls go on up to [server] drain_seconds, a second signal ends
+    them at once), then hang up what is left, with its callbacks, and stop cleanly."""
+    stop, now = asyncio.Event(), asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def signalled() -> None:
+        (now if stop.is_set() else stop).set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):  # before start-up, so an early signal also stops cleanly
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, signalled)
     switch = await start_switch(config)
     creds = switch.credentials
     pool = switch.pool
@@ -212,7 +279,10 @@ async def serve(config: Config) -> None:
           flush=True)
     if creds.generated:
         print(f"softswitch: generated credentials (kept in {config.data_dir / 'credentials.json'}):", flush=True)
-    print(f"  account SID {creds.account_sid}\n  auth token  {creds.auth_token}", flush=True)
+    # the token only when this start made it; a token the user gave (or saw before) stays out of logs
+    token = creds.auth_token if creds.generated else f"(not shown: from {creds.source})"
+    print(f"  account SID {creds.account_sid}\n  auth token  {token}", flush=True)
     await stop.wait()
+    await drain(switch, config.drain_seconds, now)
     log.info("shutting down")
     await switch.stop()

@@ -11,11 +11,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from switch.core.config import Config, load_config, load_workers, parse_hostport, parse_workers
+from switch.core.config_env import apply_environment
 from switch.core.errors import ConfigError
+from switch.core.logs import FORMATS, LEVELS, setup_logging
+from switch.preflight import StartupError
 
 
 def _config_from_args(args: argparse.Namespace) -> Config:
-    cfg = load_config(Path(args.config) if args.config else None)
+    cfg = apply_environment(load_config(Path(args.config) if args.config else None))  # file, env, flags
     if args.data_dir:
         cfg.data_dir = Path(args.data_dir)
     if args.http:
@@ -33,10 +36,21 @@ def _config_from_args(args: argparse.Namespace) -> Config:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from switch.app import serve
+    from switch.preflight import preflight
+    from switch.workers.edge import EdgeError
 
     config = _config_from_args(args)
-    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        runner.run(serve(config))
+    if args.pj_log_level is not None:
+        config.pj_log_level = args.pj_log_level
+    # the flags win over [server] log_level / log_format
+    setup_logging(args.log_level or config.log_level, args.log_format or config.log_format)
+    preflight(config)
+    try:
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(serve(config))
+    except (OSError, EdgeError) as exc:  # a port taken since the preflight, kamailio refusing to start
+        logging.getLogger("asyncio").disabled = True  # half-started objects' complaints as the loop goes
+        raise StartupError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
     return 0
 
 
@@ -57,21 +71,46 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     status: int = run_bench(Path(args.output), calls=args.calls, rate=args.rate, workers=args.workers or 2,
                             recording_seconds=args.recording_seconds, concurrent_calls=args.concurrent_calls,
-                            concurrent_rate=args.concurrent_rate)
+                            concurrent_rate=args.concurrent_rate, observability_calls=args.observability_calls)
     return status
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from switch.tools.demo.main import run_demo
+    try:
+        from switch.tools.demo.main import run_demo
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("twilio", "matplotlib"):
+            raise
+        print(f"softswitch demo needs {exc.name}: pip install 'softswitch[demo]' (make demo installs it)",
+              file=sys.stderr)
+        return 2
 
     return run_demo()
 
 
+def _log_options(parser: argparse.ArgumentParser, default: object) -> None:
+    """--log-level (-v, -q) and --log-format, before or after the subcommand (`default`: SUPPRESS on the
+    subcommands, so that theirs do not undo the main parser's)."""
+    group = parser.add_argument_group("logging")
+    group.add_argument("--log-level", choices=LEVELS, default=default,
+                       help="the least severe lines logged (default info, or [server] log_level)")
+    group.add_argument("-v", "--verbose", dest="log_level", action="store_const", const="debug", default=default,
+                       help="--log-level debug")
+    group.add_argument("-q", "--quiet", dest="log_level", action="store_const", const="warning", default=default,
+                       help="--log-level warning")
+    group.add_argument("--log-format", choices=FORMATS, default=default,
+                       help="text (the default, or [server] log_format) or json: one JSON object a line")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="softswitch", description="Self-hosted SIP voice platform.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    _log_options(parser, None)
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the switch")
+    _log_options(serve, argparse.SUPPRESS)
+    serve.add_argument("--pj-log-level", type=int, choices=range(7), metavar="0-6",
+                       help="pjsip's own log in the workers, 0 (none) to 6 (everything); default 1, or "
+                            "[server] pj_log_level")
     serve.add_argument("--config", help="TOML config file (default: none)")
     serve.add_argument("--data-dir", help="where the database and recordings live (default ./var)")
     serve.add_argument("--http", help="HTTP HOST:PORT (default 127.0.0.1:8080)")
@@ -91,10 +130,14 @@ def build_parser() -> argparse.ArgumentParser:
                             "skips)")
     bench.add_argument("--concurrent-rate", type=float, default=25.0,
                        help="calls per second while the concurrent calls are set up (default 25)")
+    bench.add_argument("--observability-calls", type=int, default=200,
+                       help="calls per run of the metrics/call-events cost phase, four runs (default 200; 0 skips)")
     bench.set_defaults(func=_cmd_bench)
+    _log_options(bench, argparse.SUPPRESS)
     sub.add_parser("phone", help="the lab phone: a scriptable headless SIP phone (see `softswitch phone --help`)")
     demo = sub.add_parser("demo", help="one whole call on embedded defaults, shown as a timeline")
     demo.set_defaults(func=_cmd_demo)
+    _log_options(demo, argparse.SUPPRESS)
     return parser
 
 
@@ -104,17 +147,22 @@ def main(argv: list[str] | None = None) -> int:
         # The lab phone is its own pjsua2 process; only it (and the workers) may load pjsua2.
         from switch.worker.labphone import phone_main
 
-        return phone_main(argv[1:])
+        logs = argparse.ArgumentParser(add_help=False)
+        _log_options(logs, None)
+        known, rest = logs.parse_known_args(argv[1:])
+        setup_logging(known.log_level or "info", known.log_format or "text")
+        return phone_main(rest)
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    setup_logging(args.log_level or "info", args.log_format or "text")
+    # Exit status 2 for a user's mistake (bad flags: argparse; a bad config file; a port in use, an unusable
+    # data dir, a missing package), one line on stderr; 1 (with a traceback) only for the switch's own bugs.
     try:
         return int(args.func(args))
     except ConfigError as exc:
         print(f"softswitch: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except StartupError as exc:
+        print(f"softswitch: cannot start: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -17,10 +17,14 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+import msgspec
+
+from switch.core.call_updates import StatusWatchers, apply_update
 from switch.core.config import Config, Number
-from switch.core.errors import CallNotLive, CapacityError, InvalidState, NotFound, Problem
+from switch.core.errors import CallNotLive, CapacityError, InvalidState, NotFound, Problem, Unavailable
 from switch.core.events import CallEvents, CallStatusChanged, snapshot
 from switch.core.legs import Leg, Legs
+from switch.core.logs import call_context
 from switch.core.model import Call, Direction, new_sid, utcnow
 from switch.core.notifications import Notifications
 from switch.core.paging import Cursor
@@ -85,15 +89,17 @@ class CallManager:
         self.notifications = notifications or Notifications(store, account_sid)
         self.pool: WorkerPool | None = None
         self.live: dict[str, Call] = {}
+        self.draining = False  # SIGTERM: no new calls (REST 503, inbound INVITE 503); live ones go on
         self.legs = Legs()  # one record per live leg: call, worker, leg id, answer, media, digits, timer
         self._ended: dict[str, asyncio.Event] = {}
         self._tasks = TaskSet()
-        self._listeners: dict[str, list[Callable[[Call], None]]] = {}
+        self.watchers = StatusWatchers()
         # Every status change (and recording change) as a typed event, for the dialects to render.
         self.events = CallEvents()
         # Extension points: the TwiML interpreter, recordings and dialects plug in here.
         self.answered_hooks: list[AnswerHook] = []
         self.ended_hooks: list[EndHook] = []
+        self.created_hooks: list[EndHook] = []  # a leg was recorded (metrics count it); keep them cheap
         # An inbound call to a number: True when an app took it over (it will answer or reject).
         self.inbound_hook: Callable[[Call], bool] | None = None
         # A REST update brought new Url/Twiml for a live call.
@@ -134,13 +140,8 @@ class CallManager:
                  f" (SIP {sip_code})" if sip_code is not None else "")
         # Exactly one event per change; the dialects render it (Twilio's status callback, Exotel's, ...).
         self.events.emit(CallStatusChanged(snapshot(call), previous, now, sip_code, detail))
-        for listener in list(self._listeners.get(call.sid, ())):
-            try:
-                listener(call)
-            except Exception:
-                log.exception("%s: status listener failed", call.sid)
+        self.watchers.notify(call)
         if status.terminal:
-            self._listeners.pop(call.sid, None)
             ended = self._ended.pop(call.sid, None)
             if ended is not None:
                 ended.set()
@@ -191,6 +192,8 @@ class CallManager:
 
     # -- CallService ----------------------------------------------------------------------------
     async def create_call(self, request: NewCall) -> Call:
+        if self.draining:
+            raise Unavailable("The switch is shutting down and takes no new calls; try again later")
         target: Route = route(request.to, self.config.trunks, request.sip_auth_username,
                               request.sip_auth_password)
         fields = {f.name: getattr(request, f.name) for f in dataclasses.fields(request)}
@@ -218,6 +221,7 @@ class CallManager:
         self._bind_leg(sid, call)
         self.store.save_call(call)
         self.store.add_event(sid, "status", "queued", None)
+        self._created(call)
         handle = self.pool.workers[worker]
         command = Dial(leg=sid, uri=target.uri,
                        from_uri=from_uri(call.from_, call.caller_id, handle.sip_host, handle.sip_port),
@@ -228,30 +232,11 @@ class CallManager:
 
     def watch(self, sid: str, listener: Callable[[Call], None]) -> Callable[[], None]:
         """Call `listener(call)` after every status change of `sid`; returns the function that stops it."""
-        self._listeners.setdefault(sid, []).append(listener)
-
-        def unwatch() -> None:
-            listeners = self._listeners.get(sid, [])
-            if listener in listeners:
-                listeners.remove(listener)
-            if not listeners:
-                self._listeners.pop(sid, None)
-
-        return unwatch
+        return self.watchers.watch(sid, listener)
 
     async def wait_until(self, call: Call, reached: Callable[[Call], bool], timeout: float | None) -> bool:
         """Wait until `reached(call)` holds, now or after one of its status changes; False after `timeout` s."""
-        if reached(call):
-            return True
-        done = asyncio.Event()
-        unwatch = self.watch(call.sid, lambda c: done.set() if reached(c) else None)
-        try:
-            await asyncio.wait_for(done.wait(), timeout)
-            return True
-        except TimeoutError:
-            return False
-        finally:
-            unwatch()
+        return await self.watchers.wait_until(call, reached, timeout)
 
     def cancel(self, call: Call) -> None:
         """End a leg the switch no longer wants: CANCEL while ringing (canceled), BYE once answered."""
@@ -279,30 +264,7 @@ class CallManager:
             if self.get_call(sid) is None:
                 raise NotFound(f"/Calls/{sid}")
             raise CallNotLive("Call is not in-progress. Cannot redirect or modify.")
-        call.status_callback = update.status_callback or call.status_callback
-        call.status_callback_method = update.status_callback_method or call.status_callback_method
-        answered = call.status is CallStatus.IN_PROGRESS
-        # Twilio: canceled "will not affect calls already in progress"; the rest of the update applies.
-        status = None if update.status is CallStatus.CANCELED and answered else update.status
-        if status is not None and answered:
-            self._hang_up(call, EndReason.HANGUP)
-        elif status is not None:
-            self._hang_up(call, EndReason.CANCELED, 487)
-        elif update.url is not None or update.twiml is not None:
-            call.url, call.twiml = update.url, update.twiml
-            for name in ("method", "fallback_url", "fallback_method"):  # given: replaced; absent: kept
-                if (value := getattr(update, name)) is not None:
-                    setattr(call, name, value)
-            self.store.add_event(sid, "twiml", f"redirect to {update.url or 'inline TwiML'}")
-            if self.redirect_hook is not None:
-                self.redirect_hook(call)
-        if not call.terminal:
-            call.date_updated = self.clock()
-            self.store.save_call(call)
-        shown = dataclasses.replace(call)
-        if status is not None and not call.terminal and call.end_reason is not None:
-            shown.status = status_for_sip_code(0, call.answer_time is not None, EndReason(call.end_reason))
-        return shown
+        return apply_update(call, update, self._hang_up, self.redirect_hook, self.store, self.clock())
 
     def delete_call(self, sid: str) -> None:
         if sid in self.live:
@@ -314,6 +276,13 @@ class CallManager:
 
     # -- worker events ------------------------------------------------------------------------
     def on_worker_event(self, worker: int, event: Event) -> None:
+        """A worker's event, handled with its leg's CallSid on the log lines (and tasks) it leads to."""
+        found = self.legs.by_id(event.leg) if isinstance(event, LegEvent) else None
+        with call_context(None if found is None else found.call.sid):
+            log.debug("worker %d: %s %s", worker, type(event).__name__, getattr(event, "leg", ""))
+            self._on_worker_event(worker, event)
+
+    def _on_worker_event(self, worker: int, event: Event) -> None:
         if isinstance(event, Incoming):
             self._incoming(worker, event)
             return
@@ -374,6 +343,8 @@ class CallManager:
                     self._spawn(call, hook(call))
             case Ended():
                 self.store.add_event(call.sid, "sip", f"ended {event.code} {event.reason}", event.code)
+                if event.rtp is not None:  # saved with the terminal status, in the same row write
+                    call.media_quality = msgspec.structs.asdict(event.rtp)
                 self._finish(call, event.code, EndReason.REMOTE)
             case DialFailed():
                 self._finish(call, event.code, EndReason.ERROR, f"dial failed: {event.reason}")
@@ -389,6 +360,13 @@ class CallManager:
                 self._command_failed(call, f"DTMF {event.digits!r}", event.error)
             case _:
                 log.info("%s: worker event %s ignored", call.sid, type(event).__name__)
+
+    def _created(self, call: Call) -> None:
+        for hook in self.created_hooks:
+            try:
+                hook(call)
+            except Exception:
+                log.exception("%s: created hook failed", call.sid)
 
     def _command_failed(self, call: Call, what: str, error: str) -> None:
         log.warning("%s: %s failed in the worker: %s", call.sid, what, error)
@@ -416,6 +394,10 @@ class CallManager:
         leg = event.leg
         dialed = user_part(event.request_uri or event.to_uri)
         number = self.lookup_number(dialed) or self.lookup_number(user_part(event.to_uri))
+        if self.draining:  # the edge already sends new calls nowhere; one that slipped through gets 503 too
+            log.info("worker %d: INVITE for %r from %s while draining: 503", worker, dialed, event.from_uri)
+            self.pool.send(worker, Hangup(leg=leg, code=503))
+            return
         if number is None:
             log.warning("worker %d: INVITE for unknown number %r from %s: 404", worker, dialed, event.from_uri)
             self.pool.send(worker, Hangup(leg=leg, code=404))
@@ -435,6 +417,7 @@ class CallManager:
         self.store.save_call(call)
         self.store.add_event(call.sid, "sip", f"INVITE received from {event.from_uri}", None)
         self.store.add_event(call.sid, "status", "ringing", None)
+        self._created(call)
         self.pool.send(worker, Ring(leg=leg))
         if self.inbound_hook is None or not self.inbound_hook(call):
             self.answer(call)  # no app for the number: answer and hold until the caller hangs up

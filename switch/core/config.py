@@ -7,6 +7,11 @@ Example (`softswitch.toml`)::
     sip = "127.0.0.1:5060"
     workers = "auto"          # the default: an elastic pool (tuned by [workers]); or a number: a fixed pool
     data_dir = "./var"
+    drain_seconds = 30        # on SIGTERM: no new calls; live ones may go on this long, then are hung up
+    metrics = true            # GET /metrics (Prometheus); false: 404, and no counting at all
+    metrics_auth = false      # /metrics needs the account's credentials; default: not on a loopback http address
+    call_events = true        # record every webhook and TwiML request of a call (its Events.json); false: none
+    sip_trace = false         # keep every SIP message of each call: GET .../Calls/{Sid}/SipTrace.json
 
     [workers]                 # optional, with workers = "auto" (switch.workers.scaling)
     min = 1                   # workers always running (0 .. min-1)
@@ -59,6 +64,10 @@ Example (`softswitch.toml`)::
     routing_url = "http://127.0.0.1:9000/routing"   # custom routing; or pool routing:
     # pool = ["alice", "bob"]                       # round robin among these identities not on a call
     workers = { alice = "sip:alice@127.0.0.1:5062", bob = "sip:bob@127.0.0.1:5064" }
+
+The environment overrides the file (switch.core.config_env, applied by the command line before its flags):
+SOFTSWITCH_MEDIA_ADDRESS, SOFTSWITCH_EXTERNAL_ADDRESS and SOFTSWITCH_RTP_PORTS stand for [media] address,
+external_address and rtp_ports; SOFTSWITCH_DRAIN_SECONDS for [server] drain_seconds.
 """
 
 from __future__ import annotations
@@ -74,7 +83,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from switch.core.config_edge import EdgeConfig as EdgeConfig, load_edge
+from switch.core.config_schema import check_document
 from switch.core.errors import ConfigError
+from switch.core.logs import FORMATS, LEVELS
 from switch.core.model import new_sid
 from switch.workers.scaling import Scaling
 from switch.workers.sipmsg import is_ip
@@ -179,9 +191,6 @@ class ConversationServiceConfig:
 def _conversation_service(entry: Any) -> ConversationServiceConfig:
     if not isinstance(entry, dict):
         raise ConfigError("[[conversation_services]] entries must be tables")
-    unknown = set(entry) - {"sid", "friendly_name", "routing_url", "pool", "workers"}
-    if unknown:
-        raise ConfigError(f"[[conversation_services]]: unknown keys {sorted(unknown)}")
     sid = str(entry.get("sid", ""))
     if not SERVICE_SID_RE.match(sid):
         raise ConfigError(f"conversation service sid must be IS followed by 32 lowercase hex digits, got {sid!r}")
@@ -206,66 +215,6 @@ def _conversation_service(entry: Any) -> ConversationServiceConfig:
 
 
 @dataclass
-class EdgeConfig:
-    """`[edge]`: Kamailio as the SIP edge (see the module docstring for the keys)."""
-
-    enabled: bool = True
-    worker_port: int | None = None  # None: the [server] sip port + 100
-    max_cps: int = 400
-    per_source_rps: int = 2000
-    max_message_bytes: int = 16384
-    worker_timeout_ms: int = 2000
-    tls_certificate: Path | None = None  # both set: the edge also listens for SIP over TLS on tls_port
-    tls_private_key: Path | None = None
-    tls_port: int | None = None  # None: the [server] sip port + 1
-
-    @property
-    def tls(self) -> bool:
-        return self.tls_certificate is not None
-
-
-_EDGE_INTS = {"worker_port": (1, 65535), "max_cps": (1, 100000), "per_source_rps": (1, 1000000),
-              "max_message_bytes": (1024, 65535), "worker_timeout_ms": (100, 60000), "tls_port": (1, 65535)}
-_EDGE_FILES = ("tls_certificate", "tls_private_key")
-
-
-def _load_edge(edge: dict[str, Any]) -> EdgeConfig:
-    unknown = set(edge) - {"enabled", *_EDGE_INTS, *_EDGE_FILES}
-    if unknown:
-        raise ConfigError(f"[edge]: unknown keys {sorted(unknown)}")
-    cfg = EdgeConfig()
-    enabled = edge.get("enabled", cfg.enabled)
-    if not isinstance(enabled, bool):
-        raise ConfigError(f"edge.enabled must be true or false, not {enabled!r}")
-    cfg.enabled = enabled
-    for key, (low, high) in _EDGE_INTS.items():
-        if key not in edge:
-            continue
-        value = edge[key]
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise ConfigError(f"edge.{key} must be a whole number from {low} to {high}, not {value!r}")
-        setattr(cfg, key, value)
-    for key in _EDGE_FILES:
-        if key in edge:
-            setattr(cfg, key, _readable_file(edge[key], f"edge.{key}"))
-    if (cfg.tls_certificate is None) != (cfg.tls_private_key is None):
-        raise ConfigError("edge.tls_certificate and edge.tls_private_key go together: give both or neither")
-    return cfg
-
-
-def _readable_file(value: Any, key: str) -> Path:
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"{key} must be the path of a file, not {value!r}")
-    path = Path(value).expanduser().resolve()
-    try:
-        with open(path, "rb"):
-            pass
-    except OSError as exc:
-        raise ConfigError(f"{key}: cannot read {path}: {exc.strerror}") from None
-    return path
-
-
-@dataclass
 class Config:
     """Everything `softswitch serve` needs."""
 
@@ -276,6 +225,11 @@ class Config:
     workers: int | Scaling = field(default_factory=Scaling)  # an int: a fixed pool of that many workers
     data_dir: Path = Path("var")
     public_url: str | None = None
+    drain_seconds: float = 30.0  # [server] drain_seconds: how long live calls may go on after SIGTERM
+    metrics: bool = True  # [server] metrics: serve GET /metrics and count (switch.core.metrics)
+    metrics_auth: bool | None = None  # [server] metrics_auth; None: only when http is not on a loopback address
+    call_events: bool = True  # [server] call_events: record each call's requests (Calls/{Sid}/Events.json)
+    sip_trace: bool = False  # [server] sip_trace: the workers report every SIP message (a call's SipTrace.json)
     account_sid: str | None = None
     auth_token: str | None = None
     trunks: list[Trunk] = field(default_factory=list)
@@ -283,7 +237,9 @@ class Config:
     twiml_fetch_timeout: float = 15.0  # Twilio's: a slower app is error 11200
     webhook_timeout: float = 10.0
     webhook_retries: int = 3
-    pj_log_level: int = 1
+    pj_log_level: int = 1  # [server] pj_log_level (0-6) or --pj-log-level: pjsip's own log in the workers
+    log_level: str = "info"  # [server] log_level or --log-level: debug, info, warning, error
+    log_format: str = "text"  # [server] log_format or --log-format: text, or json (one object a line)
     # [exotel]: the Exotel edge's account SID, API key and token; None means the Twilio account SID/auth token.
     exotel_sid: str | None = None
     exotel_api_key: str | None = None
@@ -376,10 +332,28 @@ def load_workers(value: Any, tuning: dict[str, Any]) -> int | Scaling:
         raise ConfigError(f"[workers]: {exc}") from None
 
 
+def parse_seconds(value: Any, what: str) -> float:
+    """A number of seconds from 0 to a day (a TOML number, or its text from the environment)."""
+    try:
+        seconds = float(value) if not isinstance(value, bool) else -1.0
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if not 0 <= seconds <= 86400:
+        raise ConfigError(f"{what} must be a number of seconds from 0 to 86400, not {value!r}")
+    return seconds
+
+
+def _load_logging(cfg: Config, server: dict[str, Any]) -> None:
+    cfg.pj_log_level = server.get("pj_log_level", cfg.pj_log_level)
+    if not 0 <= cfg.pj_log_level <= 6:
+        raise ConfigError(f"server.pj_log_level must be from 0 (none) to 6 (everything), not {cfg.pj_log_level}")
+    for key, allowed in (("log_level", LEVELS), ("log_format", FORMATS)):
+        if server.get(key, getattr(cfg, key)) not in allowed:
+            raise ConfigError(f"server.{key} must be one of {', '.join(allowed)}, not {server[key]!r}")
+        setattr(cfg, key, server.get(key, getattr(cfg, key)))
+
+
 def _load_media(cfg: Config, media: dict[str, Any]) -> None:
-    unknown = set(media) - {"address", "external_address", "rtp_ports"}
-    if unknown:
-        raise ConfigError(f"[media]: unknown keys {sorted(unknown)}")
     if "address" in media:
         cfg.media_address = _ip_address(media["address"], "media.address")
     if "external_address" in media:
@@ -393,7 +367,17 @@ def _load_media(cfg: Config, media: dict[str, Any]) -> None:
 
 
 def load_config(path: Path | None) -> Config:
-    """Read `path` (if given) into a Config; unknown or ill-typed keys are errors, not surprises."""
+    """Read `path` (if given) into a Config; an unknown table or key, a value of the wrong type or a bad value is
+    a ConfigError of one line naming the file and the key (switch.core.config_schema lists every key)."""
+    try:
+        return _load_config_file(path)
+    except ConfigError as exc:
+        if path is None or str(exc).startswith(f"{path}: "):
+            raise
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def _load_config_file(path: Path | None) -> Config:
     cfg = Config()
     if path is None:
         return cfg
@@ -401,6 +385,7 @@ def load_config(path: Path | None) -> Config:
         raw = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path}: {exc}") from exc
+    check_document(raw)
     server = _table(raw, "server")
     if "http" in server:
         cfg.http_host, cfg.http_port = parse_hostport(str(server["http"]), "server.http")
@@ -410,6 +395,13 @@ def load_config(path: Path | None) -> Config:
     if "data_dir" in server:
         cfg.data_dir = Path(str(server["data_dir"]))
     cfg.public_url = server.get("public_url")
+    _load_logging(cfg, server)
+    if "drain_seconds" in server:
+        cfg.drain_seconds = parse_seconds(server["drain_seconds"], "server.drain_seconds")
+    cfg.metrics = server.get("metrics", cfg.metrics)
+    cfg.metrics_auth = server.get("metrics_auth", cfg.metrics_auth)
+    cfg.call_events = server.get("call_events", cfg.call_events)
+    cfg.sip_trace = server.get("sip_trace", cfg.sip_trace)
     account = _table(raw, "account")
     cfg.account_sid = account.get("sid")
     cfg.auth_token = account.get("auth_token")
@@ -422,7 +414,7 @@ def load_config(path: Path | None) -> Config:
         raise ConfigError(f"recordings.public must be true or false, not {public!r}")
     cfg.recordings_public = public
     _load_media(cfg, _table(raw, "media"))
-    cfg.edge = _load_edge(_table(raw, "edge"))
+    cfg.edge = load_edge(_table(raw, "edge"))
     exotel = _table(raw, "exotel")
     cfg.exotel_sid = exotel.get("sid")
     cfg.exotel_api_key = exotel.get("api_key")
@@ -452,7 +444,8 @@ def load_config(path: Path | None) -> Config:
 class Credentials:
     account_sid: str
     auth_token: str
-    generated: bool
+    generated: bool  # by this start: the banner shows the token this once
+    source: str = ""  # where the token was found: "the environment", "the config file" or the credentials file
 
 
 def resolve_credentials(cfg: Config, env: dict[str, str] | None = None) -> Credentials:
@@ -463,13 +456,14 @@ def resolve_credentials(cfg: Config, env: dict[str, str] | None = None) -> Crede
     if sid and token:
         if not ACCOUNT_SID_RE.match(sid):
             raise ConfigError(f"account SID must be AC followed by 32 lowercase hex digits, got {sid!r}")
-        return Credentials(sid, token, generated=False)
+        where = "the environment" if env.get("SOFTSWITCH_AUTH_TOKEN") else "the config file"
+        return Credentials(sid, token, generated=False, source=where)
     if sid or token:
         raise ConfigError("give both the account SID and the auth token, or neither")
     path = cfg.data_dir / "credentials.json"
     if path.exists():
         saved = json.loads(path.read_text())
-        return Credentials(saved["account_sid"], saved["auth_token"], generated=False)
+        return Credentials(saved["account_sid"], saved["auth_token"], generated=False, source=str(path))
     creds = Credentials(new_sid("AC"), secrets.token_hex(16), generated=True)
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     # created 0600 from the start: the token is never readable by others, not even for a moment

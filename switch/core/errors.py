@@ -68,6 +68,10 @@ class CapacityError(RequestError):
     """No media worker has a free call slot."""
 
 
+class Unavailable(RequestError):
+    """The switch takes no new calls: it is draining before it stops (SIGTERM)."""
+
+
 class SipError(SwitchError):
     """A SIP-level failure with its response code."""
 

@@ -107,6 +107,9 @@ class Call:
     worker: int | None = None  # index of the media worker holding the leg
     end_reason: str | None = None
     error: str | None = None  # a human-readable reason for failed calls
+    # The RTP its worker counted (`switch.workers.protocol.RtpStats` as a dict), set when the leg ends; None when it
+    # never had audio.  The Twilio dialect shows it as `softswitch_media_quality` (switch.core.metrics).
+    media_quality: dict[str, int] | None = None
 
     @property
     def terminal(self) -> bool:

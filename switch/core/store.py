@@ -81,6 +81,8 @@ def to_column(value: Any) -> Any:
         return " ".join(str(v) for v in value)
     if isinstance(value, enum.Enum):
         return value.value
+    if isinstance(value, dict):
+        return json.dumps(value, separators=(",", ":"))
     return value
 
 
@@ -102,6 +104,8 @@ def _from_row(row: sqlite3.Row) -> Call:
                 value = tuple(value.split())
             elif hint == "<class 'bool'>":
                 value = bool(value)
+            elif hint.startswith("dict"):
+                value = json.loads(value)
             elif name == "status":
                 value = CallStatus(value)
             elif name == "direction":
@@ -151,6 +155,8 @@ class Store:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
         self._lock = threading.Lock()
+        self._call_tables: list[str] = []  # other modules' tables of per-call rows (`call_sid`), deleted with it
+        self.writes = 0  # statements that wrote (INSERT, UPDATE, DELETE, ...) since start-up: /healthz, the bench
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
@@ -159,6 +165,10 @@ class Store:
             for name, definition in _WEBHOOK_COLUMNS:  # a database from before the column existed
                 if name not in present:
                     self._db.execute(f"ALTER TABLE webhooks ADD COLUMN {name} {definition}")
+            columns = {row["name"] for row in self._db.execute("PRAGMA table_info(calls)")}
+            for name in _CALL_FIELDS:  # a Call field newer than the database (media_quality)
+                if name not in columns:
+                    self._db.execute(f'ALTER TABLE calls ADD COLUMN "{name}"')
 
     def close(self) -> None:
         self.commit()
@@ -167,8 +177,10 @@ class Store:
 
     def _execute(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> sqlite3.Cursor:
         with self._lock:
-            if not self._db.in_transaction and not sql.lstrip()[:6].upper().startswith(("SELECT", "PRAGMA")):
-                self._begin_group()
+            if not sql.lstrip()[:6].upper().startswith(("SELECT", "PRAGMA")):
+                self.writes += 1
+                if not self._db.in_transaction:
+                    self._begin_group()
             return self._db.execute(sql, args)
 
     def _begin_group(self) -> None:
@@ -213,6 +225,13 @@ class Store:
     def delete_call(self, sid: str) -> None:
         self._execute("DELETE FROM calls WHERE sid = ?", (sid,))
         self._execute("DELETE FROM call_events WHERE call_sid = ?", (sid,))
+        for table in self._call_tables:
+            self._execute(f"DELETE FROM {table} WHERE call_sid = ?", (sid,))
+
+    def delete_with_calls(self, table: str) -> None:
+        """Delete `table`'s rows of a call (its `call_sid` column) when the call is deleted."""
+        if table not in self._call_tables:
+            self._call_tables.append(table)
 
     def list_calls(self, account_sid: str, flt: CallFilter, offset: int, limit: int,
                    cursor: Cursor | None = None) -> list[Call]:

@@ -7,6 +7,8 @@ import logging
 from collections.abc import Coroutine
 from typing import Any
 
+from switch.core.logs import CALL_SID, CALL_SID_RE, call_context
+
 log = logging.getLogger("switch.core.tasks")
 
 
@@ -19,7 +21,8 @@ class TaskSet:
 
     def spawn(self, coro: Coroutine[Any, Any, Any], about: str) -> asyncio.Task[Any]:
         """Run `coro` as a task on the running loop; `about` (a call SID, say) heads its failure's log line."""
-        return self.track(asyncio.get_running_loop().create_task(coro), about)
+        with call_context(about if CALL_SID_RE.match(about) else CALL_SID.get()):  # a call's task logs its sid
+            return self.track(asyncio.get_running_loop().create_task(coro), about)
 
     def track(self, task: asyncio.Task[Any], about: str) -> asyncio.Task[Any]:
         self._tasks.add(task)

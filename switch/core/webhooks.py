@@ -14,24 +14,39 @@ carry its own retry count (Exotel promises two retries whatever the dispatcher's
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import logging
 import time
 import urllib.parse
 from collections.abc import Callable, Collection
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 import aiohttp
 import yarl
 
 from switch import __version__
+from switch.core.call_events import BODY_EXCERPT, HttpExchange
 from switch.core.signature import compute_signature
 from switch.core.store import PendingWebhook, Store
 
 log = logging.getLogger("switch.core.webhooks")
 
 Observer = Callable[[PendingWebhook, int | None, float], None]
+# One delivery attempt, for the metrics: the webhook, its HTTP status (None: no response), its error (None:
+# delivered) and how long the request took in seconds.
+AttemptObserver = Callable[[PendingWebhook, int | None, str | None, float], None]
 BodyFormat = Literal["form", "json", "multipart"]
+ExchangeObserver = Callable[[HttpExchange], None]  # each attempt with its response (switch.core.call_events)
+
+
+class Reply(NamedTuple):
+    """What one attempt got: its status (None: no response), its error (None: delivered), the response."""
+
+    status: int | None
+    error: str | None
+    content_type: str | None = None
+    body: bytes = b""
 
 
 def url_with_query(url: str, params: list[tuple[str, str]]) -> str:
@@ -78,6 +93,8 @@ class WebhookDispatcher:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._session: aiohttp.ClientSession | None = None
         self.observers: list[Observer] = []
+        self.attempt_observers: list[AttemptObserver] = []
+        self.exchange_observers: list[ExchangeObserver] = []
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(
@@ -143,7 +160,14 @@ class WebhookDispatcher:
         retries = self._retries if hook.retries is None else hook.retries
         while attempts <= retries:
             attempts += 1
-            status, error = await self._attempt(hook)
+            started = time.perf_counter()
+            sent_at = dt.datetime.now(dt.UTC)
+            reply = await self._attempt(hook)
+            status, error = reply.status, reply.error
+            if self.exchange_observers:
+                self._exchanged(hook, sent_at, time.perf_counter() - started, reply)
+            for timed in self.attempt_observers:
+                timed(hook, status, error, time.perf_counter() - started)
             for observer in self.observers:
                 observer(hook, status, time.time())
             if error is None:
@@ -158,7 +182,17 @@ class WebhookDispatcher:
                   attempts, error)
         self._store.webhook_done(hook.id, False, attempts, error)
 
-    async def _attempt(self, hook: PendingWebhook) -> tuple[int | None, str | None]:
+    def _exchanged(self, hook: PendingWebhook, sent_at: dt.datetime, seconds: float, reply: Reply) -> None:
+        params = hook.params
+        if hook.document is not None:  # a JSON body: its top-level members as the parameters
+            params = [(k, v if isinstance(v, str) else json.dumps(v)) for k, v in hook.document.items()]
+        body = reply.body[:BODY_EXCERPT * 4].decode("utf-8", errors="replace")[:BODY_EXCERPT]
+        exchange = HttpExchange(hook.call_sid, sent_at, "webhook", hook.method, hook.url, list(params), reply.status,
+                                reply.content_type, body, round(seconds * 1000), reply.error)
+        for observer in self.exchange_observers:
+            observer(exchange)
+
+    async def _attempt(self, hook: PendingWebhook) -> Reply:
         assert self._session is not None, "dispatcher not started"
         if hook.method == "GET":
             url, headers = signed_form_request(self._auth_token, "GET", hook.url, hook.params)
@@ -181,12 +215,12 @@ class WebhookDispatcher:
                                          data=urllib.parse.urlencode(hook.params).encode(), headers=headers)
         try:
             async with request as response:
-                await response.read()
-                if response.status >= 400:
-                    return response.status, f"HTTP {response.status}"
-                return response.status, None
+                body = await response.read()
+                ctype = response.headers.get("Content-Type")
+                error = f"HTTP {response.status}" if response.status >= 400 else None
+                return Reply(response.status, error, ctype, body)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            return None, f"{type(exc).__name__}: {exc}"
+            return Reply(None, f"{type(exc).__name__}: {exc}")
 
     async def flush(self, timeout: float) -> bool:
         """Wait up to `timeout` s for queued webhooks; True when none is left."""

@@ -31,6 +31,7 @@ from switch.core.errors import (
     Problem,
     RequestError,
     SwitchError,
+    Unavailable,
 )
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ HTTP_STATUS: dict[type[RequestError], int] = {
     InvalidState: 400,
     Conflict: 409,
     CapacityError: 429,
+    Unavailable: 503,
 }
 TWILIO_CODES: dict[type[RequestError], int] = {
     NotFound: NOT_FOUND,
@@ -59,6 +61,7 @@ TWILIO_CODES: dict[type[RequestError], int] = {
     InvalidState: 21220,  # "Call is not in-progress. Cannot redirect."; Twilio uses it for recordings too
     Conflict: INVALID_PARAMETER,
     CapacityError: 20429,  # Twilio's "Too Many Requests"
+    Unavailable: 20503,  # "Service unavailable": try again with back-off
 }
 PROBLEM_CODES: dict[Problem, int] = {
     Problem.NO_ROUTE: 21215,  # "Geographic permission": the closest to "no trunk for this number"

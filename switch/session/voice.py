@@ -10,10 +10,12 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
-from collections.abc import Awaitable
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import aiohttp
 
@@ -21,9 +23,11 @@ from media.audio import AudioError, write_wav
 from media.sources import AudioCache
 from media.speech import Speech
 from media.tones import ringback, sine
+from switch.core.call_events import HttpExchange
 from switch.core.calls import CallManager
 from switch.core.conversations import Conversations
 from switch.core.errors import RequestError
+from switch.core.logs import CALL_SID, call_context
 from switch.core.model import Call, Direction
 from switch.core.notifications import ERROR, WARNING, Notifications
 from switch.core.recordings import RecordingManager
@@ -32,7 +36,7 @@ from switch.core.tasks import TaskSet
 from switch.core.webhooks import signed_form_request
 from twiml.control import TaskFactory
 from twiml.errors import TwimlError
-from twiml.fetch import Fetcher
+from twiml.fetch import Document, Exchange, Fetcher
 from twiml.interpreter import Interpreter, Source
 
 log = logging.getLogger("switch.session.voice")
@@ -53,6 +57,34 @@ class Clock:
     async def wait_for(self, awaitable: Awaitable[T], seconds: float) -> T:
         """`awaitable`'s result; TimeoutError after `seconds`."""
         return await asyncio.wait_for(awaitable, seconds)
+
+
+# One TwiML request, for the metrics: seconds it took, and the Twilio error code it failed with (None: a document).
+FetchObserver = Callable[[float, int | None], None]
+
+
+class TimedFetcher(Fetcher):
+    """The TwiML fetcher, telling `observers` how long each request took and how it failed."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.observers: list[FetchObserver] = []
+
+    async def fetch(self, url: str, method: str, params: list[tuple[str, str]]) -> Document:
+        if not self.observers:
+            return await super().fetch(url, method, params)
+        started = time.perf_counter()
+        try:
+            document = await super().fetch(url, method, params)
+        except TwimlError as exc:
+            self._observed(started, exc.code)
+            raise
+        self._observed(started, None)  # a request cancelled with its call is not counted
+        return document
+
+    def _observed(self, started: float, code: int | None) -> None:
+        for observer in self.observers:
+            observer(time.perf_counter() - started, code)
 
 
 class TwimlDialect(Protocol):
@@ -175,6 +207,9 @@ class VoiceEngine:
         self._auth_token = auth_token
         self.session: aiohttp.ClientSession
         self.fetcher: Fetcher
+        self.fetch_observers: list[FetchObserver] = []  # each TwiML request's time and failure (the metrics)
+        # Where each TwiML request of a call goes, with its response (the call's Events); set before `start`.
+        self.request_log: Callable[[HttpExchange], None] | None = None
         self.interpreters: dict[str, Interpreter[LiveCall]] = {}
         self.background = TaskSet()  # work that outlives the verb that started it
         self._ringbacks: dict[str, Path] = {}
@@ -193,7 +228,10 @@ class VoiceEngine:
 
     async def start(self) -> None:
         self.session = aiohttp.ClientSession()
-        self.fetcher = Fetcher(self.session, self._sign, timeout=self._fetch_timeout)
+        self.fetcher = fetcher = TimedFetcher(self.session, self._sign, timeout=self._fetch_timeout)
+        fetcher.observers = self.fetch_observers
+        if self.request_log is not None:
+            fetcher.exchange_observers.append(self._exchanged)
         if not self.beep_path.exists():
             write_wav(self.beep_path, sine(1000.0, 0.4, amplitude=0.4))
         self.calls.answered_hooks.append(self._on_answered)
@@ -218,10 +256,20 @@ class VoiceEngine:
     def _sign(self, method: str, url: str, params: list[tuple[str, str]]) -> tuple[str, dict[str, str]]:
         return signed_form_request(self._auth_token, method, url, params)
 
+    def _exchanged(self, exchange: Exchange) -> None:
+        """A TwiML request ended: log it against the call whose task made it (a `<Dial>` whisper: the parent's)."""
+        sid = CALL_SID.get()
+        if sid is None or self.request_log is None:
+            return
+        self.request_log(HttpExchange(sid, dt.datetime.fromtimestamp(exchange.at, dt.UTC), "twiml", exchange.method,
+                                      exchange.url, exchange.params, exchange.status, exchange.content_type,
+                                      exchange.body, exchange.duration_ms, exchange.error))
+
     def _run(self, call: Call, source: Source) -> None:
         interpreter = Interpreter(LiveCall(self, call), self.fetcher, self.tasks)
         self.interpreters[call.sid] = interpreter
-        task = interpreter.start(source)
+        with call_context(call.sid):  # the session's task and its log lines carry the CallSid
+            task = interpreter.start(source)
         task.add_done_callback(lambda _t: self._finished(call.sid, interpreter))
 
     def _finished(self, sid: str, interpreter: Interpreter[LiveCall]) -> None:

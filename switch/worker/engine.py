@@ -38,7 +38,8 @@ from switch.worker.pjmedia import (
 )
 from switch.worker.refer import Transfers
 from switch.worker.rtpstat import add_stats, stream_stats
-from switch.worker.rxguard import RxGuard
+from switch.worker.rxguard import RETRY_AFTER_S, RxGuard
+from switch.worker.siptrace import SipTracer
 from switch.workers.protocol import (
     AllowRefer,
     Answer,
@@ -107,6 +108,7 @@ class EngineConfig:
     port: int
     log_level: int = 1
     outbound_proxy: str | None = None  # behind the SIP edge: every new request goes through it (a loose route)
+    sip_trace: bool = False  # report every SIP message of the legs (`SipMessage`, switch.worker.siptrace)
 
 
 def max_calls_compiled() -> int:
@@ -134,6 +136,7 @@ class Engine:
         self.media = MediaManager(emit, self.submit)
         self.transfers = Transfers()  # REFERs: switch.worker.refer
         self.guard = RxGuard()
+        self.tracer = SipTracer(emit, config.log_level) if config.sip_trace else None
         self._auth_accounts: dict[tuple[str, str], LocalAccount] = {}
         self._inbound_seq = 0
         self._running = False
@@ -147,7 +150,10 @@ class Engine:
     def start(self) -> None:
         ep = self.ep
         ep.libCreate()
-        ep.libInit(endpoint_config("softswitch", self.config.log_level))
+        cfg = endpoint_config("softswitch", self.config.log_level)
+        if self.tracer is not None:
+            self.tracer.configure(cfg)
+        ep.libInit(cfg)
         for kind in (pj.PJSIP_TRANSPORT_UDP, pj.PJSIP_TRANSPORT_TCP):
             self._create_transport(kind)
         ep.libStart()
@@ -336,6 +342,8 @@ class Engine:
             return
         ci = leg.getInfo()
         self.emit(InviteSent(leg=leg_id, call_id=sip_text(ci.callIdString), t=time.time()))
+        if self.tracer is not None:
+            self.tracer.bind(str(ci.callIdString), leg_id)
 
     def _answer(self, leg: Leg, code: int) -> None:
         prm = pj.CallOpParam(True)
@@ -345,6 +353,10 @@ class Engine:
     def _hangup(self, leg: Leg, code: int) -> None:
         prm = pj.CallOpParam(True)
         prm.statusCode = code
+        if code == 503 and not leg.answered and leg.leg_id.startswith("in"):  # refusing a caller (draining)
+            retry = pj.SipHeader()
+            retry.hName, retry.hValue = "Retry-After", str(RETRY_AFTER_S)
+            prm.txOption.headers.append(retry)
         leg.hangup(prm)
 
     # -- callbacks (pjsua thread) -------------------------------------------------------------
@@ -359,6 +371,8 @@ class Engine:
         self.emit(Incoming(leg=leg_id, from_uri=sip_text(ci.remoteUri), to_uri=sip_text(ci.localUri),
                            request_uri=sip_text(_request_uri(prm.rdata.wholeMsg)),
                            call_id=sip_text(ci.callIdString), t=time.time()))
+        if self.tracer is not None:
+            self.tracer.bind(str(ci.callIdString), leg_id)
         self._dialog_facts(leg, str(prm.rdata.wholeMsg), str(prm.rdata.srcAddress), sent=False)
 
     def on_invite_tsx(self, leg: Leg, tsx_state: pj.TsxStateEvent) -> None:

@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--external-address", help="what SDP c= and Contact carry instead (behind NAT)")
     parser.add_argument("--outbound-proxy", help="a SIP URI (;lr) every new request goes through: the edge")
     parser.add_argument("--rtp-ports", type=_port_range, default=(10000, 20000), help="FIRST-LAST")
+    parser.add_argument("--sip-trace", action="store_true", help="report every SIP message of the legs")
     args = parser.parse_args(argv)
     host, _, port = args.sip.rpartition(":")
     first, last = args.rtp_ports
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     outbox = Outbox(channel, args.index)
     outbox.start()
     config = EngineConfig(index=args.index, host=host, port=int(port), log_level=args.pj_log_level,
-                          outbound_proxy=args.outbound_proxy)
+                          outbound_proxy=args.outbound_proxy, sip_trace=args.sip_trace)
     engine = Engine(config, outbox.emit)
     try:
         engine.start()

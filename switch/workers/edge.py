@@ -7,6 +7,10 @@ it writes the dispatcher list and asks Kamailio to reload it over the JSON-RPC d
 burst of changes into one reload.  A restarted Kamailio reads the latest list at start.  Live calls do not
 depend on the edge process: their RTP flows between the far end and the worker, and their in-dialog requests
 carry the Record-Route, so a new Kamailio relays them without any state from the old one.
+
+`Edge.drain` (SIGTERM) lists every worker inactive from then on: new INVITEs get `503 All Workers Busy` with
+Retry-After from Kamailio itself, while in-dialog requests of live calls still reach their workers (the workers
+stay in the list, so `ds_is_from_list` still knows them).
 """
 
 from __future__ import annotations
@@ -101,6 +105,7 @@ class Edge:
         self.restarts = 0
         self.reloads = 0
         self._workers: list[tuple[str, bool]] = []
+        self.draining = False  # drain(): every worker listed inactive, so new calls get 503 at the edge
         self._written = ""
         self._closing = False
         self._sync: asyncio.Task[None] | None = None
@@ -190,8 +195,14 @@ class Edge:
             self._workers = current
             self._dirty.set()
 
+    def drain(self) -> None:
+        """Take no new calls from now on: every worker is listed inactive (the reload follows at once)."""
+        if not self.draining:
+            self.draining = True
+            self._dirty.set()
+
     def _write_list(self) -> bool:
-        text = dispatcher_list(self._workers)
+        text = dispatcher_list((uri, free and not self.draining) for uri, free in self._workers)
         if text == self._written:
             return False
         tmp = self.files.dispatcher.with_suffix(".tmp")
@@ -218,7 +229,8 @@ class Edge:
     def status(self) -> dict[str, Any]:
         return {"up": self.up, "pid": self.process.pid if self.process else None, "restarts": self.restarts,
                 "sip": f"{self.settings.host}:{self.settings.port}", "workers": len(self._workers),
-                "workers_with_free_legs": sum(1 for _, free in self._workers if free), "reloads": self.reloads}
+                "workers_with_free_legs": sum(1 for _, free in self._workers if free), "reloads": self.reloads,
+                "draining": self.draining}
 
     async def close(self) -> None:
         """Stop Kamailio (SIGTERM, then SIGKILL to its group after a grace period)."""

@@ -77,7 +77,7 @@ class WorkerPool:
                  on_lost: LostHandler, pj_log_level: int = 1, *, advertised_host: str | None = None,
                  media_address: str | None = None, external_address: str | None = None,
                  rtp_ports: tuple[int, int] = (10000, 20000), outbound_proxy: str | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, sip_trace: bool = False) -> None:
         self.scaling = Scaling.fixed(count) if isinstance(count, int) else count
         self.max_workers = self.scaling.max  # None until worker 0's hello, with max = "auto"
         self._host, self._bind_host, self._base_port = advertised_host or sip_host, sip_host, sip_port
@@ -97,6 +97,7 @@ class WorkerPool:
         self._on_event = on_event
         self._on_lost = on_lost
         self._pj_log_level = pj_log_level
+        self._sip_trace = sip_trace  # the workers report every SIP message (SipMessage events)
         self._dir = Path(tempfile.mkdtemp(prefix="softswitch-"))
         self._socket_path = self._dir / "ipc.sock"
         self._server: asyncio.AbstractServer | None = None
@@ -150,6 +151,7 @@ class WorkerPool:
             sys.executable, "-m", "switch.worker.main", "--socket", str(self._socket_path),
             "--index", str(worker.index), "--sip", f"{worker.listen_host}:{worker.sip_port}",
             "--pj-log-level", str(self._pj_log_level), *self._media_args(worker),
+            *(["--sip-trace"] if self._sip_trace else []),
             # pjlib prints its start-up banner on stdout before our log level applies
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
         )

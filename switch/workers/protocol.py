@@ -28,6 +28,8 @@ when it accepted it, `ReferRefused` when not; see `switch.worker.refer`).
 longer knows is already done (its `PlayDone`/`RecordDone`/`Ended` has been or will be sent).  Commands for a
 leg the worker no longer holds are ignored and logged (the leg's `Ended` is on its way).
 
+`SipMessage` is no answer either: a worker started with `--sip-trace` reports every SIP message of its legs.
+
 `DialogChanged` is no answer to a command: the worker reports the SIP facts of each leg's dialog (or of its INVITE
 while unanswered) whenever they change, and the pool keeps them, so that the far ends of a worker that dies can
 still be sent a BYE, a CANCEL or a final response (`switch.workers.reaper`).
@@ -70,7 +72,7 @@ from switch.workers.protocol_media import (  # the media messages, re-exported h
     Unbridge as Unbridge,
 )
 
-PROTOCOL_VERSION = 4  # 3: DialogChanged; 4: Ended.rtp
+PROTOCOL_VERSION = 5  # 3: DialogChanged; 4: Ended.rtp; 5: SipMessage
 MAX_MESSAGE = 1 << 20
 HEADER = struct.Struct(">I")  # the length of the JSON body that follows
 # -- commands: calls ----------------------------------------------------------------------------------
@@ -296,6 +298,17 @@ class DialogChanged(Event, tag="dialog", frozen=True, kw_only=True):
     dialog: Dialog
 
 
+class SipMessage(Event, tag="sip", frozen=True, kw_only=True):
+    """A SIP message of `leg` went out ("sent") or came in ("received"), to or from `peer` (host:port); only
+    from a worker started with `--sip-trace` (`[server] sip_trace`), for the call's SIP ladder."""
+
+    leg: str
+    direction: str
+    peer: str
+    text: str
+    t: float
+
+
 class DtmfReceived(Event, tag="dtmf", frozen=True, kw_only=True):
     """An RFC 2833 digit arrived on `leg` (and was relayed to the leg it is bridged to)."""
 
@@ -362,7 +375,7 @@ EVENTS: tuple[type[Event], ...] = (
     Hello, Fatal, Log, EventsDropped, Incoming, InviteSent, DialFailed, Progress, Answered, Ended, MediaReady,
     HoldChanged, DialogChanged, DtmfReceived, RingFailed, AnswerFailed, HangupFailed, DtmfFailed, ReferReceived,
     ReferRefused, PlayDone, PlayFailed, RecordDone, RecordFailed, RecordAttached, RecordAttachFailed, TapLevel,
-    Bridged, BridgeFailed,
+    Bridged, BridgeFailed, SipMessage,
 )
 Message = Command | Event
 # Events about one leg (`leg` names it; the control plane finds its call by it).

@@ -33,6 +33,7 @@ CALL_FIELDS = {
     "from_formatted", "phone_number_sid", "status", "start_time", "end_time", "duration", "price",
     "price_unit", "direction", "answered_by", "api_version", "forwarded_from", "group_sid", "caller_name",
     "queue_time", "stir_verstat", "trunk_sid", "uri", "subresource_uris",
+    "softswitch_media_quality",  # not Twilio's: the finished leg's RTP (null until then)
 }  # fmt: skip
 SUBRESOURCES = {
     "notifications": "Notifications", "recordings": "Recordings", "payments": "Payments", "events": "Events",

@@ -132,10 +132,13 @@ class SwitchProcess:
     extra_env: dict[str, str] = field(default_factory=dict)
     edge: dict[str, Any] | None = None  # [edge] keys: Kamailio on sip_port, the workers from sip_port + 1
     fetch_timeout: float = 15.0
+    sip_trace: bool = False  # [server] sip_trace: each call's SIP ladder (Calls/{Sid}/SipTrace.json)
+    drain_seconds: float = 0.0  # [server] drain_seconds: 0 hangs live calls up at once on SIGTERM
     http_port: int = field(default_factory=free_tcp_port)
     sip_port: int = 0
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    args: list[str] = field(default_factory=list)  # more `softswitch serve` flags (--log-format json, ...)
 
     def __post_init__(self) -> None:
         if not self.sip_port:
@@ -155,6 +158,8 @@ class SwitchProcess:
             f'http = "127.0.0.1:{self.http_port}"',
             f'sip = "127.0.0.1:{self.sip_port}"',
             f"workers = {self.workers}",
+            f"sip_trace = {'true' if self.sip_trace else 'false'}",
+            f"drain_seconds = {self.drain_seconds}",
             f'data_dir = "{self.workdir / "data"}"',
             "[account]",
             f'sid = "{ACCOUNT_SID}"',
@@ -188,7 +193,7 @@ class SwitchProcess:
         env.pop("SOFTSWITCH_AUTH_TOKEN", None)
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "switch", "serve", "--config", str(config)],
+                [sys.executable, "-m", "switch", "serve", "--config", str(config), *self.args],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
             )
         self.wait_healthy(timeout)

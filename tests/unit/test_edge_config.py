@@ -45,7 +45,7 @@ def test_edge_keys_and_where_the_workers_go(tmp_path: Path) -> None:
     ("[edge]\nmax_cps = 0\n", "edge.max_cps must be a whole number from 1"),
     ("[edge]\nworker_port = \"5100\"\n", "edge.worker_port must be a whole number"),
     ("[edge]\nmax_message_bytes = 100\n", "edge.max_message_bytes must be a whole number from 1024"),
-    ("[edge]\nlisten = \"x\"\n", "[edge]: unknown keys ['listen']"),
+    ("[edge]\nlisten = \"x\"\n", "unknown key edge.listen (known: edge.enabled, edge.max_cps,"),
 ])
 def test_bad_edge_values_are_named(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError) as err:
@@ -96,7 +96,9 @@ def test_tls_keys_are_checked(tmp_path: Path) -> None:
         (True, cert, key, None)
     cfg = _load(tmp_path, f'[edge]\ntls_certificate = "{cert}"\ntls_private_key = "{key}"\ntls_port = 5071\n')
     assert cfg.edge.tls_port == 5071
-    with pytest.raises(ConfigError, match=r"edge\.tls_certificate must be the path of a file"):
+    with pytest.raises(ConfigError, match=r"edge\.tls_certificate must be a string, not 5"):
         _load(tmp_path, "[edge]\ntls_certificate = 5\ntls_private_key = \"k\"\n")
+    with pytest.raises(ConfigError, match=r"edge\.tls_certificate must be the path of a file"):
+        _load(tmp_path, "[edge]\ntls_certificate = \"\"\ntls_private_key = \"k\"\n")
     with pytest.raises(ConfigError, match=r"edge\.tls_port must be a whole number from 1 to 65535"):
         _load(tmp_path, f'[edge]\ntls_certificate = "{cert}"\ntls_private_key = "{key}"\ntls_port = 0\n')

@@ -87,6 +87,7 @@ SAMPLES: list[Message] = [
                     headers=(("X-Ctx", "42"),), t=3.6),
     P.ReferRefused(leg="CA1", refer_to="<sip:carol@127.0.0.1>", code=403, t=3.7),
     P.DtmfReceived(leg="CA1", digit="5", t=4.0),
+    P.SipMessage(leg="CA1", direction="sent", peer="127.0.0.1:5070", text="SIP/2.0 180 Ringing\r\n\r\n", t=4.1),
     P.RingFailed(leg="in0-1", error="INVITE session already terminated"),
     P.AnswerFailed(leg="in0-1", error="INVITE session already terminated"),
     P.HangupFailed(leg="CA1", code=486, error="bad state"),
@@ -154,7 +155,8 @@ def test_routing_unions_partition_the_call_and_media_events() -> None:
     legs = {e for e in EVENTS if isinstance(next(m for m in SAMPLES if type(m) is e), LegEvent)}
     media = {e for e in EVENTS if isinstance(next(m for m in SAMPLES if type(m) is e), MediaResult)}
     assert not legs & media
-    assert set(EVENTS) - legs - media == {Hello, Fatal, Log, EventsDropped, P.Incoming}
+    # SipMessage names a leg but goes to the SIP ladder (switch.core.call_events), not to the leg's call
+    assert set(EVENTS) - legs - media == {Hello, Fatal, Log, EventsDropped, P.Incoming, P.SipMessage}
     assert all("leg" in e.__struct_fields__ for e in legs) and all("id" in e.__struct_fields__ for e in media)
 
 
@@ -237,7 +239,8 @@ def test_hello_of_our_version_and_fatal_are_accepted() -> None:
     b'{"ev":"hello","version":1,"worker":0,"capacity":8,"sip":"127.0.0.1:5062","pid":1234}',  # the dict protocol
     b'{"ev":"hello","version":2,"worker":0,"capacity":8,"sip":"127.0.0.1:5062","pid":1234}',  # without dialogs
     b'{"ev":"hello","version":3,"worker":0,"capacity":8,"sip":"127.0.0.1:5062","pid":1234}',  # without Ended.rtp
-    b'{"ev":"hello","version":5,"worker":0,"capacity":8,"sip":"h:1","pid":1,"zone":"eu"}',  # a newer one
+    b'{"ev":"hello","version":4,"worker":0,"capacity":8,"sip":"127.0.0.1:5062","pid":1234}',  # no SipMessage
+    b'{"ev":"hello","version":6,"worker":0,"capacity":8,"sip":"h:1","pid":1,"zone":"eu"}',  # a newer one
     b'{"ev":"hello"}',
 ])
 def test_another_version_is_refused(body: bytes) -> None:

@@ -99,7 +99,28 @@ def full_call() -> Call:
         recording_status_callback_events=("in-progress", "completed", "absent"),
         recording_track="inbound",
         trim="do-not-trim",
+        media_quality={"streams": 1, "rx_packets": 250, "rx_lost": 2, "rx_jitter_max_us": 1500},
     )
+
+
+def test_calls_table_from_before_media_quality(db_path: Path) -> None:
+    """A database whose calls table predates a Call field gets the column at start-up; its old rows read as None."""
+    old = Store(db_path)
+    old.save_call(make_call(1))
+    old.close()
+    db = sqlite3.connect(db_path)
+    db.execute("ALTER TABLE calls DROP COLUMN media_quality")
+    db.commit()
+    db.close()
+    store = Store(db_path)
+    try:
+        first = store.get_call(make_call(1).sid)
+        assert first is not None and first.media_quality is None
+        store.save_call(make_call(2, media_quality={"rx_packets": 5}))
+        second = store.get_call(make_call(2).sid)
+        assert second is not None and second.media_quality == {"rx_packets": 5}
+    finally:
+        store.close()
 
 
 def test_full_round_trip(store: Store) -> None:

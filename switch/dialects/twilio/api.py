@@ -26,6 +26,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from switch.core.errors import NotFound
+from switch.core.metrics import media_quality
 from switch.core.model import Call
 from switch.core.paging import Cursor, PageKey
 from switch.core.service import CallService
@@ -107,6 +108,9 @@ def call_to_json(call: Call, base: str = API_ROOT) -> dict[str, Any]:
         "trunk_sid": None,
         "uri": uri,
         "subresource_uris": {key: f"{prefix}/{name}.json" for key, name in _SUBRESOURCES},
+        # Not Twilio's: the RTP of the finished leg as its media worker counted it (switch.core.metrics); null
+        # while the call is live or when it never had audio.  The official clients ignore keys they do not know.
+        "softswitch_media_quality": None if call.media_quality is None else media_quality(call.media_quality),
     }
 
 

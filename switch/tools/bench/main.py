@@ -34,6 +34,8 @@ media timings (`bench_media`) and the report (`bench_report`).
    **Concurrent calls** — `concurrent_calls` (500 by default; 0 skips it) bridged calls held up together through
    Kamailio with RTP both ways: CPU, memory per leg (RSS and PSS) and the RTP the workers counted per leg, see
    `switch.tools.bench.concurrent`.
+   **Observability** — the cost of metrics and call events per call: the same inbound load with each on, both
+   and neither (`observability_calls` calls per run; 0 skips it), see `switch.tools.bench.observability`.
 6. **Recording** — a dual-channel recording of a bridged call for `recording_seconds` (10 minutes by default;
    0 skips it) next to a bare pjsua2 bridge tapped by two Python ports: see `switch.tools.bench.recording`.
 
@@ -80,6 +82,7 @@ from switch.tools.bench.load import (
     rate_ladder,
 )
 from switch.tools.bench.media_bench import redirect_latency, say_cache
+from switch.tools.bench.observability import observability_phase
 from switch.tools.bench.procs import Baseline, SwitchUnderTest
 from switch.tools.bench.recording import run_recording_bench
 from switch.tools.bench.report import evaluate_targets, format_summary
@@ -160,6 +163,7 @@ class BenchParams:
     edge_budget_s: float = 60.0
     concurrent_calls: int = 500
     concurrent_rate: float = CONCURRENT_RATE
+    observability_calls: int = 200
 
     def as_json(self) -> Json:
         return {"calls": self.calls, "rate_cps": self.rate, "hold_ms": self.hold_ms, "workers": self.workers,
@@ -175,7 +179,7 @@ class BenchParams:
                                             f"1000 * {B2BUA_CONCURRENCY:g} / rate))"},
                 "redirects": self.redirects, "say_iterations": self.say_iterations,
                 "recording_seconds": self.recording_seconds, "concurrent_calls": self.concurrent_calls,
-                "concurrent_rate_cps": self.concurrent_rate}
+                "concurrent_rate_cps": self.concurrent_rate, "observability_calls": self.observability_calls}
 
 
 def _tool_version(args: list[str], pattern: str) -> str | None:
@@ -376,6 +380,9 @@ async def _bench(p: BenchParams, workdir: Path) -> Json:
                 report["concurrent"] = await _phase(report, "concurrent", concurrent_phase(
                     session, receiver, app, workdir / "concurrent", p.workers, calls=p.concurrent_calls,
                     rate=p.concurrent_rate))
+            if p.observability_calls > 0:
+                report["observability"] = await _phase(report, "observability", observability_phase(
+                    session, receiver, app, workdir / "observability", p.observability_calls, p.rate, p.hold_ms))
             report["say_cache_ms"] = await _phase(report, "say-cache", say_cache(workdir / "say", p.say_iterations))
             if p.recording_seconds > 0:
                 report["recording"] = await _phase(report, "recording", run_recording_bench(
@@ -397,7 +404,8 @@ def run_bench(output: Path, calls: int, rate: float, workers: int, *, hold_ms: i
               b2bua_max_rate: float = 30.0,
               b2bua_budget_s: float = 25.0, redirects: int = 10, say_iterations: int = 1000,
               recording_seconds: float = 600.0, concurrent_calls: int = 500,
-              concurrent_rate: float = CONCURRENT_RATE, keep_dir: Path | None = None) -> int:
+              concurrent_rate: float = CONCURRENT_RATE, observability_calls: int = 200,
+              keep_dir: Path | None = None) -> int:
     """Measure, print the summary, write the JSON report to `output`.
 
     Exit status 0 when every phase ran (whatever the targets say; they are in the report), 1 when a phase
@@ -414,7 +422,7 @@ def run_bench(output: Path, calls: int, rate: float, workers: int, *, hold_ms: i
                          b2bua_max_rate=b2bua_max_rate, b2bua_budget_s=b2bua_budget_s,
                          redirects=redirects, say_iterations=say_iterations,
                          recording_seconds=recording_seconds, concurrent_calls=concurrent_calls,
-                         concurrent_rate=concurrent_rate)
+                         concurrent_rate=concurrent_rate, observability_calls=observability_calls)
     with tempfile.TemporaryDirectory(prefix="softswitch-bench-") as tmp:
         workdir = keep_dir if keep_dir is not None else Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)

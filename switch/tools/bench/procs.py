@@ -15,6 +15,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -83,6 +84,7 @@ class SwitchUnderTest:
     worker_pids: list[int] = field(default_factory=list)
     edge: bool = False  # Kamailio on sip_port, the workers from sip_port + 1
     max_cps: int = 1000  # [edge] max_cps when `edge`
+    server: dict[str, Any] = field(default_factory=dict)  # more [server] keys (metrics = false, ...)
 
     @property
     def base_url(self) -> str:
@@ -121,6 +123,7 @@ class SwitchUnderTest:
     def _write_config(self) -> Path:
         lines = ["[server]", f'http = "{HOST}:{self.http_port}"', f'sip = "{HOST}:{self.sip_port}"',
                  f"workers = {self.workers}", f'data_dir = "{self.workdir / "data"}"',
+                 *(f"{key} = {json.dumps(value)}" for key, value in self.server.items()),
                  "[account]", f'sid = "{self.account_sid}"', f'auth_token = "{self.auth_token}"',
                  "[webhooks]", "timeout = 5", "retries = 1"]
         # Without `edge` the bench measures the workers themselves (worker 0 on the SIP address).

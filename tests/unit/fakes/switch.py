@@ -23,7 +23,7 @@ from switch.core.notifications import Notifications
 from switch.core.recordings import RecordingManager
 from switch.core.service import CallFilter, NewCall
 from switch.core.store import PendingWebhook, Store
-from switch.core.webhooks import WebhookDispatcher
+from switch.core.webhooks import Reply, WebhookDispatcher
 from switch.dialects.conversations.callbacks import ConversationCallbacks
 from switch.dialects.twilio.callbacks import TwilioCallbacks, TwilioTwiml
 from switch.session.voice import VoiceEngine
@@ -51,9 +51,9 @@ class CapturingWebhooks(WebhookDispatcher):
         super().__init__(store, TOKEN)
         self.delivered: list[PendingWebhook] = []
 
-    async def _attempt(self, hook: PendingWebhook) -> tuple[int | None, str | None]:
+    async def _attempt(self, hook: PendingWebhook) -> Reply:
         self.delivered.append(hook)
-        return 200, None
+        return Reply(200, None)
 
     def to(self, url: str) -> list[dict[str, str]]:
         """The parameters of every webhook delivered to `url`, in order."""
