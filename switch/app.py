@@ -161,7 +161,8 @@ async def start_switch(config: Config) -> Switch:
                       calls.on_worker_lost, config.pj_log_level, advertised_host=config.advertised_host,
                       media_address=config.rtp_address if edge else config.media_address,
                       external_address=config.external_address, rtp_ports=config.rtp_ports,
-                      outbound_proxy=_edge_proxy(config) if edge else None, sip_trace=config.sip_trace)
+                      outbound_proxy=_edge_proxy(config) if edge else None, sip_trace=config.sip_trace,
+                      log_level=config.log_level, log_format=config.log_format)
     calls.attach(pool)
     await pool.start()
     if edge is not None:

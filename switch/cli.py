@@ -42,8 +42,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     config = _config_from_args(args)
     if args.pj_log_level is not None:
         config.pj_log_level = args.pj_log_level
-    # the flags win over [server] log_level / log_format
-    setup_logging(args.log_level or config.log_level, args.log_format or config.log_format)
+    # the flags win over [server] log_level / log_format (the workers are told the outcome)
+    config.log_level, config.log_format = args.log_level or config.log_level, args.log_format or config.log_format
+    setup_logging(config.log_level, config.log_format)
     preflight(config)
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:

@@ -14,6 +14,7 @@ import os
 import shutil
 import socket
 import tempfile
+import time
 from pathlib import Path
 
 from media.speech import ESPEAK_PACKAGE
@@ -39,8 +40,30 @@ def check_data_dir(path: Path) -> None:
             from None
 
 
-def check_port(host: str, port: int, kind: socket.SocketKind, what: str) -> None:
-    """Bind `host:port` (TCP or UDP) for a moment: in use, not an address of this machine, or not allowed."""
+# The workers of a control plane that was killed (SIGKILL, a crash) notice their closed channel and leave within
+# a second or two, letting go of the SIP ports: a restart waits this long for them before calling a port taken.
+SIP_PORT_GRACE_S = 5.0
+
+
+def check_port(host: str, port: int, kind: socket.SocketKind, what: str, grace: float = 0.0) -> None:
+    """Bind `host:port` (TCP or UDP) for a moment: in use (still, after `grace` s), not an address of this
+    machine, or not allowed."""
+    deadline = time.monotonic() + grace
+    while True:
+        try:
+            _probe(host, port, kind, what)
+            return
+        except _InUse as exc:
+            if time.monotonic() >= deadline:
+                raise StartupError(str(exc)) from None
+        time.sleep(0.1)
+
+
+class _InUse(Exception):
+    pass
+
+
+def _probe(host: str, port: int, kind: socket.SocketKind, what: str) -> None:
     bare = host.strip("[]") or "0.0.0.0"
     proto = "TCP" if kind == socket.SOCK_STREAM else "UDP"
     try:
@@ -54,8 +77,9 @@ def check_port(host: str, port: int, kind: socket.SocketKind, what: str) -> None
             probe.bind((bare, port))
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                reason = "is already in use (another softswitch, or another server?)"
-            elif exc.errno == errno.EADDRNOTAVAIL:
+                raise _InUse(f"{what} port {host}:{port}/{proto} is already in use (another softswitch, or another "
+                             "server?)") from None
+            if exc.errno == errno.EADDRNOTAVAIL:
                 reason = f"cannot be bound: {bare} is not an address of this machine"
             elif exc.errno == errno.EACCES:
                 reason = "needs privileges (a port below 1024)"
@@ -77,10 +101,11 @@ def check_ports(cfg: Config) -> None:
     """The HTTP port and every SIP port free."""
     check_port(cfg.http_host, cfg.http_port, socket.SOCK_STREAM, "HTTP")
     for host, port, what in sip_ports(cfg):
-        check_port(host, port, socket.SOCK_DGRAM, what)
-        check_port(host, port, socket.SOCK_STREAM, what)
+        check_port(host, port, socket.SOCK_DGRAM, what, SIP_PORT_GRACE_S)
+        check_port(host, port, socket.SOCK_STREAM, what, SIP_PORT_GRACE_S)
     if cfg.edge.enabled and cfg.edge.tls:
-        check_port(cfg.sip_host, cfg.edge.tls_port or cfg.sip_port + 1, socket.SOCK_STREAM, "SIP over TLS")
+        check_port(cfg.sip_host, cfg.edge.tls_port or cfg.sip_port + 1, socket.SOCK_STREAM, "SIP over TLS",
+                   SIP_PORT_GRACE_S)
 
 
 def check_packages(cfg: Config) -> None:

@@ -24,7 +24,7 @@ from switch.core.config import Config, Number
 from switch.core.errors import CallNotLive, CapacityError, InvalidState, NotFound, Problem, Unavailable
 from switch.core.events import CallEvents, CallStatusChanged, snapshot
 from switch.core.legs import Leg, Legs
-from switch.core.logs import call_context
+from switch.core.logs import CALL_SID_RE, call_context
 from switch.core.model import Call, Direction, new_sid, utcnow
 from switch.core.notifications import Notifications
 from switch.core.paging import Cursor
@@ -404,7 +404,9 @@ class CallManager:
             return
         self.pool.adopt(leg, worker)
         now = self.clock()
-        call = Call(sid=new_sid("CA"), account_sid=self.account_sid, to=number.number,
+        # the worker names an inbound leg like a CallSid: the call takes it, so the worker's log lines name the call
+        sid = leg if CALL_SID_RE.match(leg) and leg not in self.live else new_sid("CA")
+        call = Call(sid=sid, account_sid=self.account_sid, to=number.number,
                     from_=user_part(event.from_uri), direction=Direction.INBOUND,
                     status=CallStatus.RINGING, date_created=now, date_updated=now, start_time=now,
                     url=number.voice_url, method=number.voice_method, fallback_url=number.voice_fallback_url,

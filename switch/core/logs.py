@@ -42,12 +42,10 @@ def bind_call(sid: str | None) -> None:
 
 
 def record_call_sid(record: logging.LogRecord) -> str | None:
-    """The CallSid a record is about: the context's, else a CallSid first argument, else None."""
+    """The CallSid a record is about: the context's, else the first argument that is a CallSid, else None."""
     sid = CALL_SID.get()
-    if sid is None and isinstance(record.args, tuple) and record.args:
-        first = record.args[0]
-        if isinstance(first, str) and CALL_SID_RE.match(first):
-            sid = first
+    if sid is None and isinstance(record.args, tuple):
+        sid = next((a for a in record.args if isinstance(a, str) and CALL_SID_RE.match(a)), None)
     return sid
 
 
@@ -61,10 +59,11 @@ class CallSidFilter(logging.Filter):
 
 
 class TextFormatter(logging.Formatter):
-    """`time LEVEL logger CallSid=CA...: message`; lines about no call leave the CallSid out."""
+    """`time LEVEL logger CallSid=CA...: message`; lines about no call leave the CallSid out; a media worker's
+    lines start with `workerN`."""
 
-    def __init__(self) -> None:
-        super().__init__(TEXT_FORMAT)
+    def __init__(self, prefix: str = "") -> None:
+        super().__init__(prefix + TEXT_FORMAT)
 
     def format(self, record: logging.LogRecord) -> str:
         sid = getattr(record, "call_sid", None)
@@ -83,20 +82,40 @@ class JsonFormatter(logging.Formatter):
         sid = getattr(record, "call_sid", None)
         if sid:
             line["call_sid"] = sid
+        worker = getattr(record, "worker", None)
+        if worker is not None:
+            line["worker"] = worker
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         return json.dumps(line, ensure_ascii=False)
 
 
-def setup_logging(level: str = "info", fmt: str = "text", stream: IO[str] | None = None) -> logging.Handler:
-    """Replace the root logger's handlers with one to `stream` (stderr) at `level` in `fmt` (text or json)."""
+class WorkerFilter(logging.Filter):
+    """Sets `record.worker`: the media worker process (its index) a line comes from."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__()
+        self.index = index
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.worker = self.index
+        return True
+
+
+def setup_logging(level: str = "info", fmt: str = "text", stream: IO[str] | None = None,
+                  worker: int | None = None) -> logging.Handler:
+    """Replace the root logger's handlers with one to `stream` (stderr) at `level` in `fmt` (text or json);
+    `worker`: the lines of media worker `worker` (the control plane passes its level and format on)."""
     if level not in LEVELS:
         raise ValueError(f"log level must be one of {', '.join(LEVELS)}, not {level!r}")
     if fmt not in FORMATS:
         raise ValueError(f"log format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.addFilter(CallSidFilter())
-    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    if worker is not None:
+        handler.addFilter(WorkerFilter(worker))
+    prefix = "" if worker is None else f"worker{worker} "
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter(prefix))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -20,6 +20,7 @@ import contextlib
 import ctypes
 import logging
 import queue
+import secrets
 import socket
 import time
 from collections.abc import Callable
@@ -138,7 +139,6 @@ class Engine:
         self.guard = RxGuard()
         self.tracer = SipTracer(emit, config.log_level) if config.sip_trace else None
         self._auth_accounts: dict[tuple[str, str], LocalAccount] = {}
-        self._inbound_seq = 0
         self._running = False
         self.ep = pj.Endpoint()
         self.account: LocalAccount | None = None
@@ -353,7 +353,7 @@ class Engine:
     def _hangup(self, leg: Leg, code: int) -> None:
         prm = pj.CallOpParam(True)
         prm.statusCode = code
-        if code == 503 and not leg.answered and leg.leg_id.startswith("in"):  # refusing a caller (draining)
+        if code == 503 and not leg.answered and leg.inbound:  # refusing a caller (draining)
             retry = pj.SipHeader()
             retry.hName, retry.hValue = "Retry-After", str(RETRY_AFTER_S)
             prm.txOption.headers.append(retry)
@@ -363,9 +363,11 @@ class Engine:
     def on_incoming(self, account: LocalAccount, prm: pj.OnIncomingCallParam) -> None:
         if self.guard.refuse_call(prm.callId, str(prm.rdata.wholeMsg)):
             return  # never a leg: the control plane does not see it (the guard module's second line)
-        self._inbound_seq += 1
-        leg_id = f"in{self.config.index}-{self._inbound_seq}"
+        # A CallSid-shaped id: the control plane adopts it as the call's SID, so every log line about the leg,
+        # here and there, names the call (outbound legs are named by their CallSid already).
+        leg_id = "CA" + secrets.token_hex(16)
         leg = Leg(self, leg_id, account, prm.callId)
+        leg.inbound = True
         self.legs[leg_id] = leg
         ci = leg.getInfo()
         self.emit(Incoming(leg=leg_id, from_uri=sip_text(ci.remoteUri), to_uri=sip_text(ci.localUri),

@@ -41,6 +41,7 @@ class Leg(pj.Call):  # type: ignore[misc]
         self.account_ref = account  # keeps the (maybe per-credential) account alive with the leg
         self.last_progress = 0
         self.answered = False
+        self.inbound = False  # a call the far end placed (set by the engine when it takes the INVITE)
         self.has_media = False  # its audio was active once: media commands may name it from then on
         self.held = False  # the far end holds the leg (its last offer had sendonly/inactive audio)
         self.dialog: Dialog | None = None  # its SIP facts, reported for a worker death (DialogChanged)

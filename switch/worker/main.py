@@ -17,6 +17,7 @@ import socket
 import sys
 import threading
 
+from switch.core.logs import FORMATS, LEVELS, setup_logging
 from switch.worker.channel import BlockingChannel
 from switch.worker.engine import Engine, EngineConfig
 from switch.worker.outbox import Outbox
@@ -70,13 +71,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--outbound-proxy", help="a SIP URI (;lr) every new request goes through: the edge")
     parser.add_argument("--rtp-ports", type=_port_range, default=(10000, 20000), help="FIRST-LAST")
     parser.add_argument("--sip-trace", action="store_true", help="report every SIP message of the legs")
+    parser.add_argument("--log-level", choices=LEVELS, default="info", help="as the control plane's")
+    parser.add_argument("--log-format", choices=FORMATS, default="text", help="as the control plane's")
     args = parser.parse_args(argv)
     host, _, port = args.sip.rpartition(":")
     first, last = args.rtp_ports
     configure_media(MediaAddress(args.media_address or host, args.external_address, first, last))
-    logging.basicConfig(
-        level=logging.INFO, stream=sys.stderr, format=f"worker{args.index} %(levelname)s %(name)s: %(message)s"
-    )
+    setup_logging(args.log_level, args.log_format, sys.stderr, worker=args.index)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.connect(args.socket)
     channel = BlockingChannel(sock)

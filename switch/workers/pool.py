@@ -77,7 +77,9 @@ class WorkerPool:
                  on_lost: LostHandler, pj_log_level: int = 1, *, advertised_host: str | None = None,
                  media_address: str | None = None, external_address: str | None = None,
                  rtp_ports: tuple[int, int] = (10000, 20000), outbound_proxy: str | None = None,
-                 clock: Callable[[], float] = time.monotonic, sip_trace: bool = False) -> None:
+                 clock: Callable[[], float] = time.monotonic, sip_trace: bool = False, log_level: str = "info",
+                 log_format: str = "text") -> None:
+        self.log_level, self.log_format = log_level, log_format  # the workers log as the control plane does
         self.scaling = Scaling.fixed(count) if isinstance(count, int) else count
         self.max_workers = self.scaling.max  # None until worker 0's hello, with max = "auto"
         self._host, self._bind_host, self._base_port = advertised_host or sip_host, sip_host, sip_port
@@ -152,6 +154,7 @@ class WorkerPool:
             "--index", str(worker.index), "--sip", f"{worker.listen_host}:{worker.sip_port}",
             "--pj-log-level", str(self._pj_log_level), *self._media_args(worker),
             *(["--sip-trace"] if self._sip_trace else []),
+            "--log-level", self.log_level, "--log-format", self.log_format,
             # pjlib prints its start-up banner on stdout before our log level applies
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
         )

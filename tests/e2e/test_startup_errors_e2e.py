@@ -138,3 +138,6 @@ def test_a_calls_log_lines_carry_its_call_sid(tmp_path: Path) -> None:
     assert events == ["InviteSent", "Progress", "MediaReady", "Answered", "Ended"], events
     statuses = [line["message"].split(" -> ")[1] for line in about if " -> " in line["message"]]
     assert statuses == ["initiated", "ringing (SIP 180)", "in-progress (SIP 200)", "completed (SIP 200)"]
+    # the media worker logs in the same format, each line saying which worker it comes from
+    assert [line for line in lines if line.get("worker") == 0], switch.log()
+    assert not [line for line in switch.log().splitlines() if line.startswith("worker0 ")]

@@ -41,6 +41,27 @@ def test_text_lines_name_the_call_they_are_about(stream: io.StringIO) -> None:
                      f"INFO switch.test CallSid={OTHER}: {OTHER}: first argument"]
 
 
+def test_a_media_workers_lines_say_which_worker_and_find_the_call_in_any_argument(stream: io.StringIO) -> None:
+    setup_logging("info", "text", stream, worker=1)
+    log = logging.getLogger("switch.worker.engine")
+    log.info("leg %s: %s", SID, "answered")
+    log.info("worker %d: leg %s ended", 1, OTHER)  # the CallSid need not come first
+    log.info("no call here")
+    lines = [line.split(" ", 1)[1].split(" ", 2)[2] if line.startswith("worker1 ") else line
+             for line in stream.getvalue().splitlines()]  # without the time
+    assert lines == [f"INFO switch.worker.engine CallSid={SID}: leg {SID}: answered",
+                     f"INFO switch.worker.engine CallSid={OTHER}: worker 1: leg {OTHER} ended",
+                     "INFO switch.worker.engine: no call here"]
+    stream.seek(0)
+    stream.truncate()
+    setup_logging("info", "json", stream, worker=0)
+    log.info("leg %s: answered", SID)
+    line = json.loads(stream.getvalue())
+    assert {k: v for k, v in line.items() if k != "time"} == {
+        "level": "info", "logger": "switch.worker.engine", "message": f"leg {SID}: answered", "call_sid": SID,
+        "worker": 0}
+
+
 def test_json_lines(stream: io.StringIO) -> None:
     setup_logging("debug", "json", stream)
     log = logging.getLogger("switch.test")
