@@ -19,7 +19,8 @@ from pathlib import Path
 
 from media.speech import ESPEAK_PACKAGE
 from switch.core.config import Config
-from switch.workers.edge import EdgeError, find_kamailio
+from switch.workers.edge import EdgeError, find_kamailio, stop_stale_edge
+from switch.workers.edge_config import EdgeFiles
 
 
 class StartupError(Exception):
@@ -121,7 +122,10 @@ def check_packages(cfg: Config) -> None:
 
 
 def preflight(cfg: Config) -> None:
-    """Every check above, cheapest first; the first failure raises StartupError."""
+    """Every check above, cheapest first; the first failure raises StartupError.  A Kamailio that a killed run
+    left on this data dir is stopped first: it holds the SIP address the new one needs."""
     check_data_dir(cfg.data_dir)
     check_packages(cfg)
+    if cfg.edge.enabled:
+        stop_stale_edge(EdgeFiles(cfg.data_dir / "edge"))
     check_ports(cfg)

@@ -47,6 +47,28 @@ class EdgeError(Exception):
     """The edge could not be configured or started; the message says what to do."""
 
 
+def stop_stale_edge(files: EdgeFiles, wait: float = 3.0) -> bool:
+    """End the Kamailio a killed switch left running on this data dir (its pid file names it, and its command line
+    names this script); True if there was one.  A switch that stops normally removes the file."""
+    try:
+        pid = int(files.pid.read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except (OSError, ValueError):
+        files.pid.unlink(missing_ok=True)
+        return False
+    if "kamailio" not in cmdline or str(files.script) not in cmdline:
+        files.pid.unlink(missing_ok=True)  # that pid is something else now
+        return False
+    log.warning("SIP edge: stopping the kamailio (pid %d) a previous run of the switch left running", pid)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+    deadline = time.monotonic() + wait
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    files.pid.unlink(missing_ok=True)
+    return True
+
+
 def find_kamailio() -> tuple[str, str]:
     """The Kamailio binary and its module directory, or EdgeError naming the Debian package to install."""
     binary = shutil.which("kamailio") or next(
@@ -121,6 +143,7 @@ class Edge:
         """Write the script, start Kamailio and wait until it answers; EdgeError if it cannot start."""
         binary, modules = find_kamailio()
         self.files.directory.mkdir(parents=True, exist_ok=True)
+        stop_stale_edge(self.files)
         self.files.script.write_text(kamailio_script(self.settings, self.files, modules))
         if self.settings.tls_port:
             self.files.tls_config.write_text(tls_config(self.settings))
@@ -146,6 +169,7 @@ class Edge:
             self._binary, "-DD", "-E", "-f", str(self.files.script), "-m", str(SHARED_MEMORY_MB),
             "-M", str(PRIVATE_MEMORY_MB), stdin=asyncio.subprocess.DEVNULL, stdout=self._log, stderr=self._log,
             start_new_session=True)
+        self.files.pid.write_text(f"{self.process.pid}\n")
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             if self.process.returncode is not None:
@@ -245,6 +269,7 @@ class Edge:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(process.wait(), STOP_GRACE)
         self._kill_group()
+        self.files.pid.unlink(missing_ok=True)
         if self._log is not None:
             self._log.close()
             self._log = None

@@ -79,6 +79,11 @@ class EdgeFiles:
     def tls_config(self) -> Path:
         return self.directory / "tls.cfg"
 
+    @property
+    def pid(self) -> Path:
+        """Kamailio's process group while it runs: a switch that was killed leaves it for the next start."""
+        return self.directory / "kamailio.pid"
+
 
 def tls_config(settings: EdgeSettings) -> str:
     """The tls module's profiles: the edge's certificate for every TLS connection it accepts; clients are not

@@ -190,3 +190,37 @@ def test_kamailio_killed_mid_call_is_restarted_and_the_call_goes_on(switch: Swit
     with PhoneProcess(["--call", f"sip:{PLAY_NUMBER}@{switch.sip_uri_host}", "--hangup-after", "1"]) as again:
         again.wait_for("answered", timeout=10)
         again.wait_for("hangup", timeout=10)
+
+
+def test_a_killed_switch_leaves_kamailio_and_the_next_start_replaces_it(tmp_path: Path, app: WebhookSink) -> None:
+    number = "+15550137"
+    (tmp_path / "crash").mkdir()
+    crashed = SwitchProcess(tmp_path / "crash", workers=1, edge={},
+                            numbers=[{"number": number, "status_callback": app.url("/edge-crash")}]).start()
+    try:
+        old = int(str(_edge(crashed)["pid"]))
+        assert crashed.proc is not None
+        crashed.proc.kill()  # SIGKILL: the control plane cannot stop its edge
+        crashed.proc.wait()
+        crashed.proc = None
+        time.sleep(0.5)
+        assert Path(f"/proc/{old}").exists()  # Kamailio outlived it, on the public SIP address
+        crashed.start()  # the same data dir and address: the stale Kamailio is stopped, a new one starts
+        assert int(str(_edge(crashed)["pid"])) != old and not _running(old)
+        with PhoneProcess(["--call", f"sip:{number}@{crashed.sip_uri_host}", "--hangup-after", "1"]) as phone:
+            phone.wait_for("answered", timeout=10)
+            end = phone.wait_for("hangup", timeout=10)
+        assert end["by"] == "local" and end["code"] == 200
+        app.wait_for(lambda hs: any(h.path == "/edge-crash" for h in hs), 10)
+        assert [h.params["CallStatus"] for h in app.for_path("/edge-crash")] == ["completed"]
+    finally:
+        assert crashed.stop() == 0, crashed.log()
+    assert not (tmp_path / "crash" / "data" / "edge" / "kamailio.pid").exists()  # a clean stop leaves no pid file
+
+
+def _running(pid: int) -> bool:
+    """`pid` exists and is not a zombie waiting for its (dead) parent's reaper."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
