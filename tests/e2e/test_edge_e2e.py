@@ -136,7 +136,7 @@ def test_storm_and_tcp_churn_cost_no_worker_and_no_live_call(switch: SwitchProce
         storm_start = time.monotonic()
         with SippPeer("uac_storm.xml", remote=("127.0.0.1", switch.sip_port), service=STORM_NUMBER,
                       calls=2000, rate=200, timeout=60, variables={"pause_ms": 100},
-                      extra_args=["-trace_msg"]) as storm:
+                      extra_args=["-trace_msg", "-default_behaviors", "all,-abortunexp"]) as storm:
             churned = _churn(switch.sip_port, 5.0, 200)
             assert storm.wait_sync(45) == 0, storm.describe()
         storm_seconds = time.monotonic() - storm_start
