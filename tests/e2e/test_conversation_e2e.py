@@ -20,6 +20,7 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 from twilio.twiml.voice_response import Connect, VoiceResponse
 
+from media.audio import read_wav
 from media.tones import band_energy_ratio, dominant_frequency, rms
 from tests.peers.harness import ACCOUNT_SID, Hook, SwitchProcess, WebhookSink, free_port_block, wait_until
 from tests.peers.phone import PhoneProcess
@@ -403,10 +404,14 @@ def test_dual_recording_from_ringing_with_trim(switch: ConversationSwitch, app: 
     with PhoneProcess(["--answer", "auto", "--tone", "1000"]) as worker:
         _conversation(switch, "+15551110009", worker="jack", sip_uri=worker.uri("jack"))
         # This time the customer hangs up: the session ends the same way, and the worker's leg is hung up.
-        with _customer(switch, "+15551110009", "--tone", "440", "--hangup-after", "3") as customer:
+        with _customer(switch, "+15551110009", "--tone", "440", "--hangup-after", "3",
+                       "--record", str(switch.workdir / "customer-heard-0009.wav")) as customer:
             params = _hooks(app, "/after", From="+15551110009")[0].params
-            customer.wait_for("hangup", timeout=10)
+            ended = customer.wait_for("hangup", timeout=10)
         assert worker.wait_for("hangup", timeout=5)["by"] == "remote"
+    # the bridge first: the customer heard the worker's tone (if not, the worker's audio never reached the switch)
+    customer_heard, heard_rate = read_wav(Path(ended["recording"]))
+    assert abs(dominant_frequency(customer_heard[heard_rate:], heard_rate) - 1000.0) < 10
     assert params["Result"] == "session-success" and params["CallStatus"] == "completed"
     assert params["RecordingSid"].startswith("RE") and 2 <= int(params["RecordingDuration"]) <= 4
     status = _hooks(app, "/conv-recording", RecordingSid=params["RecordingSid"])[0].params
