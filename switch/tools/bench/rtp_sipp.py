@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from switch.tools.bench.sipp import uac_scenario
+
 TONE_HZ = 400  # a whole number of cycles per second: the looped file has no seam
 PACKETS_PER_SECOND = 50  # 20 ms of PCMU each
 
@@ -52,69 +54,10 @@ _SDP = """      v=0
 
 def uac_rtp_scenario(prefix: str, tone: Path) -> str:
     """INVITE (PCMU at sipp's per-call RTP port), 200, ACK along the Record-Route, the tone both ways for `-d`
-    milliseconds, BYE.  The From user is `<prefix><call number>`, as in `switch.tools.bench.sipp.uac_scenario`."""
-    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
-<!DOCTYPE scenario SYSTEM "sipp.dtd">
-<scenario name="softswitch bench uac with rtp">
-  <send retrans="500">
-    <![CDATA[
-
-      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: "bench" <sip:{prefix}[call_number]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>
-      Call-ID: [call_id]
-      CSeq: 1 INVITE
-      Contact: <sip:{prefix}[call_number]@[local_ip]:[local_port];transport=[transport]>
-      Max-Forwards: 70
-      User-Agent: softswitch-bench-sipp
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-{_SDP}
-    ]]>
-  </send>
-  <recv response="100" optional="global" />
-  <recv response="180" optional="global" />
-  <recv response="183" optional="global" />
-  <recv response="200" rrs="true" rtd="true" />
-  <send>
-    <![CDATA[
-
-      ACK [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      [routes]
-      From: "bench" <sip:{prefix}[call_number]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      Contact: <sip:{prefix}[call_number]@[local_ip]:[local_port];transport=[transport]>
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <nop><action><exec rtp_stream="{tone},-1,0" /></action></nop>
-  <pause/>
-  <send retrans="500">
-    <![CDATA[
-
-      BYE [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      [routes]
-      From: "bench" <sip:{prefix}[call_number]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 2 BYE
-      Contact: <sip:{prefix}[call_number]@[local_ip]:[local_port];transport=[transport]>
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv response="200" crlf="true" />
-</scenario>
-"""
+    milliseconds, BYE: `switch.tools.bench.sipp.uac_scenario` (its From user `<prefix><call number>`) with this
+    offer and the stream started after the ACK."""
+    stream = f'  <nop><action><exec rtp_stream="{tone},-1,0" /></action></nop>\n'
+    return uac_scenario(prefix, sdp=_SDP, after_ack=stream, name="softswitch bench uac with rtp")
 
 
 def uas_rtp_scenario(tone: Path) -> str:

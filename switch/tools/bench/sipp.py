@@ -96,15 +96,32 @@ def error_summary(text: str, limit: int = 4) -> str:
     return "; ".join(f"{n}x {kind}" for kind, n in top)
 
 
-def uac_scenario(prefix: str) -> str:
+_UAC_SDP = """      v=0
+      o=sipp 2000 1 IN IP[media_ip_type] [media_ip]
+      s=softswitch-bench
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0 101
+      a=rtpmap:0 PCMU/8000
+      a=rtpmap:101 telephone-event/8000
+      a=fmtp:101 0-15
+      a=ptime:20
+      a=sendrecv
+"""
+
+
+def uac_scenario(prefix: str, *, sdp: str = _UAC_SDP, after_ack: str = "",
+                 name: str = "softswitch bench uac") -> str:
     """A UAC scenario like sipp's built-in `uac` (INVITE, optional 100/180/183, 200, ACK, hold `-d`, BYE),
     but with a From user unique per call (`<prefix><call number>`), so that each call can be found in
     the message logs of both ends: the switch's `<Dial>` child and the bare B2BUA's outgoing call both carry
     the caller's user in their From.  A provisional response may come after the 200 (a proxy in between, such
-    as the SIP edge, relays responses from several processes): it is accepted anywhere (`optional="global"`)."""
+    as the SIP edge, relays responses from several processes): it is accepted anywhere (`optional="global"`).
+    `sdp` is the INVITE's offer (PCMU and telephone-event at `-mp`); `after_ack`, scenario lines run after the
+    ACK (`switch.tools.bench.rtp_sipp` starts its RTP stream there)."""
     return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <!DOCTYPE scenario SYSTEM "sipp.dtd">
-<scenario name="softswitch bench uac">
+<scenario name="{name}">
   <send retrans="500">
     <![CDATA[
 
@@ -120,18 +137,7 @@ def uac_scenario(prefix: str) -> str:
       Content-Type: application/sdp
       Content-Length: [len]
 
-      v=0
-      o=sipp 2000 1 IN IP[media_ip_type] [media_ip]
-      s=softswitch-bench
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 0 101
-      a=rtpmap:0 PCMU/8000
-      a=rtpmap:101 telephone-event/8000
-      a=fmtp:101 0-15
-      a=ptime:20
-      a=sendrecv
-
+{sdp}
     ]]>
   </send>
   <recv response="100" optional="global" />
@@ -154,7 +160,7 @@ def uac_scenario(prefix: str) -> str:
 
     ]]>
   </send>
-  <pause/>
+{after_ack}  <pause/>
   <send retrans="500">
     <![CDATA[
 
