@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -32,6 +33,8 @@ from switch.dialects.auth import authenticated
 from switch.dialects.errors import API_ROOT
 from switch.dialects.forms import cut_page, parse_page_request
 from switch.dialects.twilio.api import rfc2822, slice_envelope
+
+Row = TypeVar("Row", HttpExchange, SipLine)
 
 _ORDER_ONLY = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)  # the SIP ladder pages by its own order alone
 _WORD_START = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
@@ -105,23 +108,21 @@ class TwilioCallEvents:
 
     async def read(self, request: web.Request) -> web.Response:
         """GET .../Calls/{CallSid}/Events.json: one page, in the order the requests left."""
-        call_sid = self._known(request)
-        req = parse_page_request(request.query)
-        found = select_page(self.requests.for_call(call_sid), exchange_key, False, req.cursor, req.offset,
-                            req.page_size + 1)
-        path = f"{API_ROOT}/Accounts/{self.service.account_sid}/Calls/{call_sid}/Events.json"
-        page = cut_page(found, req, exchange_key)
-        return web.json_response(slice_envelope("events", page, event_to_json, req, path, []))
+        return self._page(request, "Events.json", "events", self.requests.for_call, exchange_key, event_to_json)
 
     async def sip_trace(self, request: web.Request) -> web.Response:
         """GET .../Calls/{CallSid}/SipTrace.json: the call's SIP ladder, one page, in the order seen."""
+        return self._page(request, "SipTrace.json", "messages", self.requests.sip_ladder, sip_key, sip_to_json)
+
+    def _page(self, request: web.Request, resource: str, key: str, rows: Callable[[str], Sequence[Row]],
+              order: Callable[[Row], PageKey], render: Callable[[Row], dict[str, Any]]) -> web.Response:
+        """One page of a call's list `resource` (its items under `key`), `rows(call_sid)` sorted by `order`."""
         call_sid = self._known(request)
         req = parse_page_request(request.query)
-        found = select_page(self.requests.sip_ladder(call_sid), sip_key, False, req.cursor, req.offset,
-                            req.page_size + 1)
-        path = f"{API_ROOT}/Accounts/{self.service.account_sid}/Calls/{call_sid}/SipTrace.json"
-        page = cut_page(found, req, sip_key)
-        return web.json_response(slice_envelope("messages", page, sip_to_json, req, path, []))
+        found = select_page(rows(call_sid), order, False, req.cursor, req.offset, req.page_size + 1)
+        path = f"{API_ROOT}/Accounts/{self.service.account_sid}/Calls/{call_sid}/{resource}"
+        page = cut_page(found, req, order)
+        return web.json_response(slice_envelope(key, page, render, req, path, []))
 
 
 def add_twilio_event_routes(app: web.Application, service: CallService, requests: CallRequests) -> None:
