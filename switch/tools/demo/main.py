@@ -49,6 +49,8 @@ from switch.tools.ports import free_port_block, free_tcp_port
 
 TONE_A = 600.0  # the customer's phone plays this into the call...
 TONE_B = 1000.0  # ...and the agent's this, so each recording channel can be told apart by FFT
+CUSTOMER_ANSWER_AFTER = 0.3  # phone A rings this long: a 180 sent in the same millisecond as the 200 can be
+# overtaken by it in Kamailio (two children forward them) and is then absorbed, so A's ringing callback would be lost
 DIGIT_AFTER = 2.2  # seconds after answering that phone A presses 1
 AGENT_ANSWER_AFTER = 1.0  # phone B rings this long before answering
 AGENT_TALK = 3.0  # and hangs up this long after answering
@@ -374,7 +376,8 @@ def _tone_file(path: Path, hz: float) -> str:
 async def _start_phones(demo: Demo) -> None:
     demo.data.mkdir(parents=True, exist_ok=True)
     started = await asyncio.gather(
-        DemoPhone.start("A", ["--answer", "auto", "--play", _tone_file(demo.data / "tone-a.wav", TONE_A),
+        DemoPhone.start("A", ["--answer", "auto", "--answer-after", f"{CUSTOMER_ANSWER_AFTER:g}",
+                              "--play", _tone_file(demo.data / "tone-a.wav", TONE_A),
                               "--dtmf", "1", "--dtmf-after", f"{DIGIT_AFTER:g}", "--exit-after-calls", "1"],
                         demo.on_phone),
         DemoPhone.start("B", ["--answer", "auto", "--answer-after", f"{AGENT_ANSWER_AFTER:g}",
@@ -412,7 +415,8 @@ async def _demo(demo: Demo) -> int:
                     f"1 media worker behind it on {config.sip_port + 1}, data in {demo.data}")
     tl.add("setup", f"switch: generated account {creds.account_sid} and auth token")
     tl.add("setup", f"app:    TwiML app on {demo.app.url('/')} (/voice /gathered /dialed /goodbye, 3 callbacks)")
-    tl.add("setup", f"phone A (the customer) sip:customer@{demo.phones['A'].sip}: answers, plays {TONE_A:g} Hz, "
+    tl.add("setup", f"phone A (the customer) sip:customer@{demo.phones['A'].sip}: answers after "
+                    f"{CUSTOMER_ANSWER_AFTER:g} s, plays {TONE_A:g} Hz, "
                     f"presses 1 after {DIGIT_AFTER:g} s")
     tl.add("setup", f"phone B (the agent)    sip:agent@{demo.phones['B'].sip}: answers after "
                     f"{AGENT_ANSWER_AFTER:g} s, plays {TONE_B:g} Hz, hangs up after {AGENT_TALK:g} s")
