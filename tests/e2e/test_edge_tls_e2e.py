@@ -71,7 +71,8 @@ def test_a_call_over_tls_is_bridged_with_audio_both_ways_and_ended_over_tls(
         switch: SwitchProcess, app: WebhookSink, tls: tuple[Path, Path], tmp_path: Path) -> None:
     tls_port = int((switch.edge or {})["tls_port"])
     phone_heard = tmp_path / "phone.wav"
-    with PhoneProcess(["--answer", "auto", "--tone", "1000", "--record", str(phone_heard),
+    # rings 0.3 s: a 180 sent with the 200 can be overtaken by it in Kamailio, and the ringing callback is asserted
+    with PhoneProcess(["--answer", "auto", "--answer-after", "0.3", "--tone", "1000", "--record", str(phone_heard),
                        "--hangup-after", "3"]) as phone:
         response = VoiceResponse()
         dial = Dial(action="/tls-dialed")
