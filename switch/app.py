@@ -23,6 +23,8 @@ from switch.core.metrics import Metrics
 from switch.core.notifications import Notifications
 from switch.core.numbers import NumberRegistry
 from switch.core.recordings import RecordingManager
+from switch.core.sip_calls import ClientRouter
+from switch.core.sip_domains import SipDirectory
 from switch.core.store import Store
 from switch.core.webhooks import WebhookDispatcher
 from switch.dialects.console.routes import Console, add_console_routes
@@ -40,10 +42,12 @@ from switch.dialects.twilio.events import add_twilio_event_routes
 from switch.dialects.twilio.notifications import add_twilio_notification_routes
 from switch.dialects.twilio.numbers import add_twilio_number_routes
 from switch.dialects.twilio.recordings import add_recording_routes
+from switch.dialects.twilio.sip import add_twilio_sip_routes
 from switch.session.voice import VoiceEngine
 from switch.verbs.registry import task_for
 from switch.workers.edge import Edge
 from switch.workers.edge_config import EdgeSettings, worker_uri
+from switch.workers.edge_domains import EdgeDomain
 from switch.workers.pool import WorkerPool
 from switch.workers.protocol import Event
 
@@ -124,6 +128,7 @@ async def start_switch(config: Config) -> Switch:
     calls.events.subscribe(twilio_callbacks)
     calls.events.subscribe(ConversationCallbacks(webhooks))
     applications = ApplicationRegistry(store, credentials.account_sid)
+    sip_domains = SipDirectory(store, credentials.account_sid)
     numbers = NumberRegistry(store, credentials.account_sid, config.numbers, applications)
     calls.lookup_number = numbers.lookup
     notifications = Notifications(store, credentials.account_sid)
@@ -165,8 +170,11 @@ async def start_switch(config: Config) -> Switch:
                       log_level=config.log_level, log_format=config.log_format)
     calls.attach(pool)
     await pool.start()
+    calls.lookup_domain = sip_domains.route_named
+    calls.clients = ClientRouter(sip_domains.routes, edge.contacts if edge is not None else None)
     if edge is not None:
         _follow_workers(pool, edge)
+        _follow_domains(sip_domains, edge)
         try:
             await edge.start()
         except Exception:
@@ -183,6 +191,7 @@ async def start_switch(config: Config) -> Switch:
     add_console_routes(app, Console(credentials, calls, store, recordings, notifications, _healthz, requests))
     add_twilio_number_routes(app, credentials, numbers, config.base_url)
     add_twilio_application_routes(app, credentials, applications, config.base_url)
+    add_twilio_sip_routes(app, credentials, sip_domains, config.base_url)
     add_twilio_account_routes(app, credentials, Accounts(store, credentials.account_sid))
     add_twilio_notification_routes(app, calls, notifications)
     add_twilio_event_routes(app, calls, requests)
@@ -234,6 +243,16 @@ def _follow_workers(pool: WorkerPool, edge: Edge) -> None:
     def changed() -> None:
         edge.workers_changed((worker_uri(w.listen_host, w.sip_port), w.free > 0) for w in pool.workers if w.up)
     pool.watch(changed)
+    changed()
+
+
+def _follow_domains(sip_domains: SipDirectory, edge: Edge) -> None:
+    """Keep the edge's SIP domains (registration, authentication, ACLs) on the SIP API's, at every change."""
+    def changed() -> None:
+        edge.domains_changed(
+            EdgeDomain(d.domain_name, d.sid, d.sip_registration, d.registration_users, d.call_users, d.call_networks)
+            for d in sip_domains.routes())
+    sip_domains.subscribe(changed)
     changed()
 
 

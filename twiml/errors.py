@@ -11,6 +11,8 @@ https://www.twilio.com/docs/api/errors, gives each code a "Log Level"), and soft
   - 12300 *Invalid Content-Type*: the fetched document was not served as XML (raised by the fetcher).
   - The few attribute checks Twilio logs at ERROR level: 13338 (``<Gather actionOnEmptyResult>``), 13621
     (``recordingStatusCallbackEvent``), 32501 (any attribute of ``<Conversation>``).
+  - 31105 *Invalid client name*: a ``<Dial><Client>`` identity that is empty, longer than 256 characters, or
+    contains whitespace or control characters.
   - 13750 *TwiML verb not supported*: a real Twilio verb or noun that softswitch does not implement
     (``<Enqueue>``, ``<Dial><Conference>``, ...). Twilio would run it; skipping it would change the call flow
     behind the app's back, so softswitch refuses the document instead.
@@ -40,6 +42,7 @@ DIAL_SIP_INVALID_URI = 13243
 DIAL_TOO_MANY_URIS = 13250
 SAY_INVALID_TEXT = 13520
 VERB_NOT_SUPPORTED = 13750
+CLIENT_INVALID_NAME = 31105
 CONVERSATION_INVALID_ATTRIBUTES = 32501
 
 

@@ -17,8 +17,9 @@ sorts them (see :mod:`twiml.errors`):
   ``<Play>``, a ``<Dial>`` with nothing to dial: skipped), and things softswitch accepts but does not act on
   (speech input, transcription, SSML markup, ``<Parameter>`` in ``<Hangup>``/``<Reject>``, stray text).
 - Errors, raised as :class:`~twiml.errors.TwimlError` at the first one: not well-formed XML (12100), the few
-  attribute values Twilio logs at ERROR level (13338, 13621, 32501), and a Twilio verb or noun softswitch does
-  not implement (13750).
+  attribute values Twilio logs at ERROR level (13338, 13621, 32501), a ``<Client>`` identity that is empty, too
+  long or has whitespace or control characters (31105), and a Twilio verb or noun softswitch does not implement
+  (13750).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from defusedxml import DTDForbidden, EntitiesForbidden, ExternalReferenceForbidd
 from defusedxml.ElementTree import DefusedXMLParser
 
 from twiml.errors import (
+    CLIENT_INVALID_NAME,
     DIAL_INVALID_NESTED_ELEMENT,
     DIAL_INVALID_PHONE_NUMBER,
     DIAL_SIP_INVALID_URI,
@@ -44,9 +46,10 @@ from twiml.errors import (
     TwimlError,
     TwimlWarning,
 )
-from twiml.schema import ELEMENTS, SSML_TAGS, UNSUPPORTED, BadValue
+from twiml.schema import ELEMENTS, SSML_TAGS, UNSUPPORTED, BadValue, client_identity
 from twiml.verbs import (
     MAX_DIAL_NOUNS,
+    Client,
     Connect,
     Conversation,
     Dial,
@@ -84,9 +87,10 @@ VERBS: Final[Mapping[str, type[Verb]]] = {
 }
 """The verbs allowed directly under ``<Response>``."""
 
-NOUNS: Final[Mapping[str, type[Number | Sip | Conversation]]] = {
+NOUNS: Final[Mapping[str, type[Number | Sip | Client | Conversation]]] = {
     "Number": Number,
     "Sip": Sip,
+    "Client": Client,
     "Conversation": Conversation,
 }
 """The nouns, each allowed only inside its verb (see :data:`CHILDREN`)."""
@@ -94,7 +98,8 @@ NOUNS: Final[Mapping[str, type[Number | Sip | Conversation]]] = {
 CHILDREN: Final[Mapping[str, frozenset[str]]] = {
     "Response": frozenset(VERBS),
     "Gather": frozenset({"Say", "Play", "Pause"}),
-    "Dial": frozenset({"Number", "Sip"}),
+    "Dial": frozenset({"Number", "Sip", "Client"}),
+    "Client": frozenset({"Identity", "Parameter"}),
     "Connect": frozenset({"Conversation"}),
     "Hangup": frozenset({"Parameter"}),
     "Reject": frozenset({"Parameter"}),
@@ -426,6 +431,42 @@ def _sip(walker: _Walker, element: ET.Element, kwargs: dict[str, Any]) -> Sip | 
     return Sip(uri=uri, **kwargs)
 
 
+def _client(walker: _Walker, element: ET.Element, kwargs: dict[str, Any]) -> Client:
+    """The identity is the text, or the first ``<Identity>``; a bad one fails the document (31105, as Twilio)."""
+    identities: list[str] = []
+    parameters: list[tuple[str, str]] = []
+    for child in element:
+        if child.tag not in CHILDREN["Client"]:
+            walker.misplaced(child, "Client")
+        elif child.tag == "Identity":
+            walker.attributes(child)
+            identities.append(walker.text(child))
+        elif (parameter := _parameter(walker, child)) is not None:
+            parameters.append(parameter)
+    raw = ((element.text or "") + "".join(child.tail or "" for child in element)).strip()
+    if identities and (raw or len(identities) > 1):
+        walker.warn(element, "<Client> has more than one identity (text or <Identity>); only the first "
+                             "<Identity> is used")
+    raw = identities[0] if identities else raw
+    try:
+        identity = client_identity(raw)
+    except BadValue as exc:
+        raise walker.error(element, f"<Client> identity {_show(raw)} {exc}", CLIENT_INVALID_NAME) from None
+    return Client(identity=identity, parameters=tuple(parameters), **kwargs)
+
+
+def _parameter(walker: _Walker, element: ET.Element) -> tuple[str, str] | None:
+    """A ``<Parameter name value>`` as ``(name, value)``; ``None`` (with a warning) when it has no name."""
+    values = walker.attributes(element)
+    walker.children(element)
+    walker.stray_text(element)
+    name, value = values.get("name", ""), values.get("value", "")
+    if not name.strip():
+        walker.warn(element, "<Parameter> has no name; it was skipped")
+        return None
+    return name, value
+
+
 def _connect(walker: _Walker, element: ET.Element, kwargs: dict[str, Any]) -> Connect | None:
     nouns = walker.children(element)
     walker.stray_text(element)
@@ -455,6 +496,7 @@ _CONTENT: Final[Mapping[str, Callable[[_Walker, ET.Element, dict[str, Any]], Any
     "Dial": _dial,
     "Number": _number,
     "Sip": _sip,
+    "Client": _client,
     "Connect": _connect,
     "Conversation": _conversation,
 }

@@ -18,6 +18,7 @@ attribute means "not given".
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -176,6 +177,25 @@ def gather_input(raw: str) -> str:
     return " ".join(dict.fromkeys(names))
 
 
+MAX_CLIENT_IDENTITY = 256
+"""Twilio: "The client identifier may be up to 256 characters"."""
+
+
+def client_identity(raw: str) -> str:
+    """A ``<Client>`` identity (its text or its ``<Identity>``), stripped: not empty, at most
+    :data:`MAX_CLIENT_IDENTITY` characters, and no whitespace or control characters inside. The
+    :class:`BadValue` message completes "the identity ..."."""
+    value = raw.strip()
+    if not value:
+        raise BadValue("is empty")
+    if len(value) > MAX_CLIENT_IDENTITY:
+        raise BadValue(f"is {len(value)} characters long, more than {MAX_CLIENT_IDENTITY}")
+    bad = next((ch for ch in value if ch.isspace() or unicodedata.category(ch) == "Cc"), None)
+    if bad is not None:
+        raise BadValue(f"contains whitespace or a control character (U+{ord(bad):04X})")
+    return value
+
+
 # --- shared vocabularies ------------------------------------------------------------------------------------
 
 RING_TONES = (
@@ -326,6 +346,19 @@ SIP = ElementSpec(
     ignored=_AMD,
 )
 
+CLIENT = ElementSpec(
+    attributes={
+        "url": Attr("url", url),
+        "method": Attr("method", method),
+        "statusCallback": Attr("status_callback", url),
+        "statusCallbackMethod": Attr("status_callback_method", method),
+        "statusCallbackEvent": Attr("status_callback_event", call_events),
+    },
+    ignored=frozenset({"clientNotificationUrl"}),
+)
+
+IDENTITY = ElementSpec(attributes={})
+
 CONNECT = ElementSpec(
     attributes={
         "action": Attr("action", url),
@@ -371,6 +404,8 @@ ELEMENTS: Mapping[str, ElementSpec] = {
     "Dial": DIAL,
     "Number": NUMBER,
     "Sip": SIP,
+    "Client": CLIENT,
+    "Identity": IDENTITY,
     "Connect": CONNECT,
     "Conversation": CONVERSATION,
     "Parameter": PARAMETER,
@@ -382,7 +417,7 @@ SSML_TAGS = frozenset({"break", "emphasis", "lang", "p", "phoneme", "prosody", "
 
 UNSUPPORTED: Mapping[str, frozenset[str]] = {
     "Response": frozenset({"Enqueue", "Leave", "Sms", "Pay", "Start", "Stop", "Refer", "Echo"}),
-    "Dial": frozenset({"Conference", "Client", "Queue", "Sim", "Application", "WhatsApp"}),
+    "Dial": frozenset({"Conference", "Queue", "Sim", "Application", "WhatsApp"}),
     "Connect": frozenset({
         "Stream", "Room", "VirtualAgent", "ConversationRelay", "AiSession", "Autopilot", "Assistant",
     }),

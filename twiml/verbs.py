@@ -236,10 +236,39 @@ class Sip:
     status_callback_event: tuple[CallEvent, ...] = ("completed",)
 
 
-DialNoun: TypeAlias = Number | Sip
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Client:
+    """``<Client>``: a Voice SDK client identity to ring, inside ``<Dial>``.
+
+    The identity is either the element's text (``<Client>alice</Client>``) or a nested
+    ``<Identity>alice</Identity>``; nested ``<Parameter name value>`` are custom parameters for the client.
+
+    Attributes (XML name, default):
+        identity: the text or ``<Identity>``, stripped; 1..256 characters, no whitespace or control characters
+            (otherwise Twilio's error 31105, the document fails).
+        parameters: the nested ``<Parameter>`` as ``(name, value)`` in document order; a missing ``value``
+            is ``""``.
+        url (``url``, ``None``): TwiML run on the called party before bridging.
+        method (``method``, ``"POST"``): ``GET`` or ``POST`` for ``url``.
+        status_callback (``statusCallback``, ``None``), status_callback_method (``statusCallbackMethod``,
+            ``"POST"``), status_callback_event (``statusCallbackEvent``, ``("completed",)``): as on ``Number``.
+
+    Accepted and ignored: ``clientNotificationUrl``.
+    """
+
+    identity: str
+    parameters: tuple[tuple[str, str], ...] = ()
+    url: str | None = None
+    method: HttpMethod = "POST"
+    status_callback: str | None = None
+    status_callback_method: HttpMethod = "POST"
+    status_callback_event: tuple[CallEvent, ...] = ("completed",)
+
+
+DialNoun: TypeAlias = Number | Sip | Client
 
 MAX_DIAL_NOUNS = 10
-"""Twilio rings at most ten nouns at once."""
+"""Twilio rings at most ten nouns at once, whatever their kinds."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -266,7 +295,7 @@ class Dial:
         refer_url (``referUrl``, ``None``): URL requested when the dialed party sends a SIP REFER; its TwiML
             runs on the caller.  ``None``: a REFER is refused (Twilio's error 13802).
         refer_method (``referMethod``, ``"POST"``): ``GET`` or ``POST`` for ``refer_url``.
-        nouns: the ``Number``/``Sip`` to ring, 1..10.
+        nouns: the ``Number``/``Sip``/``Client`` to ring, 1..10 (:data:`MAX_DIAL_NOUNS`) of any mix.
 
     Accepted and ignored: ``recordingTrack``, ``recordingConfigurationId``, ``events``, ``passports``.
     """

@@ -90,6 +90,8 @@ class Call:
     # SIP details.
     sip_uri: str | None = None  # the Request-URI dialed (outbound) or received (inbound)
     sip_call_id: str | None = None
+    # A call into a SIP domain: Twilio's SipDomain, SipDomainSid, SipCallId, SipSourceIp, SipUsername, SipHeader_*
+    sip_params: dict[str, str] | None = None
     sip_response_code: int | None = None
     sip_auth_username: str | None = None
     sip_auth_password: str | None = None

@@ -59,8 +59,7 @@ class DialResult:
         return (*out, *self.recording)
 
 
-def _child_request(parent: Call, dial: verbs.Dial, noun: verbs.Number | verbs.Sip,
-                   document_url: str | None) -> NewCall:
+def _child_request(parent: Call, dial: verbs.Dial, noun: verbs.DialNoun, document_url: str | None) -> NewCall:
     events = frozenset(CallbackEvent(e) for e in noun.status_callback_event)
     common = {
         "from_": dial.caller_id or parent.from_,
@@ -73,7 +72,18 @@ def _child_request(parent: Call, dial: verbs.Dial, noun: verbs.Number | verbs.Si
     if isinstance(noun, verbs.Sip):
         return NewCall(to=noun.uri, sip_auth_username=noun.username, sip_auth_password=noun.password,
                        **common)  # type: ignore[arg-type]
+    if isinstance(noun, verbs.Client):
+        return NewCall(to=f"client:{noun.identity}", **common)  # type: ignore[arg-type]
     return NewCall(to=noun.number, send_digits=noun.send_digits, **common)  # type: ignore[arg-type]
+
+
+def request_target(noun: verbs.DialNoun) -> str:
+    """How a noun is named in a notification: its number, SIP URI or client identity."""
+    if isinstance(noun, verbs.Sip):
+        return noun.uri
+    if isinstance(noun, verbs.Client):
+        return f"client:{noun.identity}"
+    return noun.number
 
 
 class DialSession:
@@ -226,16 +236,17 @@ class DialSession:
         path = self.live.engine.ringback_path(self.dial.ring_tone)
         return await self.live.play(path, loop_forever=True)
 
-    async def _ring(self, nouns: list[verbs.Number | verbs.Sip]) -> Call | None:
+    async def _ring(self, nouns: list[verbs.DialNoun]) -> Call | None:
         """Ring `nouns` at once; the first to answer (and accept any whisper) wins, the rest are cancelled."""
         queue: asyncio.Queue[Call] = asyncio.Queue()
-        ringing: dict[str, verbs.Number | verbs.Sip] = {}
+        ringing: dict[str, verbs.DialNoun] = {}
         for noun in nouns:
             try:
                 request = _child_request(self.parent, self.dial, noun, self.document_url)
-                child = self.calls.create_child(self.parent, request)
+                target = await self.calls.route_client(request.to)  # a <Client>: where its phones are
+                child = self.calls.create_child(self.parent, request, target)
             except RequestError as exc:
-                where = getattr(noun, "number", None) or noun
+                where = request_target(noun)
                 self.live.notify(self.live.engine.dialect.error_code(exc), f"<Dial> could not place {where}: "
                                                                            f"{exc.message}")
                 continue
@@ -300,7 +311,7 @@ class DialSession:
             self.live.engine.background.spawn(self.live.engine.recordings.attach(state.recording, 1, child.sid),
                                               self.parent.sid)
 
-    async def _whisper(self, child: Call, noun: verbs.Number | verbs.Sip) -> bool:
+    async def _whisper(self, child: Call, noun: verbs.DialNoun) -> bool:
         """Run the noun's `url` TwiML on the called party; False when it declined (hung up)."""
         assert noun.url is not None
         engine = self.live.engine
@@ -394,8 +405,9 @@ class DialSession:
 
 class Dial(Task[verbs.Dial]):
     """`<Dial action method timeout callerId timeLimit hangupOnStar answerOnBridge ringTone record trim
-    recordingStatusCallback* sequential referUrl referMethod>` with `<Number>`/`<Sip>` nouns or a plain number:
-    ring the nouns (in parallel by default), bridge the first that answers (`DialSession`); then request `action` with
+    recordingStatusCallback* sequential referUrl referMethod>` with `<Number>`/`<Sip>`/`<Client>` nouns or a plain
+    number: ring the nouns (in parallel by default; a `<Client>` rings every registered phone of its identity,
+    `switch.core.sip_calls`), bridge the first that answers (`DialSession`); then request `action` with
     DialCallStatus, DialCallSid, DialCallDuration (DialSipResponseCode for <Sip>, RecordingUrl... when
     recording), or go on with the next verb.  When the dial is interrupted (caller hung up, REST redirect) the
     action is still told, and its answer ignored.  A REFER from the dialed party runs `referUrl`'s TwiML on the

@@ -81,6 +81,7 @@ from switch.workers.protocol import (
     Unbridge,
     sip_text,
 )
+from switch.workers.sipmsg import x_headers
 
 log = logging.getLogger("switch.worker")
 
@@ -372,7 +373,8 @@ class Engine:
         ci = leg.getInfo()
         self.emit(Incoming(leg=leg_id, from_uri=sip_text(ci.remoteUri), to_uri=sip_text(ci.localUri),
                            request_uri=sip_text(_request_uri(prm.rdata.wholeMsg)),
-                           call_id=sip_text(ci.callIdString), t=time.time()))
+                           call_id=sip_text(ci.callIdString), t=time.time(),
+                           headers={sip_text(k): sip_text(v) for k, v in x_headers(str(prm.rdata.wholeMsg)).items()}))
         if self.tracer is not None:
             self.tracer.bind(str(ci.callIdString), leg_id)
         self._dialog_facts(leg, str(prm.rdata.wholeMsg), str(prm.rdata.srcAddress), sent=False)

@@ -22,9 +22,11 @@ import itertools
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
+import sqlite3
 import tempfile
 import time
 from collections.abc import Iterable
@@ -32,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from switch.workers.edge_config import EdgeFiles, EdgeSettings, dispatcher_list, kamailio_script, tls_config
+from switch.workers.edge_db import EdgeDatabaseError, prepare_database, replace_htable
+from switch.workers.edge_domains import HTABLE, EdgeDomain, htable_rows
 
 log = logging.getLogger("switch.workers.edge")
 
@@ -134,6 +138,9 @@ class Edge:
         self._watch: asyncio.Task[None] | None = None
         self._dirty = asyncio.Event()
         self._log: Any = None
+        self._domains: dict[str, str] = {}  # the `sipdom` rows the SIP API asks for
+        self._domains_written: dict[str, str] | None = None  # the rows in the database (None: not yet written)
+        self.domain_reloads = 0
 
     @property
     def up(self) -> bool:
@@ -144,7 +151,12 @@ class Edge:
         binary, modules = find_kamailio()
         self.files.directory.mkdir(parents=True, exist_ok=True)
         stop_stale_edge(self.files)
-        self.files.script.write_text(kamailio_script(self.settings, self.files, modules))
+        try:
+            prepare_database(self.files.database)
+        except (EdgeDatabaseError, OSError) as exc:
+            raise EdgeError(f"the SIP edge's database {self.files.database}: {exc}") from exc
+        self._write_domains()
+        self.files.script.write_text(kamailio_script(self.settings, self.files, modules, secrets.token_hex(16)))
         if self.settings.tls_port:
             self.files.tls_config.write_text(tls_config(self.settings))
         self._write_list()
@@ -219,6 +231,32 @@ class Edge:
             self._workers = current
             self._dirty.set()
 
+    def domains_changed(self, domains: Iterable[EdgeDomain]) -> None:
+        """The SIP domains now (from the SIP API): written to the edge's database and reloaded at once."""
+        rows = htable_rows(domains)
+        if rows != self._domains:
+            self._domains = rows
+            self._dirty.set()
+
+    def _write_domains(self) -> bool:
+        if self._domains == self._domains_written:
+            return False
+        replace_htable(self.files.database, self._domains)
+        self._domains_written = dict(self._domains)
+        return True
+
+    async def contacts(self, aor: str) -> list[str]:
+        """The registered contact URIs of `aor` (`user@domain`), [] when it has none or the edge is down."""
+        if not self.up:
+            return []
+        try:
+            found = await self.rpc.call("ul.lookup", "location", aor)
+        except (OSError, TimeoutError, EdgeError):
+            return []  # "AOR not found" is an error answer
+        record = found.get("AoR", found) if isinstance(found, dict) else {}
+        contacts = record.get("Contacts", []) if isinstance(record, dict) else []
+        return [str(item.get("Contact", {}).get("Address", "")) for item in contacts if isinstance(item, dict)]
+
     def drain(self) -> None:
         """Take no new calls from now on: every worker is listed inactive (the reload follows at once)."""
         if not self.draining:
@@ -239,6 +277,7 @@ class Edge:
         while not self._closing:
             await self._dirty.wait()
             self._dirty.clear()
+            await self._sync_domains()
             if not self._write_list() or not self.up:
                 continue
             try:
@@ -249,6 +288,18 @@ class Edge:
                 self._written = ""
                 await asyncio.sleep(0.2)
                 self._dirty.set()
+
+    async def _sync_domains(self) -> None:
+        try:
+            if not self._write_domains() or not self.up:
+                return
+            await self.rpc.call("htable.reload", HTABLE)
+            self.domain_reloads += 1
+        except (OSError, TimeoutError, EdgeError, sqlite3.Error) as exc:
+            log.warning("SIP edge: SIP domains reload failed (%s); retrying", exc)
+            self._domains_written = None
+            await asyncio.sleep(0.2)
+            self._dirty.set()
 
     def status(self) -> dict[str, Any]:
         return {"up": self.up, "pid": self.process.pid if self.process else None, "restarts": self.restarts,

@@ -23,11 +23,20 @@ datagram socket.  Nothing here starts a process: that is `switch.workers.edge`.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from switch.workers.edge_db import db_url
+from switch.workers.edge_domains import (
+    DOMAIN_MODULES,
+    HEADER_PREFIX,
+    RegistrarSettings,
+    domain_modparams,
+    domain_routes,
+)
+
 MODULES = ("jsonrpcs", "kex", "corex", "tm", "tmx", "sl", "rr", "pv", "maxfwd", "textops", "siputils", "xlog",
-           "sanity", "pike", "dispatcher", "ratelimit")
+           "sanity", "pike", "dispatcher", "ratelimit", *DOMAIN_MODULES)
 WORKER_SET = 1
 INACTIVE = 1  # the dispatcher list's flags column: DS_INACTIVE_DST
 
@@ -49,6 +58,7 @@ class EdgeSettings:
     tls_port: int = 0  # SIP over TLS on host:tls_port (0: none), with these PEM files
     tls_certificate: str = ""
     tls_private_key: str = ""
+    registrar: RegistrarSettings = field(default_factory=RegistrarSettings)
 
 
 @dataclass(frozen=True)
@@ -78,6 +88,11 @@ class EdgeFiles:
     @property
     def tls_config(self) -> Path:
         return self.directory / "tls.cfg"
+
+    @property
+    def database(self) -> Path:
+        """Registrations, the SIP domains' keys and trunk registrations (`switch.workers.edge_db`)."""
+        return self.directory / "edge.sqlite"
 
     @property
     def pid(self) -> Path:
@@ -118,9 +133,11 @@ def dispatcher_list(workers: Iterable[tuple[str, bool]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def kamailio_script(settings: EdgeSettings, files: EdgeFiles, module_path: str) -> str:
-    """The Kamailio configuration for `settings`, its files in `files`, modules loaded from `module_path`."""
+def kamailio_script(settings: EdgeSettings, files: EdgeFiles, module_path: str, secret: str = "") -> str:
+    """The Kamailio configuration for `settings`, its files in `files`, modules loaded from `module_path`;
+    `secret` signs the digest nonces (random for each start, so no nonce outlives its edge)."""
     s = settings
+    host = s.advertise or s.host
     advertise = f" advertise {s.advertise}:{s.port}" if s.advertise else ""
     # tls first: it sets up OpenSSL's memory before any other module can touch it
     loads = "\n".join(f'loadmodule "{name}.so"' for name in (("tls",) if s.tls_port else ()) + MODULES)
@@ -169,7 +186,7 @@ modparam("ratelimit", "pipe", "1:TAILDROP:{s.max_cps}")
 modparam("dispatcher", "list_file", "{files.dispatcher}")
 modparam("dispatcher", "flags", 2)
 modparam("dispatcher", "ds_ping_interval", 0)
-
+{domain_modparams(db_url(files.database), host, secret or "softswitch", s.registrar)}
 request_route {{
     if ($ml > {s.max_message_bytes}) {{
         sl_send_reply("513", "Message Too Large");
@@ -219,8 +236,12 @@ request_route {{
         exit;
     }}
     t_check_trans();
+    $var(dom) = $(rd{{s.tolower}});
     if ($var(worker) == 1) {{
         loose_route();
+        if (is_method("INVITE") && $sht(sipdom=>d:$var(dom)) != $null) {{
+            route(TO_PHONES);
+        }}
         if (is_method("INVITE|SUBSCRIBE|REFER")) {{
             record_route();
         }}
@@ -233,6 +254,10 @@ request_route {{
     }}
     if (is_method("ACK")) {{
         exit;
+    }}
+    remove_hf_re("^{HEADER_PREFIX}");
+    if ($sht(sipdom=>d:$var(dom)) != $null) {{
+        route(DOMAIN);
     }}
     if (is_method("INVITE")) {{
         if (!rl_check("1")) {{
@@ -258,6 +283,7 @@ route[DISPATCH] {{
     route(RELAY);
 }}
 
+{domain_routes()}
 route[RELAY] {{
     if (!t_relay()) {{
         sl_reply_error();

@@ -72,7 +72,7 @@ from switch.workers.protocol_media import (  # the media messages, re-exported h
     Unbridge as Unbridge,
 )
 
-PROTOCOL_VERSION = 5  # 3: DialogChanged; 4: Ended.rtp; 5: SipMessage
+PROTOCOL_VERSION = 6  # 3: DialogChanged; 4: Ended.rtp; 5: SipMessage; 6: Incoming.headers
 MAX_MESSAGE = 1 << 20
 HEADER = struct.Struct(">I")  # the length of the JSON body that follows
 # -- commands: calls ----------------------------------------------------------------------------------
@@ -182,6 +182,7 @@ class Incoming(Event, tag="incoming", frozen=True, kw_only=True):
     request_uri: str
     call_id: str
     t: float
+    headers: dict[str, str] = {}  # the INVITE's X- headers, names as written (the edge's X-Softswitch-* among them)
 
 
 class InviteSent(Event, tag="invite_sent", frozen=True, kw_only=True):

@@ -86,6 +86,21 @@ def parse_head(text: str) -> SipHead | None:
     return SipHead(start, tuple(headers))
 
 
+def x_headers(text: str, limit: int = 64) -> dict[str, str]:
+    """The `X-` headers of a message's head, their names as written (the first of a repeated name wins), at most
+    `limit` of them: Twilio hands a SIP call's X- headers to the app as `SipHeader_<name>` parameters."""
+    found: dict[str, str] = {}
+    head = parse_head(text)
+    if head is None:
+        return found
+    for line in text.replace("\r\n", "\n").split("\n\n", 1)[0].split("\n")[1:]:
+        key, sep, value = line.partition(":")
+        key = key.strip()
+        if sep and key[:2].lower() == "x-" and key not in found and len(found) < limit:
+            found[key] = value.strip()
+    return found
+
+
 def split_list(value: str) -> list[str]:
     """`a, "x, y" <sip:b>, <sip:c;p=1,2>` -> its elements: commas inside quotes or <...> do not split."""
     parts: list[str] = []

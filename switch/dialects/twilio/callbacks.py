@@ -75,6 +75,8 @@ def standard_params(call: Call) -> list[tuple[str, str]]:
         params.append(("CallerName", call.caller_name))
     if call.parent_call_sid:
         params.append(("ParentCallSid", call.parent_call_sid))
+    if call.sip_params:
+        params += call.sip_params.items()
     return params
 
 

@@ -1,0 +1,93 @@
+"""Calls of softphones: INVITEs the edge let into a SIP domain, and `client:` destinations.
+
+The SIP edge (`switch.workers.edge_domains`) authenticates a call to a SIP domain and tells the worker who it is
+in trusted `X-Softswitch-*` headers (it removes any that came from outside); the worker hands the INVITE's X-
+headers over with its `Incoming` event.  `domain_call` reads them: the call runs the domain's voice URL with
+Twilio's SIP parameters (SipDomain, SipDomainSid, SipCallId, SipSourceIp, SipUsername, SipHeader_<name>), From
+and To as SIP URIs.  The headers are believed only when the edge is in front of the workers (`[edge] enabled`).
+
+`client:alice` (REST `To`, `<Dial><Client>`) rings alice's registered phones: `ClientRouter` finds the SIP domain
+of the account (registration enabled) on which alice has contacts, and dials `sip:alice@<domain>`; the edge
+forks that INVITE to every contact.  When alice is registered nowhere, the INVITE still goes to the account's
+first such domain and the edge answers 480, so the leg ends `no-answer` like an offline Twilio client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+from switch.core.errors import InvalidArgument, Problem
+from switch.core.routing import Route
+from switch.core.sip_domains import SipDomainRoute
+from switch.workers.sipmsg import uri_of
+
+EDGE_HEADER = "X-Softswitch-"
+CLIENT_PREFIX = "client:"
+
+
+@dataclass(frozen=True)
+class DomainCall:
+    """What an inbound INVITE to a SIP domain becomes: its app, its From/To, and Twilio's SIP parameters."""
+
+    domain: SipDomainRoute
+    from_: str
+    to: str
+    params: dict[str, str]
+
+
+def edge_header(headers: Mapping[str, str], name: str) -> str | None:
+    """One of the edge's trusted headers (`Domain`, `Source`, `Auth`, `User`), in any letter case."""
+    wanted = (EDGE_HEADER + name).lower()
+    return next((value for key, value in headers.items() if key.lower() == wanted), None)
+
+
+def domain_call(headers: Mapping[str, str], request_uri: str, from_uri: str, call_id: str,
+                lookup: Callable[[str], SipDomainRoute | None]) -> DomainCall | None:
+    """The SIP-domain call an INVITE with the edge's headers `headers` is, or None when it is not one (no
+    `X-Softswitch-Domain`) or its domain was deleted meanwhile (`lookup` finds nothing)."""
+    name = edge_header(headers, "Domain")
+    if not name:
+        return None
+    domain = lookup(name)
+    if domain is None:
+        return None
+    to = request_uri.split(";", 1)[0] if request_uri else ""
+    caller = uri_of(from_uri).split(";", 1)[0]
+    params = {"SipDomain": domain.domain_name, "SipDomainSid": domain.sid, "SipCallId": call_id}
+    source = edge_header(headers, "Source")
+    if source:
+        params["SipSourceIp"] = source
+    if (edge_header(headers, "Auth") or "") == "credentials":
+        params["SipUsername"] = edge_header(headers, "User") or ""
+    for key, value in headers.items():
+        if not key.lower().startswith(EDGE_HEADER.lower()):
+            params[f"SipHeader_{key}"] = value
+    return DomainCall(domain, caller, to, params)
+
+
+def client_identity(to: str) -> str | None:
+    """`client:alice` -> `alice`; None for any other destination."""
+    return to[len(CLIENT_PREFIX):] if to.startswith(CLIENT_PREFIX) else None
+
+
+class ClientRouter:
+    """Where `client:<identity>` rings: the identity's AoR on the account's registration domains."""
+
+    def __init__(self, domains: Callable[[], list[SipDomainRoute]],
+                 contacts: Callable[[str], Awaitable[list[str]]] | None) -> None:
+        self._domains = domains  # every SIP domain, oldest first
+        self._contacts = contacts  # the edge's registered contacts of an AoR (None: no edge)
+
+    async def route(self, to: str, account_sid: str) -> Route:
+        """The Route of `client:<identity>`: InvalidArgument when no domain of the account takes registrations."""
+        identity = client_identity(to) or ""
+        names = [d.domain_name for d in self._domains() if d.sip_registration and d.account_sid == account_sid]
+        if self._contacts is None or not names:
+            raise InvalidArgument(f"Invalid 'To': {to}: client: identities are softphones registered on a SIP "
+                                  "domain; create one with sip_registration=true (and the SIP edge enabled)",
+                                  Problem.INVALID_TO)
+        for name in names:
+            if await self._contacts(f"{identity}@{name}"):
+                return Route(f"sip:{identity}@{name}", None)
+        return Route(f"sip:{identity}@{names[0]}", None)
