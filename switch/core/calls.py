@@ -30,7 +30,7 @@ from switch.core.notifications import Notifications
 from switch.core.paging import Cursor
 from switch.core.routing import Route, from_uri, route, user_part
 from switch.core.service import CallFilter, CallUpdate, NewCall
-from switch.core.sip_calls import ClientRouter, client_identity, domain_call
+from switch.core.sip_calls import ClientRouter, client_identity, inbound_app
 from switch.core.sip_domains import SipDomainRoute
 from switch.core.status import CallStatus, EndReason, check_transition, status_for_provisional, status_for_sip_code
 from switch.core.store import Store
@@ -110,8 +110,7 @@ class CallManager:
         config_numbers = {n.number: n for n in config.numbers}
         # Which app answers a dialed number; the IncomingPhoneNumbers registry replaces this at start-up.
         self.lookup_number: Callable[[str], Number | None] = config_numbers.get
-        # SIP domains (switch.core.sip_calls): which domain an INVITE the edge let in belongs to, and where a
-        # `client:` destination rings; the edge's headers are believed only when the edge is in front.
+        # SIP domains and `client:` destinations (switch.core.sip_calls); edge headers believed only behind one
         self.lookup_domain: Callable[[str], SipDomainRoute | None] = lambda name: None
         self.clients: ClientRouter | None = None
         self.edge_headers = config.edge.enabled
@@ -201,16 +200,14 @@ class CallManager:
     async def create_call(self, request: NewCall) -> Call:
         if self.draining:
             raise Unavailable("The switch is shutting down and takes no new calls; try again later")
-        target = await self.route_client(request.to)
-        if target is None:
-            target = route(request.to, self.config.trunks, request.sip_auth_username, request.sip_auth_password)
+        target = await self.route_client(request.to) or route(request.to, self.config.trunks,
+                                                              request.sip_auth_username, request.sip_auth_password)
         fields = {f.name: getattr(request, f.name) for f in dataclasses.fields(request)}
         call = self._place(target, Direction.OUTBOUND_API, None, fields)
         return dataclasses.replace(call)
 
     async def route_client(self, to: str) -> Route | None:
-        """The Route of a `client:` destination (InvalidArgument when no SIP domain takes registrations), None
-        for any other."""
+        """The Route of a `client:` destination (switch.core.sip_calls), None for any other."""
         if client_identity(to) is None:
             return None
         if self.clients is None:
@@ -220,8 +217,7 @@ class CallManager:
     def create_child(self, parent: Call, request: NewCall, target: Route | None = None) -> Call:
         """A `<Dial>` leg: direction outbound-dial, on the parent's worker (bridging needs one bridge); `target`
         when the caller routed it already (`route_client`)."""
-        if target is None:
-            target = route(request.to, self.config.trunks, request.sip_auth_username, request.sip_auth_password)
+        target = target or route(request.to, self.config.trunks, request.sip_auth_username, request.sip_auth_password)
         fields = {f.name: getattr(request, f.name) for f in dataclasses.fields(request)}
         return self._place(target, Direction.OUTBOUND_DIAL, parent, fields)
 
@@ -412,15 +408,8 @@ class CallManager:
         assert self.pool is not None
         leg = event.leg
         dialed = user_part(event.request_uri or event.to_uri)
-        sip = (domain_call(event.headers, event.request_uri, event.from_uri, event.call_id, self.lookup_domain)
-               if self.edge_headers else None)
-        if sip is not None:  # a softphone's call into a SIP domain: the domain's app, From/To as SIP URIs
-            d = sip.domain
-            number: Number | None = Number(sip.to, d.voice_url, d.voice_method, d.voice_fallback_url,
-                                           d.voice_fallback_method, d.voice_status_callback_url,
-                                           d.voice_status_callback_method)
-        else:
-            number = self.lookup_number(dialed) or self.lookup_number(user_part(event.to_uri))
+        # a softphone's call into a SIP domain runs the domain's app, From/To as SIP URIs; others the number's
+        number, sip = inbound_app(event, self.edge_headers, self.lookup_domain, self.lookup_number)
         if self.draining:  # the edge already sends new calls nowhere; one that slipped through gets 503 too
             log.info("worker %d: INVITE for %r from %s while draining: 503", worker, dialed, event.from_uri)
             self.pool.send(worker, Hangup(leg=leg, code=503))

@@ -17,9 +17,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
+from switch.core.config import Number
 from switch.core.errors import InvalidArgument, Problem
-from switch.core.routing import Route
+from switch.core.routing import Route, user_part
 from switch.core.sip_domains import SipDomainRoute
+from switch.workers.protocol import Incoming
 from switch.workers.sipmsg import uri_of
 
 EDGE_HEADER = "X-Softswitch-"
@@ -64,6 +66,20 @@ def domain_call(headers: Mapping[str, str], request_uri: str, from_uri: str, cal
         if not key.lower().startswith(EDGE_HEADER.lower()):
             params[f"SipHeader_{key}"] = value
     return DomainCall(domain, caller, to, params)
+
+
+def inbound_app(event: Incoming, trust_edge: bool, lookup_domain: Callable[[str], SipDomainRoute | None],
+                lookup_number: Callable[[str], Number | None]) -> tuple[Number | None, DomainCall | None]:
+    """The app an inbound INVITE runs (None: nobody's), and the SIP-domain call it is: a domain's app when the edge
+    let it into one (`trust_edge`: the edge is in front), else the dialed number's."""
+    sip = (domain_call(event.headers, event.request_uri, event.from_uri, event.call_id, lookup_domain)
+           if trust_edge else None)
+    if sip is not None:
+        d = sip.domain
+        return Number(sip.to, d.voice_url, d.voice_method, d.voice_fallback_url, d.voice_fallback_method,
+                      d.voice_status_callback_url, d.voice_status_callback_method), sip
+    dialed = user_part(event.request_uri or event.to_uri)
+    return lookup_number(dialed) or lookup_number(user_part(event.to_uri)), None
 
 
 def client_identity(to: str) -> str | None:
