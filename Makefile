@@ -4,11 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Debian packages the switch, tests and demo use: sipp (sip-tester) and baresip (baresip-core) as real
 # SIP peers, espeak-ng for <Say>, kamailio as the SIP edge ([edge], switch/workers/edge.py) with its TLS
-# module, openssl for the test certificates, chromium and its driver for the web console's browser tests.
-DEB_PACKAGES := sip-tester baresip-core espeak-ng kamailio kamailio-tls-modules openssl chromium chromium-driver
+# module and its SQLite driver (the edge's database: switch/workers/edge_db.py), openssl for the test
+# certificates, chromium and its driver for the web console's browser tests.
+DEB_PACKAGES := sip-tester baresip-core espeak-ng kamailio kamailio-tls-modules kamailio-sqlite-modules openssl \
+	chromium chromium-driver
 # binaries that prove each package above is installed, in the same order
-DEB_BINARIES := sipp baresip espeak-ng /usr/sbin/kamailio /usr/lib/x86_64-linux-gnu/kamailio/modules/tls.so openssl \
-	chromium chromedriver
+DEB_BINARIES := sipp baresip espeak-ng /usr/sbin/kamailio /usr/lib/x86_64-linux-gnu/kamailio/modules/tls.so \
+	/usr/lib/x86_64-linux-gnu/kamailio/modules/db_sqlite.so openssl chromium chromedriver
 # what `make engine` builds pjproject and its SWIG module with (switch/tools/engine), and their proving binaries
 ENGINE_DEB_PACKAGES := g++ make swig python3-dev
 ENGINE_DEB_BINARIES := g++ make swig python3-config

@@ -48,6 +48,7 @@ from switch.verbs.registry import task_for
 from switch.workers.edge import Edge
 from switch.workers.edge_config import EdgeSettings, worker_uri
 from switch.workers.edge_domains import EdgeDomain
+from switch.workers.edge_trunks import TrunkRegistration
 from switch.workers.pool import WorkerPool
 from switch.workers.protocol import Event
 
@@ -229,6 +230,9 @@ def _edge(config: Config) -> Edge | None:
         settings = dataclasses.replace(settings, tls_port=e.tls_port or config.sip_port + 1,
                                        tls_certificate=str(e.tls_certificate),
                                        tls_private_key=str(e.tls_private_key))
+    settings = dataclasses.replace(settings, trunks=tuple(  # [[trunks]] register = true: the edge registers them
+        TrunkRegistration(t.name, t.registrar_hostport, t.username or "", t.password or "", t.expires, t.addresses)
+        for t in config.trunks if t.register))
     return Edge(settings, config.data_dir / "edge")
 
 

@@ -51,6 +51,12 @@ Example (`softswitch.toml`)::
     username = "softswitch"   # optional digest credentials
     password = "secret"
     prefixes = ["+1", "1"]    # numbers routed here; empty or absent means every number
+    register = true           # the edge keeps a registration with the trunk (needs username, password and
+                              # [edge]; switch.workers.edge_trunks); its state is in /healthz edge.trunks
+    registrar = "sip.example.com:5060"  # where the REGISTERs go, host[:port] (UDP); default: the uri's host:port
+    expires = 3600            # the registration's lifetime in seconds, 10 to 86400 (refreshed before it ends)
+    addresses = ["203.0.113.0/24"]  # with register: calls to the registration only from these networks (CIDR
+                              # or single addresses), else 403; empty or absent: from anywhere
 
     [[numbers]]
     number = "+15550100"
@@ -85,6 +91,7 @@ from typing import Any
 
 from switch.core.config_edge import EdgeConfig as EdgeConfig, load_edge
 from switch.core.config_schema import check_document
+from switch.core.config_trunks import Trunk as Trunk, load_trunks
 from switch.core.errors import ConfigError
 from switch.core.logs import FORMATS, LEVELS
 from switch.core.model import new_sid
@@ -136,25 +143,6 @@ def _ip_address(value: Any, what: str) -> str:
         return str(ipaddress.ip_address(str(value)))
     except ValueError:
         raise ConfigError(f"{what}: expected an IP address, got {value!r}") from None
-
-
-@dataclass(frozen=True)
-class Trunk:
-    """A SIP trunk that phone numbers are sent to."""
-
-    name: str
-    uri: str  # sip:host[:port]
-    username: str | None = None
-    password: str | None = None
-    prefixes: tuple[str, ...] = ()
-
-    @property
-    def hostport(self) -> str:
-        rest = self.uri.split(":", 1)[1] if ":" in self.uri else self.uri
-        return rest.split("@", 1)[-1].split(";", 1)[0]
-
-    def matches(self, number: str) -> bool:
-        return not self.prefixes or any(number.startswith(p) for p in self.prefixes)
 
 
 @dataclass(frozen=True)
@@ -419,20 +407,11 @@ def _load_config_file(path: Path | None) -> Config:
     cfg.exotel_sid = exotel.get("sid")
     cfg.exotel_api_key = exotel.get("api_key")
     cfg.exotel_api_token = exotel.get("api_token")
+    cfg.trunks = load_trunks(raw.get("trunks", []), cfg.edge.enabled)
     try:
-        cfg.trunks = [
-            Trunk(name=str(t.get("name", f"trunk{i}")), uri=str(t["uri"]), username=t.get("username"),
-                  password=t.get("password"), prefixes=tuple(str(p) for p in t.get("prefixes", ())))
-            for i, t in enumerate(raw.get("trunks", []))
-        ]
         cfg.numbers = [Number(**n) for n in raw.get("numbers", [])]
-    except (KeyError, TypeError) as exc:
-        raise ConfigError(f"{path}: bad [[trunks]] or [[numbers]] entry: {exc}") from exc
-    for trunk in cfg.trunks:
-        if not trunk.uri.startswith(("sip:", "sips:")):
-            raise ConfigError(f"trunk {trunk.name}: uri must start with sip:, got {trunk.uri!r}")
-        if not trunk.hostport or trunk.hostport.startswith(":"):
-            raise ConfigError(f"trunk {trunk.name}: uri has no host, got {trunk.uri!r}")
+    except TypeError as exc:
+        raise ConfigError(f"{path}: bad [[numbers]] entry: {exc}") from exc
     cfg.conversation_services = [_conversation_service(e) for e in raw.get("conversation_services", [])]
     sids = [s.sid for s in cfg.conversation_services]
     if len(set(sids)) != len(sids):

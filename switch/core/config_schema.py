@@ -54,7 +54,8 @@ SECTIONS: dict[str, dict[str, Kind]] = {
              "worker_timeout_ms": INT, "tls_certificate": STR, "tls_private_key": STR, "tls_port": INT},
 }
 ARRAYS: dict[str, dict[str, Kind]] = {
-    "trunks": {"name": STR, "uri": STR, "username": STR, "password": STR, "prefixes": STR_LIST},
+    "trunks": {"name": STR, "uri": STR, "username": STR, "password": STR, "prefixes": STR_LIST, "register": BOOL,
+               "registrar": STR, "expires": INT, "addresses": STR_LIST},
     "numbers": {"number": STR, "voice_url": STR, "voice_method": STR, "voice_fallback_url": STR,
                 "voice_fallback_method": STR, "status_callback": STR, "status_callback_method": STR},
     "conversation_services": {"sid": STR, "friendly_name": STR, "routing_url": STR, "pool": STR_LIST,

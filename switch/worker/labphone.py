@@ -4,8 +4,9 @@
 
 It answers (or refuses) calls, or places one, plays a tone or a WAV file, records what it hears from the far
 end, sends RFC 2833 (or SIP INFO) digits, holds and unholds and re-INVITEs with another codec when told on
-stdin (``--commands``), and prints one JSON object per line on stdout for every event (the list is in
-`switch.worker.labphone_io`; the calls and their mid-call changes are in `switch.worker.labphone_calls`).
+stdin (``--commands``), registers (``--register``, through ``--proxy``; ``register``/``unregister`` on stdin),
+and prints one JSON object per line on stdout for every event (the list is in `switch.worker.labphone_io`; the
+calls, their mid-call changes and the account are in `switch.worker.labphone_calls`).
 
 Threading follows ARCHITECTURE.md: the main thread owns the Endpoint (``threadCnt = 0``,
 ``mainThreadOnly = True``) and loops on ``libHandleEvents``; timers (answer, DTMF, hang-up, exit) run
@@ -29,24 +30,29 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from media.audio import write_wav
-from media.tones import sine
-from switch.worker.labphone_calls import PhoneAccount, PhoneCall, call_op, recording_path
+from switch.worker.labphone_calls import (
+    PhoneAccount,
+    PhoneCall,
+    account_config,
+    call_op,
+    recording_path,
+    set_sip_t1,
+)
 from switch.worker.labphone_io import (
+    PHONE_COMMANDS,
     CommandReader,
     EventWriter,
     PhoneOptions,
     Recording,
     add_phone_arguments,
     parse_command,
+    prepare_audio_file,
 )
 from switch.worker.pjengine import pj
 from switch.worker.pjmedia import (
-    CLOCK_RATE,
     FRAME_MS,
     create_transport,
     destroy as _destroy,
@@ -75,7 +81,7 @@ class LabPhone:
         self.calls_ended = 0
         self.port = options.port
         self._keys = itertools.count(1)
-        self._timers: list[tuple[float, int, Callable[[], None]]] = []
+        self._timers: list[tuple[float, int, Callable[[], object]]] = []
         self._timer_seq = itertools.count()
         self._retired: list[tuple[float, pj.AudioMediaPlayer | None, Recording | None]] = []
         self._recordings_made = 0
@@ -85,17 +91,20 @@ class LabPhone:
         self._audio_file: str | None = None
         self._started = False
         self._commands: CommandReader | None = None
+        self._call_waits_for_registration = bool(options.call and options.register)
 
     # -- life cycle -------------------------------------------------------------------------------------
     def start(self) -> None:
         """Create the endpoint, bind SIP, create the account, and say ``ready``."""
         opts = self.options
         self._deadline = time.monotonic() + opts.max_seconds
-        self._prepare_audio_file()
+        self._audio_file, self._tmpdir = prepare_audio_file(opts)
         ep = self.ep
         ep.libCreate()
         self._started = True
         ep.libInit(endpoint_config("softswitch-labphone", opts.pj_log_level, FRAME_MS))
+        if opts.sip_t1 is not None:
+            set_sip_t1(opts.sip_t1)
         self._create_transports()
         ep.libStart()
         ep.audDevManager().setNullDev()
@@ -104,23 +113,8 @@ class LabPhone:
         self.emit("ready", sip=f"{opts.host}:{self.port}", pid=os.getpid())
         if opts.commands:
             self._commands = CommandReader(sys.stdin).start()
-        if opts.call:
+        if opts.call and not self._call_waits_for_registration:  # else on_registration places it
             self._at(0.0, self._place_call)
-
-    def _prepare_audio_file(self) -> None:
-        opts = self.options
-        if opts.play:
-            if not Path(opts.play).is_file():
-                raise FileNotFoundError(f"--play: no such file {opts.play!r}")
-            self._audio_file = str(Path(opts.play).resolve())
-        elif opts.tone is not None:
-            self._tmpdir = tempfile.TemporaryDirectory(prefix="labphone-")
-            # A whole number of cycles loops without a click (whole hertz: any whole second).  pjmedia's file
-            # player leaves one silent frame at each wrap, so the file is long enough to wrap rarely.
-            seconds = 60.0
-            path = Path(self._tmpdir.name) / f"tone-{opts.tone:g}.wav"
-            write_wav(path, sine(opts.tone, seconds, CLOCK_RATE), CLOCK_RATE)
-            self._audio_file = str(path)
 
     def _create_transports(self) -> None:
         """Bind UDP and TCP on one port; with port 0 the OS picks the UDP port and TCP must get the same."""
@@ -142,24 +136,8 @@ class LabPhone:
         return create_transport(self.ep, kind, self.options.host, port)
 
     def _make_account(self) -> PhoneAccount:
-        opts = self.options
-        acfg = pj.AccountConfig()
-        user = opts.user or "phone"
-        if opts.register:
-            domain = opts.register.split(":", 1)[-1].split(";", 1)[0]
-            acfg.idUri = f"sip:{user}@{domain}"
-            acfg.regConfig.registrarUri = opts.register
-            acfg.regConfig.registerOnAdd = True
-        else:
-            acfg.idUri = f"sip:{user}@{opts.host}:{self.port}"
-            acfg.regConfig.registrarUri = ""
-        if opts.user and opts.password is not None:
-            acfg.sipConfig.authCreds.append(pj.AuthCredInfo("digest", "*", opts.user, 0, opts.password))
-        tcfg = acfg.mediaConfig.transportConfig
-        tcfg.boundAddress = opts.host
-        tcfg.publicAddress = opts.host
         acc = PhoneAccount(self)
-        acc.create(acfg, True)
+        acc.create(account_config(self.options, self.port), True)
         return acc
 
     def request_stop(self, reason: str) -> None:
@@ -218,7 +196,7 @@ class LabPhone:
             self._tmpdir = None
 
     # -- timers -----------------------------------------------------------------------------------------
-    def _at(self, delay: float, action: Callable[[], None]) -> None:
+    def _at(self, delay: float, action: Callable[[], object]) -> None:
         heapq.heappush(self._timers, (time.monotonic() + max(0.0, delay), next(self._timer_seq), action))
 
     def _poll_ms(self) -> int:
@@ -250,9 +228,11 @@ class LabPhone:
         return fire
 
     # -- actions ----------------------------------------------------------------------------------------
-    def _place_call(self) -> None:
-        assert self.account is not None and self.options.call
-        uri = self.options.call
+    def _place_call(self, uri: str | None = None) -> bool:
+        """Call ``uri`` (default ``--call``): a ``calling`` event, or an ``error`` one (and False)."""
+        assert self.account is not None
+        uri = uri or self.options.call
+        assert uri
         call = PhoneCall(self, next(self._keys), self.account)
         self.calls[call.key] = call
         try:
@@ -261,9 +241,10 @@ class LabPhone:
             del self.calls[call.key]
             self.calls_ended += 1
             self.emit("error", message=f"call {uri}: {error_text(exc)}")
-            return
+            return False
         call.call_id = call.getInfo().callIdString
         self.emit("calling", uri=uri, call_id=call.call_id)
+        return True
 
     def _answer(self, call: PhoneCall, code: int) -> None:
         call.answer(call_op(code))
@@ -309,15 +290,31 @@ class LabPhone:
             except ValueError as exc:
                 self.emit("error", message=str(exc))
                 continue
+            if name in PHONE_COMMANDS:
+                self._command(None, name, arg)
+                continue
             calls = [self.calls[key] for key in sorted(self.calls) if self.calls[key].answered_at is not None]
             if not calls:
                 self.emit("error", message=f"{name}: no answered call")
             for call in calls:
                 self._command(call, name, arg)
 
-    def _command(self, call: PhoneCall, name: str, arg: str | None) -> None:
+    def _command(self, call: PhoneCall | None, name: str, arg: str | None) -> None:
+        """One command on ``call`` (None: on the phone: ``call``, ``register``, ``unregister``); then a
+        ``command`` event, or an ``error`` event (``call`` reports its own)."""
+        where = {} if call is None else {"call_id": call.call_id}
         try:
-            if name == "hold":
+            if call is None:
+                if name == "call":
+                    if not self._place_call(arg):
+                        return
+                elif self.account is None or not self.options.register:
+                    raise ValueError("the phone has no registrar (start it with --register)")
+                elif name == "register":
+                    self.account.register()
+                else:
+                    self.account.unregister()
+            elif name == "hold":
                 call.hold()
             elif name == "unhold":
                 call.unhold()
@@ -328,12 +325,12 @@ class LabPhone:
             else:
                 self._hangup(call)
         except pj.Error as exc:
-            self.emit("error", message=f"{name}: {error_text(exc)}", call_id=call.call_id)
+            self.emit("error", message=f"{name}: {error_text(exc)}", **where)
             return
         except ValueError as exc:
-            self.emit("error", message=f"{name}: {exc}", call_id=call.call_id)
+            self.emit("error", message=f"{name}: {exc}", **where)
             return
-        self.emit("command", command=name if arg is None else f"{name} {arg}", call_id=call.call_id)
+        self.emit("command", command=name if arg is None else f"{name} {arg}", **where)
 
     # -- callbacks (pjsua thread) -----------------------------------------------------------------------
     def on_incoming(self, prm: pj.OnIncomingCallParam) -> None:
@@ -346,6 +343,12 @@ class LabPhone:
         if self.options.ring:
             self._answer(call, 180)
         self._at(self.options.answer_after, self._for_call(call.key, self._final_answer))
+
+    def on_registration(self, event: str) -> None:
+        """After each registration outcome: ``--call`` with ``--register`` is placed after the first one."""
+        if self._call_waits_for_registration:
+            self._call_waits_for_registration = False
+            self._at(0.0, self._place_call)
 
     def on_call_state(self, call: PhoneCall) -> None:
         ci = call.getInfo()

@@ -1,6 +1,16 @@
 """The lab phone's calls and account (see `switch.worker.labphone`), and what it does mid-call: hold, unhold,
 and a re-INVITE that offers one codec.
 
+The account (`account_config`) is ``sip:USER@DOMAIN`` when the phone registers, with digest credentials for any
+realm (used for REGISTER and for calls alike) and the outbound proxy as its route; `PhoneAccount.onRegState`
+turns each registration outcome into one event (`registration_event`): ``registered`` for a 2xx that grants
+expires > 0, ``unregistered`` for the 2xx to an un-REGISTER, ``registration-failed`` for anything else.
+Wrong credentials never loop: pjsip's digest client gives up at once on a second 401/407 with the nonce it
+answered, and after PJSIP_MAX_STALE_COUNT (3) fresh nonces when the registrar challenges again each time (as
+Kamailio does); the registration then fails with that 401/407 (or the registrar's 403).  pjsua re-tries a
+failed registration by itself only after a timeout, a 5xx or a 6xx (``retryIntervalSec``, ``--reg-retry``),
+never after refused credentials, so a wrong password is reported once.
+
 Hold follows RFC 3264 as pjsua does it (``Call.setHold``): a re-INVITE whose audio is ``sendonly``; unhold is a
 re-INVITE with ``PJSUA_CALL_UNHOLD`` (``sendrecv``).  A phone on hold sends no audio of its own (its tone or
 file is taken off the call: a real phone on hold is silent, the far end's switch plays its music), so what the
@@ -14,12 +24,13 @@ again on whatever port the call has now.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-from switch.worker.labphone_io import EventWriter, Recording
+from switch.worker.labphone_io import EventWriter, PhoneOptions, Recording
 from switch.worker.pjengine import pj
 from switch.worker.pjmedia import CODEC_PRIORITY, error_text
 
@@ -39,6 +50,8 @@ _DIRECTIONS = {
     pj.PJMEDIA_DIR_DECODING: "recvonly",
     pj.PJMEDIA_DIR_ENCODING_DECODING: "sendrecv",
 }
+_T2_MS = 4000  # pjsip's PJSIP_T2_TIMEOUT and PJSIP_T4_TIMEOUT, kept when --sip-t1 changes T1
+_T4_MS = 5000
 _LIVE_MEDIA = (pj.PJSUA_CALL_MEDIA_ACTIVE, pj.PJSUA_CALL_MEDIA_LOCAL_HOLD, pj.PJSUA_CALL_MEDIA_REMOTE_HOLD)
 
 
@@ -67,6 +80,8 @@ class Phone(Protocol):
     def on_call_state(self, call: PhoneCall) -> None: ...
 
     def on_call_media(self, call: PhoneCall) -> None: ...
+
+    def on_registration(self, event: str) -> None: ...
 
 
 class PhoneCall(pj.Call):  # type: ignore[misc]
@@ -185,6 +200,18 @@ class PhoneAccount(pj.Account):  # type: ignore[misc]
     def __init__(self, phone: Phone) -> None:
         super().__init__()
         self.phone = phone
+        self.unregistering = False
+        """Set by :meth:`register` (False) and :meth:`unregister` (True): what the next outcome answers."""
+
+    def register(self) -> None:
+        """Send a REGISTER now (pj.Error if the account has no registrar or a REGISTER is pending)."""
+        self.unregistering = False
+        self.setRegistration(True)
+
+    def unregister(self) -> None:
+        """Send the REGISTER with Expires: 0 (the binding goes; pj.Error if there is none or one is pending)."""
+        self.unregistering = True
+        self.setRegistration(False)
 
     def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:
         try:
@@ -194,9 +221,67 @@ class PhoneAccount(pj.Account):  # type: ignore[misc]
 
     def onRegState(self, prm: pj.OnRegStateParam) -> None:
         try:
-            self.phone.emit("registered", code=int(prm.code), reason=str(prm.reason), expires=int(prm.expiration))
+            reason = str(prm.reason)
+            if int(prm.status) != 0 and not reason:  # failed before any answer (transport, DNS...)
+                reason = str(pj.Endpoint.instance().utilStrError(int(prm.status)))
+            event, fields = registration_event(int(prm.code), reason, int(prm.expiration), self.unregistering)
+            self.phone.emit(event, **fields)
+            self.phone.on_registration(event)
         except Exception:
             log.exception("onRegState failed")
+
+
+def registration_event(code: int, reason: str, expires: int, unregistering: bool) -> tuple[str, dict[str, Any]]:
+    """The event for one registration outcome: ``registered`` (2xx, expires > 0), ``unregistered`` (a 2xx to the
+    un-REGISTER, or one that grants nothing), else ``registration-failed`` (``unregister`` tells which REGISTER)."""
+    if 200 <= code < 300:
+        if expires > 0 and not unregistering:
+            return "registered", {"code": code, "reason": reason, "expires": expires}
+        return "unregistered", {"code": code, "reason": reason}
+    return "registration-failed", {"code": code, "reason": reason, "unregister": unregistering}
+
+
+def uri_host(uri: str) -> str:
+    """``sip:acme.sip.localhost;transport=tcp`` -> ``acme.sip.localhost`` (a port is kept: ``127.0.0.1:5090``)."""
+    rest = uri.split(":", 1)[-1].split(";", 1)[0]
+    return rest.rpartition("@")[2]
+
+
+def account_config(opts: PhoneOptions, port: int) -> pj.AccountConfig:
+    """The phone's account: ``sip:USER@DOMAIN`` registering at ``--register`` (else ``sip:USER@HOST:PORT``, no
+    registration), credentials for any realm, ``--proxy`` as the route of every request, media on the host."""
+    acfg = pj.AccountConfig()
+    user = opts.user or "phone"
+    reg = acfg.regConfig
+    if opts.register:
+        acfg.idUri = f"sip:{user}@{uri_host(opts.register)}"
+        reg.registrarUri = opts.register
+        reg.registerOnAdd = True
+        reg.timeoutSec = opts.reg_expires
+        reg.retryIntervalSec = opts.reg_retry  # 0: pjsua never re-tries a failed registration
+        reg.firstRetryIntervalSec = opts.reg_retry
+    else:
+        acfg.idUri = f"sip:{user}@{opts.host}:{port}"
+        reg.registrarUri = ""
+    if opts.proxy:
+        acfg.sipConfig.proxies.append(opts.proxy)
+    if opts.user and opts.password is not None:
+        acfg.sipConfig.authCreds.append(pj.AuthCredInfo("digest", "*", opts.user, 0, opts.password))
+    tcfg = acfg.mediaConfig.transportConfig
+    tcfg.boundAddress = opts.host
+    tcfg.publicAddress = opts.host
+    return acfg
+
+
+def set_sip_t1(t1_ms: int) -> None:
+    """Set pjsip's transaction timers: T1 = ``t1_ms`` and the timeout (timers B and F) = 64 * T1, T2 and T4 kept
+    at their defaults.  pjsua2 has no setting for them, so this calls ``pjsip_tsx_set_timers`` in the loaded
+    engine through ctypes (both engines export it); call it after ``libInit``.  Transactions started later use it."""
+    lib = ctypes.CDLL(pj._pjsua2.__file__)
+    set_timers = lib.pjsip_tsx_set_timers
+    set_timers.argtypes = [ctypes.c_uint] * 4
+    set_timers.restype = None
+    set_timers(t1_ms, _T2_MS, _T4_MS, 64 * t1_ms)
 
 
 @contextlib.contextmanager

@@ -8,6 +8,10 @@ burst of changes into one reload.  A restarted Kamailio reads the latest list at
 depend on the edge process: their RTP flows between the far end and the worker, and their in-dialog requests
 carry the Record-Route, so a new Kamailio relays them without any state from the old one.
 
+Trunks with `register = true` are registered by Kamailio itself (`switch.workers.edge_trunks`): their rows are
+written to the edge's database before every start of Kamailio, and their states polled for `status()["trunks"]`
+and logged when they change.
+
 `Edge.drain` (SIGTERM) lists every worker inactive from then on: new INVITEs get `503 All Workers Busy` with
 Retry-After from Kamailio itself, while in-dialog requests of live calls still reach their workers (the workers
 stay in the list, so `ds_is_from_list` still knows them).
@@ -36,6 +40,7 @@ from typing import Any
 from switch.workers.edge_config import EdgeFiles, EdgeSettings, dispatcher_list, kamailio_script, tls_config
 from switch.workers.edge_db import EdgeDatabaseError, prepare_database, replace_htable
 from switch.workers.edge_domains import HTABLE, EdgeDomain, htable_rows
+from switch.workers.edge_trunks import RegistrationWatch, contact_address, local_host, write_registrations
 
 log = logging.getLogger("switch.workers.edge")
 
@@ -141,6 +146,9 @@ class Edge:
         self._domains: dict[str, str] = {}  # the `sipdom` rows the SIP API asks for
         self._domains_written: dict[str, str] | None = None  # the rows in the database (None: not yet written)
         self.domain_reloads = 0
+        self._trunk_host = local_host(settings.host, settings.advertise)  # the registrations' Contact host
+        self.trunks = RegistrationWatch(settings.trunks, contact_address(self._trunk_host, settings.port))
+        self._trunk_poll: asyncio.Task[None] | None = None
 
     @property
     def up(self) -> bool:
@@ -156,6 +164,7 @@ class Edge:
         except (EdgeDatabaseError, OSError) as exc:
             raise EdgeError(f"the SIP edge's database {self.files.database}: {exc}") from exc
         self._write_domains()
+        self._write_trunks()
         self.files.script.write_text(kamailio_script(self.settings, self.files, modules, secrets.token_hex(16)))
         if self.settings.tls_port:
             self.files.tls_config.write_text(tls_config(self.settings))
@@ -171,6 +180,8 @@ class Edge:
         await self._spawn()
         self._watch = asyncio.get_running_loop().create_task(self._supervise())
         self._sync = asyncio.get_running_loop().create_task(self._syncer())
+        if self.settings.trunks:
+            self._trunk_poll = asyncio.get_running_loop().create_task(self.trunks.poll(self.rpc, lambda: self.up))
 
     async def _spawn(self) -> None:
         if self._log is None:
@@ -219,6 +230,7 @@ class Edge:
             await asyncio.sleep(RESTART_DELAY)
             try:
                 self._write_list()
+                self._write_trunks()
                 await self._spawn()
             except EdgeError as exc:
                 log.error("SIP edge restart failed: %s; trying again", exc)
@@ -244,6 +256,13 @@ class Edge:
         replace_htable(self.files.database, self._domains)
         self._domains_written = dict(self._domains)
         return True
+
+    def _write_trunks(self) -> None:
+        """The registering trunks' rows, read by Kamailio when it starts (it then registers them anew)."""
+        try:
+            write_registrations(self.files.database, self.settings.trunks, self._trunk_host)
+        except (OSError, sqlite3.Error) as exc:
+            raise EdgeError(f"the SIP edge's database {self.files.database}: trunk registrations: {exc}") from exc
 
     async def contacts(self, aor: str) -> list[str]:
         """The registered contact URIs of `aor` (`user@domain`), [] when it has none or the edge is down."""
@@ -305,12 +324,12 @@ class Edge:
         return {"up": self.up, "pid": self.process.pid if self.process else None, "restarts": self.restarts,
                 "sip": f"{self.settings.host}:{self.settings.port}", "workers": len(self._workers),
                 "workers_with_free_legs": sum(1 for _, free in self._workers if free), "reloads": self.reloads,
-                "draining": self.draining}
+                "draining": self.draining, "trunks": self.trunks.status()}
 
     async def close(self) -> None:
         """Stop Kamailio (SIGTERM, then SIGKILL to its group after a grace period)."""
         self._closing = True
-        for task in (self._sync, self._watch):
+        for task in (self._sync, self._watch, self._trunk_poll):
             if task is not None:
                 task.cancel()
         process = self.process

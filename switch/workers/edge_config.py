@@ -14,7 +14,8 @@ What the script does, in order, for every request:
    the rest are record-routed and dispatched round robin to the active workers (dispatcher set 1; the control
    plane marks a worker inactive while it has no free leg, `switch.workers.edge`).  A worker that answers 503 or
    sends nothing within `worker_timeout_ms` is skipped for the next one; when none is left the caller gets
-   503 with Retry-After.
+   503 with Retry-After.  An INVITE to the Contact of a trunk's registration first passes `route[TRUNK_INBOUND]`
+   (the trunk's `addresses`, else 403; `switch.workers.edge_trunks`, which also keeps the registrations).
 
 The worker set is a file (`dispatcher.list`) the control plane rewrites and reloads over Kamailio's JSON-RPC
 datagram socket.  Nothing here starts a process: that is `switch.workers.edge`.
@@ -34,6 +35,7 @@ from switch.workers.edge_domains import (
     domain_modparams,
     domain_routes,
 )
+from switch.workers.edge_trunks import TrunkRegistration, trunk_script
 
 MODULES = ("jsonrpcs", "kex", "corex", "tm", "tmx", "sl", "rr", "pv", "maxfwd", "textops", "siputils", "xlog",
            "sanity", "pike", "dispatcher", "ratelimit", *DOMAIN_MODULES)
@@ -59,6 +61,7 @@ class EdgeSettings:
     tls_certificate: str = ""
     tls_private_key: str = ""
     registrar: RegistrarSettings = field(default_factory=RegistrarSettings)
+    trunks: tuple[TrunkRegistration, ...] = ()  # the trunks the edge registers with (switch.workers.edge_trunks)
 
 
 @dataclass(frozen=True)
@@ -140,7 +143,8 @@ def kamailio_script(settings: EdgeSettings, files: EdgeFiles, module_path: str, 
     host = s.advertise or s.host
     advertise = f" advertise {s.advertise}:{s.port}" if s.advertise else ""
     # tls first: it sets up OpenSSL's memory before any other module can touch it
-    loads = "\n".join(f'loadmodule "{name}.so"' for name in (("tls",) if s.tls_port else ()) + MODULES)
+    trunks = trunk_script(s.trunks, MODULES, db_url(files.database), s.host, s.advertise, s.port)
+    loads = "\n".join(f'loadmodule "{name}.so"' for name in (("tls",) if s.tls_port else ()) + MODULES + trunks.modules)
     tls_listen = (f"enable_tls=yes\nlisten=tls:{s.host}:{s.tls_port}"
                   f"{f' advertise {s.advertise}:{s.tls_port}' if s.advertise else ''}\n" if s.tls_port else "")
     tls_params = f'modparam("tls", "config", "{files.tls_config}")\n' if s.tls_port else ""
@@ -186,7 +190,7 @@ modparam("ratelimit", "pipe", "1:TAILDROP:{s.max_cps}")
 modparam("dispatcher", "list_file", "{files.dispatcher}")
 modparam("dispatcher", "flags", 2)
 modparam("dispatcher", "ds_ping_interval", 0)
-{domain_modparams(db_url(files.database), host, secret or "softswitch", s.registrar)}
+{domain_modparams(db_url(files.database), host, secret or "softswitch", s.registrar)}{trunks.modparams}
 request_route {{
     if ($ml > {s.max_message_bytes}) {{
         sl_send_reply("513", "Message Too Large");
@@ -266,7 +270,7 @@ request_route {{
             sl_send_reply("503", "Over Capacity");
             exit;
         }}
-        record_route();
+{trunks.invite}        record_route();
     }}
     route(DISPATCH);
 }}
@@ -283,7 +287,7 @@ route[DISPATCH] {{
     route(RELAY);
 }}
 
-{domain_routes()}
+{domain_routes()}{trunks.routes}
 route[RELAY] {{
     if (!t_relay()) {{
         sl_reply_error();

@@ -1,5 +1,6 @@
 """Interop with baresip, a SIP stack that is not PJSIP: the switch calls it, and it calls the switch through
-`<Dial>` to a lab phone with another codec on each side.  Audio is checked by FFT in both directions."""
+`<Dial>` to a lab phone with another codec on each side.  Audio is checked by FFT in both directions.
+baresip also registers (digest, through an outbound proxy) at a sipp registrar and still answers calls."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ from twilio.twiml.voice_response import Dial, VoiceResponse
 
 from media.audio import read_wav
 from media.tones import band_energy_ratio, dominant_frequency, rms, sine
-from tests.peers.baresip_peer import BaresipPeer
+from tests.peers.baresip_peer import BaresipPeer, RegistrationFailed
 from tests.peers.harness import SwitchProcess, WebhookSink
 from tests.peers.phone import PhoneProcess
+from tests.peers.sipp_peer import EXIT_OK, SippPeer
 
 NUMBER = "+15550133"
 EVENTS = ["initiated", "ringing", "answered", "completed"]
@@ -99,3 +101,52 @@ def test_baresip_calls_a_number_that_dials_a_lab_phone_across_codecs(switch: Swi
     assert band_energy_ratio(_loud(samples, phone_rate), phone_rate, 440.0) > 0.8  # baresip, at the phone
     parent = switch.client().calls(params["CallSid"]).fetch()
     assert (parent.status, parent.direction) == ("completed", "inbound")
+
+
+# -- baresip registered at a registrar (sipp, tests/peers/sipp/uas_phone_registrar.xml) ------------------------
+DOMAIN = "acme.sip.localhost"
+
+
+def _registrar(refuse: int = 403) -> SippPeer:
+    """sipp as a digest registrar for alice / pw-1: 401, then 200 (granting 60 s) or ``refuse``."""
+    return SippPeer("uas_phone_registrar.xml", auth=("alice", "pw-1"), timeout=30,
+                    variables={"granted": 60, "refuse": refuse, "linger_ms": 2000})
+
+
+async def test_baresip_registers_after_a_challenge_answers_a_call_and_unregisters(tmp_path: Path) -> None:
+    phone_heard = tmp_path / "phone.wav"
+    async with _registrar() as registrar:
+        with BaresipPeer(tmp_path / "alice", user="alice", tone=440, domain=DOMAIN, password="pw-1",
+                         outbound=f"sip:{registrar.uri_host}", seconds=20) as peer:
+            assert peer.wait_registered(timeout=5) == 200
+            assert peer.registration() == ("registered", 200)
+            # still a far end as before: a lab phone calls it (directly), both ways' audio is measured
+            with PhoneProcess(["--call", peer.uri, "--tone", "1000", "--record", str(phone_heard),
+                               "--hangup-after", "2"]) as phone:
+                assert await phone.wait_async(15) == 0, phone.describe()
+            heard, rate = read_wav(peer.heard())
+        assert await registrar.wait(10) == EXIT_OK, registrar.describe()  # the un-REGISTER came at exit
+    assert registrar.codes_sent() == [401, 200, 200]
+    assert registrar.verify_digest("alice", "pw-1")
+    registers = [m for m in registrar.messages(False) if m.direction == "received" and m.method == "REGISTER"]
+    first, last = registers[0], registers[-1]
+    assert first.request_uri == f"sip:{DOMAIN}" and f"sip:alice@{DOMAIN}" in (first.header("To") or "")
+    assert f"<sip:{registrar.uri_host};lr>" in (first.header("Route") or "")  # the outbound proxy
+    assert "expires=0" in (last.header("Contact") or "") or last.header("Expires") == "0"
+    assert phone.names() == ["ready", "calling", "ringing", "answered", "hangup", "exit"], phone.describe()
+    tone = _loud(heard, rate)
+    assert len(tone) >= rate and abs(dominant_frequency(tone, rate) - 1000.0) < 10  # the phone, at baresip
+    samples, phone_rate = read_wav(phone_heard)
+    assert band_energy_ratio(_loud(samples, phone_rate), phone_rate, 440.0) > 0.8  # baresip, at the phone
+
+
+def test_baresip_with_a_wrong_password_reports_the_403(tmp_path: Path) -> None:
+    with _registrar(refuse=403) as registrar:
+        with BaresipPeer(tmp_path / "alice", user="alice", domain=DOMAIN, password="wrong",
+                         outbound=f"sip:{registrar.uri_host}", seconds=10) as peer:
+            with pytest.raises(RegistrationFailed) as failed:
+                peer.wait_registered(timeout=5)
+            assert peer.registration() == ("failed", 403)
+        assert registrar.wait_sync(10) == EXIT_OK, registrar.describe()  # no other REGISTER for 2 s
+    assert (failed.value.code, failed.value.reason) == (403, "Forbidden")
+    assert registrar.codes_sent() == [401, 403]

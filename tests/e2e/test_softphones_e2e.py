@@ -1,7 +1,8 @@
 """Softphones on a SIP domain (issue 15): registration at the edge, calls into the domain, `<Dial><Client>`.
 
 One switch with its Kamailio edge; the SIP API (official twilio client) makes the domain `acme.sip.localhost`
-with a registration credential list (alice, bob, carol, dave, erin, natty), a calls credential list (pbx) and a calls
+with a registration credential list (alice, bob, carol, dave, erin, frank,
+natty), a calls credential list (pbx) and a calls
 IP access control list (127.0.0.2/32).  Lab phones (pjsua2) and sipp speak to the edge on loopback; the domain
 name never resolves: the phones use the edge as their outbound proxy, as a softphone behind an SBC would.
 """
@@ -22,6 +23,7 @@ from twilio.twiml.voice_response import Dial, Pause, VoiceResponse
 
 from media.audio import read_wav
 from media.tones import band_energy_ratio, dominant_frequency, rms
+from tests.peers.baresip_peer import BaresipPeer
 from tests.peers.harness import SwitchProcess, WebhookSink, wait_until
 from tests.peers.phone import PhoneProcess
 from tests.peers.sipp_peer import SippPeer
@@ -48,7 +50,7 @@ def domain(switch: SwitchProcess, app: WebhookSink) -> Any:
     """The domain, its lists and mappings, made through the SIP API with the official client."""
     sip = switch.client().sip
     phones = sip.credential_lists.create(friendly_name="phones")
-    for user in ("alice", "bob", "carol", "dave", "erin", "natty"):
+    for user in ("alice", "bob", "carol", "dave", "erin", "frank", "natty"):
         sip.credential_lists(phones.sid).credentials.create(username=user, password=PASSWORD)
     pbx = sip.credential_lists.create(friendly_name="pbx")
     sip.credential_lists(pbx.sid).credentials.create(username="pbx", password=PBX_PASSWORD)
@@ -119,6 +121,29 @@ def test_two_registered_phones_talk_through_dial_client(switch: SwitchProcess, a
     assert len(tone) >= rate and abs(dominant_frequency(tone, rate) - 1000.0) < 10  # bob, heard by alice
     samples, rate = read_wav(bob_heard)
     assert band_energy_ratio(_loud(samples, rate), rate, 440.0) > 0.8  # alice, heard by bob
+
+
+def test_baresip_registers_and_a_lab_phone_reaches_it_through_dial_client(
+        switch: SwitchProcess, app: WebhookSink, domain: Any, tmp_path: Path) -> None:
+    alice_heard = tmp_path / "alice.wav"
+    app.twiml("/acme", _dial_client("frank", "/frank-dialed"))
+    app.twiml("/frank-dialed", str(VoiceResponse()))
+    with BaresipPeer(tmp_path / "baresip", user="frank", tone=440, domain=DOMAIN, password=PASSWORD,
+                     outbound=f"sip:127.0.0.1:{switch.sip_port}") as frank:
+        assert frank.wait_registered(timeout=10) == 200
+        with _phone(switch, "alice", "--tone", "1000", "--record", str(alice_heard), "--call",
+                    f"sip:frank@{DOMAIN}", "--hangup-after", "4") as alice:
+            alice.wait_for("hangup", timeout=20)
+        hooks = app.wait_for(lambda hs: any(h.path == "/frank-dialed" for h in hs), 15)
+        heard, rate = read_wav(frank.heard())
+    dialed = next(h.params for h in hooks if h.path == "/frank-dialed")
+    assert dialed["DialCallStatus"] == "completed"
+    assert app.statuses("/client-status", dialed["DialCallSid"]) == ["initiated", "ringing", "in-progress",
+                                                                      "completed"]
+    tone = _loud(heard, rate)
+    assert len(tone) >= rate and abs(dominant_frequency(tone, rate) - 1000.0) < 10  # alice, heard by baresip
+    samples, alice_rate = read_wav(alice_heard)
+    assert band_energy_ratio(_loud(samples, alice_rate), alice_rate, 440.0) > 0.8  # baresip, heard by alice
 
 
 def test_a_client_with_two_phones_rings_both_and_the_first_answer_wins(switch: SwitchProcess, app: WebhookSink,

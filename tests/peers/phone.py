@@ -11,6 +11,17 @@ With ``commands=True`` the phone takes commands on stdin (``--commands``): :meth
 :meth:`PhoneProcess.unhold` and :meth:`PhoneProcess.reinvite` send one and wait for the ``media`` event that
 reports the negotiated result; :meth:`PhoneProcess.command` sends any line.
 
+A registered phone (``--register``): :func:`register_args` builds the options, :meth:`PhoneProcess.wait_registered`
+waits for the outcome (``registered``, or :class:`RegistrationFailed` on ``registration-failed``), and with
+``commands=True`` :meth:`PhoneProcess.unregister`, :meth:`PhoneProcess.register` and :meth:`PhoneProcess.call`
+act on it later::
+
+    args = ["--answer", "auto", *register_args("acme.sip.localhost", "alice", "pw", proxy="sip:127.0.0.1:5060")]
+    with PhoneProcess(args, commands=True) as alice:
+        alice.wait_registered(timeout=5)            # {"event": "registered", "expires": ...}
+        alice.call("sip:bob@acme.sip.localhost")    # through the proxy, answering a 407 with the same password
+        alice.unregister()                          # {"event": "unregistered", ...}
+
 The phone binds the port the OS gives it (``--sip 127.0.0.1:0``) unless ``sip=`` is passed, and reports it in
 its ``ready`` event; :meth:`PhoneProcess.start` waits for that event.  stderr (pjsip's log) goes to a file,
 shown by :meth:`PhoneProcess.describe` for assertion messages.
@@ -38,8 +49,43 @@ REPO = Path(__file__).resolve().parents[2]
 Event = dict[str, Any]
 
 
+REGISTRATION_EVENTS = ("registered", "unregistered", "registration-failed")
+
+
 class PhoneError(RuntimeError):
     """The phone did not start, or did not print what was awaited in time."""
+
+
+class RegistrationFailed(PhoneError):
+    """The phone printed ``registration-failed`` (``event``) where a registration was awaited."""
+
+    def __init__(self, event: Event, description: str) -> None:
+        super().__init__(f"registration failed: {event.get('code')} {event.get('reason')}\n{description}")
+        self.event = event
+
+
+def register_args(
+    domain: str, user: str, password: str | None = None, proxy: str | None = None, expires: int | None = None,
+    retry: int | None = None, t1_ms: int | None = None,
+) -> list[str]:
+    """The lab phone's options to register as ``sip:USER@DOMAIN`` (``--register sip:DOMAIN --user USER ...``).
+
+    ``proxy``: outbound proxy for REGISTER and calls (``sip:127.0.0.1:5060``; ``;lr`` is added by the phone);
+    ``expires``: ``--reg-expires``; ``retry``: ``--reg-retry`` (seconds before pjsua re-tries after a timeout or
+    5xx); ``t1_ms``: ``--sip-t1`` (an unanswered REGISTER fails with 408 after 64 * T1).
+    """
+    args = ["--register", domain if domain.startswith(("sip:", "sips:")) else f"sip:{domain}", "--user", user]
+    if password is not None:
+        args += ["--password", password]
+    if proxy is not None:
+        args += ["--proxy", proxy]
+    if expires is not None:
+        args += ["--reg-expires", str(expires)]
+    if retry is not None:
+        args += ["--reg-retry", str(retry)]
+    if t1_ms is not None:
+        args += ["--sip-t1", str(t1_ms)]
+    return args
 
 
 class PhoneProcess:
@@ -206,11 +252,50 @@ class PhoneProcess:
         """Re-INVITE the call, offering only ``codec`` if given; return the ``media`` event of the outcome."""
         return self._negotiate("reinvite" if codec is None else f"reinvite {codec}", timeout)
 
+    # -- registration (a phone started with register_args) ---------------------------------------------
+    def registration(self, timeout: float = 10.0, count: int = 1) -> Event:
+        """The ``count``-th registration outcome (``registered``, ``unregistered`` or ``registration-failed``)."""
+        return self.wait_for_any(REGISTRATION_EVENTS, timeout, count)
+
+    def wait_registered(self, timeout: float = 10.0, count: int = 1) -> Event:
+        """Wait for the ``count``-th registration outcome; return it if it is ``registered``, else raise
+        :class:`RegistrationFailed` (``registration-failed``) or :class:`PhoneError`."""
+        event = self.registration(timeout, count)
+        if event.get("event") == "registration-failed":
+            raise RegistrationFailed(event, self.describe())
+        if event.get("event") != "registered":
+            raise PhoneError(f"expected 'registered', got {event}\n{self.describe()}")
+        return event
+
+    def _account_command(self, line: str, timeout: float) -> Event:
+        count = len(self.events_of(REGISTRATION_EVENTS))
+        self.command(line)
+        return self.registration(timeout, count + 1)
+
+    def register(self, timeout: float = 10.0) -> Event:
+        """Send ``register`` (commands=True); return the outcome (``registered`` or ``registration-failed``)."""
+        return self._account_command("register", timeout)
+
+    def unregister(self, timeout: float = 10.0) -> Event:
+        """Send ``unregister`` (commands=True); return the outcome (``unregistered`` or ``registration-failed``)."""
+        return self._account_command("unregister", timeout)
+
+    def call(self, uri: str, timeout: float = 5.0) -> Event:
+        """Place a call to ``uri`` now (commands=True); return its ``calling`` event."""
+        count = len(self.events("calling"))
+        self.command(f"call {uri}")
+        return self.wait_for("calling", timeout, count + 1)
+
     # -- events -------------------------------------------------------------------------------------
     def events(self, name: str | None = None) -> list[Event]:
         """Every event so far (or those called ``name``), in order."""
         with self._cond:
             return [e for e in self._events if name is None or e.get("event") == name]
+
+    def events_of(self, names: Sequence[str]) -> list[Event]:
+        """Every event so far whose name is one of ``names``, in order."""
+        with self._cond:
+            return [e for e in self._events if e.get("event") in names]
 
     def names(self) -> list[str]:
         """The names of every event so far, in order, e.g. ``["ready", "incoming", "answered", ...]``."""
@@ -218,10 +303,14 @@ class PhoneProcess:
 
     def wait_for(self, name: str, timeout: float = 10.0, count: int = 1) -> Event:
         """Block until ``count`` events called ``name`` have arrived; return the last of them."""
+        return self.wait_for_any((name,), timeout, count)
+
+    def wait_for_any(self, names: Sequence[str], timeout: float = 10.0, count: int = 1) -> Event:
+        """Block until ``count`` events with a name in ``names`` have arrived; return the last of them."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
-                found = [e for e in self._events if e.get("event") == name]
+                found = [e for e in self._events if e.get("event") in names]
                 if len(found) >= count:
                     return found[count - 1]
                 reader_done = self._reader is not None and not self._reader.is_alive()
@@ -229,7 +318,8 @@ class PhoneProcess:
                 if left <= 0 or reader_done:
                     break
                 self._cond.wait(left)
-        raise PhoneError(f"no {name!r} event (x{count}) within {timeout:g}s\n{self.describe()}")
+        wanted = " or ".join(repr(name) for name in names)
+        raise PhoneError(f"no {wanted} event (x{count}) within {timeout:g}s\n{self.describe()}")
 
     async def event(self, name: str, timeout: float = 10.0, count: int = 1) -> Event:
         """:meth:`wait_for` without blocking the event loop."""

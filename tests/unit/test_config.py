@@ -287,3 +287,61 @@ def test_trunk_uri_without_host(tmp_path: Path, uri: str) -> None:
     path.write_text(f'[[trunks]]\nname = "gw"\nuri = "{uri}"\n')
     with pytest.raises(ConfigError, match=f"trunk gw: uri has no host, got '{uri}'"):
         load_config(path)
+
+
+REGISTERING = '[[trunks]]\nname = "Carrier"\nuri = "sip:gw.example.com:5080"\nusername = "u"\npassword = "p"\n'
+
+
+def test_trunk_registration_keys(tmp_path: Path) -> None:
+    path = tmp_path / "t.toml"
+    path.write_text(REGISTERING + 'register = true\n'
+                    '[[trunks]]\nname = "lab"\nuri = "sip:127.0.0.1:5070"\nusername = "alice"\npassword = "s"\n'
+                    'register = true\nregistrar = "[::1]:5071"\nexpires = 10\n'
+                    'addresses = ["203.0.113.9/24", "198.51.100.7", "2001:db8::/32"]\n'
+                    '[[trunks]]\nname = "plain"\nuri = "sip:plain.example.com"\n')
+    carrier, lab, plain = load_config(path).trunks
+    assert carrier.register and carrier.registrar is None and carrier.registrar_hostport == "gw.example.com:5080"
+    assert (carrier.expires, carrier.addresses) == (3600, ())
+    assert lab.registrar_hostport == "[::1]:5071" and lab.expires == 10
+    assert lab.addresses == ("203.0.113.0/24", "198.51.100.7/32", "2001:db8::/32")  # as networks
+    assert plain == Trunk(name="plain", uri="sip:plain.example.com") and not plain.register
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ("register = 1", r"trunks\[0\]\.register must be true or false, not 1"),
+    ('register = true\nexpires = 9', "trunk Carrier: expires must be from 10 to 86400 seconds, not 9"),
+    ('register = true\nexpires = 86401', "trunk Carrier: expires must be from 10 to 86400 seconds, not 86401"),
+    ('register = true\nexpires = "60"', r"trunks\[0\]\.expires must be a whole number"),
+    ('register = true\naddresses = ["10.0.0.0/33"]', r"trunk Carrier: addresses\[0\]: expected an IP address or a "
+                                                     r"network like 203\.0\.113\.0/24, got '10\.0\.0\.0/33'"),
+    ('register = true\naddresses = "10.0.0.0/8"', r"trunks\[0\]\.addresses must be a list of strings"),
+    ('register = true\nregistrar = "sip:gw.example.com"', "trunk Carrier: registrar: expected the registrar as "
+                                                         "HOST or HOST:PORT"),
+    ('register = true\nregistrar = "gw.example.com:0"', "trunk Carrier: registrar: expected"),
+    ('register = true\nregistrar = "::1"', "trunk Carrier: registrar: expected"),
+    ('expires = 60', "trunk Carrier: expires only apply with register = true"),
+    ('registrar = "r.example.com"\naddresses = []', "trunk Carrier: registrar, addresses only apply with register"),
+    ('register = true\nusername = "a b"', "trunk Carrier: username 'a b' has characters"),
+])
+def test_bad_trunk_registration_values(tmp_path: Path, extra: str, message: str) -> None:
+    path = tmp_path / "t.toml"
+    text = REGISTERING + extra + "\n"
+    if "username =" in extra:
+        text = text.replace('username = "u"\n', "", 1)
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
+
+
+def test_a_registering_trunk_needs_credentials_and_the_edge(tmp_path: Path) -> None:
+    path = tmp_path / "t.toml"
+    path.write_text('[[trunks]]\nname = "gw"\nuri = "sip:gw.example.com"\nusername = "u"\nregister = true\n')
+    with pytest.raises(ConfigError, match="trunk gw: register = true needs username and password"):
+        load_config(path)
+    path.write_text("[edge]\nenabled = false\n" + REGISTERING + "register = true\n")
+    with pytest.raises(ConfigError, match=r"trunk Carrier: register = true needs the SIP edge \(\[edge\] enabled"):
+        load_config(path)
+    path.write_text(REGISTERING + "register = true\n" + REGISTERING.replace('"Carrier"', '"carrier"') +
+                    "register = true\n")
+    with pytest.raises(ConfigError, match="two registering trunks' names both read 'trunk-carrier'"):
+        load_config(path)

@@ -240,7 +240,8 @@ def test_hello_of_our_version_and_fatal_are_accepted() -> None:
     b'{"ev":"hello","version":2,"worker":0,"capacity":8,"sip":"127.0.0.1:5062","pid":1234}',  # without dialogs
     b'{"ev":"hello","version":3,"worker":0,"capacity":8,"sip":"127.0.0.1:5062","pid":1234}',  # without Ended.rtp
     b'{"ev":"hello","version":4,"worker":0,"capacity":8,"sip":"127.0.0.1:5062","pid":1234}',  # no SipMessage
-    b'{"ev":"hello","version":6,"worker":0,"capacity":8,"sip":"h:1","pid":1,"zone":"eu"}',  # a newer one
+    b'{"ev":"hello","version":5,"worker":0,"capacity":8,"sip":"127.0.0.1:5062","pid":1234}',  # no Incoming.headers
+    b'{"ev":"hello","version":7,"worker":0,"capacity":8,"sip":"h:1","pid":1,"zone":"eu"}',  # a newer one
     b'{"ev":"hello"}',
 ])
 def test_another_version_is_refused(body: bytes) -> None:
