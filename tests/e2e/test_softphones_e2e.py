@@ -68,10 +68,10 @@ def domain(switch: SwitchProcess, app: WebhookSink) -> Any:
 
 
 def _phone(switch: SwitchProcess, user: str, *args: str, password: str = PASSWORD,
-           register: bool = True) -> PhoneProcess:
+           register: bool = True, commands: bool = False) -> PhoneProcess:
     proxy = f"sip:127.0.0.1:{switch.sip_port};lr"
     reg = ["--register", f"sip:{DOMAIN}"] if register else []
-    return PhoneProcess([*reg, "--user", user, "--password", password, "--proxy", proxy, *args])
+    return PhoneProcess([*reg, "--user", user, "--password", password, "--proxy", proxy, *args], commands=commands)
 
 
 def _loud(samples: npt.NDArray[np.int16], rate: int) -> npt.NDArray[np.int16]:
@@ -282,3 +282,23 @@ def test_a_phone_behind_a_nat_is_reached_at_the_address_it_registered_from(
     invite = answering.first("received", "INVITE")
     assert invite is not None and invite.request_uri == "sip:natty@192.168.77.7:5999"
     assert app.wait_statuses("/natty-status", call.sid, 1)[-1].params["CallStatus"] == "completed"
+
+
+def test_sip_api_changes_reach_the_edge_at_once(switch: SwitchProcess, domain: Any) -> None:
+    sip = switch.client().sip
+    temps = sip.credential_lists.create(friendly_name="temps")
+    gina = sip.credential_lists(temps.sid).credentials.create(username="gina", password=PASSWORD)
+    mapping = sip.domains(domain.sid).auth.registrations.credential_list_mappings.create(
+        credential_list_sid=temps.sid)
+    with _phone(switch, "gina", commands=True) as phone:
+        assert phone.wait_registered(timeout=10)["code"] == 200
+        sip.credential_lists(temps.sid).credentials(gina.sid).delete()
+        started = time.monotonic()
+        outcome = phone.register()
+        while outcome["event"] == "registered" and time.monotonic() - started < 3:
+            outcome = phone.register()  # the reload is asynchronous: a moment at most
+        assert (outcome["event"], outcome["code"]) == ("registration-failed", 403)
+        sip.credential_lists(temps.sid).credentials.create(username="gina", password="Another4Phone")
+        outcome = phone.register()
+        assert (outcome["event"], outcome["code"]) == ("registration-failed", 403)  # not her password any more
+    sip.domains(domain.sid).auth.registrations.credential_list_mappings(mapping.sid).delete()
