@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from switch.worker.dialog import fold as fold_dialog
 from switch.worker.leg import Leg, LocalAccount
 from switch.worker.media import MediaManager, PlayerEof
+from switch.worker.media_taps import TapManager
 from switch.worker.pjengine import pj
 from switch.worker.pjmedia import (
     create_transport,
@@ -78,6 +79,11 @@ from switch.workers.protocol import (
     Shutdown,
     StopPlay,
     StopRecord,
+    TapClear,
+    TapMark,
+    TapSend,
+    TapStart,
+    TapStop,
     Unbridge,
     sip_text,
 )
@@ -136,6 +142,7 @@ class Engine:
         self.commands: queue.Queue[Work] = queue.Queue()
         self.legs: dict[str, Leg] = {}
         self.media = MediaManager(emit, self.submit)
+        self.taps = TapManager(self.media, emit)  # audio to the control plane and back (switch.worker.media_taps)
         self.transfers = Transfers()  # REFERs: switch.worker.refer
         self.guard = RxGuard()
         self.tracer = SipTracer(emit, config.log_level) if config.sip_trace else None
@@ -319,6 +326,9 @@ class Engine:
                     media.bridge(command.id, command.a, command.b)
                 case Unbridge():
                     media.unbridge(command.a)
+                case TapStart() | TapStop() | TapSend() | TapMark() | TapClear():
+                    leg = self.legs.get(getattr(command, "leg", ""))
+                    self.taps.handle(command, leg is not None and leg.has_media)
                 case _:
                     log.warning("unknown command %r", command)
         except MediaUnavailable as exc:

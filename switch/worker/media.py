@@ -276,6 +276,7 @@ class MediaManager:
         self.recordings: dict[str, TapRecording] = {}
         self.bridges: dict[str, str] = {}  # leg -> the leg it is bridged to
         self.feeds: dict[str, dict[str, Any]] = {}  # leg -> what is sent to it now: players by id, "bridge"
+        self.listeners: list[Any] = []  # the audio taps (switch.worker.media_taps): told of ports, feeds, ends
 
     # -- what each leg is sent, for recordings of the outbound track ------------------------------------
     def _feed(self, leg_id: str, key: str, source: Any | None) -> None:
@@ -284,6 +285,8 @@ class MediaManager:
         if old is not None:
             for rec in self._mirroring(leg_id):
                 rec.mirror_remove(old)
+            for listener in self.listeners:
+                listener.feed_changed(leg_id, old, False)
         if source is None:
             if not feeds:
                 self.feeds.pop(leg_id, None)
@@ -291,6 +294,10 @@ class MediaManager:
         feeds[key] = source
         for rec in self._mirroring(leg_id):
             rec.mirror_add(source)
+        for listener in self.listeners:
+            listener.feed_changed(leg_id, source, True)
+
+    add_feed = _feed  # a tap's source is one of its leg's feeds (None: no more)
 
     def _unfeed(self, leg_id: str, key: str) -> None:
         self._feed(leg_id, key, None)
@@ -327,6 +334,8 @@ class MediaManager:
                         rec.replace_source(index, port)
                     except pj.Error as exc:
                         log.warning("recording %s: cannot re-attach %s: %s", rec.rec_id, leg_id, error_text(exc))
+        for listener in self.listeners:
+            listener.port_changed(leg_id, port)
 
     @staticmethod
     def _connect(source: Any, sink: Any, what: str) -> None:
@@ -456,13 +465,17 @@ class MediaManager:
             self.stop_play(play_id, "shutdown")
         for rec_id in list(self.recordings):
             self.stop_record(rec_id, "shutdown")
+        for listener in self.listeners:
+            listener.close_all()
         self.bridges.clear()
         self.feeds.clear()
         self.ports.clear()
 
     # -- a leg went away ----------------------------------------------------------------------
     def leg_gone(self, leg_id: str) -> None:
-        """Stop whatever played to the leg and every recording that listened to it."""
+        """Stop whatever played to the leg, every recording and tap that listened to it."""
+        for listener in self.listeners:
+            listener.leg_gone(leg_id)
         for play_id in [p for p, player in self.players.items() if player.leg_id == leg_id]:
             self.stop_play(play_id, "hangup")
         for rec_id, rec in list(self.recordings.items()):

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from media.errors import MediaError
+from switch.workers.media_taps import AudioTap, Taps
 from switch.workers.protocol import (
     AllowRefer,
     Bridge,
@@ -44,9 +45,13 @@ from switch.workers.protocol import (
     SendDtmf,
     StopPlay,
     StopRecord,
+    TapEvent,
+    TapFailed,
     TapLevel,
+    TapStart,
     Unbridge,
 )
+from switch.workers.protocol_audio import TRACKS
 
 __all__ = ["CallMedia", "MediaError", "MediaLeg", "RecordResult"]
 
@@ -94,6 +99,7 @@ class CallMedia:
         self._levels: dict[str, asyncio.Queue[float | None]] = {}  # recording id -> its tap levels
         self._refers: dict[str, asyncio.Queue[ReferEvent]] = {}  # call sid -> its REFERs, while someone listens
         self.legs = legs  # call sid -> the live leg (owned by the call engine)
+        self.taps = Taps()  # audio taps (switch.workers.media_taps)
 
     def worker_lost(self, worker: int) -> None:
         """Fail every pending operation of a dead worker; its recordings end with what reached the disk."""
@@ -106,6 +112,7 @@ class CallMedia:
             self._recording_ended(RecordDone(id=key, frames=0, reason="worker_lost"))
         for key in [k for k in self._acks if k.startswith(prefix)]:
             self._answer(key, error)
+        self.taps.worker_lost(worker)
 
     def _state(self, call_sid: str) -> MediaLeg:
         state = self.legs.get(call_sid)
@@ -150,6 +157,23 @@ class CallMedia:
             future.set_result(None)
         else:
             future.set_exception(MediaError(error))
+
+    # -- audio taps -------------------------------------------------------------------------------
+    async def tap(self, call_sid: str, tracks: tuple[str, ...] = ("inbound",), inject: bool = False) -> AudioTap:
+        """Start a tap of the call's audio (switch.workers.media_taps); MediaError if it cannot start."""
+        unknown = set(tracks) - set(TRACKS)
+        if unknown or not tracks:
+            raise MediaError(f"a tap's tracks are {' and '.join(TRACKS)}, not {sorted(unknown) or 'none'}")
+        await self.wait_ready(call_sid)
+        state = self._state(call_sid)
+        tap = AudioTap(self._new_id(state.worker, "t"), call_sid, state.worker, self._send)
+        started = self.taps.add(tap)
+        if not self._send(state.worker, TapStart(id=tap.id, leg=state.id, tracks=tracks, inject=inject)):
+            self.taps.on_event(TapFailed(id=tap.id, leg=state.id, error=f"media worker {state.worker} unavailable"))
+        error = await started
+        if error is not None:
+            raise MediaError(f"cannot tap {call_sid}: {error}")
+        return tap
 
     # -- playing --------------------------------------------------------------------------------
     async def play(self, call_sid: str, path: str, loop: bool = False) -> str:
@@ -280,7 +304,10 @@ class CallMedia:
 
     # -- worker events -----------------------------------------------------------------------------
     def on_event(self, call_sid: str | None, event: Event) -> None:
-        """A media event: by id (plays, recordings, bridges, attaches, levels), or of the call `call_sid`."""
+        """A media event: by id (plays, recordings, bridges, attaches, levels, taps), or of the call `call_sid`."""
+        if isinstance(event, TapEvent):
+            self.taps.on_event(event)
+            return
         match event:
             case PlayDone() | PlayFailed():
                 play = self._plays.get(event.id)

@@ -20,6 +20,7 @@ Every command that can fail has its own failure event, and the worker answers ea
     Record          RecordDone (at its end)         RecordFailed
     RecordAttach    RecordAttached                  RecordAttachFailed
     Bridge          Bridged                         BridgeFailed
+    TapStart        TapStarted (then TapAudio...)   TapFailed       (switch.workers.protocol_audio)
 
 `AllowRefer` and `ReferNotify` cannot fail either (a REFER is answered by the worker itself: `ReferReceived`
 when it accepted it, `ReferRefused` when not; see `switch.worker.refer`).
@@ -45,6 +46,22 @@ from typing import Any, Union, cast
 
 import msgspec
 
+from switch.workers.protocol_audio import (  # the audio taps, re-exported here with the rest
+    TAP_COMMANDS,
+    TAP_EVENTS,
+    TapAudio as TapAudio,
+    TapClear as TapClear,
+    TapCommand as TapCommand,
+    TapEnded as TapEnded,
+    TapEvent as TapEvent,
+    TapFailed as TapFailed,
+    TapMark as TapMark,
+    TapMarkPlayed as TapMarkPlayed,
+    TapSend as TapSend,
+    TapStart as TapStart,
+    TapStarted as TapStarted,
+    TapStop as TapStop,
+)
 from switch.workers.protocol_base import (
     Command as Command,
     Event as Event,
@@ -72,7 +89,7 @@ from switch.workers.protocol_media import (  # the media messages, re-exported h
     Unbridge as Unbridge,
 )
 
-PROTOCOL_VERSION = 6  # 3: DialogChanged; 4: Ended.rtp; 5: SipMessage; 6: Incoming.headers
+PROTOCOL_VERSION = 7  # 3: DialogChanged; 4: Ended.rtp; 5: SipMessage; 6: Incoming.headers; 7: audio taps
 MAX_MESSAGE = 1 << 20
 HEADER = struct.Struct(">I")  # the length of the JSON body that follows
 # -- commands: calls ----------------------------------------------------------------------------------
@@ -370,13 +387,13 @@ class ReferRefused(Event, tag="refer_refused", frozen=True, kw_only=True):
 
 COMMANDS: tuple[type[Command], ...] = (
     Dial, Ring, Answer, Hangup, SendDtmf, AllowRefer, ReferNotify, Play, StopPlay, Record, RecordAttach, PauseRecord,
-    StopRecord, Bridge, Unbridge, Shutdown,
+    StopRecord, Bridge, Unbridge, Shutdown, *TAP_COMMANDS,
 )
 EVENTS: tuple[type[Event], ...] = (
     Hello, Fatal, Log, EventsDropped, Incoming, InviteSent, DialFailed, Progress, Answered, Ended, MediaReady,
     HoldChanged, DialogChanged, DtmfReceived, RingFailed, AnswerFailed, HangupFailed, DtmfFailed, ReferReceived,
     ReferRefused, PlayDone, PlayFailed, RecordDone, RecordFailed, RecordAttached, RecordAttachFailed, TapLevel,
-    Bridged, BridgeFailed, SipMessage,
+    Bridged, BridgeFailed, SipMessage, *TAP_EVENTS,
 )
 Message = Command | Event
 # Events about one leg (`leg` names it; the control plane finds its call by it).
@@ -384,7 +401,7 @@ LegEvent = (InviteSent | DialFailed | Progress | Answered | Ended | MediaReady |
             | DtmfReceived | RingFailed | AnswerFailed | HangupFailed | DtmfFailed | ReferReceived | ReferRefused)
 # Answers to media commands, matched by the command's `id`.
 MediaResult = (PlayDone | PlayFailed | RecordDone | RecordFailed | RecordAttached | RecordAttachFailed | TapLevel
-               | Bridged | BridgeFailed)
+               | Bridged | BridgeFailed | TapEvent)
 
 _ENCODER = msgspec.json.Encoder()
 _COMMAND_DECODER: msgspec.json.Decoder[Any] = msgspec.json.Decoder(Union[COMMANDS])  # type: ignore[valid-type]  # noqa: UP007

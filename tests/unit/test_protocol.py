@@ -62,6 +62,11 @@ SAMPLES: list[Message] = [
     P.Bridge(id="w0:b3", a="CA1", b="CA2"),
     P.Unbridge(a="CA1"),
     P.Shutdown(),
+    P.TapStart(id="w0:t1", leg="CA1", tracks=("inbound", "outbound"), inject=True),
+    P.TapStop(id="w0:t1"),
+    P.TapSend(id="w0:t1", payload=b"\xff\x7f" * 80),
+    P.TapMark(id="w0:t1", name="greeting"),
+    P.TapClear(id="w0:t1"),
     Hello(version=PROTOCOL_VERSION, worker=1, capacity=4, sip="127.0.0.1:5061", pid=4242),
     Fatal(message="worker 1 could not start on 127.0.0.1:5061: address in use"),
     Log(level="warning", message="héllo ☎ \n \"quoted\""),
@@ -101,6 +106,11 @@ SAMPLES: list[Message] = [
     P.TapLevel(id="w0:r2", rms=812.5, t=5.0),
     P.Bridged(id="w0:b3", a="CA1", b="CA2"),
     P.BridgeFailed(id="w0:b3", a="CA1", b="CA2", error="leg CA2 has no active audio"),
+    P.TapStarted(id="w0:t1", leg="CA1"),
+    P.TapFailed(id="w0:t1", leg="CA1", error="leg CA1 has no active audio"),
+    P.TapAudio(id="w0:t1", track="inbound", seq=7, ms=140, payload=bytes(range(160))),
+    P.TapMarkPlayed(id="w0:t1", name="greeting", cleared=True),
+    P.TapEnded(id="w0:t1", reason="hangup"),
 ]
 
 
@@ -241,7 +251,8 @@ def test_hello_of_our_version_and_fatal_are_accepted() -> None:
     b'{"ev":"hello","version":3,"worker":0,"capacity":8,"sip":"127.0.0.1:5062","pid":1234}',  # without Ended.rtp
     b'{"ev":"hello","version":4,"worker":0,"capacity":8,"sip":"127.0.0.1:5062","pid":1234}',  # no SipMessage
     b'{"ev":"hello","version":5,"worker":0,"capacity":8,"sip":"127.0.0.1:5062","pid":1234}',  # no Incoming.headers
-    b'{"ev":"hello","version":7,"worker":0,"capacity":8,"sip":"h:1","pid":1,"zone":"eu"}',  # a newer one
+    b'{"ev":"hello","version":6,"worker":0,"capacity":8,"sip":"127.0.0.1:5062","pid":1234}',  # no audio taps
+    b'{"ev":"hello","version":8,"worker":0,"capacity":8,"sip":"h:1","pid":1,"zone":"eu"}',  # a newer one
     b'{"ev":"hello"}',
 ])
 def test_another_version_is_refused(body: bytes) -> None:
