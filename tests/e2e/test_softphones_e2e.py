@@ -302,3 +302,13 @@ def test_sip_api_changes_reach_the_edge_at_once(switch: SwitchProcess, domain: A
         outcome = phone.register()
         assert (outcome["event"], outcome["code"]) == ("registration-failed", 403)  # not her password any more
     sip.domains(domain.sid).auth.registrations.credential_list_mappings(mapping.sid).delete()
+
+
+def test_a_registration_on_one_domain_lets_no_call_into_another(switch: SwitchProcess, app: WebhookSink,
+                                                                 domain: Any) -> None:
+    with _phone(switch, "alice", "--call", f"sip:desk@{OPS}") as alice:
+        alice.wait_registered(timeout=10)
+        hangup = alice.wait_for("hangup", timeout=10)
+    assert hangup["code"] == 403
+    assert not any(h.params.get("To") == f"sip:desk@{OPS}" and h.params.get("From") == f"sip:alice@{DOMAIN}"
+                   for h in app.for_path("/acme"))
