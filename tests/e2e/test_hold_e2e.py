@@ -147,7 +147,8 @@ def test_lab_phone_holds_unholds_and_changes_codec_on_command(tmp_path: Path) ->
             a.wait_for("exit", 10)
             hangup = b.wait_for("hangup", 10)
     assert errors == ["hold: no answered call",
-                      "unknown command 'frobnicate' (expected one of hold, unhold, reinvite, dtmf, hangup)"]
+                      "unknown command 'frobnicate' (expected one of hold, unhold, reinvite, dtmf, hangup, call, "
+                      "register, unregister)"]
     assert (pcma["state"], pcma["dir"], pcma["codec"]) == ("active", "sendrecv", "PCMA"), a.describe()
     assert [(e["state"], e["dir"], e["codec"]) for e in b.events("media")] == [
         ("remote_hold", "recvonly", "PCMU"), ("active", "sendrecv", "PCMU"), ("active", "sendrecv", "PCMA")]

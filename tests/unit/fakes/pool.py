@@ -41,7 +41,8 @@ LostSink = Callable[[int], None]
 # Every command the fake answers as the worker would; tests/unit/test_fakes.py checks it against the protocol.
 HANDLED: tuple[type[p.Command], ...] = (
     p.Dial, p.Ring, p.Answer, p.Hangup, p.SendDtmf, p.AllowRefer, p.ReferNotify, p.Play, p.StopPlay, p.Record,
-    p.RecordAttach, p.PauseRecord, p.StopRecord, p.Bridge, p.Unbridge, p.Shutdown,
+    p.RecordAttach, p.PauseRecord, p.StopRecord, p.Bridge, p.Unbridge, p.Shutdown, p.TapStart, p.TapStop, p.TapSend,
+    p.TapMark, p.TapClear,
 )
 HANGUP_REASONS = {200: "Normal call clearing", 404: "Not Found", 486: "Busy Here", 487: "Request Terminated",
                   500: "Server Internal Error", 503: "Service Unavailable", 603: "Decline"}
@@ -377,8 +378,23 @@ class FakePool:
                 if leg is not None and leg.refer_pending:
                     leg.notifies.append((command.code, command.final))
                     leg.refer_pending = not command.final
+            case p.TapStart() | p.TapStop() | p.TapMark():
+                self._tap(worker, command)
             case _:
-                pass  # Ring, Unbridge, Shutdown: nothing comes back
+                pass  # Ring, Unbridge, Shutdown, TapSend, TapClear: nothing comes back
+
+    def _tap(self, worker: int, command: p.TapStart | p.TapStop | p.TapMark) -> None:
+        """Taps hear nothing here: they start (on a leg with audio), echo marks at once, and stop."""
+        if isinstance(command, p.TapStart):
+            leg = self._leg(command.leg)
+            if leg is None or not leg.media:
+                self.emit(worker, p.TapFailed(id=command.id, leg=command.leg, error="no audio on the leg"))
+            else:
+                self.emit(worker, p.TapStarted(id=command.id, leg=command.leg))
+        elif isinstance(command, p.TapMark):
+            self.emit(worker, p.TapMarkPlayed(id=command.id, name=command.name))
+        else:
+            self.emit(worker, p.TapEnded(id=command.id, reason="stopped"))
 
     def _dial(self, worker: int, command: p.Dial) -> None:
         leg = FakeLeg(user_part(command.uri), command.leg, worker, False, command.uri,
