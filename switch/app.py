@@ -23,9 +23,12 @@ from switch.core.metrics import Metrics
 from switch.core.notifications import Notifications
 from switch.core.numbers import NumberRegistry
 from switch.core.recordings import RecordingManager
+from switch.core.signature import compute_signature
 from switch.core.sip_calls import ClientRouter
 from switch.core.sip_domains import SipDirectory
 from switch.core.store import Store
+from switch.core.streams import StreamManager
+from switch.core.transcriptions import Transcriptions, make_recognizer
 from switch.core.webhooks import WebhookDispatcher
 from switch.dialects.console.routes import Console, add_console_routes
 from switch.dialects.conversations.api import add_conversation_routes
@@ -43,6 +46,8 @@ from switch.dialects.twilio.notifications import add_twilio_notification_routes
 from switch.dialects.twilio.numbers import add_twilio_number_routes
 from switch.dialects.twilio.recordings import add_recording_routes
 from switch.dialects.twilio.sip import add_twilio_sip_routes
+from switch.dialects.twilio.streams import TwilioStreamCallbacks, add_twilio_stream_routes
+from switch.dialects.twilio.transcriptions import add_transcription_routes, transcription_url
 from switch.session.voice import VoiceEngine
 from switch.verbs.registry import task_for
 from switch.workers.edge import Edge
@@ -102,6 +107,8 @@ class Switch:
     async def stop(self) -> None:
         await self.voice.close()
         await self.calls.shutdown()
+        if self.voice.streams is not None:  # the calls' streams send their stop and close their sockets
+            await self.voice.streams.close()
         if self.edge is not None:  # no new calls; BYEs just sent, and the workers' last ones, still go through it
             self.edge.drain()
         await self.pool.close()
@@ -157,6 +164,17 @@ async def start_switch(config: Config) -> Switch:
     conversations = Conversations(store, credentials.account_sid, config.conversation_services, calls.events,
                                   lambda: list(calls.live.values()))
     voice.conversations = conversations
+    # Media Streams (<Start>/<Connect><Stream>, Calls/{Sid}/Streams): upgrades signed as Twilio signs them.
+    streams = StreamManager(calls.media, credentials.account_sid, notifications,
+                            sign=lambda url: {"X-Twilio-Signature": compute_signature(credentials.auth_token, url)})
+    streams.observers.append(TwilioStreamCallbacks(webhooks))
+    calls.ended_hooks.append(lambda call: streams.forget(call.sid))
+    voice.streams = streams
+    # Speech: the recognizer of <Gather input="speech"> and <Record transcribe> ([speech]), and transcriptions.
+    transcriptions = Transcriptions(store, make_recognizer(config.speech), credentials.account_sid,
+                                    lambda t: transcription_url(config.base_url, t.account_sid, t.sid))
+    voice.transcriptions = transcriptions
+    await asyncio.to_thread(transcriptions.recognizer.warm)  # the offline model loads now, not on a first call
     edge = _edge(config)
     worker_host, worker_port = config.worker_sip
     on_event: Callable[[int, Event], None] = calls.on_worker_event
@@ -189,12 +207,14 @@ async def start_switch(config: Config) -> Switch:
                           else not is_loopback(config.http_host))
     add_twilio_routes(app, calls, config.base_url)
     add_recording_routes(app, recordings, config.recordings_public)
+    add_transcription_routes(app, calls, transcriptions)
     add_console_routes(app, Console(credentials, calls, store, recordings, notifications, _healthz, requests))
     add_twilio_number_routes(app, credentials, numbers, config.base_url)
     add_twilio_application_routes(app, credentials, applications, config.base_url)
     add_twilio_sip_routes(app, credentials, sip_domains, config.base_url)
     add_twilio_account_routes(app, credentials, Accounts(store, credentials.account_sid))
     add_twilio_notification_routes(app, calls, notifications)
+    add_twilio_stream_routes(app, calls, streams)
     add_twilio_event_routes(app, calls, requests)
     add_conversation_routes(app, credentials, conversations, config.base_url)
     # The Exotel dialect: [exotel] sid, api_key, api_token default to the account SID and auth token.

@@ -15,7 +15,7 @@ sorts them (see :mod:`twiml.errors`):
   document still runs: an unknown attribute (ignored), a bad attribute value (the default is used), an unknown,
   wrong-case or misplaced element (skipped with its content), a verb that cannot run as written (an empty
   ``<Play>``, a ``<Dial>`` with nothing to dial: skipped), and things softswitch accepts but does not act on
-  (speech input, transcription, SSML markup, ``<Parameter>`` in ``<Hangup>``/``<Reject>``, stray text).
+  (speech in a language other than en-US, SSML markup, ``<Parameter>`` in ``<Hangup>``/``<Reject>``, stray text).
 - Errors, raised as :class:`~twiml.errors.TwimlError` at the first one: not well-formed XML (12100), the few
   attribute values Twilio logs at ERROR level (13338, 13621, 32501), a ``<Client>`` identity that is empty, too
   long or has whitespace or control characters (31105), and a Twilio verb or noun softswitch does not implement
@@ -49,6 +49,7 @@ from twiml.errors import (
 from twiml.schema import ELEMENTS, SSML_TAGS, UNSUPPORTED, BadValue, client_identity
 from twiml.verbs import (
     MAX_DIAL_NOUNS,
+    MAX_STREAM_PARAMETERS,
     Client,
     Connect,
     Conversation,
@@ -64,6 +65,9 @@ from twiml.verbs import (
     Response,
     Say,
     Sip,
+    Start,
+    Stop,
+    Stream,
     Verb,
 )
 
@@ -84,14 +88,17 @@ VERBS: Final[Mapping[str, type[Verb]]] = {
     "Reject": Reject,
     "Dial": Dial,
     "Connect": Connect,
+    "Start": Start,
+    "Stop": Stop,
 }
 """The verbs allowed directly under ``<Response>``."""
 
-NOUNS: Final[Mapping[str, type[Number | Sip | Client | Conversation]]] = {
+NOUNS: Final[Mapping[str, type[Number | Sip | Client | Conversation | Stream]]] = {
     "Number": Number,
     "Sip": Sip,
     "Client": Client,
     "Conversation": Conversation,
+    "Stream": Stream,
 }
 """The nouns, each allowed only inside its verb (see :data:`CHILDREN`)."""
 
@@ -100,7 +107,10 @@ CHILDREN: Final[Mapping[str, frozenset[str]]] = {
     "Gather": frozenset({"Say", "Play", "Pause"}),
     "Dial": frozenset({"Number", "Sip", "Client"}),
     "Client": frozenset({"Identity", "Parameter"}),
-    "Connect": frozenset({"Conversation"}),
+    "Connect": frozenset({"Conversation", "Stream"}),
+    "Start": frozenset({"Stream"}),
+    "Stop": frozenset({"Stream"}),
+    "Stream": frozenset({"Parameter"}),
     "Hangup": frozenset({"Parameter"}),
     "Reject": frozenset({"Parameter"}),
     "Say": SSML_TAGS,
@@ -348,19 +358,18 @@ def _pause(walker: _Walker, element: ET.Element, kwargs: dict[str, Any]) -> Paus
 
 def _gather(walker: _Walker, element: ET.Element, kwargs: dict[str, Any]) -> Gather:
     modes = kwargs.get("input", "dtmf").split()
-    if "speech" in modes:
-        outcome = ("only DTMF is gathered" if "dtmf" in modes
-                   else "this <Gather> hears nothing and ends as if the caller said nothing")
-        walker.warn(element, f"<Gather> speech input: speech recognition is not available in softswitch; {outcome}")
+    language = kwargs.get("language", "en-US")
+    if "speech" in modes and language.lower() != "en-us":
+        walker.warn(element, f"<Gather> language {language!r}: softswitch recognizes speech in en-US only; "
+                             "this <Gather> recognizes en-US")
     children = tuple(walker.children(element))
     walker.stray_text(element)
     return Gather(children=children, **kwargs)
 
 
 def _record(walker: _Walker, element: ET.Element, kwargs: dict[str, Any]) -> Record:
-    if kwargs.get("transcribe"):
-        walker.warn(element, "<Record> transcribe: transcription is not available in softswitch; the recording is "
-                             "made without one")
+    if kwargs.get("transcribe_callback") and "transcribe" not in kwargs:
+        kwargs["transcribe"] = True  # a transcribeCallback asks for the transcription it is told
     walker.children(element)
     walker.stray_text(element)
     return Record(**kwargs)
@@ -475,6 +484,9 @@ def _connect(walker: _Walker, element: ET.Element, kwargs: dict[str, Any]) -> Co
         return None
     if len(nouns) > 1:
         walker.warn(element, f"<Connect> takes one noun, found {len(nouns)}; only the first is used")
+    if isinstance(nouns[0], Stream) and not nouns[0].url:
+        walker.warn(element, "<Stream> in <Connect> has no url; it was skipped")
+        return None
     return Connect(noun=nouns[0], **kwargs)
 
 
@@ -482,6 +494,49 @@ def _conversation(walker: _Walker, element: ET.Element, kwargs: dict[str, Any]) 
     walker.children(element)
     walker.stray_text(element)
     return Conversation(**kwargs)
+
+
+def _stream(walker: _Walker, element: ET.Element, kwargs: dict[str, Any]) -> Stream:
+    """A ``<Stream>`` with its ``<Parameter>`` as customParameters (the first 99; a later name replaces an
+    earlier one's value, as in a JSON object); ``<Start>``/``<Connect>`` check that it has a url."""
+    parameters: dict[str, str] = {}
+    for child in element:
+        if child.tag not in CHILDREN["Stream"]:
+            walker.misplaced(child, "Stream")
+        elif (parameter := _parameter(walker, child)) is not None:
+            if len(parameters) >= MAX_STREAM_PARAMETERS and parameter[0] not in parameters:
+                walker.warn(child, f"<Stream> takes at most {MAX_STREAM_PARAMETERS} <Parameter>; this one was "
+                                   "ignored")
+                continue
+            parameters[parameter[0]] = parameter[1]
+    walker.stray_text(element)
+    return Stream(parameters=tuple(parameters.items()), **kwargs)
+
+
+def _one_stream(walker: _Walker, element: ET.Element, need_url: bool) -> Stream | None:
+    """The one ``<Stream>`` of a ``<Start>``/``<Stop>``/``<Connect>``; ``None`` (a warning says why) if there
+    is none, or it has no url where one is needed."""
+    nouns = [noun for noun in walker.children(element) if isinstance(noun, Stream)]
+    walker.stray_text(element)
+    if not nouns:
+        walker.warn(element, f"<{element.tag}> has no <Stream>; it was skipped")
+        return None
+    if len(nouns) > 1:
+        walker.warn(element, f"<{element.tag}> takes one <Stream>, found {len(nouns)}; only the first is used")
+    if need_url and not nouns[0].url:
+        walker.warn(element, f"<Stream> in <{element.tag}> has no url; it was skipped")
+        return None
+    return nouns[0]
+
+
+def _start(walker: _Walker, element: ET.Element, kwargs: dict[str, Any]) -> Start | None:
+    stream = _one_stream(walker, element, need_url=True)
+    return None if stream is None else Start(stream=stream, **kwargs)
+
+
+def _stop(walker: _Walker, element: ET.Element, kwargs: dict[str, Any]) -> Stop | None:
+    stream = _one_stream(walker, element, need_url=False)
+    return None if stream is None else Stop(stream=stream, **kwargs)
 
 
 _CONTENT: Final[Mapping[str, Callable[[_Walker, ET.Element, dict[str, Any]], Any]]] = {
@@ -499,5 +554,8 @@ _CONTENT: Final[Mapping[str, Callable[[_Walker, ET.Element, dict[str, Any]], Any
     "Client": _client,
     "Connect": _connect,
     "Conversation": _conversation,
+    "Stream": _stream,
+    "Start": _start,
+    "Stop": _stop,
 }
 """How to build each verb and noun in :data:`VERBS` and :data:`NOUNS`."""

@@ -177,6 +177,16 @@ def gather_input(raw: str) -> str:
     return " ".join(dict.fromkeys(names))
 
 
+def speech_timeout(raw: str) -> int | str:
+    """``<Gather>``'s speechTimeout: ``auto`` (in any case) or whole seconds >= 0."""
+    value = raw.strip().lower()
+    if value == "auto":
+        return "auto"
+    if not value.isascii() or not value.isdigit() or int(value) > 60:
+        raise BadValue("expected auto or an integer from 0 to 60")
+    return int(value)
+
+
 MAX_CLIENT_IDENTITY = 256
 """Twilio: "The client identifier may be up to 256 characters"."""
 
@@ -217,17 +227,16 @@ recording_events = events("in-progress", "completed", "absent")
 call_events = events("initiated", "ringing", "answered", "completed")
 conversation_events = events("call-initiated", "call-ringing", "call-answered", "call-completed")
 
-_AMD = frozenset(
-    {
-        "machineDetection",
-        "machineDetectionTimeout",
-        "machineDetectionSpeechThreshold",
-        "machineDetectionSpeechEndThreshold",
-        "machineDetectionSilenceTimeout",
-        "amdStatusCallback",
-        "amdStatusCallbackMethod",
-    }
-)
+# Answering-machine detection on a <Dial> leg (<Number>, <Sip>): Twilio's ranges and defaults (its <Number> docs).
+_AMD = {
+    "machineDetection": Attr("machine_detection", choice("enable", aliases={"detectmessageend": "detect_message_end"})),
+    "machineDetectionTimeout": Attr("machine_detection_timeout", integer(3, 60)),
+    "machineDetectionSpeechThreshold": Attr("machine_detection_speech_threshold", integer(1000, 6000)),
+    "machineDetectionSpeechEndThreshold": Attr("machine_detection_speech_end_threshold", integer(500, 5000)),
+    "machineDetectionSilenceTimeout": Attr("machine_detection_silence_timeout", integer(2000, 10000)),
+    "amdStatusCallback": Attr("amd_status_callback", url),
+    "amdStatusCallbackMethod": Attr("amd_status_callback_method", method),
+}
 
 # --- one table per element ----------------------------------------------------------------------------------
 
@@ -257,22 +266,16 @@ GATHER = ElementSpec(
         "finishOnKey": Attr("finish_on_key", finish_key, 13310),
         "numDigits": Attr("num_digits", integer(1), 13314),
         "actionOnEmptyResult": Attr("action_on_empty_result", boolean, 13338, fatal=True),
+        "speechTimeout": Attr("speech_timeout", speech_timeout, 13327),
+        "maxSpeechTime": Attr("max_speech_time", integer(1, 60), 13328),
+        "hints": Attr("hints", optional_text),
+        "language": Attr("language", name),
+        "partialResultCallback": Attr("partial_result_callback", url),
+        "partialResultCallbackMethod": Attr("partial_result_callback_method", method),
+        "bargeIn": Attr("barge_in", boolean),
+        "profanityFilter": Attr("profanity_filter", boolean),
     },
-    ignored=frozenset(
-        {
-            "speechTimeout",
-            "maxSpeechTime",
-            "profanityFilter",
-            "partialResultCallback",
-            "partialResultCallbackMethod",
-            "language",
-            "hints",
-            "bargeIn",
-            "debug",
-            "speechModel",
-            "enhanced",
-        }
-    ),
+    ignored=frozenset({"debug", "speechModel", "enhanced"}),
 )
 
 RECORD = ElementSpec(
@@ -288,8 +291,9 @@ RECORD = ElementSpec(
         "recordingStatusCallbackMethod": Attr("recording_status_callback_method", method),
         "recordingStatusCallbackEvent": Attr("recording_status_callback_event", recording_events, 13621, fatal=True),
         "transcribe": Attr("transcribe", boolean, 13614),
+        "transcribeCallback": Attr("transcribe_callback", url),
     },
-    ignored=frozenset({"transcribeCallback", "recordingConfigurationId"}),
+    ignored=frozenset({"recordingConfigurationId"}),
 )
 
 REDIRECT = ElementSpec(attributes={"method": Attr("method", method, 13710)})
@@ -329,8 +333,9 @@ NUMBER = ElementSpec(
         "statusCallback": Attr("status_callback", url),
         "statusCallbackMethod": Attr("status_callback_method", method),
         "statusCallbackEvent": Attr("status_callback_event", call_events),
+        **_AMD,
     },
-    ignored=_AMD | {"byoc"},
+    ignored=frozenset({"byoc"}),
 )
 
 SIP = ElementSpec(
@@ -342,8 +347,8 @@ SIP = ElementSpec(
         "statusCallback": Attr("status_callback", url),
         "statusCallbackMethod": Attr("status_callback_method", method),
         "statusCallbackEvent": Attr("status_callback_event", call_events),
+        **_AMD,
     },
-    ignored=_AMD,
 )
 
 CLIENT = ElementSpec(
@@ -391,6 +396,20 @@ RESPONSE = ElementSpec(attributes={})
 
 PARAMETER = ElementSpec(attributes={"name": Attr("name", text), "value": Attr("value", text)})
 
+STREAM = ElementSpec(
+    attributes={
+        "url": Attr("url", url),
+        "name": Attr("name", optional_text),
+        "track": Attr("track", choice("inbound_track", "outbound_track", "both_tracks")),
+        "statusCallback": Attr("status_callback", url),
+        "statusCallbackMethod": Attr("status_callback_method", method),
+    },
+)
+
+START = ElementSpec(attributes={}, ignored=frozenset({"action", "method"}))
+
+STOP = ElementSpec(attributes={})
+
 ELEMENTS: Mapping[str, ElementSpec] = {
     "Response": RESPONSE,
     "Say": SAY,
@@ -409,6 +428,9 @@ ELEMENTS: Mapping[str, ElementSpec] = {
     "Connect": CONNECT,
     "Conversation": CONVERSATION,
     "Parameter": PARAMETER,
+    "Stream": STREAM,
+    "Start": START,
+    "Stop": STOP,
 }
 """Every element softswitch understands, by its TwiML tag."""
 
@@ -416,11 +438,13 @@ SSML_TAGS = frozenset({"break", "emphasis", "lang", "p", "phoneme", "prosody", "
 """SSML elements Twilio allows inside ``<Say>``; softswitch reads their text and ignores the markup."""
 
 UNSUPPORTED: Mapping[str, frozenset[str]] = {
-    "Response": frozenset({"Enqueue", "Leave", "Sms", "Pay", "Start", "Stop", "Refer", "Echo"}),
+    "Response": frozenset({"Enqueue", "Leave", "Sms", "Pay", "Refer", "Echo"}),
     "Dial": frozenset({"Conference", "Queue", "Sim", "Application", "WhatsApp"}),
     "Connect": frozenset({
-        "Stream", "Room", "VirtualAgent", "ConversationRelay", "AiSession", "Autopilot", "Assistant",
+        "Room", "VirtualAgent", "ConversationRelay", "AiSession", "Autopilot", "Assistant",
     }),
+    "Start": frozenset({"Siprec", "Transcription", "Recording"}),
+    "Stop": frozenset({"Siprec", "Transcription", "Recording"}),
 }  # fmt: skip
 """Real Twilio verbs and nouns softswitch does not implement, by the element they are valid in: a 13750 error
 ("TwiML verb not supported"). The same tag anywhere else is simply misplaced (a 12200 warning)."""

@@ -30,6 +30,7 @@ Trim: TypeAlias = Literal["trim-silence", "do-not-trim"]
 RejectReason: TypeAlias = Literal["rejected", "busy"]
 RecordingEvent: TypeAlias = Literal["in-progress", "completed", "absent"]
 CallEvent: TypeAlias = Literal["initiated", "ringing", "answered", "completed"]
+MachineDetection: TypeAlias = Literal["enable", "detect_message_end"]
 ConversationEvent: TypeAlias = Literal["call-initiated", "call-ringing", "call-answered", "call-completed"]
 
 
@@ -81,23 +82,29 @@ GatherChild: TypeAlias = Say | Play | Pause
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Gather:
-    """``<Gather>``: collect DTMF digits while playing its nested ``<Say>``/``<Play>``/``<Pause>``.
+    """``<Gather>``: collect DTMF digits or speech while playing its nested ``<Say>``/``<Play>``/``<Pause>``.
 
     Attributes (XML name, default):
-        input (``input``, ``"dtmf"``): ``dtmf``, ``speech`` or ``dtmf speech``. Speech recognition is not
-            available: with ``speech`` alone no input is ever taken (as if the caller said nothing), with both
-            only digits are; either way the parser adds a warning.
+        input (``input``, ``"dtmf"``): ``dtmf``, ``speech`` or ``dtmf speech``.
         action (``action``, ``None``): URL to send the digits to; ``None`` is the current document.
         method (``method``, ``"POST"``): ``GET`` or ``POST`` for ``action``.
         timeout (``timeout``, ``5``): seconds to wait for the next digit, >= 1.
         finish_on_key (``finishOnKey``, ``"#"``): one key of ``0-9*#`` that ends input, or ``""`` for none.
         num_digits (``numDigits``, ``None``): stop after this many digits, >= 1; ``None`` is no limit.
         action_on_empty_result (``actionOnEmptyResult``, ``False``): request ``action`` even with no input.
+        speech_timeout (``speechTimeout``, ``None``): seconds of silence that end speech, 0..60, or ``"auto"``
+            (a pause in speech); ``None`` is ``timeout``'s value.
+        max_speech_time (``maxSpeechTime``, ``60``): longest speech in seconds, 1..60.
+        hints (``hints``, ``None``): comma-separated words and phrases the caller is likely to say.
+        language (``language``, ``"en-US"``): the language spoken; only en-US is recognized (others: a
+            warning, and en-US).
+        partial_result_callback (``partialResultCallback``, ``None``): URL told each partial result.
+        partial_result_callback_method (``partialResultCallbackMethod``, ``"POST"``).
+        barge_in (``bargeIn``, ``True``): speech or a digit stops the nested verbs.
+        profanity_filter (``profanityFilter``, ``True``): accepted; results are not filtered.
         children: the nested ``Say``, ``Play`` and ``Pause`` in document order.
 
-    Accepted and ignored (speech recognition): ``speechTimeout``, ``maxSpeechTime``, ``profanityFilter``,
-    ``partialResultCallback``, ``partialResultCallbackMethod``, ``language``, ``hints``, ``bargeIn``,
-    ``debug``, ``speechModel``, ``enhanced``.
+    Accepted and ignored: ``debug``, ``speechModel``, ``enhanced``.
     """
 
     input: str = "dtmf"
@@ -107,6 +114,14 @@ class Gather:
     finish_on_key: str = "#"
     num_digits: int | None = None
     action_on_empty_result: bool = False
+    speech_timeout: int | Literal["auto"] | None = None
+    max_speech_time: int = 60
+    hints: str | None = None
+    language: str = "en-US"
+    partial_result_callback: str | None = None
+    partial_result_callback_method: HttpMethod = "POST"
+    barge_in: bool = True
+    profanity_filter: bool = True
     children: tuple[GatherChild, ...] = ()
 
 
@@ -126,10 +141,11 @@ class Record:
         recording_status_callback_method (``recordingStatusCallbackMethod``, ``"POST"``).
         recording_status_callback_event (``recordingStatusCallbackEvent``, ``("completed",)``): any of
             ``in-progress``, ``completed``, ``absent``, space separated.
-        transcribe (``transcribe``, ``False``): accepted with a warning; no transcription is made.
+        transcribe (``transcribe``, ``False``): transcribe the recording (the configured recognizer).
+        transcribe_callback (``transcribeCallback``, ``None``): URL told the transcription; setting it
+            implies ``transcribe``.
 
-    Accepted and ignored: ``transcribeCallback`` (no transcription is ever made),
-    ``recordingConfigurationId``.
+    Accepted and ignored: ``recordingConfigurationId``.
     """
 
     action: str | None = None
@@ -143,6 +159,7 @@ class Record:
     recording_status_callback_method: HttpMethod = "POST"
     recording_status_callback_event: tuple[RecordingEvent, ...] = ("completed",)
     transcribe: bool = False
+    transcribe_callback: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -194,10 +211,17 @@ class Number:
         status_callback_method (``statusCallbackMethod``, ``"POST"``).
         status_callback_event (``statusCallbackEvent``, ``("completed",)``): any of ``initiated``,
             ``ringing``, ``answered``, ``completed``; Twilio sends only ``completed`` when none are given.
+        machine_detection (``machineDetection``, ``None``): answering-machine detection on the leg once it
+            answers, ``Enable`` (stored ``"enable"``) or ``DetectMessageEnd`` (``"detect_message_end"``); always
+            asynchronous: the answer goes to ``amdStatusCallback`` while the leg is bridged.
+        machine_detection_timeout (``machineDetectionTimeout``, ``30``): seconds, 3..60.
+        machine_detection_speech_threshold (``machineDetectionSpeechThreshold``, ``2400``): ms, 1000..6000.
+        machine_detection_speech_end_threshold (``machineDetectionSpeechEndThreshold``, ``1200``): ms, 500..5000.
+        machine_detection_silence_timeout (``machineDetectionSilenceTimeout``, ``5000``): ms, 2000..10000.
+        amd_status_callback (``amdStatusCallback``, ``None``), amd_status_callback_method
+            (``amdStatusCallbackMethod``, ``"POST"``): told AnsweredBy and MachineDetectionDuration.
 
-    Accepted and ignored: ``byoc``, ``machineDetection``, ``machineDetectionTimeout``,
-    ``machineDetectionSpeechThreshold``, ``machineDetectionSpeechEndThreshold``,
-    ``machineDetectionSilenceTimeout``, ``amdStatusCallback``, ``amdStatusCallbackMethod``.
+    Accepted and ignored: ``byoc``.
     """
 
     number: str
@@ -207,6 +231,13 @@ class Number:
     status_callback: str | None = None
     status_callback_method: HttpMethod = "POST"
     status_callback_event: tuple[CallEvent, ...] = ("completed",)
+    machine_detection: MachineDetection | None = None
+    machine_detection_timeout: int = 30
+    machine_detection_speech_threshold: int = 2400
+    machine_detection_speech_end_threshold: int = 1200
+    machine_detection_silence_timeout: int = 5000
+    amd_status_callback: str | None = None
+    amd_status_callback_method: HttpMethod = "POST"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -220,10 +251,9 @@ class Sip:
         method (``method``, ``"POST"``): ``GET`` or ``POST`` for ``url``.
         status_callback (``statusCallback``, ``None``), status_callback_method (``statusCallbackMethod``,
             ``"POST"``), status_callback_event (``statusCallbackEvent``, ``("completed",)``): as on ``Number``.
-
-    Accepted and ignored: ``machineDetection``, ``machineDetectionTimeout``,
-    ``machineDetectionSpeechThreshold``, ``machineDetectionSpeechEndThreshold``,
-    ``machineDetectionSilenceTimeout``, ``amdStatusCallback``, ``amdStatusCallbackMethod``.
+        machine_detection (``machineDetection``), machine_detection_timeout, machine_detection_speech_threshold,
+            machine_detection_speech_end_threshold, machine_detection_silence_timeout, amd_status_callback,
+            amd_status_callback_method: answering-machine detection, as on ``Number``.
     """
 
     uri: str
@@ -234,6 +264,13 @@ class Sip:
     status_callback: str | None = None
     status_callback_method: HttpMethod = "POST"
     status_callback_event: tuple[CallEvent, ...] = ("completed",)
+    machine_detection: MachineDetection | None = None
+    machine_detection_timeout: int = 30
+    machine_detection_speech_threshold: int = 2400
+    machine_detection_speech_end_threshold: int = 1200
+    machine_detection_silence_timeout: int = 5000
+    amd_status_callback: str | None = None
+    amd_status_callback_method: HttpMethod = "POST"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -357,17 +394,73 @@ class Conversation:
     status_callback_event: tuple[ConversationEvent, ...] = ("call-completed",)
 
 
-ConnectNoun: TypeAlias = Conversation
+StreamTrack: TypeAlias = Literal["inbound_track", "outbound_track", "both_tracks"]
+
+MAX_STREAM_PARAMETERS = 99
+"""Twilio passes at most 99 custom parameters to a stream (``Parameter1`` .. ``Parameter99`` over REST)."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Stream:
+    """``<Stream>``: a Media Stream of the call's audio to a WebSocket server, inside ``<Start>``,
+    ``<Connect>`` or ``<Stop>``.
+
+    Attributes (XML name, default):
+        url (``url``, ``None``): the ``ws://`` or ``wss://`` URL (relative: against the document, with ``http``
+            become ``ws``); required in ``<Start>`` and ``<Connect>``, not used in ``<Stop>``.
+        name (``name``, ``None``): a name unique on the call, to stop it by (``<Stop>``, REST).
+        track (``track``, ``"inbound_track"``): ``inbound_track``, ``outbound_track`` or ``both_tracks``.
+        status_callback (``statusCallback``, ``None``): URL told ``stream-started``, ``stream-stopped`` and
+            ``stream-error``.
+        status_callback_method (``statusCallbackMethod``, ``"POST"``).
+        parameters: the nested ``<Parameter name value>`` as ``(name, value)``, the stream's customParameters.
+    """
+
+    url: str | None = None
+    name: str | None = None
+    track: StreamTrack = "inbound_track"
+    status_callback: str | None = None
+    status_callback_method: HttpMethod = "POST"
+    parameters: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Start:
+    """``<Start>``: start a listen-only (unidirectional) ``<Stream>`` and go on with the next verb at once.
+
+    Attributes:
+        stream: the nested ``Stream`` (its ``url`` is given).
+
+    Accepted and ignored: ``action``, ``method``.
+    """
+
+    stream: Stream
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Stop:
+    """``<Stop>``: stop the call's listen-only stream named by the nested ``<Stream name>``; a ``<Stream>``
+    without a name stops all of them.
+
+    Attributes:
+        stream: the nested ``Stream`` (only its ``name`` is read).
+    """
+
+    stream: Stream
+
+
+ConnectNoun: TypeAlias = Conversation | Stream
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Connect:
-    """``<Connect>``: hand the call to a service; exactly one nested noun (only ``<Conversation>`` so far).
+    """``<Connect>``: hand the call to a service; exactly one nested noun, ``<Conversation>`` or ``<Stream>``
+    (bidirectional: the next verb runs when the server closes the socket or the stream is stopped).
 
     Attributes (XML name, default):
         action (``action``, ``None``): URL requested when the session ends; ``None`` continues the document.
         method (``method``, ``"POST"``): ``GET`` or ``POST`` for ``action``.
-        noun: the nested ``Conversation``.
+        noun: the nested ``Conversation`` or ``Stream``.
     """
 
     noun: ConnectNoun
@@ -375,7 +468,7 @@ class Connect:
     method: HttpMethod = "POST"
 
 
-Verb: TypeAlias = Say | Play | Pause | Gather | Record | Redirect | Hangup | Reject | Dial | Connect
+Verb: TypeAlias = Say | Play | Pause | Gather | Record | Redirect | Hangup | Reject | Dial | Connect | Start | Stop
 """A verb that may appear directly under ``<Response>``."""
 
 

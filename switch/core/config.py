@@ -45,6 +45,12 @@ Example (`softswitch.toml`)::
     tls_private_key = "/etc/softswitch/key.pem"   # (PEM files; the certificate may carry its chain)
     tls_port = 5061           # default: the sip port + 1
 
+    [speech]                  # optional: the recognizer of <Gather input="speech"> and <Record transcribe>
+    engine = "pocketsphinx"   # the default (offline, en-US); or "http": an OpenAI-style transcription endpoint
+    url = "http://127.0.0.1:8000/v1/audio/transcriptions"  # with engine = "http" (switch.core.config_speech)
+    model = "whisper-1"       # the `model` posted with the audio; api_key = "..." is sent as a Bearer token
+    timeout = 30              # seconds a transcription request may take
+
     [[trunks]]
     name = "lab-asterisk"
     uri = "sip:127.0.0.1:5070"
@@ -91,6 +97,7 @@ from typing import Any
 
 from switch.core.config_edge import EdgeConfig as EdgeConfig, load_edge
 from switch.core.config_schema import check_document
+from switch.core.config_speech import SpeechConfig, load_speech
 from switch.core.config_trunks import Trunk as Trunk, load_trunks
 from switch.core.errors import ConfigError
 from switch.core.logs import FORMATS, LEVELS
@@ -235,6 +242,7 @@ class Config:
     # [recordings] public = true: recording media (.wav/.mp3) is served without credentials, as Twilio's is
     # unless "HTTP basic authentication for media" is on; the resources themselves always need them.
     recordings_public: bool = False
+    speech: SpeechConfig = field(default_factory=SpeechConfig)  # [speech] (switch.core.config_speech)
     conversation_services: list[ConversationServiceConfig] = field(default_factory=list)
     # [media]: RTP's bind address and SDP's c= (None: the SIP host), the address SDP and Contact carry instead
     # behind NAT (None: no NAT), and the UDP port range RTP and RTCP take.
@@ -401,6 +409,7 @@ def _load_config_file(path: Path | None) -> Config:
     if not isinstance(public, bool):
         raise ConfigError(f"recordings.public must be true or false, not {public!r}")
     cfg.recordings_public = public
+    cfg.speech = load_speech(_table(raw, "speech"))
     _load_media(cfg, _table(raw, "media"))
     cfg.edge = load_edge(_table(raw, "edge"))
     exotel = _table(raw, "exotel")

@@ -133,8 +133,17 @@ class ConversationRouting:
     proxy_address: str | None
 
 
+@dataclass(frozen=True)
+class MachineDetected:
+    """Answering-machine detection decided who answered `call` (switch.core.amd): `call.answered_by` and
+    `call.machine_detection_duration` hold the answer; the dialects report it when asked asynchronously."""
+
+    call: Call
+    at: dt.datetime
+
+
 CallEvent = (CallStatusChanged | RecordingStarted | RecordingStatusChanged | DialLegPlaced
-             | ConversationLegPlaced | ConversationRouting)
+             | ConversationLegPlaced | ConversationRouting | MachineDetected)
 Handler = Callable[[CallEvent], None]
 
 

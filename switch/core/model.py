@@ -106,6 +106,16 @@ class Call:
     recording_status_callback_events: tuple[str, ...] = ("completed",)
     recording_track: str = "both"
     trim: str = "trim-silence"
+    # Answering-machine detection (switch.core.amd): asked for on create, its answer in `answered_by`.
+    machine_detection: str | None = None  # None (off), "enable" or "detect_message_end"
+    machine_detection_timeout: int = 30  # seconds
+    machine_detection_speech_threshold: int = 2400  # ms
+    machine_detection_speech_end_threshold: int = 1200  # ms
+    machine_detection_silence_timeout: int = 5000  # ms
+    async_amd: bool = False  # the TwiML runs at once; the answer goes to async_amd_status_callback
+    async_amd_status_callback: str | None = None
+    async_amd_status_callback_method: str = "POST"
+    machine_detection_duration: int | None = None  # ms of audio the answer took
     worker: int | None = None  # index of the media worker holding the leg
     end_reason: str | None = None
     error: str | None = None  # a human-readable reason for failed calls

@@ -42,6 +42,14 @@ class NewCall:
     recording_status_callback_events: tuple[str, ...] = ("completed",)  # in-progress completed absent
     recording_track: str = "both"  # inbound | outbound | both
     trim: str = "trim-silence"  # Calls create defaults to trim-silence
+    machine_detection: str | None = None  # answering-machine detection: None, "enable" or "detect_message_end"
+    machine_detection_timeout: int = 30  # seconds
+    machine_detection_speech_threshold: int = 2400  # ms
+    machine_detection_speech_end_threshold: int = 1200  # ms
+    machine_detection_silence_timeout: int = 5000  # ms
+    async_amd: bool = False
+    async_amd_status_callback: str | None = None
+    async_amd_status_callback_method: str = "POST"
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from media.audio import AudioError, write_wav
 from media.sources import AudioCache
 from media.speech import Speech
 from media.tones import ringback, sine
+from switch.core.amd import MachineDetection
 from switch.core.call_events import HttpExchange
 from switch.core.calls import CallManager
 from switch.core.conversations import Conversations
@@ -32,7 +33,9 @@ from switch.core.model import Call, Direction
 from switch.core.notifications import ERROR, WARNING, Notifications
 from switch.core.recordings import RecordingManager
 from switch.core.status import CallStatus
+from switch.core.streams import StreamManager
 from switch.core.tasks import TaskSet
+from switch.core.transcriptions import Transcriptions
 from switch.core.webhooks import signed_form_request
 from twiml.control import TaskFactory
 from twiml.errors import TwimlError
@@ -212,9 +215,14 @@ class VoiceEngine:
         self.request_log: Callable[[HttpExchange], None] | None = None
         self.interpreters: dict[str, Interpreter[LiveCall]] = {}
         self.background = TaskSet()  # work that outlives the verb that started it
+        self.amd = MachineDetection(calls)  # answering-machine detection of the calls that ask for it
         self._ringbacks: dict[str, Path] = {}
         # The Conversations services <Connect><Conversation> uses; wired in by the application.
         self.conversations: Conversations | None = None
+        # The calls' Media Streams (<Start>/<Connect><Stream>, <Stop>); wired in by the application.
+        self.streams: StreamManager | None = None
+        # The recognizer and the transcriptions (<Gather input="speech">, <Record transcribe>); wired in by the app.
+        self.transcriptions: Transcriptions | None = None
 
     def ringback_path(self, country: str) -> Path:
         """The ringback tone of `country` as a WAV (written once per country)."""
@@ -234,6 +242,7 @@ class VoiceEngine:
             fetcher.exchange_observers.append(self._exchanged)
         if not self.beep_path.exists():
             write_wav(self.beep_path, sine(1000.0, 0.4, amplitude=0.4))
+        self.amd.attach()
         self.calls.answered_hooks.append(self._on_answered)
         self.calls.ended_hooks.append(self._on_ended)
         self.calls.inbound_hook = self._on_inbound
@@ -279,8 +288,9 @@ class VoiceEngine:
     async def _on_answered(self, call: Call) -> None:
         if call.direction is Direction.INBOUND or call.sid in self.interpreters:
             return  # inbound calls started their TwiML before answering
+        await self.amd.settled(call)  # synchronous answering-machine detection holds the TwiML until it decides
         source = self._source(call)
-        if source is not None:
+        if source is not None and not call.terminal and call.sid not in self.interpreters:
             self._run(call, source)
 
     def _on_inbound(self, call: Call) -> bool:

@@ -47,6 +47,7 @@ from switch.core.status import CallStatus, EndReason
 from switch.session.voice import LiveCall
 from switch.verbs.base import Task, run_session
 from switch.verbs.dial import DialResult, DialSession
+from switch.verbs.stream import connect_stream
 from switch.workers.media import MediaError
 from twiml import verbs
 from twiml.control import CONTINUE, STOP, Outcome
@@ -137,11 +138,11 @@ def _broke(call: Call) -> bool:
 class ConnectSession:
     """One run of `<Connect><Conversation>` on a call; `result` is set even when `run` is cancelled."""
 
-    def __init__(self, live: LiveCall, verb: verbs.Connect, document_url: str | None,
+    def __init__(self, live: LiveCall, verb: verbs.Connect, noun: verbs.Conversation, document_url: str | None,
                  conversations: Conversations | None) -> None:
         self.live = live
         self.verb = verb
-        self.noun: verbs.Conversation = verb.noun
+        self.noun = noun
         self.document_url = document_url
         self.conversations = conversations
         self.calls = live.engine.calls
@@ -336,7 +337,10 @@ class ConnectSession:
 
 
 class Connect(Task[verbs.Connect]):
-    """`<Connect action method><Conversation .../></Connect>`: hand the call to a Conversations session
+    """`<Connect action method><Stream .../></Connect>`: a bidirectional Media Stream until it ends
+    (`switch.verbs.stream.connect_stream`), then `action` or the next verb.
+
+    `<Connect action method><Conversation .../></Connect>`: hand the call to a Conversations session
     (`ConnectSession`); then request `action` with Result, WorkerInitiated, DialCallStatus, DialCallSid,
     DialCallDuration and (with `record`) RecordingUrl, RecordingSid, RecordingDuration, and run its TwiML -- or,
     without `action`, go on with the next verb.  When the session is interrupted (caller hung up, REST redirect)
@@ -345,8 +349,10 @@ class Connect(Task[verbs.Connect]):
     verb = verbs.Connect
 
     async def run(self, call: LiveCall) -> Outcome:
+        if isinstance(self.v.noun, verbs.Stream):
+            return await connect_stream(call, self.v, self.v.noun, self.document_url)
         action = resolve(self.document_url, self.v.action) if self.v.action else None
-        session = ConnectSession(call, self.v, self.document_url, call.engine.conversations)
+        session = ConnectSession(call, self.v, self.v.noun, self.document_url, call.engine.conversations)
         result = await run_session(call, session, action, self.v.method)
         if result.ended or call.call.terminal:  # nothing can run on the call any more
             if action is not None:

@@ -61,7 +61,7 @@ class DialResult:
 
 def _child_request(parent: Call, dial: verbs.Dial, noun: verbs.DialNoun, document_url: str | None) -> NewCall:
     events = frozenset(CallbackEvent(e) for e in noun.status_callback_event)
-    common = {
+    common: dict[str, object] = {
         "from_": dial.caller_id or parent.from_,
         "status_callback": resolve(document_url, noun.status_callback) if noun.status_callback else None,
         "status_callback_method": noun.status_callback_method,
@@ -69,12 +69,30 @@ def _child_request(parent: Call, dial: verbs.Dial, noun: verbs.DialNoun, documen
         "timeout": dial.timeout,
         "time_limit": dial.time_limit,
     }
+    if isinstance(noun, verbs.Number | verbs.Sip) and noun.machine_detection is not None:
+        common.update(_machine_detection(noun, document_url))
     if isinstance(noun, verbs.Sip):
         return NewCall(to=noun.uri, sip_auth_username=noun.username, sip_auth_password=noun.password,
                        **common)  # type: ignore[arg-type]
     if isinstance(noun, verbs.Client):
         return NewCall(to=f"client:{noun.identity}", **common)  # type: ignore[arg-type]
     return NewCall(to=noun.number, send_digits=noun.send_digits, **common)  # type: ignore[arg-type]
+
+
+def _machine_detection(noun: verbs.Number | verbs.Sip, document_url: str | None) -> dict[str, object]:
+    """A leg's answering-machine detection (switch.core.amd): always asynchronous on a `<Dial>` leg, its answer to
+    the noun's amdStatusCallback while the leg is bridged."""
+    callback = noun.amd_status_callback
+    return {
+        "machine_detection": noun.machine_detection,
+        "machine_detection_timeout": noun.machine_detection_timeout,
+        "machine_detection_speech_threshold": noun.machine_detection_speech_threshold,
+        "machine_detection_speech_end_threshold": noun.machine_detection_speech_end_threshold,
+        "machine_detection_silence_timeout": noun.machine_detection_silence_timeout,
+        "async_amd": True,
+        "async_amd_status_callback": resolve(document_url, callback) if callback else None,
+        "async_amd_status_callback_method": noun.amd_status_callback_method,
+    }
 
 
 def request_target(noun: verbs.DialNoun) -> str:

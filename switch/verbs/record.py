@@ -13,9 +13,11 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from switch.core.recording_model import RecordingSource
+from switch.core.recording_model import Recording, RecordingSource
+from switch.core.transcriptions import TranscriptionStatus
 from switch.session.voice import LiveCall
 from switch.verbs.base import Task, ensure_answered
+from switch.verbs.gather_speech import post_callback
 from twiml import verbs
 from twiml.control import CONTINUE, Outcome
 from twiml.fetch import resolve
@@ -24,6 +26,7 @@ log = logging.getLogger("switch.record")
 
 LEVEL_MS = 100  # how often the worker reports the caller's level during a take
 SPEECH_RMS = 300.0  # about -40 dBFS on 16-bit audio
+TRANSCRIBE_UNAVAILABLE = 12200  # transcribe="true" without a recognizer: a warning on the call
 
 Clock = Callable[[], float]  # seconds, monotonic
 
@@ -99,6 +102,8 @@ async def record(live: LiveCall, verb: verbs.Record, action: str | None, documen
         # Hang-up or redirect: finish the take in the background and still tell the action URL.
         async def finish() -> None:
             done = await recordings.stop(rec.sid)
+            if done.status == "completed" and verb.transcribe:
+                transcribe(live, verb, done, document_url)
             if action is not None and done.status == "completed":
                 result = RecordResult(done.sid, recordings.media_url(done), done.duration or 0, "hangup")
                 live.post_detached(action, verb.method, result.params())
@@ -108,7 +113,36 @@ async def record(live: LiveCall, verb: verbs.Record, action: str | None, documen
     done = await recordings.stop(rec.sid)
     if done.status != "completed":
         return None
+    if verb.transcribe:
+        transcribe(live, verb, done, document_url)
     return RecordResult(done.sid, recordings.media_url(done), done.duration or 0, digit)
+
+
+def transcribe(live: LiveCall, verb: verbs.Record, done: Recording, document_url: str | None) -> None:
+    """Transcribe a completed recording in the background (`transcribe="true"`); tell `transcribeCallback`
+    (resolved against the current document) TranscriptionSid, TranscriptionText, TranscriptionStatus
+    (`completed` or `failed`), TranscriptionUrl, RecordingSid and RecordingUrl."""
+    transcriptions = live.engine.transcriptions
+    if transcriptions is None:
+        live.notify(TRANSCRIBE_UNAVAILABLE, f"<Record transcribe>: no recognizer; {done.sid} is not transcribed",
+                    warning=True)
+        return
+    item = transcriptions.begin(done)
+    callback = resolve(document_url, verb.transcribe_callback) if verb.transcribe_callback else None
+    recording_url = live.engine.recordings.media_url(done)
+    wav = live.engine.recordings.wav_path(done.sid)
+
+    async def run() -> None:
+        finished = await transcriptions.run(item, wav)
+        if callback is None:
+            return
+        status = "completed" if finished.status is TranscriptionStatus.COMPLETED else "failed"
+        await post_callback(live, callback, "POST", [
+            ("TranscriptionSid", finished.sid), ("TranscriptionText", finished.text or ""),
+            ("TranscriptionStatus", status), ("TranscriptionUrl", transcriptions.url(finished)),
+            ("RecordingSid", done.sid), ("RecordingUrl", recording_url)], "transcribeCallback")
+
+    live.engine.background.spawn(run(), live.call.sid)
 
 
 class Record(Task[verbs.Record]):
@@ -116,7 +150,9 @@ class Record(Task[verbs.Record]):
     (playBeep, default true), record the caller until `timeout` s of silence (default 5), a finishOnKey digit
     (default: any), `maxLength` s (default 3600) or hang-up; then request `action` (default: the current
     document) with RecordingUrl, RecordingSid, RecordingDuration and Digits.  Nothing recorded: go on with the
-    next verb.  The recording status callback resolves against the current document."""
+    next verb.  The recording status callback resolves against the current document.  `transcribe` (default
+    false; implied by `transcribeCallback`) transcribes the recording in the background with the configured
+    recognizer (the Transcriptions resource under the recording) and tells `transcribeCallback` (POST)."""
 
     verb = verbs.Record
 

@@ -18,9 +18,12 @@ from switch.verbs.record import Record
 from switch.verbs.redirect import Redirect
 from switch.verbs.reject import Reject
 from switch.verbs.say import Say
+from switch.verbs.start import Start
+from switch.verbs.stop import Stop
 
 TASKS: dict[type, type[Task]] = {  # type: ignore[type-arg]
-    task.verb: task for task in (Say, Play, Pause, Gather, Record, Dial, Connect, Redirect, Hangup, Reject)
+    task.verb: task
+    for task in (Say, Play, Pause, Gather, Record, Dial, Connect, Redirect, Hangup, Reject, Start, Stop)
 }
 
 

@@ -100,6 +100,15 @@ def full_call() -> Call:
         recording_status_callback_events=("in-progress", "completed", "absent"),
         recording_track="inbound",
         trim="do-not-trim",
+        machine_detection="detect_message_end",
+        machine_detection_timeout=45,
+        machine_detection_speech_threshold=3000,
+        machine_detection_speech_end_threshold=900,
+        machine_detection_silence_timeout=4000,
+        async_amd=True,
+        async_amd_status_callback="https://example.com/amd",
+        async_amd_status_callback_method="GET",
+        machine_detection_duration=3140,
         media_quality={"streams": 1, "rx_packets": 250, "rx_lost": 2, "rx_jitter_max_us": 1500},
     )
 

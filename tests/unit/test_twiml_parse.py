@@ -353,6 +353,10 @@ def test_dial_all_attributes_and_nouns() -> None:
                     status_callback="/leg",
                     status_callback_method="GET",
                     status_callback_event=("initiated", "ringing", "answered", "completed"),
+                    machine_detection="enable",
+                    machine_detection_timeout=10,
+                    amd_status_callback="/amd",
+                    amd_status_callback_method="GET",
                 ),
                 Number(
                     number="+15550112",
@@ -372,13 +376,14 @@ def test_dial_all_attributes_and_nouns() -> None:
                     status_callback="/sip-leg",
                     status_callback_method="GET",
                     status_callback_event=("answered",),
+                    machine_detection="detect_message_end",
                 ),
                 Sip(uri="sips:carol@example.com"),
             ),
         ),
     )
-    # 4 Dial + 8 Number + 1 Sip attributes accepted and ignored, each reported once.
-    assert len(response.warnings) == 13
+    # 4 Dial + 1 Number (byoc) attributes accepted and ignored, each reported once; machineDetection* are acted on.
+    assert len(response.warnings) == 5
 
 
 @pytest.mark.parametrize(
@@ -567,10 +572,10 @@ BILLION_LAUGHS = (DATA / "invalid-12100-billion-laughs.xml").read_text()
             id="conference",
         ),
         pytest.param(
-            "<Response><Connect><Stream url='wss://x'/></Connect></Response>",
+            "<Response><Connect><Room>r</Room></Connect></Response>",
             VERB_NOT_SUPPORTED,
-            "<Stream>",
-            id="connect-stream",
+            "<Room>",
+            id="connect-room",
         ),
         pytest.param(
             '<Response><Gather actionOnEmptyResult="yes"/></Response>',

@@ -24,7 +24,13 @@ import math
 from collections.abc import Callable
 
 from switch.core.errors import RequestError
-from switch.core.events import CallEvent, CallStatusChanged, RecordingStarted, RecordingStatusChanged
+from switch.core.events import (
+    CallEvent,
+    CallStatusChanged,
+    MachineDetected,
+    RecordingStarted,
+    RecordingStatusChanged,
+)
 from switch.core.model import Call, CallbackEvent
 from switch.core.recording_model import Recording, RecordingProblem, RecordingSource, RecordingStatus
 from switch.core.webhooks import WebhookSender
@@ -77,7 +83,22 @@ def standard_params(call: Call) -> list[tuple[str, str]]:
         params.append(("ParentCallSid", call.parent_call_sid))
     if call.sip_params:
         params += call.sip_params.items()
+    if call.answered_by:  # answering-machine detection decided: the Url request of synchronous AMD, and after
+        params.append(("AnsweredBy", call.answered_by))
+        if call.machine_detection_duration is not None:
+            params.append(("MachineDetectionDuration", str(call.machine_detection_duration)))
     return params
+
+
+def amd_callback_params(call: Call) -> list[tuple[str, str]]:
+    """The AsyncAmdStatusCallback (and a `<Number>`/`<Sip>` amdStatusCallback): who answered, and how many
+    milliseconds of the call's audio that took."""
+    return [
+        ("CallSid", call.sid),
+        ("AccountSid", call.account_sid),
+        ("AnsweredBy", call.answered_by or "unknown"),
+        ("MachineDetectionDuration", str(call.machine_detection_duration or 0)),
+    ]
 
 
 def status_callback_params(call: Call, sequence: int, at: dt.datetime) -> list[tuple[str, str]]:
@@ -151,6 +172,8 @@ class TwilioCallbacks:
             self._recording(event.recording, str(RecordingStatus.IN_PROGRESS))
         elif isinstance(event, RecordingStatusChanged) and event.recording.status in _REPORTED:
             self._recording(event.recording, str(event.recording.status))
+        elif isinstance(event, MachineDetected):
+            self._machine_detected(event.call)
 
     def _status(self, event: CallStatusChanged) -> None:
         call, progress = event.call, event.progress
@@ -163,6 +186,15 @@ class TwilioCallbacks:
             if found is not None:
                 params += call_recording_params(*found, recording_url(self.base_url, call.account_sid, found[0].sid))
         self.webhooks.send(call.sid, url, call.status_callback_method, params, event=str(progress))
+
+    def _machine_detected(self, call: Call) -> None:
+        """Asynchronous AMD: its answer to AsyncAmdStatusCallback, keyed by the call (after its earlier callbacks).
+        Synchronous AMD told the Url request instead."""
+        url = call.async_amd_status_callback
+        if not call.async_amd or not url:
+            return
+        self.webhooks.send(call.sid, url, call.async_amd_status_callback_method, amd_callback_params(call),
+                           event="amd")
 
     def _recording(self, rec: Recording, event: str) -> None:
         url = rec.status_callback

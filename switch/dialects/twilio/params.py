@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
+from typing import TypedDict
 
 from multidict import MultiMapping
 
@@ -202,6 +203,60 @@ def parse_recording_options(params: MultiMapping[str], default_trim: str) -> Rec
     )
 
 
+# MachineDetection's values, and the ranges of its tuning parameters (Twilio's answering-machine detection docs).
+MACHINE_DETECTION = {"enable": "enable", "detectmessageend": "detect_message_end"}
+AMD_RANGES: dict[str, tuple[int, int, int]] = {  # parameter: (minimum, maximum, default)
+    "MachineDetectionTimeout": (3, 59, 30),  # seconds
+    "MachineDetectionSpeechThreshold": (1000, 6000, 2400),  # milliseconds from here on
+    "MachineDetectionSpeechEndThreshold": (500, 5000, 1200),
+    "MachineDetectionSilenceTimeout": (2000, 10000, 5000),
+}
+
+
+def _amd_number(params: MultiMapping[str], name: str) -> int:
+    low, high, default = AMD_RANGES[name]
+    value = _int(params, name, INVALID_PARAMETER)
+    if value is None:
+        return default
+    if not low <= value <= high:
+        raise InvalidParameter(f"{name} must be between {low} and {high}, not {value}")
+    return value
+
+
+class MachineDetectionFields(TypedDict):
+    """The answering-machine detection fields of a `NewCall`."""
+
+    machine_detection: str | None
+    machine_detection_timeout: int
+    machine_detection_speech_threshold: int
+    machine_detection_speech_end_threshold: int
+    machine_detection_silence_timeout: int
+    async_amd: bool
+    async_amd_status_callback: str | None
+    async_amd_status_callback_method: str
+
+
+def parse_machine_detection(params: MultiMapping[str]) -> MachineDetectionFields:
+    """MachineDetection (Enable | DetectMessageEnd), its tuning parameters and AsyncAmd* as `NewCall` fields.
+
+    As Twilio documents, MachineDetection is ignored when SendDigits is given (the digits would be heard as the
+    answer).  AsyncAmdStatusCallback without AsyncAmd=true changes nothing: the answer goes to the Url request."""
+    raw = get_param(params, "MachineDetection")
+    mode = None if raw is None else MACHINE_DETECTION.get(raw.lower())
+    if raw is not None and mode is None:
+        raise InvalidParameter(f"MachineDetection must be Enable or DetectMessageEnd, not {raw!r}")
+    return {
+        "machine_detection": None if get_param(params, "SendDigits") else mode,
+        "machine_detection_timeout": _amd_number(params, "MachineDetectionTimeout"),
+        "machine_detection_speech_threshold": _amd_number(params, "MachineDetectionSpeechThreshold"),
+        "machine_detection_speech_end_threshold": _amd_number(params, "MachineDetectionSpeechEndThreshold"),
+        "machine_detection_silence_timeout": _amd_number(params, "MachineDetectionSilenceTimeout"),
+        "async_amd": _bool(params, "AsyncAmd"),
+        "async_amd_status_callback": parse_url(params, "AsyncAmdStatusCallback"),
+        "async_amd_status_callback_method": parse_method(params, "AsyncAmdStatusCallbackMethod") or "POST",
+    }
+
+
 def parse_new_call(params: MultiMapping[str]) -> NewCall:
     """Validate `POST .../Calls.json` parameters.
 
@@ -241,6 +296,7 @@ def parse_new_call(params: MultiMapping[str]) -> NewCall:
         recording_status_callback_events=recording.status_callback_events,
         recording_track=recording.track,
         trim=recording.trim,
+        **parse_machine_detection(params),
     )
 
 

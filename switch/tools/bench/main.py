@@ -36,6 +36,9 @@ media timings (`bench_media`) and the report (`bench_report`).
    `switch.tools.bench.concurrent`.
    **Observability** — the cost of metrics and call events per call: the same inbound load with each on, both
    and neither (`observability_calls` calls per run; 0 skips it), see `switch.tools.bench.observability`.
+   **Media Streams** — `streams_calls` (20 by default; 0 skips it) calls on `<Connect><Stream>` to a bot in this
+   process, sipp echoing RTP: the bot -> caller -> bot round trip, frames, CPU per stream-second against the same
+   calls held with `<Pause>`, see `switch.tools.bench.streams_bench`.
 6. **Recording** — a dual-channel recording of a bridged call for `recording_seconds` (10 minutes by default;
    0 skips it) next to a bare pjsua2 bridge tapped by two Python ports: see `switch.tools.bench.recording`.
 
@@ -86,6 +89,7 @@ from switch.tools.bench.observability import observability_phase
 from switch.tools.bench.procs import Baseline, SwitchUnderTest
 from switch.tools.bench.recording import run_recording_bench
 from switch.tools.bench.report import evaluate_targets, format_summary
+from switch.tools.bench.streams_bench import STREAM_CALLS, streams_phase
 from switch.tools.bench.twiml_bench import (
     B2BUA_CONCURRENCY,
     B2BUA_MIN_HOLD_MS,
@@ -164,6 +168,7 @@ class BenchParams:
     concurrent_calls: int = 500
     concurrent_rate: float = CONCURRENT_RATE
     observability_calls: int = 200
+    streams_calls: int = STREAM_CALLS
 
     def as_json(self) -> Json:
         return {"calls": self.calls, "rate_cps": self.rate, "hold_ms": self.hold_ms, "workers": self.workers,
@@ -179,7 +184,8 @@ class BenchParams:
                                             f"1000 * {B2BUA_CONCURRENCY:g} / rate))"},
                 "redirects": self.redirects, "say_iterations": self.say_iterations,
                 "recording_seconds": self.recording_seconds, "concurrent_calls": self.concurrent_calls,
-                "concurrent_rate_cps": self.concurrent_rate, "observability_calls": self.observability_calls}
+                "concurrent_rate_cps": self.concurrent_rate, "observability_calls": self.observability_calls,
+                "streams_calls": self.streams_calls}
 
 
 def _tool_version(args: list[str], pattern: str) -> str | None:
@@ -357,7 +363,7 @@ async def _bench(p: BenchParams, workdir: Path) -> Json:
                     "switch": None, "callback_latency_ms": None, "api_dial_delay_ms": None,
                     "post_dial_delay_ms": None, "twiml_fetch_overhead_ms": None, "bridged_cpu": None,
                     "b2bua_cps": None, "redirect_to_audio_ms": None, "say_cache_ms": None, "capacity": None,
-                    "recording": None, "edge": None, "concurrent": None,
+                    "recording": None, "edge": None, "concurrent": None, "streams": None,
                     "notes": dict(NOTES), "errors": []}
     receiver: WebhookReceiver = WebhookReceiver().start()
     app: TwimlApp = TwimlApp().start()
@@ -383,6 +389,9 @@ async def _bench(p: BenchParams, workdir: Path) -> Json:
             if p.observability_calls > 0:
                 report["observability"] = await _phase(report, "observability", observability_phase(
                     session, receiver, app, workdir / "observability", p.observability_calls, p.rate, p.hold_ms))
+            if p.streams_calls > 0:
+                report["streams"] = await _phase(report, "streams", streams_phase(
+                    session, receiver, app, workdir / "streams", p.workers, calls=p.streams_calls))
             report["say_cache_ms"] = await _phase(report, "say-cache", say_cache(workdir / "say", p.say_iterations))
             if p.recording_seconds > 0:
                 report["recording"] = await _phase(report, "recording", run_recording_bench(
@@ -405,7 +414,7 @@ def run_bench(output: Path, calls: int, rate: float, workers: int, *, hold_ms: i
               b2bua_budget_s: float = 25.0, redirects: int = 10, say_iterations: int = 1000,
               recording_seconds: float = 600.0, concurrent_calls: int = 500,
               concurrent_rate: float = CONCURRENT_RATE, observability_calls: int = 200,
-              keep_dir: Path | None = None) -> int:
+              streams_calls: int = STREAM_CALLS, keep_dir: Path | None = None) -> int:
     """Measure, print the summary, write the JSON report to `output`.
 
     Exit status 0 when every phase ran (whatever the targets say; they are in the report), 1 when a phase
@@ -422,7 +431,8 @@ def run_bench(output: Path, calls: int, rate: float, workers: int, *, hold_ms: i
                          b2bua_max_rate=b2bua_max_rate, b2bua_budget_s=b2bua_budget_s,
                          redirects=redirects, say_iterations=say_iterations,
                          recording_seconds=recording_seconds, concurrent_calls=concurrent_calls,
-                         concurrent_rate=concurrent_rate, observability_calls=observability_calls)
+                         concurrent_rate=concurrent_rate, observability_calls=observability_calls,
+                         streams_calls=streams_calls)
     with tempfile.TemporaryDirectory(prefix="softswitch-bench-") as tmp:
         workdir = keep_dir if keep_dir is not None else Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)

@@ -263,6 +263,23 @@ def _concurrent_lines(report: Json) -> list[str]:
     ]
 
 
+def _streams_lines(report: Json) -> list[str]:
+    """The Media Streams phase: the bot's round trip through a call, frames, CPU per stream-second."""
+    streams = report.get("streams") or {}
+    if not streams:
+        return []
+    trip, cost = streams["round_trip_ms"], streams["cpu_ms_per_call_second"]
+    return [
+        f"media streams ({streams['calls']} calls on <Connect><Stream>, {'clean' if streams['clean'] else 'NOT clean'}"
+        f"): bot -> caller -> bot round trip p50 {_fmt(trip.get('p50'), 1, 1)} ms, p99 {_fmt(trip.get('p99'), 1, 1)}"
+        f" ms (target for the two halves: {streams['round_trip_target_ms']} ms); inbound frames "
+        f"{_fmt(streams['inbound_frames_vs_expected'].get('min'), 100, 1)} % of expected at worst, "
+        f"{streams['chunk_gaps']} gaps",
+        f"  CPU per call-second: streamed {cost['streamed']} ms, held with <Pause> {cost['held_baseline']} ms "
+        f"(x{streams['streamed_vs_held_cpu']}); the stream alone {cost['stream_only']} ms",
+    ]
+
+
 def format_summary(report: Json) -> str:
     """The human-readable summary printed at the end of a run."""
     machine = report["machine"]
@@ -281,6 +298,7 @@ def format_summary(report: Json) -> str:
     lines += _bridged_lines(report)
     lines += _media_lines(report)
     lines += _concurrent_lines(report)
+    lines += _streams_lines(report)
     cap = report.get("capacity") or {}
     if cap.get("skipped"):
         lines.append(f"capacity: not filled ({cap['skipped']})")

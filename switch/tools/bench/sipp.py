@@ -184,12 +184,12 @@ def uac_scenario(prefix: str, *, sdp: str = _UAC_SDP, after_ack: str = "",
 
 async def run_sipp_uac(target: str, calls: int, rate: float, hold_ms: int, workdir: Path, tag: str, *,
                        service: str = NUMBER, from_prefix: str | None = None, trace: bool = False,
-                       scenario_text: str | None = None) -> SippRun:
+                       scenario_text: str | None = None, extra_args: tuple[str, ...] = ()) -> SippRun:
     """sipp calling `service@target` `calls` times at `rate`/s, each held `hold_ms`.
 
     Without `from_prefix` it is sipp's built-in `uac`; with it, :func:`uac_scenario` (From user
     `<from_prefix><n>`); `scenario_text` is a scenario of the caller's own (it wins over both).  `trace` writes
-    sipp's `-trace_msg` message log (see `SippRun.message_log`).
+    sipp's `-trace_msg` message log (see `SippRun.message_log`); `extra_args` go on sipp's command line.
     """
     port, media = free_port_block(1), free_port_block(4)
     screen = workdir / f"{tag}-screen.log"
@@ -203,7 +203,7 @@ async def run_sipp_uac(target: str, calls: int, rate: float, hold_ms: int, workd
     args = [SIPP, *scenario, "-s", service, "-i", HOST, "-p", str(port), "-mp", str(media),
             "-r", f"{rate:g}", "-m", str(calls), "-d", str(hold_ms), "-l", "1000",
             "-recv_timeout", "5000", "-timeout", f"{int(budget)}s", "-timeout_error",
-            "-trace_screen", "-screen_file", str(screen), "-trace_err", "-error_file", str(errors)]
+            "-trace_screen", "-screen_file", str(screen), "-trace_err", "-error_file", str(errors), *extra_args]
     run = SippRun(offered_cps=rate, calls=calls, hold_ms=hold_ms)
     if trace:
         run.message_log = workdir / f"{tag}-messages.log"

@@ -1,0 +1,231 @@
+"""The bench's Media Streams phase: the round trip of audio through `<Connect><Stream>`, and its cost.
+
+The switch runs behind the edge with `workers` workers.  Its TwiML number answers `<Connect><Stream>` to a bot:
+a websocket server in this process speaking Twilio's protocol.  A sipp uac calls the number N times at `rate`
+calls a second with `-rtp_echo` (every RTP packet it gets goes straight back where it came from) and holds every
+call until all are up and `plateau_s` more seconds have passed.
+
+- **Round trip.**  Each stream's bot sends, in real time (one 20 ms `media` message every 20 ms), silence with one
+  frame of a 1 kHz tone every second.  The switch plays it to the caller (sipp), sipp echoes it, and the switch
+  streams it back as inbound audio.  The bot finds the tone frame among what it receives (energy over a
+  threshold) and notes the time since it sent it: bot -> caller's ear plus caller's mouth -> bot, less sipp's
+  echo (microseconds).  Issue 17's targets for the two halves are 60 ms and 20 + 30 ms.
+- **Frames.**  Inbound `media` messages per stream against 50 a second of the stream's life, and gaps in their
+  `chunk` numbers.
+- **Cost.**  CPU seconds per second of the control plane, the workers and Kamailio, at rest and with every stream
+  up; per stream-second net of rest, against the same N calls held with `<Pause>` in the same run (the baseline).
+
+Bounded: sipp gets `-timeout` and is killed if it overstays; the bot ends with its sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import numpy as np
+from aiohttp import web
+
+from media.tones import rms, sine
+from media.ulaw import ulaw_decode, ulaw_encode
+from switch.tools.bench.common import TWIML_NUMBER, Json, TwimlApp, WebhookReceiver, idle_cpu_rates, summarize
+from switch.tools.bench.concurrent import cpu_figures
+from switch.tools.bench.edge_bench import process_group
+from switch.tools.bench.procs import SwitchUnderTest
+from switch.tools.bench.sipp import run_sipp_uac, uac_scenario
+from switch.tools.bench.twiml_bench import number_entries
+from switch.tools.ports import free_tcp_port
+
+STREAM_CALLS = 20
+STREAM_RATE = 10.0
+PLATEAU_S = 8.0
+SAMPLE_S = 4.0
+IDLE_S = 2.0
+FRAME_S = 0.02
+BLIP_EVERY = 50  # frames: one tone frame a second
+SILENT = ulaw_encode(bytes(320))
+BLIP = ulaw_encode(sine(1000.0, FRAME_S, amplitude=0.5).tobytes())
+STREAM_PATH = "/stream-call"
+PAUSE_PATH = "/pause-call"
+VOICE_PATH = "/bench-voice"  # the TwiML number's voice_url: the held document, then the streamed one
+
+
+@dataclass
+class StreamStats:
+    """What the bot saw of one stream."""
+
+    started: float = 0.0
+    ended: float = 0.0
+    inbound: int = 0
+    gaps: int = 0
+    last_chunk: int = 0
+    sent: dict[int, float] = field(default_factory=dict)  # blip number -> when it was sent
+    round_trips_ms: list[float] = field(default_factory=list)
+    loud: bool = False  # inside a received blip (one blip may span two frames)
+
+
+class Bot:
+    """The websocket bot: Twilio's Media Streams protocol, one `StreamStats` per stream."""
+
+    def __init__(self) -> None:
+        self.port = free_tcp_port()
+        self.streams: list[StreamStats] = []
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/bot"
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/bot", self._socket)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        stats = StreamStats(started=time.monotonic())
+        self.streams.append(stats)
+        sender: asyncio.Task[None] | None = None
+        async for message in ws:
+            if message.type != aiohttp.WSMsgType.TEXT:
+                continue
+            data = json.loads(message.data)
+            event = data.get("event")
+            if event == "start" and sender is None:
+                sender = asyncio.create_task(self._send(ws, data["start"]["streamSid"], stats))
+            elif event == "media" and data["media"].get("track", "inbound") == "inbound":
+                self._received(stats, data["media"])
+            elif event == "stop":
+                break
+        stats.ended = time.monotonic()
+        if sender is not None:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
+        return ws
+
+    @staticmethod
+    async def _send(ws: web.WebSocketResponse, stream_sid: str, stats: StreamStats) -> None:
+        start = time.monotonic()
+        frame = 0
+        while not ws.closed:
+            blip = frame % BLIP_EVERY == BLIP_EVERY - 1
+            payload = BLIP if blip else SILENT
+            await ws.send_str(json.dumps({"event": "media", "streamSid": stream_sid,
+                                          "media": {"payload": base64.b64encode(payload).decode()}}))
+            if blip:
+                stats.sent[frame // BLIP_EVERY] = time.monotonic()
+            frame += 1
+            await asyncio.sleep(max(0.0, start + frame * FRAME_S - time.monotonic()))
+
+    @staticmethod
+    def _received(stats: StreamStats, media: Json) -> None:
+        now = time.monotonic()
+        chunk = int(media.get("chunk", 0))
+        if stats.inbound and chunk != stats.last_chunk + 1:
+            stats.gaps += 1
+        stats.last_chunk = chunk
+        stats.inbound += 1
+        level = rms(np.frombuffer(ulaw_decode(base64.b64decode(media["payload"])), dtype=np.int16))
+        if level > 2000 and not stats.loud:
+            # the latest blip sent before now that has no round trip yet
+            pending = [n for n, t in stats.sent.items() if t <= now]
+            if pending:
+                blip = max(pending)
+                stats.round_trips_ms.append((now - stats.sent.pop(blip)) * 1000)
+                for older in [n for n in stats.sent if n < blip]:
+                    stats.sent.pop(older)
+        stats.loud = level > 2000
+
+
+def _documents(app: TwimlApp, bot: Bot) -> None:
+    app.documents[STREAM_PATH] = (f'<Response><Connect><Stream url="{bot.url}" track="inbound_track"/></Connect>'
+                                  "</Response>")
+    app.documents[PAUSE_PATH] = '<Response><Pause length="600"/></Response>'
+
+
+async def _held_calls(switch: SwitchUnderTest, app: TwimlApp, pids: dict[str, int], path: str, calls: int,
+                      rate: float, workdir: Path, tag: str, plateau_s: float, sample_s: float) -> Json:
+    """N calls to the number whose app answers with `path`, all up for `plateau_s`: CPU over `sample_s`."""
+    app.documents[VOICE_PATH] = app.documents[path]
+    ramp_s = calls / rate
+    hold_ms = int(1000 * (ramp_s + plateau_s))
+    caller = asyncio.create_task(run_sipp_uac(
+        switch.public_target, calls, rate, hold_ms, workdir, tag, service=TWIML_NUMBER,
+        scenario_text=uac_scenario(tag, name=f"softswitch bench {tag}"), extra_args=("-rtp_echo",)))
+    await asyncio.sleep(ramp_s + min(2.0, plateau_s / 3))
+    loaded = await idle_cpu_rates(pids, sample_s)
+    run = await caller
+    return {"sipp": run.as_json(), "clean": run.clean, "hold_ms": hold_ms, "cpu": loaded}
+
+
+
+async def streams_phase(session: aiohttp.ClientSession, receiver: WebhookReceiver, app: TwimlApp, workdir: Path,
+                        workers: int, calls: int = STREAM_CALLS, rate: float = STREAM_RATE,
+                        plateau_s: float = PLATEAU_S, sample_s: float = SAMPLE_S) -> Json:
+    """Start the switch behind the edge; N held calls as the baseline, then N streamed calls (module doc)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    bot = Bot()
+    await bot.start()
+    _documents(app, bot)
+    entries = number_entries(app, receiver, receiver.url("/inbound"))
+    for entry in entries:
+        if entry.get("number") == TWIML_NUMBER:
+            entry["voice_url"] = app.url(VOICE_PATH)
+    switch = SwitchUnderTest(workdir, workers, entries, edge=True)
+    await switch.start(session)
+    try:
+        health = await switch.healthz(session)
+        pids = {**switch.pids(), **process_group(int(health.get("edge", {}).get("pid") or 0))}
+        await asyncio.sleep(0.5)
+        idle = await idle_cpu_rates(pids, IDLE_S)
+        held = await _held_calls(switch, app, pids, PAUSE_PATH, calls, rate, workdir, "held", plateau_s, sample_s)
+        streamed = await _held_calls(switch, app, pids, STREAM_PATH, calls, rate, workdir, "streamed", plateau_s,
+                                     sample_s)
+        await asyncio.sleep(1.0)  # the last stops reach the bot
+    finally:
+        await switch.stop()
+        await bot.stop()
+    return _report(bot.streams, calls, idle, held, streamed)
+
+
+def _total(cpu: dict[str, float]) -> float:
+    return sum(cpu.values())
+
+
+def _report(streams: list[StreamStats], calls: int, idle: dict[str, float], held: Json, streamed: Json) -> Json:
+    trips = [t for s in streams for t in s.round_trips_ms]
+    expected = [max(1, round((s.ended - s.started) / FRAME_S)) for s in streams if s.ended]
+    received = [s.inbound for s in streams if s.ended]
+    rest = _total(idle)
+    held_cost = (_total(held["cpu"]) - rest) / calls
+    stream_cost = (_total(streamed["cpu"]) - rest) / calls
+    frames_ratio = [round(r / e, 4) for r, e in zip(received, expected, strict=True)]
+    clean = (bool(held["clean"]) and bool(streamed["clean"]) and len(streams) == calls
+             and all(s.gaps == 0 for s in streams) and all(r >= 0.95 for r in frames_ratio))
+    return {
+        "calls": calls, "clean": clean, "streams_seen": len(streams),
+        "round_trip_ms": summarize(trips), "round_trips": len(trips),
+        "round_trip_target_ms": 60 + 20 + 30,
+        "inbound_frames_vs_expected": summarize(frames_ratio), "chunk_gaps": sum(s.gaps for s in streams),
+        "cpu_s_per_s": {"idle": cpu_figures(idle, idle)["workers"] | {"total": round(rest, 4)},
+                        "held": cpu_figures(idle, held["cpu"]), "streamed": cpu_figures(idle, streamed["cpu"])},
+        "cpu_ms_per_call_second": {"held_baseline": round(held_cost * 1000, 3),
+                                   "streamed": round(stream_cost * 1000, 3),
+                                   "stream_only": round((stream_cost - held_cost) * 1000, 3)},
+        "streamed_vs_held_cpu": round(stream_cost / held_cost, 3) if held_cost > 0 else None,
+        "sipp": {"held": held["sipp"], "streamed": streamed["sipp"]},
+    }

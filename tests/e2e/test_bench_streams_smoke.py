@@ -1,0 +1,44 @@
+"""Smoke run of the bench's Media Streams phase (`switch.tools.bench.streams_bench`) at 4 calls: the switch behind
+Kamailio answering `<Connect><Stream>` to the bench's bot, sipp echoing RTP, real processes on 127.0.0.1."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from switch.tools.bench.common import TwimlApp, WebhookReceiver
+from switch.tools.bench.streams_bench import streams_phase
+
+pytestmark = pytest.mark.e2e
+
+CALLS = 4
+
+
+@pytest.fixture
+def servers() -> Iterator[tuple[WebhookReceiver, TwimlApp]]:
+    receiver: WebhookReceiver = WebhookReceiver().start()
+    app: TwimlApp = TwimlApp().start()
+    yield receiver, app
+    receiver.stop()
+    app.stop()
+
+
+async def test_streams_phase_reports_round_trips_frames_and_cpu(servers: tuple[WebhookReceiver, TwimlApp],
+                                                                tmp_path: Path) -> None:
+    receiver, app = servers
+    started = time.monotonic()
+    async with aiohttp.ClientSession() as session:
+        report = await streams_phase(session, receiver, app, tmp_path, workers=1, calls=CALLS, rate=4.0,
+                                     plateau_s=4.0, sample_s=2.0)
+    assert time.monotonic() - started < 90
+    assert report["streams_seen"] == CALLS and report["chunk_gaps"] == 0, report
+    assert report["sipp"]["held"]["successful"] == CALLS and report["sipp"]["streamed"]["successful"] == CALLS
+    trips = report["round_trip_ms"]
+    assert report["round_trips"] >= 3 * CALLS and 0 < trips["p50"] < 1000, report  # one blip a second, echoed
+    assert report["inbound_frames_vs_expected"]["min"] > 0.9, report
+    cost = report["cpu_ms_per_call_second"]
+    assert cost["held_baseline"] is not None and cost["streamed"] > 0, report
