@@ -19,8 +19,9 @@ Requests from outside to a domain (the script's `route[DOMAIN]`):
   password or an unknown user is refused with 403, once (a phone retrying with the same wrong password gets 403
   every time, never a new challenge to loop on).  A domain without sip_registration answers 403.
 - INVITE: allowed when the source address is in one of the domain's IP access control lists, or the caller is a
-  phone registered on this domain (its From) calling from the address it registered from, or it answers a 407 challenge with a calls
-  credential; anything else gets 403 (or the 407 challenge when the domain has calls credentials).  An allowed
+  phone registered on this domain (its From) calling from the address it registered from, or it answers a 407
+  challenge with a calls credential; anything else gets 403 (or the 407 challenge when the domain has calls
+  credentials).  An allowed
   INVITE goes to a worker like any inbound call, carrying `X-Softswitch-Domain`, `-Source` (its IP address),
   `-Auth` (ip, registration or credentials) and `-User` (the digest user); the edge removes these headers from
   every request that comes from outside, so a caller cannot forge them.
