@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 
 from switch.tools.bench.common import TwimlApp, WebhookReceiver
+from switch.tools.bench.report import _streams_lines
 from switch.tools.bench.streams_bench import streams_phase
 
 pytestmark = pytest.mark.e2e
@@ -33,8 +34,11 @@ async def test_streams_phase_reports_round_trips_frames_and_cpu(servers: tuple[W
     started = time.monotonic()
     async with aiohttp.ClientSession() as session:
         report = await streams_phase(session, receiver, app, tmp_path, workers=1, calls=CALLS, rate=4.0,
-                                     plateau_s=4.0, sample_s=2.0)
-    assert time.monotonic() - started < 90
+                                     plateau_s=4.0, sample_s=2.0, ladder=1)
+    assert time.monotonic() - started < 120
+    assert [step["calls"] for step in report["ladder"]] == [2 * CALLS]
+    assert report["most_clean_streams"] in (CALLS, 2 * CALLS) and report["workers"] == 1
+    assert "most streams carried cleanly by 1 worker(s)" in "\n".join(_streams_lines({"streams": report}))
     assert report["streams_seen"] == CALLS and report["chunk_gaps"] == 0, report
     assert report["sipp"]["held"]["successful"] == CALLS and report["sipp"]["streamed"]["successful"] == CALLS
     trips = report["round_trip_ms"]

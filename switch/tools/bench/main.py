@@ -391,7 +391,7 @@ async def _bench(p: BenchParams, workdir: Path) -> Json:
                     session, receiver, app, workdir / "observability", p.observability_calls, p.rate, p.hold_ms))
             if p.streams_calls > 0:
                 report["streams"] = await _phase(report, "streams", streams_phase(
-                    session, receiver, app, workdir / "streams", p.workers, calls=p.streams_calls))
+                    session, receiver, app, workdir / "streams", 1, calls=p.streams_calls, ladder=3))
             report["say_cache_ms"] = await _phase(report, "say-cache", say_cache(workdir / "say", p.say_iterations))
             if p.recording_seconds > 0:
                 report["recording"] = await _phase(report, "recording", run_recording_bench(

@@ -277,7 +277,15 @@ def _streams_lines(report: Json) -> list[str]:
         f"{streams['chunk_gaps']} gaps",
         f"  CPU per call-second: streamed {cost['streamed']} ms, held with <Pause> {cost['held_baseline']} ms "
         f"(x{streams['streamed_vs_held_cpu']}); the stream alone {cost['stream_only']} ms",
+        f"  most streams carried cleanly by {streams.get('workers', '?')} worker(s): "
+        f"{streams.get('most_clean_streams')} (ladder: " + ", ".join(_ladder_step(s) for s in streams.get("ladder", []))
+        + ")",
     ]
+
+
+def _ladder_step(step: Json) -> str:
+    verdict = "clean" if step["clean"] else "NOT clean"
+    return f"{step['calls']} {verdict} p50 {_fmt(step['round_trip_ms'].get('p50'), 1, 1)} ms"
 
 
 def format_summary(report: Json) -> str:

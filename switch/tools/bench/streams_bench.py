@@ -14,6 +14,9 @@ call until all are up and `plateau_s` more seconds have passed.
   `chunk` numbers.
 - **Cost.**  CPU seconds per second of the control plane, the workers and Kamailio, at rest and with every stream
   up; per stream-second net of rest, against the same N calls held with `<Pause>` in the same run (the baseline).
+- **Ladder.**  Then 2N, 4N ... streams (at twice the call rate) until a run is not clean: the most streams the
+  switch carried with every call set up, no gap in any stream's chunks and every frame there (`softswitch bench`
+  runs it on one worker: streams per worker).
 
 Bounded: sipp gets `-timeout` and is killed if it overstays; the bot ends with its sockets.
 """
@@ -175,8 +178,10 @@ async def _held_calls(switch: SwitchUnderTest, app: TwimlApp, pids: dict[str, in
 
 async def streams_phase(session: aiohttp.ClientSession, receiver: WebhookReceiver, app: TwimlApp, workdir: Path,
                         workers: int, calls: int = STREAM_CALLS, rate: float = STREAM_RATE,
-                        plateau_s: float = PLATEAU_S, sample_s: float = SAMPLE_S) -> Json:
-    """Start the switch behind the edge; N held calls as the baseline, then N streamed calls (module doc)."""
+                        plateau_s: float = PLATEAU_S, sample_s: float = SAMPLE_S, ladder: int = 0) -> Json:
+    """Start the switch behind the edge; N held calls as the baseline, then N streamed calls (module doc); then,
+    with `ladder` > 0, up to `ladder` more runs of twice as many streams each, until one is not clean: the most
+    streams this switch carried cleanly (`workers` workers)."""
     workdir.mkdir(parents=True, exist_ok=True)
     bot = Bot()
     await bot.start()
@@ -196,10 +201,28 @@ async def streams_phase(session: aiohttp.ClientSession, receiver: WebhookReceive
         streamed = await _held_calls(switch, app, pids, STREAM_PATH, calls, rate, workdir, "streamed", plateau_s,
                                      sample_s)
         await asyncio.sleep(1.0)  # the last stops reach the bot
+        report = _report(bot.streams, calls, idle, held, streamed)
+        steps: list[Json] = []
+        count, clean = calls, bool(report["clean"])
+        for _ in range(ladder if clean else 0):
+            count *= 2
+            bot.streams = []
+            more = await _held_calls(switch, app, pids, STREAM_PATH, count, 2 * rate, workdir, f"streamed-{count}",
+                                     plateau_s, sample_s)
+            await asyncio.sleep(1.0)
+            step = _report(bot.streams, count, idle, held, more)
+            steps.append({k: step[k] for k in ("calls", "clean", "round_trip_ms", "inbound_frames_vs_expected",
+                                               "chunk_gaps", "cpu_ms_per_call_second")})
+            if not step["clean"]:
+                break
     finally:
         await switch.stop()
         await bot.stop()
-    return _report(bot.streams, calls, idle, held, streamed)
+    report["ladder"] = steps
+    report["workers"] = workers
+    report["most_clean_streams"] = max([calls if report["clean"] else 0,
+                                        *(s["calls"] for s in steps if s["clean"])])
+    return report
 
 
 def _total(cpu: dict[str, float]) -> float:
