@@ -27,10 +27,6 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
-from xml.parsers.expat import ErrorString
-
-from defusedxml import DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
-from defusedxml.ElementTree import DefusedXMLParser
 
 from twiml.errors import (
     CLIENT_INVALID_NAME,
@@ -70,11 +66,11 @@ from twiml.verbs import (
     Stream,
     Verb,
 )
+from twiml.xmlread import MAX_DEPTH, read_xml
 
 __all__ = ["CHILDREN", "DEFAULT_MAX_BYTES", "MAX_DEPTH", "NOUNS", "VERBS", "Response", "TwimlError", "parse"]
 
 DEFAULT_MAX_BYTES: Final = 64 * 1024
-MAX_DEPTH: Final = 32
 """Deepest element nesting accepted; real TwiML needs about six (Response, Gather, Say, SSML)."""
 
 VERBS: Final[Mapping[str, type[Verb]]] = {
@@ -133,7 +129,7 @@ def parse(document: str | bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Response
             too deeply, or its root is not ``<Response>``; 13338, 13621 or 32501 for an attribute value Twilio
             treats as an error; 13750 for a Twilio verb or noun softswitch does not support.
     """
-    root, lines = _read_xml(document, max_bytes)
+    root, lines = read_xml(document, max_bytes)
     if root.tag != "Response":
         raise TwimlError(PARSE_FAILURE, f"the root element must be <Response>, not <{root.tag}>", lines.get(root))
     walker = _Walker(lines)
@@ -141,63 +137,6 @@ def parse(document: str | bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Response
     walker.stray_text(root)
     verbs = tuple(walker.children(root))
     return Response(verbs=verbs, warnings=tuple(walker.warnings))
-
-
-# --- reading the XML safely ----------------------------------------------------------------------------------
-
-
-class _LineTreeBuilder(ET.TreeBuilder):
-    """A tree builder that remembers each element's line and refuses absurd nesting while parsing."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.lines: dict[ET.Element, int] = {}
-        self.depth = 0
-        self.current_line: Callable[[], int] = lambda: 0
-
-    def start(self, tag: Any, attrs: Any, /) -> ET.Element:
-        self.depth += 1
-        line = self.current_line()
-        if self.depth > MAX_DEPTH:
-            # Raised inside expat's callback; pyexpat stops and re-raises it from feed().
-            raise TwimlError(PARSE_FAILURE, f"elements are nested more than {MAX_DEPTH} deep", line)
-        element = super().start(tag, attrs)
-        self.lines[element] = line
-        return element
-
-    def end(self, tag: Any, /) -> ET.Element:
-        self.depth -= 1
-        return super().end(tag)
-
-
-def _read_xml(document: str | bytes, max_bytes: int) -> tuple[ET.Element, dict[ET.Element, int]]:
-    size = len(document.encode("utf-8", "surrogatepass")) if isinstance(document, str) else len(document)
-    if size > max_bytes:
-        raise TwimlError(PARSE_FAILURE, f"the document is {size} bytes, more than the {max_bytes} allowed")
-    if not document.strip():
-        raise TwimlError(PARSE_FAILURE, "the document is empty")
-    builder = _LineTreeBuilder()
-    parser = DefusedXMLParser(target=builder, forbid_dtd=True, forbid_entities=True, forbid_external=True)
-    expat = parser.parser
-    builder.current_line = lambda: int(expat.CurrentLineNumber)
-    try:
-        parser.feed(document)
-        root: ET.Element = parser.close()
-    except ET.ParseError as exc:
-        line, _column = exc.position
-        raise TwimlError(PARSE_FAILURE, f"not well-formed XML: {ErrorString(exc.code)}", line) from None
-    except DTDForbidden:
-        message = "a DOCTYPE (DTD) is not allowed in TwiML; it was not processed"
-        raise TwimlError(PARSE_FAILURE, message, builder.current_line()) from None
-    except EntitiesForbidden:
-        message = "entity declarations are not allowed in TwiML; nothing was expanded"
-        raise TwimlError(PARSE_FAILURE, message, builder.current_line()) from None
-    except ExternalReferenceForbidden:
-        message = "external references are not allowed in TwiML; nothing was fetched"
-        raise TwimlError(PARSE_FAILURE, message, builder.current_line()) from None
-    except (UnicodeError, LookupError) as exc:
-        raise TwimlError(PARSE_FAILURE, f"the document's text cannot be decoded: {exc}") from None
-    return root, builder.lines
 
 
 # --- validating and building ---------------------------------------------------------------------------------
