@@ -49,9 +49,6 @@ MAX_PIECE_MS = 40
 """The longest piece of audio handed to a recognizer in one call (it holds the GIL while it decodes: 40 ms of
 audio is at most ~35 ms of decoding with the language model, ~2 ms with a grammar)."""
 
-LANGUAGES = frozenset({"en-us"})
-"""The languages the offline recognizer knows (lower case); others are recognized as en-US."""
-
 RECOGNIZER_THREADS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="recognize")
 """Where utterances run: never the event loop."""
 
@@ -280,6 +277,26 @@ class Stream:
             log.warning("recognizer %s failed on a piece of audio: %s", self.recognizer.name, done.exception())
         if self._buffer:
             self._next()
+
+    def discard(self) -> None:
+        """Drop the utterance unfinished (the Gather was cancelled): it is ended on a recognizer thread, so that
+        its decoder goes back to the pool, and its result is not read."""
+        self._buffer.clear()
+        loop = asyncio.get_running_loop()
+
+        def end(_: object = None) -> None:
+            loop.run_in_executor(RECOGNIZER_THREADS, self._end_quietly)
+
+        if self._busy is not None:
+            self._busy.add_done_callback(end)
+        elif self._utterance is not None:
+            end()
+
+    def _end_quietly(self) -> None:
+        try:
+            self._finish()
+        except Exception as exc:  # nobody waits for this result; the failure is only worth a line
+            log.info("recognizer %s: a discarded utterance failed to end: %s", self.recognizer.name, exc)
 
     async def finish(self) -> Result:
         """Recognize what is queued, then the final result (RecognizeError when the recognizer fails)."""

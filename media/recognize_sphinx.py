@@ -11,7 +11,7 @@ path stops inside a phrase; the result is then the best complete phrase of the l
 first entries differ mostly in where they stop.  Without hints (or when no phrase is left) it decodes against
 the general language model, which is much weaker on synthetic speech.
 
-Decoders take ~0.2 s and ~100 MB to load, so finished utterances give theirs back to a small pool.
+Decoders take a while to load, so finished utterances give theirs back to a small pool.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import logging
 import math
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from pocketsphinx import Decoder, Vad
@@ -47,40 +48,55 @@ NBEST = 50
 """How far down the n-best list a complete hint phrase is looked for."""
 
 
+@dataclass
+class _Pooled:
+    """A decoder and the hint grammar its last utterance left active (removed by the next: pocketsphinx keeps
+    a decoder's active search)."""
+
+    decoder: Decoder
+    search: str | None = None
+
+
 class SphinxRecognizer:
-    """`media.recognize.Recognizer` over pocketsphinx (`[speech] engine = "pocketsphinx"`, the default)."""
+    """`media.recognize.Recognizer` over pocketsphinx (`[speech] engine = "pocketsphinx"`, the default).
+
+    Two kinds of decoders, each pooled: grammar decoders load no language model (~30 MB, 0.1 s to load),
+    language-model decoders do (~90 MB, 0.25 s)."""
 
     name = "pocketsphinx"
     partials = True
 
     def __init__(self) -> None:
-        self._idle: dict[bool, list[Decoder]] = {False: [], True: []}  # by grammar (True) or language model
+        self._idle: dict[bool, list[_Pooled]] = {False: [], True: []}  # by grammar (True) or language model
         self._lock = threading.Lock()
         self._names = itertools.count(1)
 
     def utterance(self, hints: Sequence[str] = ()) -> SphinxUtterance:
         return SphinxUtterance(self, tuple(hints))
 
-    def take(self, grammar: bool) -> Decoder:
+    def take(self, grammar: bool) -> _Pooled:
         """An idle decoder for a grammar or the language model, or a new one."""
         with self._lock:
             if self._idle[grammar]:
                 return self._idle[grammar].pop()
-        return Decoder(loglevel="FATAL", **(GRAMMAR_OPTIONS if grammar else LM_OPTIONS))
+        if grammar:
+            return _Pooled(Decoder(loglevel="FATAL", lm=None, **GRAMMAR_OPTIONS))
+        return _Pooled(Decoder(loglevel="FATAL", **LM_OPTIONS))
 
-    def give_back(self, decoder: Decoder, grammar: bool) -> None:
+    def give_back(self, pooled: _Pooled, grammar: bool) -> None:
         with self._lock:
             if len(self._idle[grammar]) < POOL:
-                self._idle[grammar].append(decoder)
+                self._idle[grammar].append(pooled)
 
     def warm(self) -> None:
-        """Load a decoder of each kind ahead of the first call (a model takes ~0.2 s to load)."""
+        """Load a decoder of each kind ahead of the first call (blocking, and holding the GIL while it loads)."""
         for grammar in (False, True):
             self.give_back(self.take(grammar), grammar)
 
-    def grammar(self, decoder: Decoder, hints: Sequence[str]) -> tuple[str | None, frozenset[str]]:
-        """Activate a grammar of `hints` on `decoder`: its search name (None: no phrase is usable, the
-        language model stays active) and the phrases in it."""
+    def grammar(self, pooled: _Pooled, hints: Sequence[str]) -> frozenset[str]:
+        """Activate a grammar of `hints` on a grammar decoder; the phrases in it (none: no phrase is usable,
+        nothing changed)."""
+        decoder = pooled.decoder
         usable = []
         for phrase in hints:
             missing = [word for word in phrase.split() if decoder.lookup_word(word) is None]
@@ -89,11 +105,14 @@ class SphinxRecognizer:
             else:
                 usable.append(phrase)
         if not usable:
-            return None, frozenset()
+            return frozenset()
         name = f"hints{next(self._names)}"
         decoder.add_jsgf_string(name, f"#JSGF V1.0;\ngrammar {name};\npublic <hint> = {' | '.join(usable)};\n")
         decoder.activate_search(name)
-        return name, frozenset(usable)
+        if pooled.search is not None:
+            decoder.remove_search(pooled.search)
+        pooled.search = name
+        return frozenset(usable)
 
 
 class SphinxUtterance:
@@ -101,9 +120,16 @@ class SphinxUtterance:
 
     def __init__(self, recognizer: SphinxRecognizer, hints: tuple[str, ...]) -> None:
         self._recognizer = recognizer
-        self._pool = bool(hints)  # the kind of decoder it came from, and goes back to
-        self._decoder = recognizer.take(self._pool)
-        self._search, self._phrases = recognizer.grammar(self._decoder, hints)
+        self._phrases: frozenset[str] = frozenset()
+        if hints:
+            pooled = recognizer.take(True)
+            self._phrases = recognizer.grammar(pooled, hints)
+            if not self._phrases:  # no usable hint: the language model
+                recognizer.give_back(pooled, True)
+        if not self._phrases:
+            pooled = recognizer.take(False)
+        self._pooled = pooled
+        self._decoder = pooled.decoder
         self._upsampler = Upsampler()
         self._previous = ""
         self._noise = np.random.default_rng(0)
@@ -142,10 +168,7 @@ class SphinxUtterance:
             decoder.end_utt()
             return self._result(decoder)
         finally:
-            if self._search is not None:
-                decoder.activate_search("_default")
-                decoder.remove_search(self._search)
-            self._recognizer.give_back(decoder, self._pool)
+            self._recognizer.give_back(self._pooled, bool(self._phrases))
 
     def _result(self, decoder: Decoder) -> Result:
         hyp = decoder.hyp()

@@ -178,12 +178,13 @@ def gather_input(raw: str) -> str:
 
 
 def speech_timeout(raw: str) -> int | str:
-    """``<Gather>``'s speechTimeout: ``auto`` (in any case) or whole seconds >= 0."""
+    """``<Gather>``'s speechTimeout: ``auto`` (in any case) or whole seconds, 1 to 60 (Twilio: "auto or a
+    positive integer")."""
     value = raw.strip().lower()
     if value == "auto":
         return "auto"
-    if not value.isascii() or not value.isdigit() or int(value) > 60:
-        raise BadValue("expected auto or an integer from 0 to 60")
+    if not value.isascii() or not value.isdigit() or not 1 <= int(value) <= 60:
+        raise BadValue("expected auto or an integer from 1 to 60")
     return int(value)
 
 

@@ -92,7 +92,7 @@ class Gather:
         finish_on_key (``finishOnKey``, ``"#"``): one key of ``0-9*#`` that ends input, or ``""`` for none.
         num_digits (``numDigits``, ``None``): stop after this many digits, >= 1; ``None`` is no limit.
         action_on_empty_result (``actionOnEmptyResult``, ``False``): request ``action`` even with no input.
-        speech_timeout (``speechTimeout``, ``None``): seconds of silence that end speech, 0..60, or ``"auto"``
+        speech_timeout (``speechTimeout``, ``None``): seconds of silence that end speech, 1..60, or ``"auto"``
             (a pause in speech); ``None`` is ``timeout``'s value.
         max_speech_time (``maxSpeechTime``, ``60``): longest speech in seconds, 1..60.
         hints (``hints``, ``None``): comma-separated words and phrases the caller is likely to say.
@@ -101,7 +101,7 @@ class Gather:
         partial_result_callback (``partialResultCallback``, ``None``): URL told each partial result.
         partial_result_callback_method (``partialResultCallbackMethod``, ``"POST"``).
         barge_in (``bargeIn``, ``True``): speech or a digit stops the nested verbs.
-        profanity_filter (``profanityFilter``, ``True``): accepted; results are not filtered.
+        profanity_filter (``profanityFilter``, ``True``): mask profane words of SpeechResult (``f***``).
         children: the nested ``Say``, ``Play`` and ``Pause`` in document order.
 
     Accepted and ignored: ``debug``, ``speechModel``, ``enhanced``.

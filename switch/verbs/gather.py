@@ -26,11 +26,15 @@ log = logging.getLogger("switch.gather")
 PROMPTS: dict[type, type[Say] | type[Play] | type[Pause]] = {verbs.Say: Say, verbs.Play: Play, verbs.Pause: Pause}
 
 SPEECH_UNAVAILABLE = 12200  # a speech <Gather> that cannot listen (no audio tap): a warning on the call
+PROFANITY = frozenset({"fuck", "fucking", "fucked", "shit", "bitch", "bastard", "asshole", "cunt", "dick", "damn",
+                       "crap", "piss", "bullshit", "motherfucker"})
+"""Words profanityFilter (default true) masks in SpeechResult: all but the first letter become `*`, as Twilio's."""
+SPEECH_GRACE = 10  # seconds past maxSpeechTime that a started utterance may take to end on the clock
 
 
 class Gather(Task[verbs.Gather]):
     """`<Gather input action method timeout numDigits finishOnKey actionOnEmptyResult speechTimeout
-    maxSpeechTime hints language partialResultCallback partialResultCallbackMethod bargeIn>`.
+    maxSpeechTime hints language partialResultCallback partialResultCallbackMethod bargeIn profanityFilter>`.
 
     The nested Say/Play/Pause play with barge-in (the first digit, or the start of speech, stops them; with
     `bargeIn="false"` speech is only heard once they end); then, within `timeout` seconds (default 5):
@@ -41,7 +45,8 @@ class Gather(Task[verbs.Gather]):
       with `hints` as the phrases to expect, until `speechTimeout` seconds of silence (default: `timeout`;
       `auto`: a pause) or `maxSpeechTime` (default 60); `action` gets SpeechResult and Confidence.  Each new
       hypothesis goes to `partialResultCallback` with UnstableSpeechResult, StableSpeechResult, Stability and
-      SequenceNumber.  With `dtmf speech`, whichever comes first wins.
+      SequenceNumber.  `profanityFilter` (default true) masks profane words (`f***`).  With `dtmf speech`,
+      whichever comes first wins.
 
     No input (or an empty recognition) and no actionOnEmptyResult goes on with the next verb.  Timers run on
     the call's clock; speech timing counts audio frames."""
@@ -66,7 +71,7 @@ class Gather(Task[verbs.Gather]):
             if first is not None or (listener is not None and listener.started.is_set()):
                 prompts.cancel()  # barge-in
             if listener is not None and listener.started.is_set() and first is None:
-                result = await listener.result()
+                result = await self._speech_result(call, listener)
             elif first is not None:
                 if listener is not None:
                     await listener.close()
@@ -87,6 +92,16 @@ class Gather(Task[verbs.Gather]):
                 listener.stop_tap()
         return self._outcome(digits, finished_on, result)
 
+    async def _speech_result(self, call: LiveCall, listener: GatherListener) -> Result | None:
+        """The listener's result; its end counts audio frames, so a call whose audio stops flowing (no RTP, no
+        hang-up) is bounded on the clock too: maxSpeechTime plus a grace, then no result."""
+        try:
+            return await call.clock.wait_for(listener.result(), self.v.max_speech_time + SPEECH_GRACE)
+        except TimeoutError:
+            log.warning("%s: <Gather> speech: no end of speech within %d s; no result", call.sid,
+                        self.v.max_speech_time + SPEECH_GRACE)
+            return None
+
     def _outcome(self, digits: str, finished_on: str, result: Result | None) -> Outcome:
         said = result is not None and bool(result.text)
         if not digits and not finished_on and not said and not self.v.action_on_empty_result:
@@ -96,7 +111,8 @@ class Gather(Task[verbs.Gather]):
             return CONTINUE
         extra: list[tuple[str, str]] = []
         if said and result is not None:
-            extra += [("SpeechResult", result.text), ("Confidence", str(round(result.confidence, 6)))]
+            text = mask_profanity(result.text) if self.v.profanity_filter else result.text
+            extra += [("SpeechResult", text), ("Confidence", str(round(result.confidence, 6)))]
         elif "dtmf" in self.v.input.split() or digits:
             extra.append(("Digits", digits))
             if finished_on:
@@ -181,9 +197,15 @@ class GatherListener(SpeechListener):
             self.tap.stop()
 
 
+def mask_profanity(text: str) -> str:
+    """`text` with each word of PROFANITY masked (`f***`)."""
+    return " ".join(w[0] + "*" * (len(w) - 1) if w.lower() in PROFANITY else w for w in text.split(" "))
+
+
 async def _send_partial(call: LiveCall, url: str, verb: verbs.Gather, partial: Partial, sequence: int) -> None:
-    """One partialResultCallback request."""
+    """One partialResultCallback request (profanity masked as in the result)."""
+    mask = mask_profanity if verb.profanity_filter else str
     await post_callback(call, url, verb.partial_result_callback_method,
-                        [("UnstableSpeechResult", partial.text), ("StableSpeechResult", partial.stable),
+                        [("UnstableSpeechResult", mask(partial.text)), ("StableSpeechResult", mask(partial.stable)),
                          ("Stability", f"{partial.stability:.2f}"), ("SequenceNumber", str(sequence))],
                         "partialResultCallback")

@@ -82,7 +82,12 @@ class SpeechListener:
         stream: Stream | None = None
         silence_ms = speech_ms = 0
         while True:
-            frame = await frames.get()
+            try:
+                frame = await frames.get()
+            except asyncio.CancelledError:
+                if stream is not None:
+                    stream.discard()
+                raise
             if frame is None:
                 break
             if not self.listening:

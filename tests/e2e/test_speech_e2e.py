@@ -1,7 +1,7 @@
 """Speech end to end: the lab phone speaks espeak-ng phrases into real calls; `<Gather input="speech">` answers
 with SpeechResult, partial results reach partialResultCallback, silence takes the empty-result path, speech
 barges in over a long `<Say>`, and `<Record transcribe>` gives a transcribeCallback and the Transcriptions
-resources through the official client."""
+resources through the official client; with `[speech] engine = "http"` both go to an OpenAI-style endpoint."""
 
 from __future__ import annotations
 
@@ -71,8 +71,7 @@ def _call(switch: SwitchProcess, app: WebhookSink, phone: PhoneProcess, twiml: s
     return str(call.sid)
 
 
-@pytest.mark.parametrize("text", ["check my balance", "technical support", "track my package",
-                                  "open a new account"])
+@pytest.mark.parametrize("text", HINTS)
 def test_gather_speech_returns_the_phrase_said(switch: SwitchProcess, app: WebhookSink, phrases: dict[str, Path],
                                                text: str) -> None:
     name = text.replace(" ", "-")
@@ -161,3 +160,62 @@ def test_record_transcribe_calls_back_and_serves_the_transcription(
     assert [t.sid for t in client.transcriptions.list()] == [fetched.sid]
     client.transcriptions(fetched.sid).delete()
     assert client.recordings(action.params["RecordingSid"]).transcriptions.list() == []
+
+
+def test_dtmf_speech_takes_digits_pressed_before_speech(switch: SwitchProcess, app: WebhookSink) -> None:
+    response = VoiceResponse()
+    response.gather(input="dtmf speech", action=app.url("/keys/action"), num_digits=2, hints=", ".join(HINTS))
+    app.twiml("/keys/action", "<Response><Hangup/></Response>")
+    with PhoneProcess(["--answer", "auto", "--dtmf", "42", "--dtmf-after", "1", "--exit-after-calls", "1"]) as phone:
+        _call(switch, app, phone, str(response))
+        app.wait_for(lambda hooks: any(h.path == "/keys/action" for h in hooks), timeout=20)
+        phone.wait_for("hangup", timeout=20)
+    action = app.for_path("/keys/action")[0]
+    assert action.params["Digits"] == "42"
+    assert "SpeechResult" not in action.params
+
+
+class HttpSpeechSwitch(SwitchProcess):
+    """The switch with `[speech] engine = "http"`, pointed at `url`."""
+
+    url: str = ""
+
+    def write_config(self) -> Path:
+        path = super().write_config()
+        path.write_text(path.read_text() + f'[speech]\nengine = "http"\nurl = "{self.url}"\nmodel = "test-model"\n'
+                        'api_key = "test-key"\ntimeout = 5\n')
+        return path
+
+
+@pytest.fixture(scope="module")
+def http_switch(tmp_path_factory: pytest.TempPathFactory, app: WebhookSink) -> Iterator[SwitchProcess]:
+    app.responses["/v1/audio/transcriptions"] = lambda _hook: (200, '{"text": "I would like to pay my bill."}',
+                                                                "application/json")
+    proc = HttpSpeechSwitch(tmp_path_factory.mktemp("speech-http"), workers=1, fetch_timeout=3.0)
+    proc.url = app.url("/v1/audio/transcriptions")
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+def test_an_http_transcription_endpoint_answers_gather_and_record(http_switch: SwitchProcess, app: WebhookSink,
+                                                                  phrases: dict[str, Path]) -> None:
+    response = VoiceResponse()
+    response.append(Gather(input="speech", action=app.url("/http/gathered"), hints="pay my bill",
+                           speech_timeout="auto", timeout=6))
+    record = VoiceResponse()
+    record.record(action=app.url("/http/recorded"), transcribe_callback=app.url("/http/transcribed"), timeout=0,
+                  max_length=7, play_beep=False, trim="do-not-trim")  # the phrase comes round again within 7 s
+    app.twiml("/http/gathered", str(record))
+    app.twiml("/http/recorded", "<Response><Hangup/></Response>")
+    with PhoneProcess(["--answer", "auto", "--play", str(phrases["pay my bill"]), "--exit-after-calls", "1"]) as phone:
+        _call(http_switch, app, phone, str(response))
+        app.wait_for(lambda hooks: any(h.path == "/http/transcribed" for h in hooks), timeout=40)
+        phone.wait_for("hangup", timeout=20)
+    gathered = app.for_path("/http/gathered")[0].params
+    assert (gathered["SpeechResult"], gathered["Confidence"]) == ("I would like to pay my bill.", "1.0")
+    assert app.for_path("/http/transcribed")[0].params["TranscriptionText"] == "I would like to pay my bill."
+    posts = app.for_path("/v1/audio/transcriptions")
+    assert len(posts) == 2  # the Gather's utterance, then the recording
+    assert all(p.params["model"] == "test-model" for p in posts)
+    assert posts[0].params["prompt"] == "pay my bill"

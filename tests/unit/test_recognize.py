@@ -299,3 +299,32 @@ def test_the_speech_table(tmp_path: Path) -> None:
                           ("[speech]\nengin = 1\n", "did you mean speech.engine?")]:
         with pytest.raises(ConfigError, match=message):
             load(text)
+
+
+@needs_espeak
+async def test_a_listener_closed_mid_utterance_gives_its_decoder_back(balance: bytes) -> None:
+    recognizer = SphinxRecognizer()
+    listener = SpeechListener(recognizer, HINTS, 5.0, 60)
+    listener.start(_frames(balance[: len(balance) // 2], end=False))  # speech, then the tap goes quiet
+    await asyncio.wait_for(listener.started.wait(), 5)
+    for _ in range(50):
+        await asyncio.sleep(0.01)  # let the recognizer thread take the audio queued so far
+    await listener.close()
+    for _ in range(200):
+        if recognizer._idle[True]:
+            break
+        await asyncio.sleep(0.01)
+    assert len(recognizer._idle[True]) == 1
+
+
+@needs_espeak
+async def test_hints_none_of_which_can_be_used_fall_back_to_the_language_model(balance: bytes) -> None:
+    recognizer = SphinxRecognizer()
+    stream = Stream(recognizer, ("zqxwv blorptastic",))
+    stream.feed(balance)
+    result = await stream.finish()
+    assert result.confidence in (0.0, 0.5)  # a language-model result (or nothing), not a hint phrase
+    assert (len(recognizer._idle[True]), len(recognizer._idle[False])) == (1, 1)
+    again = Stream(recognizer, ("pay my bill", "check my balance"))  # the grammar decoder is used again
+    again.feed(balance)
+    assert (await again.finish()).text == "check my balance"

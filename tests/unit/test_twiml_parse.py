@@ -118,7 +118,7 @@ def test_gather_all_attributes_and_children() -> None:
         finish_on_key="*",
         num_digits=4,
         action_on_empty_result=True,
-        # Speech attributes: accepted and ignored while input is dtmf.
+        # Speech attributes: kept (they act when input has speech); speechModel, enhanced and debug are ignored.
         speech_timeout="auto",
         max_speech_time=30,
         profanity_filter=False,
@@ -144,25 +144,20 @@ def test_gather_all_attributes_and_children() -> None:
             finish_on_key="*",
             num_digits=4,
             action_on_empty_result=True,
+            speech_timeout="auto",
+            max_speech_time=30,
+            hints="sales, support",
+            language="en-GB",
+            partial_result_callback="/partial",
+            partial_result_callback_method="GET",
+            barge_in=True,
+            profanity_filter=False,
             children=(Say(text="Enter your PIN", loop=2), Pause(length=2), Play(url="/beep.wav")),
         ),
     )
     assert {w.code for w in response.warnings} == {SCHEMA_VALIDATION}
     ignored = {w.message.split("attribute ")[1].split(" ")[0] for w in response.warnings}
-    assert ignored == {
-        "speechTimeout",
-        "maxSpeechTime",
-        "profanityFilter",
-        "partialResultCallback",
-        "partialResultCallbackMethod",
-        "language",
-        "hints",
-        "bargeIn",
-        "debug",
-        "speechModel",
-        "enhanced",
-    }
-
+    assert ignored == {"debug", "enhanced", "speechModel"}
 
 def test_gather_empty_finish_on_key_disables_it() -> None:
     assert parse('<Response><Gather finishOnKey=""/></Response>').verbs == (Gather(finish_on_key=""),)
@@ -215,9 +210,11 @@ def test_record_defaults_and_all_attributes() -> None:
             recording_status_callback_method="GET",
             recording_status_callback_event=("in-progress", "completed", "absent"),
             transcribe=False,
+            transcribe_callback="/transcribed",
         ),
     )
-    assert len(response.warnings) == 2
+    assert [w.message.split("attribute ")[1].split(" ")[0] for w in response.warnings] == [
+        "recordingConfigurationId"]
 
 
 def test_redirect_hangup_reject() -> None:

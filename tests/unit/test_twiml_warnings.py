@@ -237,33 +237,32 @@ def test_connect_uses_its_first_noun() -> None:
 # --- Twilio features softswitch accepts without acting on them --------------------------------------------------
 
 
-def test_gather_dtmf_speech_gathers_dtmf_with_a_warning() -> None:
+def test_gather_dtmf_speech_parses_without_a_warning() -> None:
     r = VoiceResponse()
     r.gather(input="dtmf speech", num_digits=1).say("Say or press one")
     response = parse(str(r))
     assert response.verbs == (Gather(input="dtmf speech", num_digits=1, children=(Say(text="Say or press one"),)),)
-    assert response.warnings == (TwimlWarning(
-        SCHEMA_VALIDATION,
-        "<Gather> speech input: speech recognition is not available in softswitch; only DTMF is gathered", 1),)
+    assert response.warnings == ()
 
 
-def test_gather_speech_alone_hears_nothing_with_a_warning() -> None:
+def test_gather_speech_keeps_its_speech_timeout() -> None:
     response = parse('<Response><Gather input="speech" speechTimeout="auto"/></Response>')
-    assert response.verbs == (Gather(input="speech"),)
-    assert [w.message for w in response.warnings] == [
-        "<Gather> attribute speechTimeout is not supported by softswitch and was ignored",
-        "<Gather> speech input: speech recognition is not available in softswitch; this <Gather> hears nothing "
-        "and ends as if the caller said nothing",
-    ]
+    assert response.verbs == (Gather(input="speech", speech_timeout="auto"),)
+    assert response.warnings == ()
 
 
-def test_record_transcribe_records_without_a_transcription() -> None:
+def test_gather_speech_in_another_language_is_heard_as_en_us_with_a_warning() -> None:
+    response = parse('<Response><Gather input="speech" language="fr-FR"/></Response>')
+    assert [w.code for w in response.warnings] == [SCHEMA_VALIDATION]
+    assert "fr-FR" in response.warnings[0].message
+
+
+def test_record_transcribe_parses_without_a_warning() -> None:
     r = VoiceResponse()
     r.record(transcribe=True, max_length=10)
     response = parse(str(r))
     assert response.verbs == (Record(transcribe=True, max_length=10),)
-    assert [w.code for w in response.warnings] == [SCHEMA_VALIDATION]
-    assert "transcription is not available" in response.warnings[0].message
+    assert response.warnings == ()
 
 
 # --- many problems: all reported, in document order, with their lines ------------------------------------------

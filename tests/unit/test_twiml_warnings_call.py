@@ -99,5 +99,6 @@ async def test_gather_dtmf_speech_takes_digits(switch: FakeSwitch) -> None:
     assert switch.pool.trace == ["ring caller", "answer caller", "play caller say-say-or-press.wav",
                                  "stop_play say-say-or-press.wav", "play caller say-thanks.wav", "hangup caller 200"]
     assert [r.params.get("Digits") for r in switch.app.requests] == [None, "4"]
+    # the fake switch has no recognizer: the digits are gathered and the caller's speech is not heard, said once
     assert [n[2] for n in _notes(switch, "caller")] == [
-        "line 1: <Gather> speech input: speech recognition is not available in softswitch; only DTMF is gathered"]
+        "<Gather> speech input: no recognizer is configured; speech is not heard"]
