@@ -40,6 +40,10 @@ async def test_streams_phase_reports_round_trips_frames_and_cpu(servers: tuple[W
     assert report["most_clean_streams"] in (CALLS, 2 * CALLS) and report["workers"] == 1
     assert "most streams carried cleanly by 1 worker(s)" in "\n".join(_streams_lines({"streams": report}))
     assert report["streams_seen"] == CALLS and report["chunk_gaps"] == 0, report
+    alone = report["one_call"]
+    assert alone["clean"] and alone["echoed_packets"] > 100, alone
+    ear, mouth = alone["bot_to_caller_ear_ms"], alone["caller_mouth_to_bot_ms"]
+    assert ear["n"] >= 3 and mouth["n"] >= 3 and 0 < ear["p50"] < 500 and 0 < mouth["p50"] < 500, alone
     assert report["sipp"]["held"]["successful"] == CALLS and report["sipp"]["streamed"]["successful"] == CALLS
     trips = report["round_trip_ms"]
     assert report["round_trips"] >= 3 * CALLS and 0 < trips["p50"] < 1000, report  # one blip a second, echoed

@@ -269,7 +269,11 @@ def _streams_lines(report: Json) -> list[str]:
     if not streams:
         return []
     trip, cost = streams["round_trip_ms"], streams["cpu_ms_per_call_second"]
+    alone = streams.get("one_call") or {}
+    ear, mouth = alone.get("bot_to_caller_ear_ms") or {}, alone.get("caller_mouth_to_bot_ms") or {}
     return [
+        f"media stream, one call to an RTP echo: bot -> caller's ear p50 {_fmt(ear.get('p50'), 1, 1)} ms (target 60), "
+        f"caller's mouth -> bot p50 {_fmt(mouth.get('p50'), 1, 1)} ms (target 20 + 30)",
         f"media streams ({streams['calls']} calls on <Connect><Stream>, {'clean' if streams['clean'] else 'NOT clean'}"
         f"): bot -> caller -> bot round trip p50 {_fmt(trip.get('p50'), 1, 1)} ms, p99 {_fmt(trip.get('p99'), 1, 1)}"
         f" ms (target for the two halves: {streams['round_trip_target_ms']} ms); inbound frames "

@@ -5,6 +5,11 @@ a websocket server in this process speaking Twilio's protocol.  A sipp uac calls
 calls a second with `-rtp_echo` (every RTP packet it gets goes straight back where it came from) and holds every
 call until all are up and `plateau_s` more seconds have passed.
 
+- **The two halves.**  First one call alone, whose far end is an RTP echo in this process (sipp does the SIP, the
+  SDP names the echo's port): the bot sends its blips (below), the echo stamps each blip as it arrives and sends
+  it straight back, and the bot stamps it again when it comes back in.  Bot -> caller's ear is echo arrival - bot
+  send; caller's mouth -> bot is bot arrival - echo arrival; one clock, this process's.  Targets (issue 17): 60 ms
+  and 20 + 30 ms.
 - **Round trip.**  Each stream's bot sends, in real time (one 20 ms `media` message every 20 ms), silence with one
   frame of a 1 kHz tone every second.  The switch plays it to the caller (sipp), sipp echoes it, and the switch
   streams it back as inbound audio.  The bot finds the tone frame among what it receives (energy over a
@@ -30,6 +35,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import aiohttp
 import numpy as np
@@ -61,7 +67,7 @@ VOICE_PATH = "/bench-voice"  # the TwiML number's voice_url: the held document, 
 
 @dataclass
 class StreamStats:
-    """What the bot saw of one stream."""
+    """What the bot saw of one stream (`blips_sent`/`blips_back`: every blip's send and return times)."""
 
     started: float = 0.0
     ended: float = 0.0
@@ -71,6 +77,8 @@ class StreamStats:
     sent: dict[int, float] = field(default_factory=dict)  # blip number -> when it was sent
     round_trips_ms: list[float] = field(default_factory=list)
     loud: bool = False  # inside a received blip (one blip may span two frames)
+    blips_sent: list[float] = field(default_factory=list)
+    blips_back: list[float] = field(default_factory=list)
 
 
 class Bot:
@@ -131,6 +139,7 @@ class Bot:
                                           "media": {"payload": base64.b64encode(payload).decode()}}))
             if blip:
                 stats.sent[frame // BLIP_EVERY] = time.monotonic()
+                stats.blips_sent.append(stats.sent[frame // BLIP_EVERY])
             frame += 1
             await asyncio.sleep(max(0.0, start + frame * FRAME_S - time.monotonic()))
 
@@ -144,6 +153,7 @@ class Bot:
         stats.inbound += 1
         level = rms(np.frombuffer(ulaw_decode(base64.b64decode(media["payload"])), dtype=np.int16))
         if level > 2000 and not stats.loud:
+            stats.blips_back.append(now)
             # the latest blip sent before now that has no round trip yet
             pending = [n for n, t in stats.sent.items() if t <= now]
             if pending:
@@ -152,6 +162,81 @@ class Bot:
                 for older in [n for n in stats.sent if n < blip]:
                     stats.sent.pop(older)
         stats.loud = level > 2000
+
+
+class RtpEcho(asyncio.DatagramProtocol):
+    """Sends every RTP packet back where it came from at once, and stamps the first packet of each blip."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.DatagramTransport | None = None
+        self.blips: list[float] = []
+        self.packets = 0
+        self._loud = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        now = time.monotonic()
+        if self.transport is None:
+            return
+        self.transport.sendto(data, addr)
+        self.packets += 1
+        if len(data) > 12:
+            loud = rms(np.frombuffer(ulaw_decode(data[12:]), dtype=np.int16)) > 2000
+            if loud and not self._loud:
+                self.blips.append(now)
+            self._loud = loud
+
+
+def _echo_sdp(port: int) -> str:
+    return f"""      v=0
+      o=sipp 2000 1 IN IP4 127.0.0.1
+      s=softswitch-bench-echo
+      c=IN IP4 127.0.0.1
+      t=0 0
+      m=audio {port} RTP/AVP 0
+      a=rtpmap:0 PCMU/8000
+      a=ptime:20
+      a=sendrecv
+"""
+
+
+def halves(stats: StreamStats, echo: list[float]) -> tuple[list[float], list[float]]:
+    """Per blip: (echo arrival - bot send) and (bot arrival - echo arrival), in ms; a blip lost on the way (or
+    found more than a second later) is left out."""
+    to_ear: list[float] = []
+    to_bot: list[float] = []
+    for sent in stats.blips_sent:
+        arrived = next((t for t in echo if sent <= t < sent + 1.0), None)
+        if arrived is None:
+            continue
+        back = next((t for t in stats.blips_back if arrived <= t < arrived + 1.0), None)
+        to_ear.append((arrived - sent) * 1000)
+        if back is not None:
+            to_bot.append((back - arrived) * 1000)
+    return to_ear, to_bot
+
+
+async def _one_call_halves(switch: SwitchUnderTest, app: TwimlApp, bot: Bot, workdir: Path,
+                           seconds: float) -> Json:
+    """One streamed call to the RTP echo, alone: the two halves of the round trip (module doc)."""
+    loop = asyncio.get_running_loop()
+    transport, echo = await loop.create_datagram_endpoint(RtpEcho, local_addr=("127.0.0.1", 0))
+    port = transport.get_extra_info("sockname")[1]
+    app.documents[VOICE_PATH] = app.documents[STREAM_PATH]
+    bot.streams = []
+    try:
+        run = await run_sipp_uac(switch.public_target, 1, 1.0, int(seconds * 1000), workdir, "halves",
+                                 service=TWIML_NUMBER,
+                                 scenario_text=uac_scenario("halves", sdp=_echo_sdp(port), name="bench halves"))
+        await asyncio.sleep(1.0)
+    finally:
+        transport.close()
+    to_ear, to_bot = halves(bot.streams[0], echo.blips) if bot.streams else ([], [])
+    return {"clean": run.clean and len(bot.streams) == 1, "echoed_packets": echo.packets,
+            "bot_to_caller_ear_ms": summarize(to_ear), "caller_mouth_to_bot_ms": summarize(to_bot),
+            "targets_ms": {"bot_to_caller_ear": 60, "caller_mouth_to_bot": 20 + 30}}
 
 
 def _documents(app: TwimlApp, bot: Bot) -> None:
@@ -197,7 +282,9 @@ async def streams_phase(session: aiohttp.ClientSession, receiver: WebhookReceive
         pids = {**switch.pids(), **process_group(int(health.get("edge", {}).get("pid") or 0))}
         await asyncio.sleep(0.5)
         idle = await idle_cpu_rates(pids, IDLE_S)
+        alone = await _one_call_halves(switch, app, bot, workdir, plateau_s + 2)
         held = await _held_calls(switch, app, pids, PAUSE_PATH, calls, rate, workdir, "held", plateau_s, sample_s)
+        bot.streams = []
         streamed = await _held_calls(switch, app, pids, STREAM_PATH, calls, rate, workdir, "streamed", plateau_s,
                                      sample_s)
         await asyncio.sleep(1.0)  # the last stops reach the bot
@@ -218,6 +305,7 @@ async def streams_phase(session: aiohttp.ClientSession, receiver: WebhookReceive
     finally:
         await switch.stop()
         await bot.stop()
+    report["one_call"] = alone
     report["ladder"] = steps
     report["workers"] = workers
     report["most_clean_streams"] = max([calls if report["clean"] else 0,
