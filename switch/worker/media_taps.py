@@ -259,8 +259,8 @@ class TapManager:
             if port is not None:
                 try:
                     tap.source.stopTransmit(port)
-                except pj.Error as exc:
-                    log.info("tap %s: stopTransmit: %s", tap.id, error_text(exc))
+                except pj.Error as exc:  # the leg's port went first (a hang-up): nothing left to undo
+                    log.debug("tap %s: stopTransmit: %s", tap.id, error_text(exc))
 
     # -- MediaManager listener ----------------------------------------------------------------------------------
     def port_changed(self, leg_id: str, port: Any | None) -> None:
