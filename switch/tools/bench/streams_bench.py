@@ -297,7 +297,7 @@ async def streams_phase(session: aiohttp.ClientSession, receiver: WebhookReceive
             more = await _held_calls(switch, app, pids, STREAM_PATH, count, 2 * rate, workdir, f"streamed-{count}",
                                      plateau_s, sample_s)
             await asyncio.sleep(1.0)
-            step = _report(bot.streams, count, idle, held, more)
+            step = _report(bot.streams, count, idle, held, more, held_calls=calls)
             steps.append({k: step[k] for k in ("calls", "clean", "round_trip_ms", "inbound_frames_vs_expected",
                                                "chunk_gaps", "cpu_ms_per_call_second")})
             if not step["clean"]:
@@ -317,12 +317,14 @@ def _total(cpu: dict[str, float]) -> float:
     return sum(cpu.values())
 
 
-def _report(streams: list[StreamStats], calls: int, idle: dict[str, float], held: Json, streamed: Json) -> Json:
+def _report(streams: list[StreamStats], calls: int, idle: dict[str, float], held: Json, streamed: Json,
+            held_calls: int | None = None) -> Json:
+    """The figures of one streamed run of `calls` calls, against the held run of `held_calls` (default: as many)."""
     trips = [t for s in streams for t in s.round_trips_ms]
     expected = [max(1, round((s.ended - s.started) / FRAME_S)) for s in streams if s.ended]
     received = [s.inbound for s in streams if s.ended]
     rest = _total(idle)
-    held_cost = (_total(held["cpu"]) - rest) / calls
+    held_cost = (_total(held["cpu"]) - rest) / (held_calls or calls)
     stream_cost = (_total(streamed["cpu"]) - rest) / calls
     frames_ratio = [round(r / e, 4) for r, e in zip(received, expected, strict=True)]
     clean = (bool(held["clean"]) and bool(streamed["clean"]) and len(streams) == calls
