@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
+import signal
 import ssl
 import subprocess
 import threading
@@ -469,3 +471,28 @@ def test_a_connect_stream_stopped_over_rest_goes_on_and_a_redirect_stops_it(
     assert [m["event"] for _t, m in second.messages][-1] == "stop"  # interrupted by the redirect: stopped
     assert switch.client().calls(sid).fetch().status == "completed"
 
+
+
+# -- a worker dying mid-stream (last in the module: the pool replaces the worker) --------------------------------
+
+def test_a_worker_dying_mid_stream_ends_the_call_once_and_the_stream_once(switch: SwitchProcess, app: WebhookSink,
+                                                                          bot: Bot, tmp_path: Path) -> None:
+    response = VoiceResponse()
+    response.connect().stream(url=bot.ws("/dying"), status_callback=app.url("/dying-stream"))
+    with _phone(tmp_path / "heard.wav") as phone:
+        call = switch.client().calls.create(to=phone.uri("bob"), from_="+15550199", twiml=str(response),
+                                            status_callback=app.url("/dying-call"))
+        conn = bot.conn("/dying")
+        wait_until(lambda: len(conn.of("media")) >= 25, 10, "half a second of media")
+        _, health = switch.healthz()
+        holder = next(w for w in health["workers"] if int(w.get("in_use", 0)) > 0)
+        os.kill(int(holder["pid"]), signal.SIGKILL)
+        assert conn.closed.wait(10), "the stream's socket stayed open after its worker died"
+        phone.wait_for("hangup", timeout=10)  # the reaper's BYE
+    final = app.wait_statuses("/dying-call", call.sid, 1, timeout=10)
+    assert [h.params["CallStatus"] for h in final] == ["failed"]
+    assert switch.client().calls(call.sid).fetch().status == "failed"
+    events = [h.params["StreamEvent"] for h in app.wait_for(
+        lambda hs: sum(h.path == "/dying-stream" for h in hs) >= 2, 10) if h.path == "/dying-stream"]
+    assert events[0] == "stream-started" and len(events) == 2 and events[1] in ("stream-stopped", "stream-error")
+    wait_until(lambda: all(w["up"] for w in switch.healthz()[1]["workers"]), 20, "the worker replaced")
