@@ -42,8 +42,9 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                        latency_calls=10, pdd_calls=PDD_CALLS, pdd_rate=5, plain_calls=PLAIN_CALLS,
                        bridge_answer_calls=4, b2bua_max_rate=4, b2bua_budget_s=10, redirects=REDIRECTS,
                        say_iterations=SAY_ITERATIONS, recording_seconds=RECORDING_SECONDS,
-                       concurrent_calls=0,  # tests/e2e/test_bench_concurrent_smoke.py runs that phase
-                       observability_calls=0)  # and tests/e2e/test_bench_observability_smoke.py this one
+                       concurrent_calls=0,  # tests/e2e/test_bench_concurrent_smoke.py runs that phase,
+                       observability_calls=0,  # tests/e2e/test_bench_observability_smoke.py this one
+                       streams_calls=0)  # and tests/e2e/test_bench_streams_smoke.py the Media Streams one
     assert status == 0, out.read_text() if out.exists() else "no report written"
     data: dict[str, Any] = json.loads(out.read_text())
     return data
