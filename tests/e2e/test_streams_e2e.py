@@ -123,32 +123,11 @@ class SecureBot(Bot):
 
     def __init__(self, cert: Path, key: Path) -> None:
         super().__init__()
-        self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self.context.load_cert_chain(cert, key)
+        self.ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self.ssl_context.load_cert_chain(cert, key)
 
     def ws(self, path: str) -> str:
         return f"wss://127.0.0.1:{self.port}{path}"
-
-    def start(self) -> SecureBot:
-        ready = threading.Event()
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            app = web.Application()
-            app.router.add_route("*", "/{tail:.*}", self.handle)
-            runner = web.AppRunner(app, access_log=None)
-            loop.run_until_complete(runner.setup())
-            loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", self.port, ssl_context=self.context).start())
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(runner.cleanup())
-            loop.close()
-
-        self._thread = threading.Thread(target=run, daemon=True, name=self.name)
-        self._thread.start()
-        assert ready.wait(10), "the TLS bot did not start"
-        return self
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import signal
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -173,12 +174,14 @@ class JsonEvents:
 
 # -- an aiohttp server on its own thread ------------------------------------------------------------------
 class ThreadedServer:
-    """One catch-all aiohttp handler served on 127.0.0.1 from a thread with its own event loop."""
+    """One catch-all aiohttp handler served on 127.0.0.1 from a thread with its own event loop (over TLS when
+    `ssl_context` is set)."""
 
     name = "bench-http"
 
     def __init__(self) -> None:
         self.port = 0
+        self.ssl_context: ssl.SSLContext | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 
@@ -200,7 +203,7 @@ class ThreadedServer:
             app.router.add_route("*", "/{tail:.*}", self.handle)
             runner = web.AppRunner(app, access_log=None)
             loop.run_until_complete(runner.setup())
-            loop.run_until_complete(web.TCPSite(runner, HOST, self.port).start())
+            loop.run_until_complete(web.TCPSite(runner, HOST, self.port, ssl_context=self.ssl_context).start())
             ready.set()
             loop.run_forever()
             loop.run_until_complete(runner.cleanup())
