@@ -19,11 +19,10 @@ from media.audio import read_wav, write_wav
 from media.tones import band_energy_ratio, dominant_frequency, rms, sine
 from media.ulaw import ulaw_decode, ulaw_encode
 from switch.app import Switch, start_switch
-from switch.core.config import Config
-from switch.core.service import CallUpdate, NewCall
+from switch.core.service import CallUpdate
 from switch.core.status import CallStatus
 from switch.workers.media_taps import AudioFrame, AudioTap
-from tests.peers.harness import free_port_block, free_tcp_port
+from tests.peers.inprocess import answered_call, in_process_config
 from tests.peers.phone import PhoneProcess
 
 pytestmark = pytest.mark.e2e
@@ -31,23 +30,9 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 async def switch(tmp_path: Path) -> AsyncIterator[Switch]:
-    config = Config(http_port=free_tcp_port(), sip_port=free_port_block(2), data_dir=tmp_path / "data", workers=1,
-                    account_sid="AC" + "1" * 32, auth_token="t" * 32)
-    running = await start_switch(config)
+    running = await start_switch(in_process_config(tmp_path))
     yield running
     await running.stop()
-
-
-async def _answered_call(switch: Switch, phone: PhoneProcess) -> str:
-    call = await switch.calls.create_call(NewCall(to=phone.uri("bob"), from_="+15550199",
-                                                  twiml="<Response><Pause length='30'/></Response>"))
-    await phone.event("answered", timeout=10)
-    for _ in range(100):
-        if switch.calls.live[call.sid].status is CallStatus.IN_PROGRESS:
-            break
-        await asyncio.sleep(0.02)
-    await switch.calls.media.wait_ready(call.sid)
-    return call.sid
 
 
 async def _collect(tap: AudioTap, seconds: float) -> list[AudioFrame]:
@@ -72,7 +57,7 @@ def _pcm(frames: list[AudioFrame], track: str) -> np.ndarray:
 async def test_a_tap_hears_both_tracks_in_numbered_frames(switch: Switch, tmp_path: Path) -> None:
     tone = write_wav(tmp_path / "tone.wav", sine(700.0, 3.0))
     with PhoneProcess(["--answer", "auto", "--tone", "440"]) as phone:
-        sid = await _answered_call(switch, phone)
+        sid = await answered_call(switch, phone)
         tap = await switch.calls.media.tap(sid, ("inbound", "outbound"))
         playing = asyncio.create_task(switch.calls.media.play(sid, str(tone)))
         frames = await _collect(tap, 1.5)
@@ -93,7 +78,7 @@ async def test_a_tap_hears_both_tracks_in_numbered_frames(switch: Switch, tmp_pa
 async def test_injected_audio_plays_in_real_time_with_marks_and_clear(switch: Switch, tmp_path: Path) -> None:
     heard = tmp_path / "heard.wav"
     with PhoneProcess(["--answer", "auto", "--record", str(heard)]) as phone:
-        sid = await _answered_call(switch, phone)
+        sid = await answered_call(switch, phone)
         tap = await switch.calls.media.tap(sid, ("outbound",), inject=True)
         tone = ulaw_encode(sine(1000.0, 1.0).tobytes())
         started = time.monotonic()
@@ -128,7 +113,7 @@ async def test_injected_audio_plays_in_real_time_with_marks_and_clear(switch: Sw
 
 async def test_a_tap_ends_with_its_call_and_refuses_a_bad_track(switch: Switch) -> None:
     with PhoneProcess(["--answer", "auto", "--tone", "500"]) as phone:
-        sid = await _answered_call(switch, phone)
+        sid = await answered_call(switch, phone)
         with pytest.raises(Exception, match="tracks"):
             await switch.calls.media.tap(sid, ("sideways",))
         tap = await switch.calls.media.tap(sid)

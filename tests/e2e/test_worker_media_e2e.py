@@ -20,40 +20,25 @@ from media.audio import read_wav, write_wav
 from media.recording import finalize, read_raw
 from media.tones import dominant_frequency, rms, sine
 from switch.app import Switch, start_switch
-from switch.core.config import Config
-from switch.core.service import CallUpdate, NewCall
+from switch.core.service import CallUpdate
 from switch.core.status import CallStatus
 from switch.workers.protocol import RecordDone
-from tests.peers.harness import free_port_block, free_tcp_port
+from tests.peers.inprocess import answered_call, in_process_config
 from tests.peers.phone import PhoneProcess
 
 
 @pytest.fixture
 async def switch(tmp_path: Path) -> AsyncIterator[Switch]:
-    config = Config(http_port=free_tcp_port(), sip_port=free_port_block(2), data_dir=tmp_path / "data", workers=1,
-                    account_sid="AC" + "1" * 32, auth_token="t" * 32)
-    running = await start_switch(config)
+    running = await start_switch(in_process_config(tmp_path))
     yield running
     await running.stop()
-
-
-async def _answered_call(switch: Switch, phone: PhoneProcess) -> str:
-    call = await switch.calls.create_call(NewCall(to=phone.uri("bob"), from_="+15550199",
-                                                  twiml="<Response><Pause length='30'/></Response>"))
-    await phone.event("answered", timeout=10)
-    for _ in range(100):
-        if switch.calls.live[call.sid].status is CallStatus.IN_PROGRESS:
-            break
-        await asyncio.sleep(0.02)
-    await switch.calls.media.wait_ready(call.sid)
-    return call.sid
 
 
 async def test_play_reaches_the_far_end(switch: Switch, tmp_path: Path) -> None:
     tone = write_wav(tmp_path / "tone.wav", sine(700.0, 1.0))
     heard = tmp_path / "heard.wav"
     with PhoneProcess(["--answer", "auto", "--record", str(heard), "--exit-after-calls", "1"]) as phone:
-        sid = await _answered_call(switch, phone)
+        sid = await answered_call(switch, phone)
         reason = await switch.calls.media.play(sid, str(tone))
         assert reason == "eof"
         await switch.calls.update_call(sid, CallUpdate(status=CallStatus.COMPLETED))
@@ -68,7 +53,7 @@ async def test_play_reaches_the_far_end(switch: Switch, tmp_path: Path) -> None:
 async def test_tap_records_the_caller_and_a_looping_player_stops_at_once(switch: Switch, tmp_path: Path) -> None:
     tone = write_wav(tmp_path / "tone.wav", sine(500.0, 0.5))
     with PhoneProcess(["--answer", "auto", "--tone", "1200", "--exit-after-calls", "1"]) as phone:
-        sid = await _answered_call(switch, phone)
+        sid = await answered_call(switch, phone)
         base = tmp_path / "rec" / "tap"
         rec_id, done = switch.calls.media.start_recording([sid], str(base), level_ms=100)
         levels = switch.calls.media.levels(rec_id)
@@ -100,7 +85,7 @@ async def test_tap_records_the_caller_and_a_looping_player_stops_at_once(switch:
 
 async def test_tap_survives_a_killed_worker(switch: Switch, tmp_path: Path) -> None:
     with PhoneProcess(["--answer", "auto", "--tone", "900", "--exit-after-calls", "1"]) as phone:
-        sid = await _answered_call(switch, phone)
+        sid = await answered_call(switch, phone)
         base = tmp_path / "crash" / "tap"
         rec_id, done = switch.calls.media.start_recording([sid], str(base))
         await asyncio.sleep(1.2)
