@@ -32,7 +32,7 @@ from switch.core.errors import NotFound
 from switch.core.paging import PageKey
 from switch.core.sip_domain_model import Mapping, MappingKind, SipDomain
 from switch.core.sip_domains import SipDirectory
-from switch.dialects.auth import Credentials, authenticated
+from switch.dialects.auth import Credentials
 from switch.dialects.errors import API_ROOT, InvalidParameter
 from switch.dialects.forms import get_param, parse_url, read_form
 from switch.dialects.twilio.api import API_VERSION, rfc2822
@@ -42,6 +42,7 @@ from switch.dialects.twilio.sip_lists import (
     add_sip_list_routes,
     created,
     list_page,
+    mount,
     record_key,
     sip_root,
     validation,
@@ -274,20 +275,12 @@ def add_twilio_sip_routes(app: web.Application, creds: Credentials, directory: S
     """Mount the SIP API on `app` (which needs `switch.dialects.errors.error_middleware`)."""
     add_sip_list_routes(app, creds, TwilioSipLists(directory, public_base_url))
     domains = TwilioSipDomains(directory, public_base_url)
-    base = f"{API_ROOT}/Accounts/{{AccountSid}}/SIP/Domains"
-    collection = app.router.add_resource(f"{base}.json", name="twilio-sip-domains")
-    collection.add_route("POST", authenticated(creds, domains.create))
-    collection.add_route("GET", authenticated(creds, domains.read))
-    instance = app.router.add_resource(f"{base}/{{DomainSid:[A-Za-z0-9]+}}.json", name="twilio-sip-domain")
-    instance.add_route("GET", authenticated(creds, domains.fetch))
-    instance.add_route("POST", authenticated(creds, domains.update))
-    instance.add_route("DELETE", authenticated(creds, domains.delete))
+    domain = "Domains/{DomainSid:[A-Za-z0-9]+}"
+    routes = [("Domains", {"POST": domains.create, "GET": domains.read}),
+              (domain, {"GET": domains.fetch, "POST": domains.update, "DELETE": domains.delete})]
     for resource in MAPPINGS:
         api = TwilioSipMappings(directory, resource, public_base_url)
-        prefix = f"{base}/{{DomainSid:[A-Za-z0-9]+}}/{resource.path}"
-        mappings = app.router.add_resource(f"{prefix}.json")
-        mappings.add_route("POST", authenticated(creds, api.create))
-        mappings.add_route("GET", authenticated(creds, api.read))
-        mapping = app.router.add_resource(f"{prefix}/{{Sid:[A-Za-z0-9]+}}.json")
-        mapping.add_route("GET", authenticated(creds, api.fetch))
-        mapping.add_route("DELETE", authenticated(creds, api.delete))
+        prefix = f"{domain}/{resource.path}"
+        routes += [(prefix, {"POST": api.create, "GET": api.read}),
+                   (f"{prefix}/{{Sid:[A-Za-z0-9]+}}", {"GET": api.fetch, "DELETE": api.delete})]
+    mount(app, creds, f"{API_ROOT}/Accounts/{{AccountSid}}/SIP", routes)

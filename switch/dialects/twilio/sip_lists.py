@@ -20,10 +20,11 @@ have no documented code of their own and use the generic 20001.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from multidict import MultiMapping
 
 from switch.core.errors import Conflict, InvalidArgument, NotFound
@@ -286,6 +287,12 @@ def add_sip_list_routes(app: web.Application, creds: Credentials, api: TwilioSip
         (f"IpAccessControlLists/{{ListSid:[A-Za-z0-9]+}}/IpAddresses/{SID}", {
             "GET": api.fetch_ip, "POST": api.update_ip, "DELETE": api.delete_ip}),
     )
+    mount(app, creds, base, routes)
+
+
+def mount(app: web.Application, creds: Credentials, base: str,
+          routes: Iterable[tuple[str, Mapping[str, Handler]]]) -> None:
+    """Mount `base/<path>.json` for each (path, {method: handler}), every handler behind the account's auth."""
     for path, handlers in routes:
         resource = app.router.add_resource(f"{base}/{path}.json")
         for method, handler in handlers.items():
