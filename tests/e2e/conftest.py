@@ -1,4 +1,5 @@
-"""Shared fixtures: a webhook sink and a running switch (a real `softswitch serve` process)."""
+"""Shared fixtures: a webhook sink, a running switch (a real `softswitch serve` process), and the bench's two HTTP
+servers for the bench phases' smoke tests."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from switch.tools.bench.common import TwimlApp, WebhookReceiver
 from tests.peers.harness import SwitchProcess, WebhookSink
 
 INBOUND_NUMBER = "+15550100"
@@ -38,3 +40,13 @@ def switch(tmp_path_factory: pytest.TempPathFactory, sink: WebhookSink) -> Itera
     yield proc
     code = proc.stop()
     assert code == 0, f"switch exited with {code}:\n{proc.log()}"
+
+
+@pytest.fixture
+def servers() -> Iterator[tuple[WebhookReceiver, TwimlApp]]:
+    """The bench's webhook receiver and TwiML app, started for one test."""
+    receiver: WebhookReceiver = WebhookReceiver().start()
+    app: TwimlApp = TwimlApp().start()
+    yield receiver, app
+    receiver.stop()
+    app.stop()

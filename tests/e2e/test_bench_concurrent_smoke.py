@@ -4,7 +4,6 @@ behind Kamailio, `<Dial><Sip>` to a sipp uas, sipp on both ends streaming RTP, r
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -17,15 +16,6 @@ from switch.tools.bench.report import _concurrent_lines, evaluate_targets
 pytestmark = pytest.mark.e2e
 
 CALLS = 10
-
-
-@pytest.fixture
-def servers() -> Iterator[tuple[WebhookReceiver, TwimlApp]]:
-    receiver: WebhookReceiver = WebhookReceiver().start()
-    app: TwimlApp = TwimlApp().start()
-    yield receiver, app
-    receiver.stop()
-    app.stop()
 
 
 async def test_concurrent_phase_reports_real_figures(servers: tuple[WebhookReceiver, TwimlApp],

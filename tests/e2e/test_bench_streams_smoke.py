@@ -4,7 +4,6 @@ Kamailio answering `<Connect><Stream>` to the bench's bot, sipp echoing RTP, rea
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -17,15 +16,6 @@ from switch.tools.bench.streams_bench import streams_phase
 pytestmark = pytest.mark.e2e
 
 CALLS = 4
-
-
-@pytest.fixture
-def servers() -> Iterator[tuple[WebhookReceiver, TwimlApp]]:
-    receiver: WebhookReceiver = WebhookReceiver().start()
-    app: TwimlApp = TwimlApp().start()
-    yield receiver, app
-    receiver.stop()
-    app.stop()
 
 
 async def test_streams_phase_reports_round_trips_frames_and_cpu(servers: tuple[WebhookReceiver, TwimlApp],
