@@ -197,7 +197,20 @@ class Reject:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class Number:
+class _MachineDetectionAttributes:
+    """The answering-machine detection attributes ``<Number>`` and ``<Sip>`` share (documented on ``Number``)."""
+
+    machine_detection: MachineDetection | None = None
+    machine_detection_timeout: int = 30
+    machine_detection_speech_threshold: int = 2400
+    machine_detection_speech_end_threshold: int = 1200
+    machine_detection_silence_timeout: int = 5000
+    amd_status_callback: str | None = None
+    amd_status_callback_method: HttpMethod = "POST"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Number(_MachineDetectionAttributes):
     """``<Number>``: a phone number to ring, inside ``<Dial>``.
 
     Plain text directly inside ``<Dial>`` becomes a ``Number`` with the defaults.
@@ -231,17 +244,10 @@ class Number:
     status_callback: str | None = None
     status_callback_method: HttpMethod = "POST"
     status_callback_event: tuple[CallEvent, ...] = ("completed",)
-    machine_detection: MachineDetection | None = None
-    machine_detection_timeout: int = 30
-    machine_detection_speech_threshold: int = 2400
-    machine_detection_speech_end_threshold: int = 1200
-    machine_detection_silence_timeout: int = 5000
-    amd_status_callback: str | None = None
-    amd_status_callback_method: HttpMethod = "POST"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class Sip:
+class Sip(_MachineDetectionAttributes):
     """``<Sip>``: a SIP URI to ring, inside ``<Dial>``.
 
     Attributes (XML name, default):
@@ -264,13 +270,6 @@ class Sip:
     status_callback: str | None = None
     status_callback_method: HttpMethod = "POST"
     status_callback_event: tuple[CallEvent, ...] = ("completed",)
-    machine_detection: MachineDetection | None = None
-    machine_detection_timeout: int = 30
-    machine_detection_speech_threshold: int = 2400
-    machine_detection_speech_end_threshold: int = 1200
-    machine_detection_silence_timeout: int = 5000
-    amd_status_callback: str | None = None
-    amd_status_callback_method: HttpMethod = "POST"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
