@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from switch.core.model import new_sid, utcnow
+from switch.core.model import check_changes, new_sid, utcnow
 from switch.core.paging import Cursor, in_list_order, keyset_sql
 from switch.core.store import Store
 
@@ -140,12 +140,7 @@ class ApplicationRegistry:
 
         Calls to the application's numbers use the new URLs from their next INVITE on.
         """
-        unknown = set(changes) - set(UPDATABLE)
-        if unknown:
-            raise ValueError(f"cannot update {', '.join(sorted(unknown))}")
-        cleared = [name for name in _NOT_NULL if name in changes and changes[name] is None]
-        if cleared:
-            raise ValueError(f"{', '.join(sorted(cleared))} cannot be cleared")
+        check_changes(changes, UPDATABLE, _NOT_NULL)
         current = self._by_sid.get(sid)
         if current is None:
             return None

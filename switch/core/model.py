@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import secrets
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from switch.core.status import CallStatus
@@ -17,6 +18,17 @@ def new_sid(prefix: str) -> str:
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def check_changes(changes: Mapping[str, object], updatable: Iterable[str], not_null: Iterable[str]) -> None:
+    """ValueError unless every name in `changes` is `updatable` and none of `not_null` is set to None there (an
+    update of a REST resource: the registries' `update` methods)."""
+    unknown = set(changes) - set(updatable)
+    if unknown:
+        raise ValueError(f"cannot update {', '.join(sorted(unknown))}")
+    cleared = [name for name in not_null if name in changes and changes[name] is None]
+    if cleared:
+        raise ValueError(f"{', '.join(sorted(cleared))} cannot be cleared")
 
 
 class Direction(enum.StrEnum):

@@ -32,7 +32,7 @@ from typing import Any
 from switch.core.applications import ApplicationRegistry
 from switch.core.config import Number
 from switch.core.errors import InvalidArgument, Problem
-from switch.core.model import new_sid, utcnow
+from switch.core.model import check_changes, new_sid, utcnow
 from switch.core.paging import Cursor, in_list_order, keyset_sql
 from switch.core.store import Store
 
@@ -308,12 +308,7 @@ class NumberRegistry:
 
         A number from the config file can be changed too, until the next start-up sets it back.
         """
-        unknown = set(changes) - set(UPDATABLE)
-        if unknown:
-            raise ValueError(f"cannot update {', '.join(sorted(unknown))}")
-        cleared = [name for name in _NOT_NULL if name in changes and changes[name] is None]
-        if cleared:
-            raise ValueError(f"{', '.join(sorted(cleared))} cannot be cleared")
+        check_changes(changes, UPDATABLE, _NOT_NULL)
         current = self.get(sid)
         if current is None:
             return None

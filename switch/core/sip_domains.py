@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from switch.core.errors import Conflict, InvalidArgument, NotFound
-from switch.core.model import new_sid, utcnow
+from switch.core.model import check_changes, new_sid, utcnow
 from switch.core.paging import Cursor, PageKey
 from switch.core.sip_domain_model import (
     MAX_ADDRESSES,
@@ -367,12 +367,7 @@ class SipDirectory:
     def update_domain(self, sid: str, changes: MappingType[str, Any]) -> SipDomain | None:
         """Change the `DOMAIN_UPDATABLE` fields named in `changes` (None clears a URL or the name); None for an
         unknown SID."""
-        unknown = set(changes) - set(DOMAIN_UPDATABLE)
-        if unknown:
-            raise ValueError(f"cannot update {', '.join(sorted(unknown))}")
-        cleared = [name for name in _NOT_NULL if name in changes and changes[name] is None]
-        if cleared:
-            raise ValueError(f"{', '.join(sorted(cleared))} cannot be cleared")
+        check_changes(changes, DOMAIN_UPDATABLE, _NOT_NULL)
         current = self._domains.get(sid)
         if current is None:
             return None
