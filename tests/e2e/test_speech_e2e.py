@@ -27,13 +27,6 @@ HINTS = ["check my balance", "pay my bill", "talk to an agent", "technical suppo
 
 
 @pytest.fixture(scope="module")
-def app() -> Iterator[WebhookSink]:
-    sink = WebhookSink().start()
-    yield sink
-    sink.stop()
-
-
-@pytest.fixture(scope="module")
 def switch(tmp_path_factory: pytest.TempPathFactory, app: WebhookSink) -> Iterator[SwitchProcess]:
     proc = SwitchProcess(tmp_path_factory.mktemp("speech"), workers=1, fetch_timeout=3.0)
     proc.start()
