@@ -251,10 +251,11 @@ class Edge:
             self._dirty.set()
 
     def _write_domains(self) -> bool:
-        if self._domains == self._domains_written:
+        rows = self._domains  # replaced, never changed in place: what this call writes, whatever comes meanwhile
+        if rows == self._domains_written:
             return False
-        replace_htable(self.files.database, self._domains)
-        self._domains_written = dict(self._domains)
+        replace_htable(self.files.database, rows)
+        self._domains_written = rows
         return True
 
     def _write_trunks(self) -> None:
@@ -310,7 +311,7 @@ class Edge:
 
     async def _sync_domains(self) -> None:
         try:
-            if not self._write_domains() or not self.up:
+            if not await asyncio.to_thread(self._write_domains) or not self.up:  # SQLite, off the loop
                 return
             await self.rpc.call("htable.reload", HTABLE)
             self.domain_reloads += 1
