@@ -79,9 +79,14 @@ def route(to: str, trunks: list[Trunk], auth_username: str | None = None,
         raise InvalidArgument(f"No trunk is configured for the number {to}; add a [[trunks]] entry to "
                               "softswitch.toml or dial a SIP URI", Problem.NO_ROUTE)
     if to.startswith("client:"):
-        raise InvalidArgument(f"Invalid 'To': {to}: client: endpoints need softphone registration, which "
-                              "softswitch does not support yet", Problem.INVALID_TO)
+        raise no_client_route(to)  # the call engine routes client: through its ClientRouter first
     raise InvalidArgument(f"Invalid 'To' Phone Number: {to}", Problem.INVALID_TO)
+
+
+def no_client_route(to: str) -> InvalidArgument:
+    """The error for a `client:` destination with nowhere to ring (no SIP domain takes registrations)."""
+    return InvalidArgument(f"Invalid 'To': {to}: client: identities are softphones registered on a SIP domain; "
+                           "create one with sip_registration=true (and the SIP edge enabled)", Problem.INVALID_TO)
 
 
 def from_uri(from_: str, caller_id: str | None, host: str, port: int) -> str:

@@ -18,8 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from switch.core.config import Number
-from switch.core.errors import InvalidArgument, Problem
-from switch.core.routing import Route, user_part
+from switch.core.routing import Route, no_client_route, user_part
 from switch.core.sip_domains import SipDomainRoute
 from switch.workers.protocol import Incoming
 from switch.workers.sipmsg import uri_of
@@ -100,9 +99,7 @@ class ClientRouter:
         identity = client_identity(to) or ""
         names = [d.domain_name for d in self._domains() if d.sip_registration and d.account_sid == account_sid]
         if self._contacts is None or not names:
-            raise InvalidArgument(f"Invalid 'To': {to}: client: identities are softphones registered on a SIP "
-                                  "domain; create one with sip_registration=true (and the SIP edge enabled)",
-                                  Problem.INVALID_TO)
+            raise no_client_route(to)
         for name in names:
             if await self._contacts(f"{identity}@{name}"):
                 return Route(f"sip:{identity}@{name}", None)
