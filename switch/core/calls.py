@@ -112,7 +112,7 @@ class CallManager:
         self.lookup_number: Callable[[str], Number | None] = config_numbers.get
         # SIP domains and `client:` destinations (switch.core.sip_calls); edge headers believed only behind one
         self.lookup_domain: Callable[[str], SipDomainRoute | None] = lambda name: None
-        self.clients: ClientRouter | None = None
+        self.clients = ClientRouter(list, None)  # no SIP domains until app.py gives it the directory and the edge
         self.edge_headers = config.edge.enabled
 
     def attach(self, pool: WorkerPool) -> None:
@@ -208,11 +208,7 @@ class CallManager:
 
     async def route_client(self, to: str) -> Route | None:
         """The Route of a `client:` destination (switch.core.sip_calls), None for any other."""
-        if client_identity(to) is None:
-            return None
-        if self.clients is None:
-            return route(to, self.config.trunks)  # refuses it with the reason
-        return await self.clients.route(to, self.account_sid)
+        return None if client_identity(to) is None else await self.clients.route(to, self.account_sid)
 
     def create_child(self, parent: Call, request: NewCall, target: Route | None = None) -> Call:
         """A `<Dial>` leg: direction outbound-dial, on the parent's worker (bridging needs one bridge); `target`
