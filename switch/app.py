@@ -17,11 +17,15 @@ from switch.core.accounts import Accounts
 from switch.core.applications import ApplicationRegistry
 from switch.core.call_events import CallRequests, SipLadder
 from switch.core.calls import CallManager
+from switch.core.conference_model import ConferenceService, QueueService
+from switch.core.conference_recording import RoomRecorder
+from switch.core.conferences import Conferences
 from switch.core.config import Config, Credentials, is_wildcard, resolve_credentials
 from switch.core.conversations import Conversations
 from switch.core.metrics import Metrics
 from switch.core.notifications import Notifications
 from switch.core.numbers import NumberRegistry
+from switch.core.queues import Queues
 from switch.core.recordings import RecordingManager
 from switch.core.signature import compute_signature
 from switch.core.sip_calls import ClientRouter
@@ -41,13 +45,17 @@ from switch.dialects.twilio.accounts import add_twilio_account_routes
 from switch.dialects.twilio.api import add_twilio_routes
 from switch.dialects.twilio.applications import add_twilio_application_routes
 from switch.dialects.twilio.callbacks import TwilioCallbacks, TwilioTwiml, recording_url
+from switch.dialects.twilio.conference_callbacks import TwilioConferenceCallbacks
+from switch.dialects.twilio.conferences import add_twilio_conference_routes
 from switch.dialects.twilio.events import add_twilio_event_routes
 from switch.dialects.twilio.notifications import add_twilio_notification_routes
 from switch.dialects.twilio.numbers import add_twilio_number_routes
+from switch.dialects.twilio.queues import add_twilio_queue_routes
 from switch.dialects.twilio.recordings import add_recording_routes
 from switch.dialects.twilio.sip import add_twilio_sip_routes
 from switch.dialects.twilio.streams import TwilioStreamCallbacks, add_twilio_stream_routes
 from switch.dialects.twilio.transcriptions import add_transcription_routes, transcription_url
+from switch.session.announce import announcement
 from switch.session.voice import VoiceEngine
 from switch.verbs.registry import task_for
 from switch.workers.edge import Edge
@@ -105,6 +113,8 @@ class Switch:
         return self.config.base_url
 
     async def stop(self) -> None:
+        if self.voice.conferences is not None:
+            await self.voice.conferences.close()
         await self.voice.close()
         await self.calls.shutdown()
         if self.voice.streams is not None:  # the calls' streams send their stop and close their sockets
@@ -164,6 +174,9 @@ async def start_switch(config: Config) -> Switch:
     conversations = Conversations(store, credentials.account_sid, config.conversation_services, calls.events,
                                   lambda: list(calls.live.values()))
     voice.conversations = conversations
+    voice.queues = Queues(store, credentials.account_sid, calls)  # <Enqueue>, <Dial><Queue>; the Queues API
+    voice.conferences = _conferences(store, credentials.account_sid, calls, voice, recordings)  # <Conference>
+    calls.events.subscribe(TwilioConferenceCallbacks(webhooks))
     # Media Streams (<Start>/<Connect><Stream>, Calls/{Sid}/Streams): upgrades signed as Twilio signs them.
     streams = StreamManager(calls.media, credentials.account_sid, notifications,
                             sign=lambda url: {"X-Twilio-Signature": compute_signature(credentials.auth_token, url)})
@@ -212,6 +225,7 @@ async def start_switch(config: Config) -> Switch:
     add_twilio_number_routes(app, credentials, numbers, config.base_url)
     add_twilio_application_routes(app, credentials, applications, config.base_url)
     add_twilio_sip_routes(app, credentials, sip_domains, config.base_url)
+    add_callcenter_routes(app, credentials, recordings, config.base_url, voice.conferences, voice.queues)
     add_twilio_account_routes(app, credentials, Accounts(store, credentials.account_sid))
     add_twilio_notification_routes(app, calls, notifications)
     add_twilio_stream_routes(app, calls, streams)
@@ -230,6 +244,29 @@ async def start_switch(config: Config) -> Switch:
     site = web.TCPSite(runner, config.http_host, config.http_port)
     await site.start()
     return switch
+
+
+def add_callcenter_routes(app: web.Application, credentials: Credentials, recordings: RecordingManager,
+                          base_url: str, conferences: ConferenceService | None = None,
+                          queues: QueueService | None = None) -> None:
+    """The Twilio Conferences (with their Participants and Recordings) and Queues (with their Members) APIs, each
+    mounted only when its manager is given."""
+    if conferences is not None:
+        add_twilio_conference_routes(app, credentials, conferences, base_url, recordings)
+    if queues is not None:
+        add_twilio_queue_routes(app, credentials, queues, base_url)
+
+
+def _conferences(store: Store, account_sid: str, calls: CallManager, voice: VoiceEngine,
+                 recordings: RecordingManager) -> Conferences:
+    """The conference rooms, mixed by the workers (`CallMedia.conferences`), announcing through the voice engine."""
+    rooms = Conferences(store, account_sid, calls.events, calls.media.conferences)
+    rooms.calls = calls
+    rooms.recorder = RoomRecorder(recordings, calls.media.conferences, rooms.add_recording)
+    rooms.beep_path = voice.beep_path
+    rooms.announcer = lambda url, method, conf: announcement(voice, url, method, conf)
+    calls.media.conferences.on_speaking = rooms.speaking
+    return rooms
 
 
 def _call_of_leg(calls: CallManager, leg: str) -> str | None:

@@ -14,7 +14,7 @@ https://www.twilio.com/docs/api/errors, gives each code a "Log Level"), and soft
   - 31105 *Invalid client name*: a ``<Dial><Client>`` identity that is empty, longer than 256 characters, or
     contains whitespace or control characters.
   - 13750 *TwiML verb not supported*: a real Twilio verb or noun that softswitch does not implement
-    (``<Enqueue>``, ``<Dial><Conference>``, ...). Twilio would run it; skipping it would change the call flow
+    (``<Pay>``, ``<Dial><Sim>``, ...). Twilio would run it; skipping it would change the call flow
     behind the app's back, so softswitch refuses the document instead.
 
 - **Warnings** are logged on the call (a Notification with ``Log`` 1) and the call goes on with the problem

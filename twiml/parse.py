@@ -18,8 +18,9 @@ sorts them (see :mod:`twiml.errors`):
   (speech in a language other than en-US, SSML markup, ``<Parameter>`` in ``<Hangup>``/``<Reject>``, stray text).
 - Errors, raised as :class:`~twiml.errors.TwimlError` at the first one: not well-formed XML (12100), the few
   attribute values Twilio logs at ERROR level (13338, 13621, 32501), a ``<Client>`` identity that is empty, too
-  long or has whitespace or control characters (31105), and a Twilio verb or noun softswitch does not implement
-  (13750).
+  long or has whitespace or control characters (31105), a Twilio verb or noun softswitch does not implement
+  (13750), and the call-center rules of :mod:`twiml.parse_callcenter` (a nameless ``<Conference>``, ``<Queue>`` or
+  ``<Enqueue>``, a ``<Dial>`` mixing a ``<Conference>`` or ``<Queue>`` with other nouns: 12200).
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ from twiml.errors import (
     DIAL_INVALID_NESTED_ELEMENT,
     DIAL_INVALID_PHONE_NUMBER,
     DIAL_SIP_INVALID_URI,
-    DIAL_TOO_MANY_URIS,
     GATHER_INVALID_NESTED_VERB,
     PARSE_FAILURE,
     SAY_INVALID_TEXT,
@@ -42,14 +42,16 @@ from twiml.errors import (
     TwimlError,
     TwimlWarning,
 )
+from twiml.parse_callcenter import CALLCENTER_CONTENT, CALLCENTER_NOUNS, CALLCENTER_VERBS
 from twiml.schema import ELEMENTS, SSML_TAGS, UNSUPPORTED, BadValue, client_identity
 from twiml.verbs import (
-    MAX_DIAL_NOUNS,
     MAX_STREAM_PARAMETERS,
     Client,
     Connect,
+    ConnectNoun,
     Conversation,
     Dial,
+    DialNoun,
     Gather,
     Hangup,
     Number,
@@ -86,22 +88,24 @@ VERBS: Final[Mapping[str, type[Verb]]] = {
     "Connect": Connect,
     "Start": Start,
     "Stop": Stop,
+    **CALLCENTER_VERBS,
 }
 """The verbs allowed directly under ``<Response>``."""
 
-NOUNS: Final[Mapping[str, type[Number | Sip | Client | Conversation | Stream]]] = {
+NOUNS: Final[Mapping[str, type[DialNoun | ConnectNoun]]] = {
     "Number": Number,
     "Sip": Sip,
     "Client": Client,
     "Conversation": Conversation,
     "Stream": Stream,
+    **CALLCENTER_NOUNS,
 }
 """The nouns, each allowed only inside its verb (see :data:`CHILDREN`)."""
 
 CHILDREN: Final[Mapping[str, frozenset[str]]] = {
     "Response": frozenset(VERBS),
     "Gather": frozenset({"Say", "Play", "Pause"}),
-    "Dial": frozenset({"Number", "Sip", "Client"}),
+    "Dial": frozenset({"Number", "Sip", "Client", *CALLCENTER_NOUNS}),
     "Client": frozenset({"Identity", "Parameter"}),
     "Connect": frozenset({"Conversation", "Stream"}),
     "Start": frozenset({"Stream"}),
@@ -345,23 +349,6 @@ def _reject(walker: _Walker, element: ET.Element, kwargs: dict[str, Any]) -> Rej
     return Reject(**kwargs)
 
 
-def _dial(walker: _Walker, element: ET.Element, kwargs: dict[str, Any]) -> Dial | None:
-    nouns = walker.children(element)
-    text = ((element.text or "") + "".join(child.tail or "" for child in element)).strip()
-    if text and nouns:
-        walker.warn(element, "<Dial> has both a number as text and nested nouns; the text was ignored")
-    elif text:
-        nouns = [Number(number=text)]
-    if not nouns:
-        walker.warn(element, "<Dial> has nothing to dial; it was skipped")
-        return None
-    if len(nouns) > MAX_DIAL_NOUNS:
-        walker.warn(element, f"<Dial> has {len(nouns)} nouns; only the first {MAX_DIAL_NOUNS} are rung",
-                    DIAL_TOO_MANY_URIS)
-        nouns = nouns[:MAX_DIAL_NOUNS]
-    return Dial(nouns=tuple(nouns), **kwargs)
-
-
 def _number(walker: _Walker, element: ET.Element, kwargs: dict[str, Any]) -> Number | None:
     number = walker.text(element)
     if not number:
@@ -487,7 +474,6 @@ _CONTENT: Final[Mapping[str, Callable[[_Walker, ET.Element, dict[str, Any]], Any
     "Redirect": _redirect,
     "Hangup": _hangup,
     "Reject": _reject,
-    "Dial": _dial,
     "Number": _number,
     "Sip": _sip,
     "Client": _client,
@@ -496,5 +482,6 @@ _CONTENT: Final[Mapping[str, Callable[[_Walker, ET.Element, dict[str, Any]], Any
     "Stream": _stream,
     "Start": _start,
     "Stop": _stop,
+    **CALLCENTER_CONTENT,  # Dial, Conference, Queue, Enqueue, Leave
 }
 """How to build each verb and noun in :data:`VERBS` and :data:`NOUNS`."""

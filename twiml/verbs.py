@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
 from twiml.errors import TwimlWarning
+from twiml.verbs_callcenter import Conference as Conference, Enqueue as Enqueue, Leave as Leave, Queue as Queue
+from twiml.verbtypes import HttpMethod as HttpMethod, Trim as Trim
 
-HttpMethod: TypeAlias = Literal["GET", "POST"]
 RecordMode: TypeAlias = Literal[
     "do-not-record",
     "record-from-answer",
@@ -26,7 +27,6 @@ RecordMode: TypeAlias = Literal[
     "record-from-answer-dual",
     "record-from-ringing-dual",
 ]
-Trim: TypeAlias = Literal["trim-silence", "do-not-trim"]
 RejectReason: TypeAlias = Literal["rejected", "busy"]
 RecordingEvent: TypeAlias = Literal["in-progress", "completed", "absent"]
 CallEvent: TypeAlias = Literal["initiated", "ringing", "answered", "completed"]
@@ -301,7 +301,7 @@ class Client:
     status_callback_event: tuple[CallEvent, ...] = ("completed",)
 
 
-DialNoun: TypeAlias = Number | Sip | Client
+DialNoun: TypeAlias = Number | Sip | Client | Conference | Queue
 
 MAX_DIAL_NOUNS = 10
 """Twilio rings at most ten nouns at once, whatever their kinds."""
@@ -331,7 +331,8 @@ class Dial:
         refer_url (``referUrl``, ``None``): URL requested when the dialed party sends a SIP REFER; its TwiML
             runs on the caller.  ``None``: a REFER is refused (Twilio's error 13802).
         refer_method (``referMethod``, ``"POST"``): ``GET`` or ``POST`` for ``refer_url``.
-        nouns: the ``Number``/``Sip``/``Client`` to ring, 1..10 (:data:`MAX_DIAL_NOUNS`) of any mix.
+        nouns: the ``Number``/``Sip``/``Client`` to ring, 1..10 (:data:`MAX_DIAL_NOUNS`) of any mix; or exactly
+            one ``Conference`` or ``Queue`` (:mod:`twiml.verbs_callcenter`), alone.
 
     Accepted and ignored: ``recordingTrack``, ``recordingConfigurationId``, ``events``, ``passports``.
     """
@@ -467,7 +468,9 @@ class Connect:
     method: HttpMethod = "POST"
 
 
-Verb: TypeAlias = Say | Play | Pause | Gather | Record | Redirect | Hangup | Reject | Dial | Connect | Start | Stop
+Verb: TypeAlias = (
+    Say | Play | Pause | Gather | Record | Redirect | Hangup | Reject | Dial | Connect | Start | Stop | Enqueue | Leave
+)
 """A verb that may appear directly under ``<Response>``."""
 
 

@@ -104,14 +104,14 @@ class ParticipantCreate:
     early_media: bool = True
     coaching: bool = False
     call_sid_to_coach: str | None = None
-    timeout: int = 30
+    timeout: int = 60  # Twilio: 5..600 s, default 60
     time_limit: int = 14400
     status_callback: str | None = None
     status_callback_method: str = "POST"
-    status_callback_event: tuple[str, ...] = ()
+    status_callback_event: tuple[str, ...] = ("completed",)  # Twilio's default
     conference_status_callback: str | None = None
     conference_status_callback_method: str = "POST"
-    conference_status_callback_event: tuple[str, ...] = ()
+    conference_status_callback_event: tuple[str, ...] = ("start", "end")  # Twilio's default
     conference_record: str = "do-not-record"
     conference_trim: str = "trim-silence"
     conference_recording_status_callback: str | None = None
@@ -135,6 +135,20 @@ class ConferenceFilter:
     updated_on: dt.date | None = None
     updated_before: dt.date | None = None
     updated_after: dt.date | None = None
+
+    def keep(self, conf: Conference) -> bool:
+        """Whether `conf` passes every filter given (dates compare by UTC day)."""
+        created, updated = conf.date_created.astimezone(dt.UTC).date(), conf.date_updated.astimezone(dt.UTC).date()
+        return all((
+            self.friendly_name is None or conf.friendly_name == self.friendly_name,
+            self.status is None or conf.status is self.status,
+            self.created_on is None or created == self.created_on,
+            self.created_before is None or created <= self.created_before,
+            self.created_after is None or created >= self.created_after,
+            self.updated_on is None or updated == self.updated_on,
+            self.updated_before is None or updated <= self.updated_before,
+            self.updated_after is None or updated >= self.updated_after,
+        ))
 
 
 class ConferenceService(Protocol):

@@ -28,6 +28,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from switch.core.conference_model import Conference, Participant
 from switch.core.model import Call, CallbackEvent, event_for_status
 from switch.core.recording_model import Recording, RecordingStatus
 from switch.core.status import CallStatus
@@ -142,8 +143,29 @@ class MachineDetected:
     at: dt.datetime
 
 
+@dataclass(frozen=True)
+class ConferenceEvent:
+    """Something happened in a conference that its status callback asked for (`switch.core.conferences`).
+
+    `kind` is one of `switch.core.conferences.EVENT_KINDS` (conference-start, participant-join, ...); `conference`
+    and `participant` are copies taken at the change; `sequence` numbers the conference's events from 1; `reason`
+    says why a conference ended or a participant left; `ending` is the participant whose leaving ended it.
+    """
+
+    kind: str
+    conference: Conference
+    participant: Participant | None
+    url: str
+    method: str
+    sequence: int
+    at: dt.datetime
+    reason: str | None = None
+    ending: Participant | None = None
+    call_status: str | None = None  # a leaving participant's call status
+
+
 CallEvent = (CallStatusChanged | RecordingStarted | RecordingStatusChanged | DialLegPlaced
-             | ConversationLegPlaced | ConversationRouting | MachineDetected)
+             | ConversationLegPlaced | ConversationRouting | MachineDetected | ConferenceEvent)
 Handler = Callable[[CallEvent], None]
 
 

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from media.audio import read_wav, write_wav
 from media.recording import finalize, leg_path
+from media.trim import trim_silence
 from switch.core.recording_model import RecordingProblem
 
 NOT_CAPTURED = RecordingProblem.NOTHING_CAPTURED
@@ -57,3 +59,19 @@ def produce(base: Path, out: Path, channels: Literal[1, 2], trim: bool) -> Outco
     for leg in legs:
         leg.unlink(missing_ok=True)
     return outcome
+
+
+def finish_wav(path: Path, trim: bool) -> Outcome:
+    """Thread: a recording written as a WAV by someone else (a conference's mix) -> its final WAV, trimmed of
+    leading and trailing silence when asked; absent when missing, empty or all silence."""
+    if not path.exists() or path.stat().st_size <= 44:
+        path.unlink(missing_ok=True)
+        return Outcome(problem=NOT_CAPTURED)
+    samples, rate = read_wav(path)
+    if trim:
+        samples = trim_silence(samples, rate)
+    if len(samples) == 0:
+        path.unlink(missing_ok=True)
+        return Outcome(problem=SILENT)
+    write_wav(path, samples, rate)
+    return Outcome(duration=max(1, round(len(samples) / rate)))

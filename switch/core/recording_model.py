@@ -39,6 +39,7 @@ class RecordingSource(enum.StrEnum):
     DIAL = "dial"  # <Dial record>, <Conversation record>
     RECORD = "record"  # <Record>
     API = "api"  # a REST request to record a call in progress
+    CONFERENCE = "conference"  # <Conference record="record-from-start">: the room's mix
 
 
 class RecordingProblem(enum.StrEnum):

@@ -41,7 +41,7 @@ from switch.core.events import RecordingStarted, RecordingStatusChanged
 from switch.core.model import Call, new_sid, utcnow
 from switch.core.notifications import WARNING, Notifications
 from switch.core.paging import Cursor, in_list_order, keyset_sql
-from switch.core.recording_files import NOT_CAPTURED, Outcome, discard, produce, track_layout
+from switch.core.recording_files import NOT_CAPTURED, Outcome, discard, finish_wav, produce, track_layout
 from switch.core.recording_model import (
     Recording as Recording,  # re-exported: the REST edges use them
     RecordingFilter as RecordingFilter,
@@ -383,6 +383,28 @@ class RecordingManager:
         if capture.recording.status.capturing:
             self._set_status(capture.recording, RecordingStatus.STOPPED)
         return await self._finish(capture)
+
+    # -- recordings whose file is written elsewhere: a conference's mix (switch.core.conference_recording) --
+    def open_mix(self, call_sid: str, conference_sid: str, trim: bool, status_callback: str | None,
+                 status_callback_method: str, status_callback_events: tuple[str, ...]) -> Recording:
+        """A mono recording in progress whose WAV someone else writes at `wav_path(sid)`; `close_mix` ends it."""
+        now = self.clock()
+        rec = Recording(sid=new_sid("RE"), account_sid=self.account_sid, call_sid=call_sid, channels=1,
+                        source=RecordingSource.CONFERENCE, status=RecordingStatus.IN_PROGRESS, date_created=now,
+                        date_updated=now, start_time=now, conference_sid=conference_sid, trim=trim,
+                        status_callback=status_callback, status_callback_method=status_callback_method.upper(),
+                        status_callback_events=status_callback_events)
+        self._save(rec)
+        self.calls.events.emit(RecordingStarted(dataclasses.replace(rec), now))
+        return rec
+
+    async def close_mix(self, rec: Recording) -> Recording:
+        """`open_mix`'s file is complete: trim and measure it, then completed (or absent) with its callback."""
+        self._set_status(rec, RecordingStatus.PROCESSING)
+        outcome = await asyncio.to_thread(finish_wav, self.wav_path(rec.sid), rec.trim)
+        rec.duration, rec.problem = outcome.duration, outcome.problem
+        self._set_status(rec, RecordingStatus.ABSENT if outcome.problem else RecordingStatus.COMPLETED)
+        return dataclasses.replace(rec)
 
     # -- finishing ----------------------------------------------------------------------------------
     def _finish(self, capture: _Capture) -> asyncio.Task[Recording]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import enum
 import sqlite3
 import typing
 from collections.abc import Callable, Iterable
@@ -54,6 +55,8 @@ class RecordTable(Generic[R]):
                     value = bool(value)
                 elif hint is int:
                     value = int(value)
+                elif isinstance(hint, type) and issubclass(hint, enum.Enum):
+                    value = hint(value)
             values[name] = value
         return self._record(**values)
 
@@ -84,6 +87,10 @@ class RecordTable(Generic[R]):
                             [*self._to_row(item), key])
         self._rows[key] = item
         return item
+
+    def put(self, item: R) -> R:
+        """Write `item`, new or not."""
+        return self.replace(item) if getattr(item, self._key) in self._rows else self.insert(item)
 
     def delete(self, keys: Iterable[str]) -> int:
         """Remove the records `keys` (those that exist); how many went."""

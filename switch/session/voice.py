@@ -26,11 +26,13 @@ from media.tones import ringback, sine
 from switch.core.amd import MachineDetection
 from switch.core.call_events import HttpExchange
 from switch.core.calls import CallManager
+from switch.core.conferences import Conferences
 from switch.core.conversations import Conversations
 from switch.core.errors import RequestError
 from switch.core.logs import CALL_SID, call_context
 from switch.core.model import Call, Direction
 from switch.core.notifications import ERROR, WARNING, Notifications
+from switch.core.queues import Queues
 from switch.core.recordings import RecordingManager
 from switch.core.status import CallStatus
 from switch.core.streams import StreamManager
@@ -223,6 +225,10 @@ class VoiceEngine:
         self.streams: StreamManager | None = None
         # The recognizer and the transcriptions (<Gather input="speech">, <Record transcribe>); wired in by the app.
         self.transcriptions: Transcriptions | None = None
+        # The call queues <Enqueue> and <Dial><Queue> use (switch.core.queues); wired in by the application.
+        self.queues: Queues | None = None
+        # The conference rooms <Dial><Conference> seats calls in (switch.core.conferences); wired in likewise.
+        self.conferences: Conferences | None = None
 
     def ringback_path(self, country: str) -> Path:
         """The ringback tone of `country` as a WAV (written once per country)."""

@@ -26,6 +26,8 @@ from switch.core.service import NewCall
 from switch.core.status import CallStatus
 from switch.session.voice import LiveCall
 from switch.verbs.base import Task, run_session
+from switch.verbs.dial_conference import dial_conference
+from switch.verbs.dial_queue import dial_queue
 from switch.verbs.dial_refer import watch_refers
 from switch.verbs.dial_state import Caller, DialState, Phase
 from switch.workers.media import MediaError
@@ -59,7 +61,7 @@ class DialResult:
         return (*out, *self.recording)
 
 
-def _child_request(parent: Call, dial: verbs.Dial, noun: verbs.DialNoun, document_url: str | None) -> NewCall:
+def _child_request(parent: Call, dial: verbs.Dial, noun: RingNoun, document_url: str | None) -> NewCall:
     events = frozenset(CallbackEvent(e) for e in noun.status_callback_event)
     common: dict[str, object] = {
         "from_": dial.caller_id or parent.from_,
@@ -95,13 +97,21 @@ def _machine_detection(noun: verbs.Number | verbs.Sip, document_url: str | None)
     }
 
 
-def request_target(noun: verbs.DialNoun) -> str:
+def request_target(noun: RingNoun) -> str:
     """How a noun is named in a notification: its number, SIP URI or client identity."""
     if isinstance(noun, verbs.Sip):
         return noun.uri
     if isinstance(noun, verbs.Client):
         return f"client:{noun.identity}"
     return noun.number
+
+
+RingNoun = verbs.Number | verbs.Sip | verbs.Client
+"""A noun `<Dial>` rings (a `<Conference>` or `<Queue>` runs its own way: `Dial.run`)."""
+
+
+def ringing_nouns(dial: verbs.Dial) -> tuple[RingNoun, ...]:
+    return tuple(n for n in dial.nouns if isinstance(n, verbs.Number | verbs.Sip | verbs.Client))
 
 
 class DialSession:
@@ -133,7 +143,7 @@ class DialSession:
             elif self.live.answered:
                 await self._caller_ready()
             winner = None
-            nouns = self.dial.nouns
+            nouns = ringing_nouns(self.dial)
             groups = [[n] for n in nouns] if self.dial.sequential else [list(nouns)]
             for group in groups:
                 if self.state.caller_failed:
@@ -254,10 +264,10 @@ class DialSession:
         path = self.live.engine.ringback_path(self.dial.ring_tone)
         return await self.live.play(path, loop_forever=True)
 
-    async def _ring(self, nouns: list[verbs.DialNoun]) -> Call | None:
+    async def _ring(self, nouns: list[RingNoun]) -> Call | None:
         """Ring `nouns` at once; the first to answer (and accept any whisper) wins, the rest are cancelled."""
         queue: asyncio.Queue[Call] = asyncio.Queue()
-        ringing: dict[str, verbs.DialNoun] = {}
+        ringing: dict[str, RingNoun] = {}
         for noun in nouns:
             try:
                 request = _child_request(self.parent, self.dial, noun, self.document_url)
@@ -329,7 +339,7 @@ class DialSession:
             self.live.engine.background.spawn(self.live.engine.recordings.attach(state.recording, 1, child.sid),
                                               self.parent.sid)
 
-    async def _whisper(self, child: Call, noun: verbs.DialNoun) -> bool:
+    async def _whisper(self, child: Call, noun: RingNoun) -> bool:
         """Run the noun's `url` TwiML on the called party; False when it declined (hung up)."""
         assert noun.url is not None
         engine = self.live.engine
@@ -434,6 +444,11 @@ class Dial(Task[verbs.Dial]):
     verb = verbs.Dial
 
     async def run(self, call: LiveCall) -> Outcome:
+        noun = self.v.nouns[0] if len(self.v.nouns) == 1 else None
+        if isinstance(noun, verbs.Conference):  # alone in its <Dial> (the parser sees to it)
+            return await dial_conference(call, self.v, noun, self.document_url)
+        if isinstance(noun, verbs.Queue):
+            return await dial_queue(call, self.v, noun, self.document_url)
         action = resolve(self.document_url, self.v.action) if self.v.action else None
         session = DialSession(call, self.v, self.document_url)
         result = await run_session(call, session, action, self.v.method)

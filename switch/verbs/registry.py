@@ -10,8 +10,10 @@ from __future__ import annotations
 from switch.verbs.base import Task
 from switch.verbs.connect import Connect
 from switch.verbs.dial import Dial
+from switch.verbs.enqueue import Enqueue
 from switch.verbs.gather import Gather
 from switch.verbs.hangup import Hangup
+from switch.verbs.leave import Leave
 from switch.verbs.pause import Pause
 from switch.verbs.play import Play
 from switch.verbs.record import Record
@@ -23,7 +25,8 @@ from switch.verbs.stop import Stop
 
 TASKS: dict[type, type[Task]] = {  # type: ignore[type-arg]
     task.verb: task
-    for task in (Say, Play, Pause, Gather, Record, Dial, Connect, Redirect, Hangup, Reject, Start, Stop)
+    for task in (Say, Play, Pause, Gather, Record, Dial, Connect, Redirect, Hangup, Reject, Start, Stop,
+                 Enqueue, Leave)
 }
 
 

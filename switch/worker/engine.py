@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from switch.worker.conference import ConferenceManager
 from switch.worker.dialog import fold as fold_dialog
 from switch.worker.leg import Leg, LocalAccount
 from switch.worker.media import MediaManager, PlayerEof
@@ -143,6 +144,7 @@ class Engine:
         self.legs: dict[str, Leg] = {}
         self.media = MediaManager(emit, self.submit)
         self.taps = TapManager(self.media, emit)  # audio to the control plane and back (switch.worker.media_taps)
+        self.conferences = ConferenceManager(self.media, emit, self.submit, self._has_media)  # worker.conference
         self.transfers = Transfers()  # REFERs: switch.worker.refer
         self.guard = RxGuard()
         self.tracer = SipTracer(emit, config.log_level) if config.sip_trace else None
@@ -235,6 +237,7 @@ class Engine:
 
     def stop(self) -> None:
         """Hang up every leg, let the BYEs/CANCELs leave, and destroy the library."""
+        self.conferences.close_all()  # members leave with reason `shutdown`, before their legs end
         for leg in list(self.legs.values()):
             self._hangup(leg, 503 if not leg.answered else 200)
         deadline = time.monotonic() + 1.0
@@ -297,8 +300,14 @@ class Engine:
             if leg is None or not leg.has_media:
                 raise MediaUnavailable(f"leg {leg_id} has no active audio")
 
+    def _has_media(self, leg_id: str) -> bool:
+        leg = self.legs.get(leg_id)
+        return leg is not None and leg.has_media
+
     def _media_command(self, command: Work) -> None:
         media = self.media
+        if self.conferences.handle(command):  # conference commands, and tap/play/record ids of conferences
+            return
         try:
             match command:
                 case PlayerEof():

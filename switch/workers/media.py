@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from media.errors import MediaError
+from switch.workers.conference_mix import ConferenceMixer
 from switch.workers.media_taps import AudioTap, Taps
 from switch.workers.protocol import (
     AllowRefer,
@@ -100,6 +101,7 @@ class CallMedia:
         self._refers: dict[str, asyncio.Queue[ReferEvent]] = {}  # call sid -> its REFERs, while someone listens
         self.legs = legs  # call sid -> the live leg (owned by the call engine)
         self.taps = Taps()  # audio taps (switch.workers.media_taps)
+        self.conferences = ConferenceMixer(send, legs)  # conference mixing (switch.workers.conference_mix)
 
     def worker_lost(self, worker: int) -> None:
         """Fail every pending operation of a dead worker; its recordings end with what reached the disk."""
@@ -113,6 +115,7 @@ class CallMedia:
         for key in [k for k in self._acks if k.startswith(prefix)]:
             self._answer(key, error)
         self.taps.worker_lost(worker)
+        self.conferences.worker_lost(worker)
 
     def _state(self, call_sid: str) -> MediaLeg:
         state = self.legs.get(call_sid)
@@ -305,6 +308,8 @@ class CallMedia:
     # -- worker events -----------------------------------------------------------------------------
     def on_event(self, call_sid: str | None, event: Event) -> None:
         """A media event: by id (plays, recordings, bridges, attaches, levels, taps), or of the call `call_sid`."""
+        if self.conferences.on_event(event):  # conference events, and its links', plays' and recordings' ids
+            return
         if isinstance(event, TapEvent):
             self.taps.on_event(event)
             return

@@ -21,6 +21,7 @@ Every command that can fail has its own failure event, and the worker answers ea
     RecordAttach    RecordAttached                  RecordAttachFailed
     Bridge          Bridged                         BridgeFailed
     TapStart        TapStarted (then TapAudio...)   TapFailed       (switch.workers.protocol_audio)
+    ConfJoin        ConfJoined                      ConfFailed      (switch.workers.protocol_conf)
 
 `AllowRefer` and `ReferNotify` cannot fail either (a REFER is answered by the worker itself: `ReferReceived`
 when it accepted it, `ReferRefused` when not; see `switch.worker.refer`).
@@ -69,6 +70,22 @@ from switch.workers.protocol_base import (
     VersionMismatch as VersionMismatch,
     sip_text as sip_text,
 )
+from switch.workers.protocol_conf import (  # the conferences, re-exported here with the rest
+    CONF_COMMANDS,
+    CONF_EVENTS,
+    ConfCommand as ConfCommand,
+    ConfEvent as ConfEvent,
+    ConfFailed as ConfFailed,
+    ConfJoin as ConfJoin,
+    ConfJoined as ConfJoined,
+    ConfLeave as ConfLeave,
+    ConfLeft as ConfLeft,
+    ConfLink as ConfLink,
+    ConfMute as ConfMute,
+    ConfPlay as ConfPlay,
+    ConfRecord as ConfRecord,
+    ConfSpeaking as ConfSpeaking,
+)
 from switch.workers.protocol_media import (  # the media messages, re-exported here with the rest
     Bridge as Bridge,
     Bridged as Bridged,
@@ -89,7 +106,7 @@ from switch.workers.protocol_media import (  # the media messages, re-exported h
     Unbridge as Unbridge,
 )
 
-PROTOCOL_VERSION = 7  # 3: DialogChanged; 4: Ended.rtp; 5: SipMessage; 6: Incoming.headers; 7: audio taps
+PROTOCOL_VERSION = 8  # 3: DialogChanged; 4: Ended.rtp; 5: SipMessage; 6: Incoming.headers; 7: taps; 8: conferences
 MAX_MESSAGE = 1 << 20
 HEADER = struct.Struct(">I")  # the length of the JSON body that follows
 # -- commands: calls ----------------------------------------------------------------------------------
@@ -387,13 +404,13 @@ class ReferRefused(Event, tag="refer_refused", frozen=True, kw_only=True):
 
 COMMANDS: tuple[type[Command], ...] = (
     Dial, Ring, Answer, Hangup, SendDtmf, AllowRefer, ReferNotify, Play, StopPlay, Record, RecordAttach, PauseRecord,
-    StopRecord, Bridge, Unbridge, Shutdown, *TAP_COMMANDS,
+    StopRecord, Bridge, Unbridge, Shutdown, *TAP_COMMANDS, *CONF_COMMANDS,
 )
 EVENTS: tuple[type[Event], ...] = (
     Hello, Fatal, Log, EventsDropped, Incoming, InviteSent, DialFailed, Progress, Answered, Ended, MediaReady,
     HoldChanged, DialogChanged, DtmfReceived, RingFailed, AnswerFailed, HangupFailed, DtmfFailed, ReferReceived,
     ReferRefused, PlayDone, PlayFailed, RecordDone, RecordFailed, RecordAttached, RecordAttachFailed, TapLevel,
-    Bridged, BridgeFailed, SipMessage, *TAP_EVENTS,
+    Bridged, BridgeFailed, SipMessage, *TAP_EVENTS, *CONF_EVENTS,
 )
 Message = Command | Event
 # Events about one leg (`leg` names it; the control plane finds its call by it).
@@ -401,7 +418,7 @@ LegEvent = (InviteSent | DialFailed | Progress | Answered | Ended | MediaReady |
             | DtmfReceived | RingFailed | AnswerFailed | HangupFailed | DtmfFailed | ReferReceived | ReferRefused)
 # Answers to media commands, matched by the command's `id`.
 MediaResult = (PlayDone | PlayFailed | RecordDone | RecordFailed | RecordAttached | RecordAttachFailed | TapLevel
-               | Bridged | BridgeFailed | TapEvent)
+               | Bridged | BridgeFailed | TapEvent | ConfEvent)  # conference events: by their `conf`
 
 _ENCODER = msgspec.json.Encoder()
 _COMMAND_DECODER: msgspec.json.Decoder[Any] = msgspec.json.Decoder(Union[COMMANDS])  # type: ignore[valid-type]  # noqa: UP007

@@ -180,7 +180,7 @@ def _errors_of(switch: SwitchProcess, sid: str) -> list[int]:
 @pytest.mark.parametrize(("path", "responder", "code"), [
     ("/broken-500", lambda _h: (500, "oops", "text/plain"), 11200),
     ("/not-xml", lambda _h: (200, "<Response><Say>unclosed", "text/xml"), 12100),
-    ("/unsupported-verb", lambda _h: (200, "<Response><Enqueue>q</Enqueue></Response>", "text/xml"), 13750),
+    ("/unsupported-verb", lambda _h: (200, "<Response><Pay/></Response>", "text/xml"), 13750),
     ("/error-attribute", lambda _h: (200, "<Response><Gather actionOnEmptyResult='no way'/></Response>",
                                      "text/xml"), 13338),
     ("/json", lambda _h: (200, '{"say": "hi"}', "application/json"), 12300),

@@ -107,7 +107,7 @@ def test_an_unsupported_verb_is_an_error_the_caller_hears_the_application_error(
         switch: SwitchProcess, app: WebhookSink, tmp_path: Path) -> None:
     response = VoiceResponse()
     response.play(app.url("/tone600.wav"))
-    response.enqueue("support")
+    response.pay()
     app.twiml("/enqueue", str(response))
     heard = tmp_path / "enqueue.wav"
     sid = _run(switch, app, "/enqueue", heard)
@@ -120,4 +120,4 @@ def test_an_unsupported_verb_is_an_error_the_caller_hears_the_application_error(
     assert band_energy_ratio(samples[start: start + 6400], 8000, 600.0) < 0.3  # ...first: no tone before it
     wait_until(lambda: len(_notifications(switch, sid)) == 1, what="one error")
     assert _notifications(switch, sid) == [
-        ("0", "13750", "<Enqueue> is a Twilio verb softswitch does not support")]
+        ("0", "13750", "<Pay> is a Twilio verb softswitch does not support")]

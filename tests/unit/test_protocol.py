@@ -67,6 +67,12 @@ SAMPLES: list[Message] = [
     P.TapSend(id="w0:t1", payload=b"\xff\x7f" * 80),
     P.TapMark(id="w0:t1", name="greeting"),
     P.TapClear(id="w0:t1"),
+    P.ConfJoin(conf="CF1", leg="CA1", muted=True),
+    P.ConfMute(conf="CF1", leg="CA1", muted=False),
+    P.ConfLeave(conf="CF1", leg="CA1"),
+    P.ConfLink(conf="CF1", id="w0:L4"),
+    P.ConfPlay(conf="CF1", id="w0:cp5", path="/tmp/beep.wav"),
+    P.ConfRecord(conf="CF1", id="w0:cr6", path="/tmp/conf.wav"),
     Hello(version=PROTOCOL_VERSION, worker=1, capacity=4, sip="127.0.0.1:5061", pid=4242),
     Fatal(message="worker 1 could not start on 127.0.0.1:5061: address in use"),
     Log(level="warning", message="héllo ☎ \n \"quoted\""),
@@ -111,6 +117,10 @@ SAMPLES: list[Message] = [
     P.TapAudio(id="w0:t1", track="inbound", seq=7, ms=140, payload=bytes(range(160))),
     P.TapMarkPlayed(id="w0:t1", name="greeting", cleared=True),
     P.TapEnded(id="w0:t1", reason="hangup"),
+    P.ConfJoined(conf="CF1", leg="CA1"),
+    P.ConfFailed(conf="CF1", leg="CA2", error="leg CA2 is bridged: unbridge it first"),
+    P.ConfLeft(conf="CF1", leg="CA1", reason="hangup"),
+    P.ConfSpeaking(conf="CF1", leg="CA1", speaking=True, t=6.0),
 ]
 
 
@@ -167,7 +177,8 @@ def test_routing_unions_partition_the_call_and_media_events() -> None:
     assert not legs & media
     # SipMessage names a leg but goes to the SIP ladder (switch.core.call_events), not to the leg's call
     assert set(EVENTS) - legs - media == {Hello, Fatal, Log, EventsDropped, P.Incoming, P.SipMessage}
-    assert all("leg" in e.__struct_fields__ for e in legs) and all("id" in e.__struct_fields__ for e in media)
+    assert all("leg" in e.__struct_fields__ for e in legs)
+    assert all("id" in e.__struct_fields__ or "conf" in e.__struct_fields__ for e in media)  # conferences: by conf
 
 
 # -- encoding and decoding ---------------------------------------------------------------------------
@@ -252,7 +263,8 @@ def test_hello_of_our_version_and_fatal_are_accepted() -> None:
     b'{"ev":"hello","version":4,"worker":0,"capacity":8,"sip":"127.0.0.1:5062","pid":1234}',  # no SipMessage
     b'{"ev":"hello","version":5,"worker":0,"capacity":8,"sip":"127.0.0.1:5062","pid":1234}',  # no Incoming.headers
     b'{"ev":"hello","version":6,"worker":0,"capacity":8,"sip":"127.0.0.1:5062","pid":1234}',  # no audio taps
-    b'{"ev":"hello","version":8,"worker":0,"capacity":8,"sip":"h:1","pid":1,"zone":"eu"}',  # a newer one
+    b'{"ev":"hello","version":7,"worker":0,"capacity":8,"sip":"127.0.0.1:5062","pid":1234}',  # no conferences
+    b'{"ev":"hello","version":9,"worker":0,"capacity":8,"sip":"h:1","pid":1,"zone":"eu"}',  # a newer one
     b'{"ev":"hello"}',
 ])
 def test_another_version_is_refused(body: bytes) -> None:

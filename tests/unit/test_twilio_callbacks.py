@@ -143,5 +143,5 @@ def test_recording_events_become_recording_status_callbacks(store: Store) -> Non
 
 def test_recording_sources_in_twilios_words() -> None:
     assert [recording_source(s) for s in RecordingSource] == [
-        "OutboundAPI", "DialVerb", "RecordVerb", "StartCallRecordingAPI"]
+        "OutboundAPI", "DialVerb", "RecordVerb", "StartCallRecordingAPI", "Conference"]
     assert recording_source("DialVerb") == "DialVerb"  # a row an older release wrote

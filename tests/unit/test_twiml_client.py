@@ -302,8 +302,8 @@ def test_client_is_no_longer_13750() -> None:
 
 
 def test_other_dial_nouns_are_still_13750() -> None:
-    error = error_of("<Dial><Client>alice</Client><Queue>support</Queue></Dial>")
-    assert error.code == VERB_NOT_SUPPORTED and "<Queue> is a Twilio noun of <Dial>" in error.message
+    error = error_of("<Dial><Client>alice</Client><Sim>DE1</Sim></Dial>")
+    assert error.code == VERB_NOT_SUPPORTED and "<Sim> is a Twilio noun of <Dial>" in error.message
 
 
 def test_tables_know_client() -> None:

@@ -560,13 +560,13 @@ BILLION_LAUGHS = (DATA / "invalid-12100-billion-laughs.xml").read_text()
         pytest.param(b"<Response>\xff</Response>", PARSE_FAILURE, "not well-formed", id="bad-utf8"),
         pytest.param(BILLION_LAUGHS, PARSE_FAILURE, "DOCTYPE", id="billion-laughs"),
         pytest.param(
-            "<Response><Enqueue>q</Enqueue></Response>", VERB_NOT_SUPPORTED, "does not support", id="unsupported"
+            "<Response><Pay/></Response>", VERB_NOT_SUPPORTED, "does not support", id="unsupported"
         ),
         pytest.param(
-            "<Response><Dial><Conference>room</Conference></Dial></Response>",
+            "<Response><Dial><Sim>DE1</Sim></Dial></Response>",
             VERB_NOT_SUPPORTED,
-            "<Conference> is a Twilio noun of <Dial>",
-            id="conference",
+            "<Sim> is a Twilio noun of <Dial>",
+            id="dial-sim",
         ),
         pytest.param(
             "<Response><Connect><Room>r</Room></Connect></Response>",
@@ -632,7 +632,7 @@ def test_nothing_is_returned_when_a_late_verb_is_bad() -> None:
     r = VoiceResponse()
     r.say("first")
     r.hangup()
-    r.enqueue("support")
+    r.pay()
     assert error_of(str(r)).code == VERB_NOT_SUPPORTED
 
 

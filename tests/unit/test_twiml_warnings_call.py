@@ -52,13 +52,13 @@ async def test_warnings_of_inline_twiml_are_recorded_too(switch: FakeSwitch) -> 
 
 async def test_an_unsupported_verb_is_an_error_and_the_caller_hears_the_application_error(
         switch: FakeSwitch) -> None:
-    switch.app.documents[VOICE] = "<Response><Say>Hold on</Say><Enqueue>support</Enqueue></Response>"
+    switch.app.documents[VOICE] = "<Response><Say>Hold on</Say><Pay/></Response>"
     switch.pool.far_end("alice", answer(after=1))
     await switch.call_out(ALICE, url=VOICE)
     await switch.ended("alice")
     assert switch.pool.trace == ["dial alice", f"play alice {SORRY}", "hangup alice 200"]  # nothing of it ran
     assert _notes(switch, "alice") == [
-        (ERROR, 13750, "<Enqueue> is a Twilio verb softswitch does not support", VOICE)]
+        (ERROR, 13750, "<Pay> is a Twilio verb softswitch does not support", VOICE)]
 
 
 async def test_an_error_level_attribute_uses_the_fallback_url(switch: FakeSwitch) -> None:

@@ -46,6 +46,7 @@ SOURCES: dict[str, str] = {
     RecordingSource.DIAL: "DialVerb",
     RecordingSource.RECORD: "RecordVerb",
     RecordingSource.API: "StartCallRecordingAPI",
+    RecordingSource.CONFERENCE: "Conference",
 }
 _REPORTED = (RecordingStatus.COMPLETED, RecordingStatus.ABSENT)
 # What a call-progress status callback reports (the `event` it is stored with): the ones SequenceNumber counts.
@@ -127,6 +128,8 @@ def recording_callback_params(rec: Recording, event: str, media_url: str) -> lis
         ("RecordingUrl", media_url),
         ("RecordingStatus", event),
     ]
+    if rec.conference_sid:
+        params.append(("ConferenceSid", rec.conference_sid))
     if rec.status.final:
         params.append(("RecordingDuration", str(rec.duration or 0)))
     params += [

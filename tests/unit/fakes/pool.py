@@ -42,7 +42,7 @@ LostSink = Callable[[int], None]
 HANDLED: tuple[type[p.Command], ...] = (
     p.Dial, p.Ring, p.Answer, p.Hangup, p.SendDtmf, p.AllowRefer, p.ReferNotify, p.Play, p.StopPlay, p.Record,
     p.RecordAttach, p.PauseRecord, p.StopRecord, p.Bridge, p.Unbridge, p.Shutdown, p.TapStart, p.TapStop, p.TapSend,
-    p.TapMark, p.TapClear,
+    p.TapMark, p.TapClear, p.ConfJoin, p.ConfMute, p.ConfLeave, p.ConfLink, p.ConfPlay, p.ConfRecord,
 )
 HANGUP_REASONS = {200: "Normal call clearing", 404: "Not Found", 486: "Busy Here", 487: "Request Terminated",
                   500: "Server Internal Error", 503: "Service Unavailable", 603: "Decline"}
@@ -58,6 +58,7 @@ class FakePool:
         self.on_event: EventSink | None = None
         self.on_lost: LostSink | None = None
         self.commands: list[tuple[int, p.Command]] = []
+        self._room_recordings: set[str] = set()  # ConfRecord ids until their StopRecord
         self.trace: list[str] = []
         self.events: list[tuple[int, p.Event]] = []
         self.legs: dict[str, FakeLeg] = {}  # leg id -> leg
@@ -367,6 +368,9 @@ class FakePool:
                 rec = self._recordings.get(command.id)
                 if rec is not None:
                     self._stop_recording(rec, "stopped")
+                elif command.id in self._room_recordings:
+                    self._room_recordings.discard(command.id)
+                    self.emit(worker, p.RecordDone(id=command.id, frames=0, reason="stopped"))
             case p.Bridge():
                 self._bridge(worker, command)
             case p.AllowRefer():
@@ -380,8 +384,29 @@ class FakePool:
                     leg.refer_pending = not command.final
             case p.TapStart() | p.TapStop() | p.TapMark():
                 self._tap(worker, command)
+            case p.ConfJoin() | p.ConfLeave() | p.ConfLink() | p.ConfPlay() | p.ConfRecord():
+                self._conference(worker, command)
             case _:
-                pass  # Ring, Unbridge, Shutdown, TapSend, TapClear: nothing comes back
+                pass  # Ring, Unbridge, Shutdown, TapSend, TapClear, ConfMute: nothing comes back
+
+    def _conference(self, worker: int, command: p.ConfJoin | p.ConfLeave | p.ConfLink | p.ConfPlay | p.ConfRecord
+                    ) -> None:
+        """Rooms hear nothing here: a leg with audio joins, leaves at once; links start; plays end at once; a
+        room's recording ends (empty) when stopped."""
+        if isinstance(command, p.ConfJoin):
+            leg = self._leg(command.leg)
+            if leg is None or not leg.media:
+                self.emit(worker, p.ConfFailed(conf=command.conf, leg=command.leg, error="no audio on the leg"))
+            else:
+                self.emit(worker, p.ConfJoined(conf=command.conf, leg=command.leg))
+        elif isinstance(command, p.ConfLeave):
+            self.emit(worker, p.ConfLeft(conf=command.conf, leg=command.leg, reason="left"))
+        elif isinstance(command, p.ConfLink):
+            self.emit(worker, p.TapStarted(id=command.id, leg=""))
+        elif isinstance(command, p.ConfPlay):
+            self.emit(worker, p.PlayDone(id=command.id, leg="", reason="eof"))
+        else:
+            self._room_recordings.add(command.id)
 
     def _tap(self, worker: int, command: p.TapStart | p.TapStop | p.TapMark) -> None:
         """Taps hear nothing here: they start (on a leg with audio), echo marks at once, and stop."""
