@@ -18,9 +18,11 @@ ENGINE_DEB_BINARIES := g++ make swig python3-config
 NODE_DEB_PACKAGES := nodejs npm
 NODE_DEB_BINARIES := node npm
 NODE_DIR := tests/node
-# `make test-wheel`: the smoke set that keeps the PyPI wheel supported (calls, <Dial>, recordings, lab phone)
+# `make test-wheel`: the smoke set that keeps the PyPI wheel supported (calls, <Dial>, recordings, lab phone,
+# a conference larger than one worker)
 WHEEL_SMOKE := tests/e2e/test_engine_e2e.py tests/e2e/test_calls_e2e.py tests/e2e/test_dial_e2e.py \
-	tests/e2e/test_recordings_e2e.py tests/e2e/test_labphone.py tests/e2e/test_elastic_pool_e2e.py
+	tests/e2e/test_recordings_e2e.py tests/e2e/test_labphone.py tests/e2e/test_elastic_pool_e2e.py \
+	tests/e2e/test_conference_wheel_e2e.py
 
 .PHONY: setup deps deps-engine deps-node node-deps engine demo test test-wheel test-fast lint bench serve clean
 

@@ -18,6 +18,7 @@ from switch.core.applications import ApplicationRegistry
 from switch.core.call_events import CallRequests, SipLadder
 from switch.core.calls import CallManager
 from switch.core.conference_model import ConferenceService, QueueService
+from switch.core.conference_coach import Whispers
 from switch.core.conference_recording import RoomRecorder
 from switch.core.conferences import Conferences
 from switch.core.config import Config, Credentials, is_wildcard, resolve_credentials
@@ -79,6 +80,9 @@ async def _healthz(request: web.Request) -> web.Response:
         "in_use": sum(len(w.legs) for w in pool.workers),
         "live_calls": len(switch.calls.live),
         "store": {"writes": switch.store.writes},  # SQLite statements that wrote, since start-up
+        # the control plane's cross-worker conference mixing: 20 ms ticks run, and those more than a frame late
+        "conference_mixer": {"ticks": switch.calls.media.conferences.ticks,
+                             "late_ticks": switch.calls.media.conferences.late_ticks},
     }
     healthy = pool.healthy
     if switch.edge is not None:
@@ -263,6 +267,7 @@ def _conferences(store: Store, account_sid: str, calls: CallManager, voice: Voic
     rooms = Conferences(store, account_sid, calls.events, calls.media.conferences)
     rooms.calls = calls
     rooms.recorder = RoomRecorder(recordings, calls.media.conferences, rooms.add_recording)
+    rooms.whispers = Whispers(calls.media)
     rooms.beep_path = voice.beep_path
     rooms.announcer = lambda url, method, conf: announcement(voice, url, method, conf)
     calls.media.conferences.on_speaking = rooms.speaking

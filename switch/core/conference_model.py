@@ -18,6 +18,22 @@ DEFAULT_MAX_QUEUE = 1000  # Twilio: a queue's max_size defaults to 1000 (since 2
 MAX_QUEUE = 5000
 
 
+# statusCallbackEvent words -> the events they ask for
+EVENT_WORDS: dict[str, tuple[str, ...]] = {
+    "start": ("conference-start",),
+    "end": ("conference-end",),
+    "join": ("participant-join",),
+    "leave": ("participant-leave",),
+    "mute": ("participant-mute", "participant-unmute"),
+    "hold": ("participant-hold", "participant-unhold"),
+    "modify": ("participant-modify",),
+    "speaker": ("participant-speech-start", "participant-speech-stop"),
+    "announcement": ("announcement-end", "announcement-fail"),
+}
+EVENT_KINDS = frozenset(kind for kinds in EVENT_WORDS.values() for kind in kinds)
+DEFAULT_EVENT_WORDS = ("start", "end")  # a statusCallback without statusCallbackEvent
+
+
 class ConferenceStatus(enum.StrEnum):
     """A conference's status: `init` until it starts (someone with startConferenceOnEnter joined)."""
 

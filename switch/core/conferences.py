@@ -20,12 +20,14 @@ import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
+from switch.core.conference_coach import Whispers
 from switch.core.conference_dialout import add_participant
 from switch.core.conference_model import (
+    DEFAULT_EVENT_WORDS,
+    EVENT_WORDS,
     MAX_PARTICIPANTS,
     Conference,
     ConferenceFilter,
@@ -35,7 +37,8 @@ from switch.core.conference_model import (
     ParticipantStatus,
     ParticipantUpdate,
 )
-from switch.core.conference_recording import RecordingAsked, RoomRecorder
+from switch.core.conference_recording import RoomRecorder
+from switch.core.conference_room import Announcer, ConferenceFull, Mixer, Room, Seat, SeatOptions
 from switch.core.errors import Conflict, InvalidArgument, NotFound
 from switch.core.events import CallEvents, ConferenceEvent
 from switch.core.model import Call, new_sid, utcnow
@@ -46,92 +49,6 @@ if TYPE_CHECKING:
     from switch.core.calls import CallManager
 
 log = logging.getLogger("switch.core.conferences")
-
-# statusCallbackEvent words -> the events they ask for
-EVENT_WORDS: dict[str, tuple[str, ...]] = {
-    "start": ("conference-start",),
-    "end": ("conference-end",),
-    "join": ("participant-join",),
-    "leave": ("participant-leave",),
-    "mute": ("participant-mute", "participant-unmute"),
-    "hold": ("participant-hold", "participant-unhold"),
-    "modify": ("participant-modify",),
-    "speaker": ("participant-speech-start", "participant-speech-stop"),
-    "announcement": ("announcement-end", "announcement-fail"),
-}
-EVENT_KINDS = frozenset(kind for kinds in EVENT_WORDS.values() for kind in kinds)
-DEFAULT_EVENT_WORDS = ("start", "end")  # a statusCallback without statusCallbackEvent
-
-
-class ConferenceFull(Exception):
-    """The room holds maxParticipants already."""
-
-
-class Mixer(Protocol):
-    """The conference audio (`switch.workers.conference_mix.ConferenceMixer`)."""
-
-    async def join(self, conf: str, call_sid: str, muted: bool = False) -> None: ...
-    def mute(self, conf: str, call_sid: str, muted: bool) -> None: ...
-    async def leave(self, conf: str, call_sid: str) -> None: ...
-    async def play(self, conf: str, path: str) -> str: ...
-    def close(self, conf: str) -> None: ...
-
-
-Announcer = Callable[[str, str, Conference], Awaitable[list[Path]]]
-"""Renders an announceUrl (url, method, room) into audio files to play (the session layer fetches and speaks it)."""
-
-
-@dataclass(frozen=True)
-class SeatOptions:
-    """What `<Dial><Conference>` (or a REST-created participant) asks of its seat."""
-
-    name: str
-    muted: bool = False
-    beep: str = "true"
-    start_conference_on_enter: bool = True
-    end_conference_on_exit: bool = False
-    max_participants: int = MAX_PARTICIPANTS
-    label: str | None = None
-    coach: str | None = None
-    status_callback: str | None = None
-    status_callback_method: str = "POST"
-    status_callback_event: tuple[str, ...] = ()
-    record: RecordingAsked | None = None  # record="record-from-start"
-
-
-@dataclass
-class Seat:
-    """One participant's place in a room, as the verb that runs it sees it."""
-
-    call_sid: str
-    room: Room
-    options: SeatOptions
-    changes: asyncio.Queue[str] = field(default_factory=asyncio.Queue)  # hold, unhold, leave
-    hold_url: str | None = None
-    hold_method: str = "GET"
-    leave_reason: str | None = None  # set by whoever made it leave (kick, conference end)
-    in_audio: bool = False
-    gone: bool = False
-
-    @property
-    def record(self) -> Participant:
-        return self.room.conferences.participant_record(self.call_sid)
-
-
-@dataclass
-class Room:
-    """A conference in progress (or waiting to start)."""
-
-    sid: str
-    conferences: Conferences
-    started: asyncio.Event = field(default_factory=asyncio.Event)
-    seats: dict[str, Seat] = field(default_factory=dict)
-    callback: tuple[str, str, frozenset[str]] | None = None  # url, method, event kinds
-    sequence: int = 0
-    ended: bool = False
-    pending: set[str] = field(default_factory=set)  # REST-created participants not answered yet
-    record: tuple[str, RecordingAsked] | None = None  # who asked for the recording, and how (once it starts)
-
 
 class Conferences:
     """Implements `switch.core.conference_model.ConferenceService`; see the module docstring."""
@@ -145,6 +62,7 @@ class Conferences:
         self.announcer: Announcer | None = None
         self.calls: CallManager | None = None  # places REST-created participants
         self.recorder: RoomRecorder | None = None  # record="record-from-start"
+        self.whispers: Whispers | None = None  # coaches heard by the participant they coach
         self.beep_path: Path | None = None  # played to the room on join/leave (the beep attribute)
         self._table = RecordTable(store, "conferences", Conference, account_sid)
         self._participants = RecordTable(store, "conference_participants", Participant, account_sid, key="call_sid")
@@ -198,8 +116,10 @@ class Conferences:
         if self.mixer is None or seat.gone:
             return
         first = not seat.in_audio and seat.hold_url is None
-        await self.mixer.join(seat.room.sid, seat.call_sid, muted=seat.record.muted)
+        record = seat.record
+        await self.mixer.join(seat.room.sid, seat.call_sid, muted=record.muted or record.coaching)
         seat.in_audio = True
+        self._whisper(seat.room)
         if seat.room.record is not None and self.recorder is not None and not seat.room.ended:
             self.recorder.start(seat.room.sid, *seat.room.record)
         if first and seat.options.beep in ("true", "onEnter"):
@@ -223,6 +143,8 @@ class Conferences:
         if seat.in_audio and self.mixer is not None:
             self._spawn(self.mixer.leave(room.sid, seat.call_sid))
             seat.in_audio = False
+        if self.whispers is not None:
+            self.whispers.forget(seat.call_sid)
         self._emit(room, "participant-leave", seat, reason=reason, call_status=call_status, participant=record)
         if room.ended:
             return
@@ -327,7 +249,7 @@ class Conferences:
         if update.muted is not None and update.muted != record.muted:
             record = self._set_participant(seat.call_sid, muted=update.muted)
             if seat.in_audio and self.mixer is not None:
-                self.mixer.mute(room.sid, seat.call_sid, update.muted)
+                self.mixer.mute(room.sid, seat.call_sid, update.muted or record.coaching)
             self._emit(room, "participant-mute" if update.muted else "participant-unmute", seat)
         if update.hold is not None and update.hold != record.hold:
             if update.hold:
@@ -347,6 +269,9 @@ class Conferences:
             modified["call_sid_to_coach"] = update.call_sid_to_coach
         if modified:
             record = self._set_participant(seat.call_sid, **modified)
+            if seat.in_audio and self.mixer is not None and "coaching" in modified:
+                self.mixer.mute(room.sid, seat.call_sid, record.muted or record.coaching)
+            self._whisper(room)
             self._emit(room, "participant-modify", seat)
         if update.announce_url:
             self._spawn(self._announce(room, update.announce_url, (update.announce_method or "POST").upper(), seat))
@@ -380,6 +305,8 @@ class Conferences:
     async def close(self) -> None:
         if self.recorder is not None:  # recordings of rooms still open end with what reached the disk
             await self.recorder.close()
+        if self.whispers is not None:
+            await self.whispers.close()
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -447,6 +374,18 @@ class Conferences:
             self.recorder.stop(room.sid)
         if self.mixer is not None:
             self.mixer.close(room.sid)
+
+    def _whisper(self, room: Room) -> None:
+        """Each coach in the room's audio whispers to the participant it coaches, if that one is in it too."""
+        if self.whispers is None:
+            return
+        for seat in room.seats.values():
+            record = seat.record
+            target = room.seats.get(record.call_sid_to_coach or "")
+            if record.coaching and seat.in_audio and target is not None and target.in_audio:
+                self.whispers.start(seat.call_sid, target.call_sid)
+            else:
+                self.whispers.stop(seat.call_sid)
 
     def _beep(self, room: Room) -> None:
         if self.mixer is not None and self.beep_path is not None and room.started.is_set():

@@ -195,7 +195,9 @@ class Queues:
             raise Conflict("Cannot delete a queue with calls in it")
         self._table.delete([sid])
         self._members.pop(sid, None)
-        self._arrivals.pop(sid, None)
+        arrival = self._arrivals.pop(sid, None)
+        if arrival is not None:  # agents waiting on it (`take`) give up now, not at their Dial's timeout
+            arrival.set()
 
     # -- members: <Enqueue> -----------------------------------------------------------------------------------
     def join(self, name: str, call_sid: str) -> tuple[Queue, Waiter | None]:

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from switch.core.conference_recording import RecordingAsked
-from switch.core.conferences import ConferenceFull, Conferences, Seat, SeatOptions
+from switch.core.conference_room import ConferenceFull, Seat, SeatOptions
+from switch.core.conferences import Conferences
 from switch.session.voice import LiveCall
 from switch.verbs.base import ensure_answered
 from switch.verbs.wait_loop import run_wait_url

@@ -13,33 +13,33 @@ the others).  A muted member transmits to nobody and still hears.  Besides the m
 - recorders (`ConfRecord`): one mono WAV fed by every non-muted member, the link's source and the players, i.e.
   everything heard in the room on this worker.
 
-Speaking.  Each member also transmits to a meter port of its own.  On the clock thread the meter takes the RMS of
-the frame (numpy, a few microseconds) and keeps a small state: `SPEAK_FRAMES` frames above `SPEAK_RMS` start
-speaking, `QUIET_FRAMES` below end it; each change is emitted as `ConfSpeaking`.  A muted member counts as quiet.
+Speaking.  Each member also transmits to a meter port of its own (`switch.worker.conference_ports.Meter`), which
+emits `ConfSpeaking` when the member starts or stops speaking.  A muted member counts as quiet.
+
+Feeds.  What a member hears from its room (the other members it hears, the link's source, the players) is
+registered as its feeds (`MediaManager.feeds`, keys starting with `FEED`), like a player of its own or a bridged
+leg: its audio taps' outbound track and mirror recordings of its outbound track hear the conference.  They are
+brought up to date (`_refeed`) after every join, leave, mute, link, play and port change.
 
 Everything is kept by leg id on the legs' current ports (`MediaManager.ports`); as a `MediaManager` listener the
 manager re-makes a member's connections on its new port after a media change, makes a leg that ends leave
 (`ConfLeft` `hangup`), and ends everything at shutdown (`shutdown`).  A leg bridged 1:1 or in another conference
-cannot join (`ConfFailed`): the control plane unbridges (or leaves) first.
+cannot join (`ConfFailed`), and a member cannot be bridged 1:1 (`bridge_refusal`: the worker answers
+`BridgeFailed`): the control plane unbridges (or leaves) first.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import struct
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
+from switch.worker.conference_ports import Member, Meter, Recorder
 from switch.worker.media import Emit, MediaManager, Player, PlayerEof, Submit
 from switch.worker.media_taps import Tap
 from switch.worker.pjengine import pj
-from switch.worker.pjmedia import CLOCK_RATE, FRAME_BYTES, destroy, error_text, frame_bytes, pcm_format
+from switch.worker.pjmedia import destroy, error_text, pcm_format
 from switch.workers.protocol import (
     Command,
     ConfFailed,
@@ -51,7 +51,6 @@ from switch.workers.protocol import (
     ConfMute,
     ConfPlay,
     ConfRecord,
-    ConfSpeaking,
     PlayDone,
     PlayFailed,
     RecordDone,
@@ -67,112 +66,8 @@ from switch.workers.protocol import (
 
 log = logging.getLogger("switch.worker.conference")
 
-SPEAK_RMS = 300.0  # a frame louder than this counts as speech
-SPEAK_FRAMES = 2  # this many loud frames in a row: speaking
-QUIET_FRAMES = 30  # this many quiet frames in a row (600 ms): silent again
 LINK_QUEUE_FRAMES = 5  # at most 100 ms of link audio waits in the worker
-_SILENCE = bytes(FRAME_BYTES)
-
-
-class _Meter(pj.AudioMediaPort):  # type: ignore[misc]
-    """A sink fed by one member: the energy of what the member sends, turned into `ConfSpeaking` events."""
-
-    def __init__(self, conf: str, member: Member, emit: Emit) -> None:
-        super().__init__()
-        self.conf = conf
-        self.member = member
-        self.emit = emit
-
-    def onFrameReceived(self, frame: pj.MediaFrame) -> None:
-        try:
-            level = 0.0
-            if frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO:
-                data = frame_bytes(frame)
-                if len(data) == FRAME_BYTES:
-                    samples = np.frombuffer(data, dtype=np.int16).astype(np.float32)
-                    level = float(np.sqrt(np.dot(samples, samples) / len(samples)))
-            change = self.member.observe(level)
-            if change is not None:
-                self.emit(ConfSpeaking(conf=self.conf, leg=self.member.leg, speaking=change, t=time.time()))
-        except Exception:  # never raise into the clock thread
-            log.exception("conference %s: meter of %s failed", self.conf, self.member.leg)
-
-    def onFrameRequested(self, frame: pj.MediaFrame) -> None:
-        pass  # a sink only
-
-
-class _Recorder(pj.AudioMediaPort):  # type: ignore[misc]
-    """A sink that writes what the bridge mixes into it to a mono 16-bit WAV, one frame per clock tick.
-
-    The frame is written on the clock thread (one `os.write` to the page cache); `close` on the pjsua thread
-    fills in the header's lengths, so the file is complete when `RecordDone` leaves."""
-
-    def __init__(self, path: str) -> None:
-        super().__init__()
-        self.path = path
-        self.frames = 0
-        self._lock = threading.Lock()
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        self._fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
-        os.write(self._fd, _wav_header(0))
-        self.createPort(f"conf-rec-{os.path.basename(path)[-12:]}", pcm_format())
-
-    def onFrameReceived(self, frame: pj.MediaFrame) -> None:
-        try:
-            data = frame_bytes(frame) if frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO else b""
-            with self._lock:
-                if self._fd is not None:
-                    os.write(self._fd, data if len(data) == FRAME_BYTES else _SILENCE)
-                    self.frames += 1
-        except Exception:  # never raise into the clock thread
-            log.exception("conference recording %s: frame lost", self.path)
-
-    def onFrameRequested(self, frame: pj.MediaFrame) -> None:
-        pass  # a sink only
-
-    def close(self) -> None:
-        with self._lock:
-            fd, self._fd = self._fd, None
-        if fd is not None:
-            try:
-                os.pwrite(fd, _wav_header(self.frames * FRAME_BYTES), 0)
-            finally:
-                os.close(fd)
-
-
-def _wav_header(data_bytes: int) -> bytes:
-    """The 44-byte header of a mono 16-bit PCM WAV at the bridge's rate holding `data_bytes` of samples."""
-    return (b"RIFF" + struct.pack("<I", 36 + data_bytes) + b"WAVEfmt "
-            + struct.pack("<IHHIIHH", 16, 1, 1, CLOCK_RATE, CLOCK_RATE * 2, 2, 16)
-            + b"data" + struct.pack("<I", data_bytes))
-
-
-@dataclass(eq=False)
-class Member:
-    """One leg in a room; `speaking`, `loud` and `quiet` belong to the clock thread."""
-
-    leg: str
-    muted: bool
-    meter: _Meter | None = None
-    speaking: bool = False
-    loud: int = 0
-    quiet: int = 0
-
-    def observe(self, level: float) -> bool | None:
-        """Clock thread: one frame's RMS; returns the new speaking state when it changes, else None."""
-        if level > SPEAK_RMS and not self.muted:
-            self.loud += 1
-            self.quiet = 0
-            if not self.speaking and self.loud >= SPEAK_FRAMES:
-                self.speaking = True
-                return True
-        else:
-            self.quiet += 1
-            self.loud = 0
-            if self.speaking and self.quiet >= QUIET_FRAMES:
-                self.speaking = False
-                return False
-        return None
+FEED = "conf:"  # the keys of a leg's feeds (`MediaManager.feeds`) that its conference sends it
 
 
 @dataclass(eq=False)
@@ -183,7 +78,7 @@ class Room:
     members: dict[str, Member] = field(default_factory=dict)
     link: Tap | None = None
     players: dict[str, Player] = field(default_factory=dict)
-    recorders: dict[str, _Recorder] = field(default_factory=dict)
+    recorders: dict[str, Recorder] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
@@ -287,7 +182,7 @@ class ConferenceManager:
             return
         member = Member(leg, command.muted)
         try:
-            meter = _Meter(conf, member, self.emit)
+            meter = Meter(conf, member, self.emit)
             meter.createPort(f"conf-meter-{leg[-8:]}", pcm_format())
         except pj.Error as exc:
             self._drop_if_empty(room)
@@ -299,6 +194,7 @@ class ConferenceManager:
         port = self.media.ports.get(leg)
         if port is not None:
             self._connect(room, member, port)
+        self._refeed(room)
         self.emit(ConfJoined(conf=conf, leg=leg))
 
     def _mute(self, command: ConfMute) -> None:
@@ -318,6 +214,8 @@ class ConferenceManager:
             if member.meter is not None:
                 destroy(member.meter)
                 member.meter = None
+            self._sync_feeds(leg, {})
+            self._refeed(room)
             self._drop_if_empty(room)
         if member is not None or always:
             self.emit(ConfLeft(conf=conf, leg=leg, reason=reason))
@@ -359,6 +257,7 @@ class ConferenceManager:
         if member.muted == muted:
             return
         member.muted = muted
+        self._refeed(room)  # the others hear it (or not) from now on
         port = self.media.ports.get(member.leg)
         if port is None:
             return  # connected as it should be once it has a port
@@ -395,6 +294,7 @@ class ConferenceManager:
             _start(source, port, f"link {link.id}")
         for rec in room.recorders.values():
             _start(source, rec, f"link {link.id}")
+        self._refeed(room)
         self.emit(TapStarted(id=link.id, leg=""))
 
     def _send(self, room: Room, payload: bytes) -> None:
@@ -422,6 +322,7 @@ class ConferenceManager:
         for rec in room.recorders.values():
             if source is not None:
                 _stop(source, rec)
+        self._refeed(room)  # before its ports go
         link.close(reason)
         self._drop_if_empty(room)
 
@@ -440,6 +341,7 @@ class ConferenceManager:
             _start(player, sink, f"conference play {command.id}")
         room.players[command.id] = player
         self.owners[command.id] = room.conf
+        self._refeed(room)
 
     def _stop_play(self, room: Room, play_id: str, reason: str) -> None:
         player = room.players.pop(play_id, None)
@@ -448,6 +350,7 @@ class ConferenceManager:
             return
         for sink in [*self._member_ports(room), *room.recorders.values()]:
             _stop(player, sink)
+        self._refeed(room)  # before the player goes
         destroy(player)
         self._drop_if_empty(room)
         self.emit(PlayDone(id=play_id, leg="", reason=reason))
@@ -456,7 +359,7 @@ class ConferenceManager:
     def _record(self, command: ConfRecord) -> None:
         room = self._room(command.conf)
         try:
-            recorder = _Recorder(command.path)
+            recorder = Recorder(command.path)
         except (pj.Error, OSError) as exc:
             self._drop_if_empty(room)
             self.emit(RecordFailed(id=command.id, error=error_text(exc) if isinstance(exc, pj.Error) else str(exc)))
@@ -483,11 +386,50 @@ class ConferenceManager:
         """The leg has a new port (a media change took the old one and its connections): connect it again."""
         room = self.rooms.get(self.rooms_of_leg.get(leg_id, ""))
         member = None if room is None else room.members.get(leg_id)
-        if room is not None and member is not None and port is not None:
+        if room is None or member is None:
+            return
+        if port is not None:
             self._connect(room, member, port)
+        self._refeed(room)  # the others' feeds name its new port (or no port)
 
     def feed_changed(self, leg_id: str, source: Any, added: bool) -> None:
-        pass  # a member's own players do not concern its conference
+        pass  # a member's own players (and what its conference sends it) do not concern the mixing
+
+    # -- what each member hears, as its feeds (taps and mirror recordings of its outbound track hear them) -------
+    def _heard_by(self, room: Room, member: Member) -> dict[str, Any]:
+        """What the room sends `member` now, by feed key: the other members it hears, the link's source, players."""
+        heard: dict[str, Any] = {}
+        for other in room.members.values():
+            port = self.media.ports.get(other.leg)
+            if other is not member and not other.muted and port is not None:
+                heard[f"{FEED}{other.leg}"] = port
+        if room.link is not None and room.link.source is not None:
+            heard[f"{FEED}link"] = room.link.source
+        for play_id, player in room.players.items():
+            heard[f"{FEED}play:{play_id}"] = player
+        return heard
+
+    def _sync_feeds(self, leg_id: str, wanted: dict[str, Any]) -> None:
+        """Make the conference's feeds of `leg_id` exactly `wanted` (a changed source is replaced)."""
+        current = {k: v for k, v in self.media.feeds.get(leg_id, {}).items() if k.startswith(FEED)}
+        for key in current.keys() - wanted.keys():
+            self.media.add_feed(leg_id, key, None)
+        for key, source in wanted.items():
+            if current.get(key) is not source:
+                self.media.add_feed(leg_id, key, source)
+
+    def _refeed(self, room: Room) -> None:
+        """Bring every member's conference feeds up to date (after any change of the room or of a port)."""
+        for member in list(room.members.values()):
+            self._sync_feeds(member.leg, self._heard_by(room, member))
+
+    def bridge_refusal(self, *legs: str) -> str | None:
+        """Why `legs` cannot be bridged 1:1 now (one of them is in a conference here), or None."""
+        for leg in legs:
+            conf = self.rooms_of_leg.get(leg)
+            if conf is not None:
+                return f"leg {leg} is in conference {conf}: it must leave the conference before a bridge"
+        return None
 
     def leg_gone(self, leg_id: str) -> None:
         conf = self.rooms_of_leg.get(leg_id)

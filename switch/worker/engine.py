@@ -332,7 +332,11 @@ class Engine:
                     media.stop_record(command.id)
                 case Bridge():
                     self._require_media(command.a, command.b)
-                    media.bridge(command.id, command.a, command.b)
+                    refusal = self.conferences.bridge_refusal(command.a, command.b)
+                    if refusal is not None:  # a conference member is mixed by its room, not bridged 1:1
+                        self.emit(BridgeFailed(id=command.id, a=command.a, b=command.b, error=refusal))
+                    else:
+                        media.bridge(command.id, command.a, command.b)
                 case Unbridge():
                     media.unbridge(command.a)
                 case TapStart() | TapStop() | TapSend() | TapMark() | TapClear():

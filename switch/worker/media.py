@@ -275,7 +275,7 @@ class MediaManager:
         self.players: dict[str, Player] = {}
         self.recordings: dict[str, TapRecording] = {}
         self.bridges: dict[str, str] = {}  # leg -> the leg it is bridged to
-        self.feeds: dict[str, dict[str, Any]] = {}  # leg -> what is sent to it now: players by id, "bridge"
+        self.feeds: dict[str, dict[str, Any]] = {}  # leg -> what it is sent now: players by id, "bridge", "conf:..."
         self.listeners: list[Any] = []  # the audio taps (switch.worker.media_taps): told of ports, feeds, ends
 
     # -- what each leg is sent, for recordings of the outbound track ------------------------------------

@@ -165,7 +165,7 @@ class CallMedia:
     async def tap(self, call_sid: str, tracks: tuple[str, ...] = ("inbound",), inject: bool = False) -> AudioTap:
         """Start a tap of the call's audio (switch.workers.media_taps); MediaError if it cannot start."""
         unknown = set(tracks) - set(TRACKS)
-        if unknown or not tracks:
+        if unknown or not (tracks or inject):  # a tap that only plays into the call listens to nothing
             raise MediaError(f"a tap's tracks are {' and '.join(TRACKS)}, not {sorted(unknown) or 'none'}")
         await self.wait_ready(call_sid)
         state = self._state(call_sid)

@@ -268,3 +268,73 @@ def test_rest_participants_dial_into_a_room(switch: SwitchProcess, phones: ExitS
         member.hang_up()
     hears(members[0].window(start, end), (TONES[1],), (TONES[0],), "the first dialed phone")
     hears(members[1].window(start, end), (TONES[0],), (TONES[1],), "the second dialed phone")
+
+
+def test_a_coach_is_heard_only_by_the_participant_it_coaches(switch: SwitchProcess, app: WebhookSink,
+                                                             phones: ExitStack, tmp_path: Path) -> None:
+    """A supervisor joins with coach=<the agent's CallSid>: it hears the agent and the customer, the agent hears
+    both, the customer hears only the agent.  Then coaching is turned off over REST: everyone hears everyone."""
+    agent = dial_in(switch, phones, tmp_path, TONES[0], conference_twiml("coached"))
+    customer = dial_in(switch, phones, tmp_path, TONES[1], conference_twiml("coached"))
+    coach = dial_in(switch, phones, tmp_path, TONES[2], conference_twiml("coached", coach=agent.sid))
+    time.sleep(2.5)
+    switched = time.time()
+    room = switch.client().conferences(switch.client().conferences.list(friendly_name="coached")[0].sid)
+    assert room.participants(coach.sid).fetch().coaching is True
+    assert room.participants(coach.sid).update(coaching=False).coaching is False
+    time.sleep(2.0)
+    end = time.time()
+    for member in (agent, customer, coach):
+        member.hang_up()
+    start = coach.answered + 0.8
+    hears(agent.window(start, switched - 0.2), (TONES[1], TONES[2]), (TONES[0],), "the agent, coached")
+    hears(customer.window(start, switched - 0.2), (TONES[0],), (TONES[1], TONES[2]), "the customer")
+    hears(coach.window(start, switched - 0.2), (TONES[0], TONES[1]), (TONES[2],), "the coach")
+    hears(customer.window(switched + 0.5, end - 0.2), (TONES[0], TONES[2]), (TONES[1],), "the customer, after")
+
+
+def silent_phone(switch: SwitchProcess, phones: ExitStack, tmp_path: Path, name: str, twiml: str,
+                 play: Path | None = None) -> Member:
+    """A phone that sends silence (or `play`, looped), called into a room."""
+    args = ["--answer", "auto", "--record", str(tmp_path / f"{name}.wav")]
+    phone = phones.enter_context(PhoneProcess([*args, "--play", str(play)] if play else args, commands=True))
+    sid = switch.client().calls.create(to=phone.uri("conf"), from_="+15550123", twiml=twiml).sid
+    return Member(phone, 0.0, sid, phone.wait_for("answered", 15)["t"])
+
+
+def test_beeps_a_participant_announcement_and_speaker_events(switch: SwitchProcess, app: WebhookSink,
+                                                             served: dict[str, str], phones: ExitStack,
+                                                             tmp_path: Path) -> None:
+    """beep="true": the room hears a beep (1 kHz) when someone enters and leaves.  An announcement to one
+    participant (its AnnounceUrl) reaches it alone.  A phone that talks in bursts (1 s of tone, 1.5 s quiet) is
+    reported speaking and silent in turn (statusCallbackEvent="speaker")."""
+    pattern = tmp_path / "bursts.wav"
+    sf.write(pattern, np.concatenate([sine(TONES[1], 1.0, rate=RATE), np.zeros(int(1.5 * RATE), np.int16)]),
+             RATE, subtype="PCM_16")
+    hook = app.url("/conf-speaker")
+    first = silent_phone(switch, phones, tmp_path, "first", conference_twiml("beeps", beep="true"))
+    time.sleep(1.0)
+    entered = time.time()
+    second = silent_phone(switch, phones, tmp_path, "second", conference_twiml(
+        "beeps", beep="true", statusCallback=hook, statusCallbackEvent="speaker announcement"), play=pattern)
+    time.sleep(1.5)
+    announce = time.time()
+    room = switch.client().conferences(switch.client().conferences.list(friendly_name="beeps")[0].sid)
+    room.participants(first.sid).update(announce_url=served["announce"])
+    time.sleep(5.0)
+    left = time.time()
+    second.hang_up()
+    time.sleep(1.5)
+    end = time.time()
+    first.hang_up()
+    beep = first.window(entered, entered + 1.0)
+    # the second phone's first burst (700 Hz) starts with the beep: the 1 kHz beep is a good share of it
+    assert band_energy_ratio(beep, RATE, 1000.0) > 0.25 and rms(beep) > 300, "the beep on entering"
+    bye = first.window(left, end - 0.2)
+    assert band_energy_ratio(bye, RATE, 1000.0) > 0.5 and rms(bye) > 100, "the beep on leaving"
+    assert band_energy_ratio(first.window(announce, announce + 1.2), RATE, ANNOUNCE_HZ) > 0.3, "announced to first"
+    assert band_energy_ratio(second.window(announce, announce + 1.2), RATE, ANNOUNCE_HZ) < 0.05, "not to second"
+    events = [(kind, sid) for kind, sid, _ in conference_events(app, "/conf-speaker", 5)]
+    assert ("announcement-end", first.sid) in events
+    talk = [kind for kind, sid in events if sid == second.sid]
+    assert talk[:4] == ["participant-speech-start", "participant-speech-stop"] * 2, events

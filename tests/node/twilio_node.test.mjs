@@ -376,3 +376,30 @@ test("paging is a cursor: a call removed between two pages does not make one ski
   assert.deepEqual(rest, expected.slice(2));
   assert.deepEqual(sids(await client.calls.list({})), expected.filter((sid) => sid !== gone.sid));
 });
+
+// Last, so the call it places counts in none of the lists above.
+test("conferences and queues: list, fetch and update them with the client", async () => {
+  const queue = await client.queues.create({ friendlyName: "node-queue", maxSize: 3 });
+  assert.match(queue.sid, /^QU[0-9a-f]{32}$/);
+  assert.deepEqual([queue.maxSize, queue.currentSize, queue.averageWaitTime], [3, 0, 0]);
+  assert.ok((await client.queues.list()).some((q) => q.sid === queue.sid && q.friendlyName === "node-queue"));
+  assert.equal((await client.queues(queue.sid).update({ maxSize: 4 })).maxSize, 4);
+  assert.deepEqual(await client.queues(queue.sid).members.list(), []);
+  assert.equal(await client.queues(queue.sid).remove(), true);
+  assert.ok(!(await client.queues.list()).some((q) => q.sid === queue.sid));
+
+  const twiml = '<Response><Dial><Conference beep="false" participantLabel="bob">node-room</Conference></Dial></Response>';
+  const call = await client.calls.create({ from: FROM, to: ANSWER_URI, twiml });
+  const live = async () => client.conferences.list({ friendlyName: "node-room", status: "in-progress" });
+  await until(async () => (await live()).length === 1, "the room to start");
+  const [room] = await live();
+  assert.match(room.sid, /^CF[0-9a-f]{32}$/);
+  assert.ok((await client.conferences.list({ dateCreated: new Date() })).some((c) => c.sid === room.sid));
+  const [bob] = await client.conferences(room.sid).participants.list();
+  assert.deepEqual([bob.callSid, bob.label, bob.muted], [call.sid, "bob", false]);
+  assert.equal((await client.conferences(room.sid).participants("bob").update({ muted: true })).muted, true);
+  const ended = await client.conferences(room.sid).update({ status: "completed" });
+  assert.equal(ended.status, "completed");
+  assert.equal((await client.conferences(room.sid).fetch()).reasonConferenceEnded, "conference-ended-via-api");
+  await until(async () => (await client.calls(call.sid).fetch()).status === "completed", "the call to end");
+});

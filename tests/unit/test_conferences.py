@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from switch.core.conference_model import ConferenceFilter, ConferenceStatus, ParticipantStatus, ParticipantUpdate
-from switch.core.conferences import ConferenceFull, Conferences, Seat, SeatOptions
+from switch.core.conference_room import ConferenceFull, Seat, SeatOptions
+from switch.core.conferences import Conferences
 from switch.core.errors import InvalidArgument, NotFound
 from switch.core.events import CallEvent, CallEvents, ConferenceEvent
 from switch.core.model import Call, Direction, new_sid, utcnow

@@ -183,6 +183,15 @@ async def test_take_gives_the_front_and_waits_on_an_empty_queue(store: Store) ->
         await queues.take("QU" + "0" * 32, 0.01)
 
 
+async def test_deleting_a_queue_releases_the_agents_waiting_on_it(store: Store) -> None:
+    queues = Queues(store, ACCOUNT)
+    queue = queues.create_queue("closing")
+    waiting = asyncio.create_task(queues.take(queue.sid, 30.0))
+    await asyncio.sleep(0.01)
+    queues.delete_queue(queue.sid)
+    assert await asyncio.wait_for(waiting, 1.0) is None  # at once, not at the Dial's timeout
+
+
 async def test_dequeue_redirects_the_member(store: Store) -> None:
     redirects = Redirects()
     queues = Queues(store, ACCOUNT, redirects)

@@ -85,6 +85,7 @@ class SwitchUnderTest:
     edge: bool = False  # Kamailio on sip_port, the workers from sip_port + 1
     max_cps: int = 1000  # [edge] max_cps when `edge`
     server: dict[str, Any] = field(default_factory=dict)  # more [server] keys (metrics = false, ...)
+    env: dict[str, str] = field(default_factory=dict)  # more environment (SOFTSWITCH_ENGINE=wheel, ...)
 
     @property
     def base_url(self) -> str:
@@ -140,7 +141,7 @@ class SwitchUnderTest:
         self.http_port = free_port_block(1)
         self.sip_port = free_port_block(self.workers + 1)
         config = self._write_config()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SOFTSWITCH_")}
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("SOFTSWITCH_")}, **self.env}
         with open(self.log_path, "wb") as log:
             self.proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "switch", "serve", "--config", str(config),
