@@ -17,8 +17,8 @@ from switch.core.accounts import Accounts
 from switch.core.applications import ApplicationRegistry
 from switch.core.call_events import CallRequests, SipLadder
 from switch.core.calls import CallManager
-from switch.core.conference_model import ConferenceService, QueueService
 from switch.core.conference_coach import Whispers
+from switch.core.conference_model import ConferenceService, QueueService
 from switch.core.conference_recording import RoomRecorder
 from switch.core.conferences import Conferences
 from switch.core.config import Config, Credentials, is_wildcard, resolve_credentials
