@@ -82,9 +82,9 @@ test: setup lint engine node-deps
 test-wheel: setup
 	SOFTSWITCH_ENGINE=wheel $(BIN)/python -m pytest -q -p no:cacheprovider $(WHEEL_SMOKE)
 
-# the fast tier alone: pure unit tests, no processes or sockets
+# the fast tier alone: pure unit tests, no processes or sockets (the slow ones, speech accuracy, run in `make test`)
 test-fast: $(VENV)/.installed
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m unit tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "unit and not slow" tests
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check switch media twiml tests

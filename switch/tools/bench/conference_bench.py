@@ -56,9 +56,11 @@ WHEEL_WORKERS = 2
 SAMPLE_S = 4.0  # CPU window with every call up
 SETTLE_S = 0.5  # after the last one is up, before the window
 UP_MARGIN_S = 4.0  # the most the last call may take to be up after the ramp
+TAIL_S = 0.5  # calls held past the CPU window
 IDLE_S = 2.0
-CALLER_HOLD_MS = 6000
+CALLER_HOLD_MS = 4000
 AGENT_HOLD_MS = 1500
+ONE_CALL_RATE = 20.0  # sipp places its first call 1/rate s after it starts
 ROOM, QUEUE = "bench-room", "bench-queue"
 ROOM_NUMBER, HELD_NUMBER, CALLER_NUMBER, AGENT_NUMBER = "+15550160", "+15550161", "+15550162", "+15550163"
 PATHS = {ROOM_NUMBER: "/conf-room", HELD_NUMBER: "/conf-held", CALLER_NUMBER: "/queue-caller",
@@ -70,6 +72,8 @@ DOCUMENTS = {
     AGENT_NUMBER: f"<Response><Dial><Queue>{QUEUE}</Queue></Dial></Response>",
 }
 DROP_KEYS = ("rx_lost", "rx_discarded", "jb_lost", "jb_discarded")
+# A held call's audio is played to nobody: its jitter buffer is never read and discards what overflows it.
+HELD_DROP_KEYS = ("rx_lost", "rx_discarded")
 
 
 @dataclass
@@ -84,6 +88,7 @@ class Bench:
     idle: dict[str, float]
     rate: float
     sample_s: float
+    up_margin_s: float = UP_MARGIN_S
 
     async def rest(self, resource: str, key: str, **params: str) -> list[Json]:
         """GET one page of `resource` (Conferences.json, ...) of the switch's account: its `key` list."""
@@ -126,7 +131,7 @@ async def hold_calls(b: Bench, number: str, n: int, workers: list[int], tag: str
     shares = _spread(n, workers)
     each_rate = b.rate / len(workers)
     ramp_s = max(shares) / each_rate
-    hold_ms = int(1000 * (ramp_s + UP_MARGIN_S + SETTLE_S + b.sample_s + 1.0))
+    hold_ms = int(1000 * (ramp_s + b.up_margin_s + SETTLE_S + b.sample_s + TAIL_S))
     sipps = [asyncio.create_task(run_sipp_uac(
         b.switch.target(w), k, each_rate, hold_ms, b.workdir, f"{tag}-w{w}", service=number,
         scenario_text=uac_rtp_scenario(f"{tag}w{w}x", b.tone))) for w, k in zip(workers, shares, strict=True) if k]
@@ -139,7 +144,7 @@ async def hold_calls(b: Bench, number: str, n: int, workers: list[int], tag: str
         return min(int(health.get("in_use", 0)), b.app.count(PATHS[number]) - fetched)
 
     up = 0
-    while time.monotonic() - started < ramp_s + UP_MARGIN_S and up < n:
+    while time.monotonic() - started < ramp_s + b.up_margin_s and up < n:
         await asyncio.sleep(0.2)
         up = await count_up()
     waited = time.monotonic() - started
@@ -159,7 +164,7 @@ async def hold_calls(b: Bench, number: str, n: int, workers: list[int], tag: str
     rtp = {k: rtp_totals(after)[k] - rtp0[k] for k in RTP_KEYS}
     late = _mixer(after)["late_ticks"] - mix0["late_ticks"]
     expected = run.successful * PACKETS_PER_SECOND * hold_ms / 1000
-    dropped = sum(rtp[k] for k in DROP_KEYS) + late
+    dropped = sum(rtp[k] for k in (DROP_KEYS if number == ROOM_NUMBER else HELD_DROP_KEYS)) + late
     net = sum(cpu.values()) - sum(b.idle.values()) if cpu else None
     return {
         "participants": n, "workers": workers, "per_worker": shares, "hold_ms": hold_ms,
@@ -253,7 +258,7 @@ async def queue_once(b: Bench, caller_worker: int, agent_worker: int,
     """One caller waiting, one agent taking it (module doc); returns the figures and the caller's sipp (still
     holding: its call goes on with `<Pause>` after the agent hangs up)."""
     caller = asyncio.create_task(run_sipp_uac(
-        b.switch.target(caller_worker), 1, 1.0, CALLER_HOLD_MS, b.workdir, f"{tag}-caller", service=CALLER_NUMBER,
+        b.switch.target(caller_worker), 1, ONE_CALL_RATE, CALLER_HOLD_MS, b.workdir, f"{tag}-caller", service=CALLER_NUMBER,
         scenario_text=uac_rtp_scenario(f"{tag}c", b.tone)))
     deadline = time.monotonic() + 8.0
     while time.monotonic() < deadline and await b.queue_size() < 1:
@@ -262,7 +267,7 @@ async def queue_once(b: Bench, caller_worker: int, agent_worker: int,
     try:
         fetched = b.app.count(PATHS[AGENT_NUMBER])
         agent = await run_sipp_uac(
-            b.switch.target(agent_worker), 1, 1.0, AGENT_HOLD_MS, b.workdir, f"{tag}-agent", service=AGENT_NUMBER,
+            b.switch.target(agent_worker), 1, ONE_CALL_RATE, AGENT_HOLD_MS, b.workdir, f"{tag}-agent", service=AGENT_NUMBER,
             trace=True, scenario_text=uac_scenario(f"{tag}a", sdp=_ear_sdp(transport.get_extra_info("sockname")[1]),
                                                    name="softswitch bench queue agent"))
     finally:
@@ -285,7 +290,6 @@ async def queue_latency(b: Bench, reps: int, caller_worker: int, agent_worker: i
     caller's tone at the agent."""
     tries: list[Json] = []
     callers: list[asyncio.Task[SippRun]] = []
-    await b.switch.refresh(b.session, 20.0)
     for i in range(reps):
         one, caller = await queue_once(b, caller_worker, agent_worker, f"{tag}{i}")
         tries.append(one)
@@ -301,8 +305,9 @@ async def queue_latency(b: Bench, reps: int, caller_worker: int, agent_worker: i
             "clean": len(heard) == reps and callers_ok == reps and all(t["agent_ok"] for t in tries)}
 
 
-async def _start(session: aiohttp.ClientSession, app: TwimlApp, workdir: Path, workers: int, rate: float,
-                 sample_s: float, env: dict[str, str] | None = None) -> Bench:
+async def _start(session: aiohttp.ClientSession, app: TwimlApp, workdir: Path, workers: int,
+                 timing: tuple[float, float, float], env: dict[str, str] | None = None) -> Bench:
+    """The switch with `workers` workers and the phase's numbers; `timing` is (rate, sample_s, up_margin_s)."""
     workdir.mkdir(parents=True, exist_ok=True)
     for number, path in PATHS.items():
         app.documents[path] = DOCUMENTS[number]
@@ -311,13 +316,13 @@ async def _start(session: aiohttp.ClientSession, app: TwimlApp, workdir: Path, w
     await switch.start(session)
     await asyncio.sleep(0.5)  # let start-up CPU settle
     idle = await idle_cpu_rates(switch.pids(), IDLE_S)
-    return Bench(switch, session, app, workdir, write_tone(workdir / "tone.ul"), idle, rate, sample_s)
+    return Bench(switch, session, app, workdir, write_tone(workdir / "tone.ul"), idle, *timing)
 
 
-async def _wheel(session: aiohttp.ClientSession, app: TwimlApp, workdir: Path, workers: int, rate: float,
-                 sample_s: float) -> Json:
+async def _wheel(session: aiohttp.ClientSession, app: TwimlApp, workdir: Path, workers: int,
+                 timing: tuple[float, float, float]) -> Json:
     """One room filling every leg of `workers` workers on the PyPI wheel (4 legs each), members spread evenly."""
-    b = await _start(session, app, workdir, workers, rate, sample_s, {"SOFTSWITCH_ENGINE": "wheel"})
+    b = await _start(session, app, workdir, workers, timing, {"SOFTSWITCH_ENGINE": "wheel"})
     try:
         health = await b.switch.healthz(session)
         engines = sorted({str(w.get("engine", "?")) for w in health.get("workers", [])})
@@ -332,10 +337,12 @@ async def _wheel(session: aiohttp.ClientSession, app: TwimlApp, workdir: Path, w
 async def conference_phase(session: aiohttp.ClientSession, app: TwimlApp, workdir: Path,
                            participants: int = PARTICIPANTS, rate: float = RATE, ladder: tuple[int, ...] = LADDER,
                            ladder_budget_s: float = LADDER_BUDGET_S, queue_reps: int = QUEUE_REPS,
-                           wheel_workers: int = WHEEL_WORKERS, sample_s: float = SAMPLE_S) -> Json:
+                           wheel_workers: int = WHEEL_WORKERS, sample_s: float = SAMPLE_S,
+                           up_margin_s: float = UP_MARGIN_S) -> Json:
     """The whole phase (module doc) on a 2-worker switch, then the wheel's room (`wheel_workers` 0 skips it)."""
     started = time.monotonic()
-    b = await _start(session, app, workdir / "built", 2, rate, sample_s)
+    timing = (rate, sample_s, up_margin_s)
+    b = await _start(session, app, workdir / "built", 2, timing)
     try:
         health = await b.switch.healthz(session)
         engines = sorted({str(w.get("engine", "?")) for w in health.get("workers", [])})
@@ -347,7 +354,7 @@ async def conference_phase(session: aiohttp.ClientSession, app: TwimlApp, workdi
     finally:
         await b.switch.stop()
     wheel: Json = ({"skipped": "wheel_workers = 0"} if wheel_workers < 1 else
-                   await _wheel(session, app, workdir / "wheel", wheel_workers, rate, sample_s))
+                   await _wheel(session, app, workdir / "wheel", wheel_workers, timing))
     return {"participants": participants, "workers": 2, "engines": engines,
             "idle_cpu_s_per_s": {k: round(v, 4) for k, v in b.idle.items()},
             "one_worker": one, "two_workers": two,

@@ -39,6 +39,10 @@ media timings (`bench_media`) and the report (`bench_report`).
    **Media Streams** — `streams_calls` (20 by default; 0 skips it) calls on `<Connect><Stream>` to a bot in this
    process, sipp echoing RTP: the bot -> caller -> bot round trip, frames, CPU per stream-second against the same
    calls held with `<Pause>`, see `switch.tools.bench.streams_bench`.
+   **Conference and queue** — `conference_participants` (20 by default; 0 skips it) callers with RTP in one
+   `<Dial><Conference>` room on one worker and spread on two: CPU per participant-second against the same calls
+   held with `<Pause>`; the largest room with 0 dropped frames (built engine, then the PyPI wheel); `<Dial><Queue>`
+   to the caller's audio at the agent, see `switch.tools.bench.conference_bench`.
 6. **Recording** — a dual-channel recording of a bridged call for `recording_seconds` (10 minutes by default;
    0 skips it) next to a bare pjsua2 bridge tapped by two Python ports: see `switch.tools.bench.recording`.
 
@@ -74,6 +78,7 @@ from switch.tools.bench.common import (
     ratio,
 )
 from switch.tools.bench.concurrent import CONCURRENT_RATE, concurrent_phase
+from switch.tools.bench.conference_bench import PARTICIPANTS, conference_phase
 from switch.tools.bench.edge_bench import edge_phase
 from switch.tools.bench.load import (
     TARGET_CONCURRENCY,
@@ -169,6 +174,7 @@ class BenchParams:
     concurrent_rate: float = CONCURRENT_RATE
     observability_calls: int = 200
     streams_calls: int = STREAM_CALLS
+    conference_participants: int = PARTICIPANTS
 
     def as_json(self) -> Json:
         return {"calls": self.calls, "rate_cps": self.rate, "hold_ms": self.hold_ms, "workers": self.workers,
@@ -185,7 +191,7 @@ class BenchParams:
                 "redirects": self.redirects, "say_iterations": self.say_iterations,
                 "recording_seconds": self.recording_seconds, "concurrent_calls": self.concurrent_calls,
                 "concurrent_rate_cps": self.concurrent_rate, "observability_calls": self.observability_calls,
-                "streams_calls": self.streams_calls}
+                "streams_calls": self.streams_calls, "conference_participants": self.conference_participants}
 
 
 def _tool_version(args: list[str], pattern: str) -> str | None:
@@ -363,7 +369,7 @@ async def _bench(p: BenchParams, workdir: Path) -> Json:
                     "switch": None, "callback_latency_ms": None, "api_dial_delay_ms": None,
                     "post_dial_delay_ms": None, "twiml_fetch_overhead_ms": None, "bridged_cpu": None,
                     "b2bua_cps": None, "redirect_to_audio_ms": None, "say_cache_ms": None, "capacity": None,
-                    "recording": None, "edge": None, "concurrent": None, "streams": None,
+                    "recording": None, "edge": None, "concurrent": None, "streams": None, "conference": None,
                     "notes": dict(NOTES), "errors": []}
     receiver: WebhookReceiver = WebhookReceiver().start()
     app: TwimlApp = TwimlApp().start()
@@ -392,6 +398,9 @@ async def _bench(p: BenchParams, workdir: Path) -> Json:
             if p.streams_calls > 0:
                 report["streams"] = await _phase(report, "streams", streams_phase(
                     session, receiver, app, workdir / "streams", 1, calls=p.streams_calls, ladder=3))
+            if p.conference_participants > 0:
+                report["conference"] = await _phase(report, "conference", conference_phase(
+                    session, app, workdir / "conference", participants=p.conference_participants))
             report["say_cache_ms"] = await _phase(report, "say-cache", say_cache(workdir / "say", p.say_iterations))
             if p.recording_seconds > 0:
                 report["recording"] = await _phase(report, "recording", run_recording_bench(
@@ -414,7 +423,8 @@ def run_bench(output: Path, calls: int, rate: float, workers: int, *, hold_ms: i
               b2bua_budget_s: float = 25.0, redirects: int = 10, say_iterations: int = 1000,
               recording_seconds: float = 600.0, concurrent_calls: int = 500,
               concurrent_rate: float = CONCURRENT_RATE, observability_calls: int = 200,
-              streams_calls: int = STREAM_CALLS, keep_dir: Path | None = None) -> int:
+              streams_calls: int = STREAM_CALLS, conference_participants: int = PARTICIPANTS,
+              keep_dir: Path | None = None) -> int:
     """Measure, print the summary, write the JSON report to `output`.
 
     Exit status 0 when every phase ran (whatever the targets say; they are in the report), 1 when a phase
@@ -432,7 +442,7 @@ def run_bench(output: Path, calls: int, rate: float, workers: int, *, hold_ms: i
                          redirects=redirects, say_iterations=say_iterations,
                          recording_seconds=recording_seconds, concurrent_calls=concurrent_calls,
                          concurrent_rate=concurrent_rate, observability_calls=observability_calls,
-                         streams_calls=streams_calls)
+                         streams_calls=streams_calls, conference_participants=conference_participants)
     with tempfile.TemporaryDirectory(prefix="softswitch-bench-") as tmp:
         workdir = keep_dir if keep_dir is not None else Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)

@@ -287,6 +287,37 @@ def _streams_lines(report: Json) -> list[str]:
     ]
 
 
+def _conference_lines(report: Json) -> list[str]:
+    """The conference and queue phase: mixing CPU against held calls, the largest clean room, queue to audio."""
+    conf = report.get("conference") or {}
+    if not conf:
+        return []
+    lines = [f"conference ({conf['participants']} participants, {', '.join(conf.get('engines', []))}): CPU ms per "
+             "participant-second, mixed in one room vs held with <Pause> (same run)"]
+    for name, key in (("all on worker 0", "one_worker"), ("spread on 2 workers", "two_workers")):
+        cost = conf[key]["cpu_ms_per_participant_second"]
+        lines.append(f"  {name:<20} mixed {_fmt(cost['mixed'], 1, 2)} ms, held {_fmt(cost['held'], 1, 2)} ms: "
+                     f"{_times(conf[key]['mixed_vs_held'])} ({'clean' if conf[key]['clean'] else 'NOT clean'})")
+    ladder = conf["ladder"]
+    steps = ", ".join(f"{s['participants']}:{'ok' if s['clean'] else 'FAIL'}({s['dropped_frames']} dropped)"
+                      for s in ladder["steps"])
+    lines.append(f"  largest room with 0 dropped frames (2 workers, built engine): {conf['largest_clean_room']} "
+                 f"({ladder['stopped_by']}; {steps})")
+    wheel = conf.get("wheel") or {}
+    if "room" in wheel:
+        room = wheel["room"]
+        lines.append(f"  PyPI wheel, {wheel['workers']} workers x 4 legs: a room of {room['participants']} "
+                     f"{'clean' if room['clean'] else 'NOT clean'} ({room['dropped_frames']} dropped frames, "
+                     f"{_fmt(room['cpu_ms_per_participant_second'], 1, 2)} ms per participant-second)")
+    for name, key in (("same worker", "same_worker"), ("across workers", "cross_worker")):
+        queue = conf["queue_to_audio"][key]
+        fetch, invite = queue["fetch_to_tone_ms"], queue["invite_to_tone_ms"]
+        lines.append(f"  <Dial><Queue> to the caller's audio, {name}: agent's TwiML fetch -> tone p50 "
+                     f"{_fmt(fetch.get('p50'), 1, 1)} ms, max {_fmt(fetch.get('max'), 1, 1)} ms; INVITE -> tone p50 "
+                     f"{_fmt(invite.get('p50'), 1, 1)} ms ({queue['bridged_audio_heard']}/{queue['repetitions']} heard)")
+    return lines
+
+
 def _ladder_step(step: Json) -> str:
     verdict = "clean" if step["clean"] else "NOT clean"
     return f"{step['calls']} {verdict} p50 {_fmt(step['round_trip_ms'].get('p50'), 1, 1)} ms"
@@ -311,6 +342,7 @@ def format_summary(report: Json) -> str:
     lines += _media_lines(report)
     lines += _concurrent_lines(report)
     lines += _streams_lines(report)
+    lines += _conference_lines(report)
     cap = report.get("capacity") or {}
     if cap.get("skipped"):
         lines.append(f"capacity: not filled ({cap['skipped']})")
