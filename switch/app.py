@@ -266,7 +266,8 @@ def _conferences(store: Store, account_sid: str, calls: CallManager, voice: Voic
     """The conference rooms, mixed by the workers (`CallMedia.conferences`), announcing through the voice engine."""
     rooms = Conferences(store, account_sid, calls.events, calls.media.conferences)
     rooms.calls = calls
-    rooms.recorder = RoomRecorder(recordings, calls.media.conferences, rooms.add_recording)
+    rooms.recorder = RoomRecorder(recordings, calls.media.conferences)
+    rooms.recordings_of = recordings.of_conference
     rooms.whispers = Whispers(calls.media)
     rooms.beep_path = voice.beep_path
     rooms.announcer = lambda url, method, conf: announcement(voice, url, method, conf)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -39,11 +38,9 @@ class RecordingAsked:
 class RoomRecorder:
     """Records rooms: at most one recording per room at a time."""
 
-    def __init__(self, recordings: RecordingManager, mixer: MixRecorder,
-                 made: Callable[[str, str], None]) -> None:
+    def __init__(self, recordings: RecordingManager, mixer: MixRecorder) -> None:
         self.recordings = recordings
         self.mixer = mixer
-        self.made = made  # (conference sid, recording sid): the room lists it
         self._running: dict[str, tuple[Recording, asyncio.Task[str | None]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -53,7 +50,6 @@ class RoomRecorder:
             return
         rec = self.recordings.open_mix(call_sid, conf_sid, asked.trim, asked.status_callback,
                                        asked.status_callback_method, asked.status_callback_events)
-        self.made(conf_sid, rec.sid)
         path = str(self.recordings.wav_path(rec.sid))
         task = asyncio.get_running_loop().create_task(self._begin(conf_sid, path))
         self._running[conf_sid] = (rec, task)

@@ -69,7 +69,7 @@ class Conferences:
         self._rooms: dict[str, Room] = {}  # sid -> the live room
         self._by_name: dict[str, str] = {}  # friendly name -> sid of its live room
         self._tasks: set[asyncio.Task[None]] = set()
-        self._recordings: dict[str, list[str]] = {}
+        self.recordings_of: Callable[[str], list[str]] | None = None  # the store's recordings of a room
         for conf in self._table.values():  # rooms a previous run left open cannot be in progress any more
             if conf.status is not ConferenceStatus.COMPLETED:
                 self._table.put(dataclasses.replace(conf, status=ConferenceStatus.COMPLETED,
@@ -284,11 +284,7 @@ class Conferences:
 
     def recordings(self, sid: str) -> list[str]:
         self.conference(sid)
-        return list(self._recordings.get(sid, ()))
-
-    def add_recording(self, sid: str, recording_sid: str) -> None:
-        """A recording of room `sid` (record-from-start) was made: the REST edge lists it."""
-        self._recordings.setdefault(sid, []).append(recording_sid)
+        return self.recordings_of(sid) if self.recordings_of is not None else []
 
     def participant_record(self, call_sid: str) -> Participant:
         record = self._participants.get(call_sid)

@@ -398,6 +398,12 @@ class RecordingManager:
         self.calls.events.emit(RecordingStarted(dataclasses.replace(rec), now))
         return rec
 
+    def of_conference(self, conference_sid: str) -> list[str]:
+        """The sids of a conference's recordings, oldest first."""
+        rows = self.store.execute("SELECT sid FROM recordings WHERE conference_sid = ? ORDER BY date_created",
+                                  (conference_sid,)).fetchall()
+        return [row[0] for row in rows]
+
     async def close_mix(self, rec: Recording) -> Recording:
         """`open_mix`'s file is complete: trim and measure it, then completed (or absent) with its callback."""
         self._set_status(rec, RecordingStatus.PROCESSING)

@@ -31,7 +31,7 @@ async def test_conference_phase_reports_mixing_cpu_room_ladder_and_queue(
     async with aiohttp.ClientSession() as session:
         report = await conference_phase(session, app, tmp_path, participants=PARTICIPANTS, rate=10.0, ladder=(6,),
                                         queue_reps=1, wheel_workers=0, sample_s=0.5, up_margin_s=1.5)
-    assert time.monotonic() - started < 40
+    assert time.monotonic() - started < 60  # ~35 s on 2 CPUs; the margin is for a loaded machine
     for key in ("one_worker", "two_workers"):
         pair = report[key]
         for run in (pair["held"], pair["mixed"]):

@@ -258,8 +258,8 @@ async def queue_once(b: Bench, caller_worker: int, agent_worker: int,
     """One caller waiting, one agent taking it (module doc); returns the figures and the caller's sipp (still
     holding: its call goes on with `<Pause>` after the agent hangs up)."""
     caller = asyncio.create_task(run_sipp_uac(
-        b.switch.target(caller_worker), 1, ONE_CALL_RATE, CALLER_HOLD_MS, b.workdir, f"{tag}-caller", service=CALLER_NUMBER,
-        scenario_text=uac_rtp_scenario(f"{tag}c", b.tone)))
+        b.switch.target(caller_worker), 1, ONE_CALL_RATE, CALLER_HOLD_MS, b.workdir, f"{tag}-caller",
+        service=CALLER_NUMBER, scenario_text=uac_rtp_scenario(f"{tag}c", b.tone)))
     deadline = time.monotonic() + 8.0
     while time.monotonic() < deadline and await b.queue_size() < 1:
         await asyncio.sleep(0.05)
@@ -267,9 +267,10 @@ async def queue_once(b: Bench, caller_worker: int, agent_worker: int,
     try:
         fetched = b.app.count(PATHS[AGENT_NUMBER])
         agent = await run_sipp_uac(
-            b.switch.target(agent_worker), 1, ONE_CALL_RATE, AGENT_HOLD_MS, b.workdir, f"{tag}-agent", service=AGENT_NUMBER,
-            trace=True, scenario_text=uac_scenario(f"{tag}a", sdp=_ear_sdp(transport.get_extra_info("sockname")[1]),
-                                                   name="softswitch bench queue agent"))
+            b.switch.target(agent_worker), 1, ONE_CALL_RATE, AGENT_HOLD_MS, b.workdir, f"{tag}-agent",
+            service=AGENT_NUMBER, trace=True,
+            scenario_text=uac_scenario(f"{tag}a", sdp=_ear_sdp(transport.get_extra_info("sockname")[1]),
+                                       name="softswitch bench queue agent"))
     finally:
         transport.close()
     fetches = b.app.select(PATHS[AGENT_NUMBER])[fetched:]

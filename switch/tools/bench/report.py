@@ -314,7 +314,8 @@ def _conference_lines(report: Json) -> list[str]:
         fetch, invite = queue["fetch_to_tone_ms"], queue["invite_to_tone_ms"]
         lines.append(f"  <Dial><Queue> to the caller's audio, {name}: agent's TwiML fetch -> tone p50 "
                      f"{_fmt(fetch.get('p50'), 1, 1)} ms, max {_fmt(fetch.get('max'), 1, 1)} ms; INVITE -> tone p50 "
-                     f"{_fmt(invite.get('p50'), 1, 1)} ms ({queue['bridged_audio_heard']}/{queue['repetitions']} heard)")
+                     f"{_fmt(invite.get('p50'), 1, 1)} ms "
+                     f"({queue['bridged_audio_heard']}/{queue['repetitions']} heard)")
     return lines
 
 
