@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from switch.core.accounts import Accounts
+from switch.core.api_keys import ApiKeys
 from switch.core.applications import ApplicationRegistry
 from switch.core.call_events import CallRequests, SipLadder
 from switch.core.calls import CallManager
@@ -49,6 +50,7 @@ from switch.dialects.twilio.callbacks import TwilioCallbacks, TwilioTwiml, recor
 from switch.dialects.twilio.conference_callbacks import TwilioConferenceCallbacks
 from switch.dialects.twilio.conferences import add_twilio_conference_routes
 from switch.dialects.twilio.events import add_twilio_event_routes
+from switch.dialects.twilio.keys import add_twilio_key_routes
 from switch.dialects.twilio.notifications import add_twilio_notification_routes
 from switch.dialects.twilio.numbers import add_twilio_number_routes
 from switch.dialects.twilio.queues import add_twilio_queue_routes
@@ -228,6 +230,7 @@ async def start_switch(config: Config) -> Switch:
     add_console_routes(app, Console(credentials, calls, store, recordings, notifications, _healthz, requests))
     add_twilio_number_routes(app, credentials, numbers, config.base_url)
     add_twilio_application_routes(app, credentials, applications, config.base_url)
+    add_twilio_key_routes(app, credentials, ApiKeys(store, credentials.account_sid), config.base_url)
     add_twilio_sip_routes(app, credentials, sip_domains, config.base_url)
     add_callcenter_routes(app, credentials, recordings, config.base_url, voice.conferences, voice.queues)
     add_twilio_account_routes(app, credentials, Accounts(store, credentials.account_sid))

@@ -3,6 +3,12 @@
 A request must carry `Authorization: Basic base64(AccountSid:AuthToken)`; anything else is a 401 with code
 20003.  An authenticated request whose path names another account is a 404 (20404): there is only one
 account here, and the answer must not reveal whether some other account exists.
+
+An API key works as Twilio's official clients use it (`Client(api_key_sid, api_key_secret, account_sid)`):
+`Authorization: Basic base64(SKxxx:secret)` on `/2010-04-01/Accounts/{AccountSid}/...`, the account coming from
+the path.  The application's `API_KEYS` (set by `switch.app`) looks the secret up; without it only the auth token
+works.  Keys are Twilio's Standard keys: refused (401) on the Accounts and Keys resources, as Twilio refuses them.
+Webhooks stay signed with the auth token whatever authenticated the request.
 """
 
 from __future__ import annotations
@@ -11,6 +17,8 @@ import base64
 import binascii
 import functools
 import hmac
+import re
+from collections.abc import Callable
 from typing import Protocol
 
 from aiohttp import web
@@ -18,6 +26,13 @@ from aiohttp.typedefs import Handler
 
 from switch.core.errors import NotFound
 from switch.dialects.errors import Unauthorized
+
+KeySecrets = Callable[[str], "str | None"]  # an API key SID -> its secret, None when the account has no such key
+API_KEYS: web.AppKey[KeySecrets] = web.AppKey("api_keys")
+API_KEY_PREFIX = "SK"
+# The resources a Standard key may not use: the Accounts and the Keys (https://www.twilio.com/docs/iam/api-keys).
+_MAIN_KEY_ONLY = re.compile(r"/2010-04-01/Accounts(\.json|/[^/]+\.json|/[^/]+/Keys(\.json|/[^/]+\.json))")
+_NO_SECRET = "-" * 32  # compared against when the key is unknown, so that timing does not tell
 
 
 class Credentials(Protocol):
@@ -53,7 +68,8 @@ def _same(given: str, expected: str) -> bool:
 
 
 def check_credentials(request: web.Request, creds: Credentials) -> None:
-    """Raise `Unauthorized` unless the request carries our account SID and auth token.
+    """Raise `Unauthorized` unless the request carries our account SID and auth token, or an API key's SID and
+    secret (`check_api_key`).
 
     Then raise `NotFound` when the path's `{AccountSid}` (if the route has one) is not ours.
     """
@@ -61,12 +77,25 @@ def check_credentials(request: web.Request, creds: Credentials) -> None:
     if parsed is None:
         raise Unauthorized()
     user, password = parsed
-    # Evaluate both comparisons so timing does not tell which half was wrong.
-    user_ok = _same(user, creds.account_sid)
-    password_ok = _same(password, creds.auth_token)
-    if not (user_ok and password_ok):
-        raise Unauthorized()
+    keys = request.config_dict.get(API_KEYS)
+    if keys is not None and user.startswith(API_KEY_PREFIX):
+        check_api_key(request, keys, user, password)
+    else:
+        # Evaluate both comparisons so timing does not tell which half was wrong.
+        user_ok = _same(user, creds.account_sid)
+        password_ok = _same(password, creds.auth_token)
+        if not (user_ok and password_ok):
+            raise Unauthorized()
     check_path_account(request, creds)
+
+
+def check_api_key(request: web.Request, keys: KeySecrets, key_sid: str, password: str) -> None:
+    """Raise `Unauthorized` unless `key_sid` is a key of the account, `password` its secret, and the resource one
+    a Standard key may use."""
+    secret = keys(key_sid)
+    password_ok = _same(password, _NO_SECRET if secret is None else secret)
+    if secret is None or not password_ok or _MAIN_KEY_ONLY.fullmatch(request.path):
+        raise Unauthorized()
 
 
 def check_path_account(request: web.Request, creds: Credentials) -> None:

@@ -191,6 +191,7 @@ async def test_hint_words_missing_from_the_dictionary_are_left_out(recognizer: S
 
 
 @needs_espeak
+@pytest.mark.slow  # seconds of decoding with the language model, and a timing bound: not in the fast tier
 async def test_recognition_keeps_the_event_loop_responsive(recognizer: SphinxRecognizer, balance: bytes) -> None:
     """pocketsphinx holds the GIL while it decodes: pieces of MAX_PIECE_MS keep each stall short (loading a
     model holds it ~0.25 s too: the application warms the recognizer before it serves)."""

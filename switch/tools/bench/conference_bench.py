@@ -15,6 +15,7 @@ call is up, net of the same processes at rest (`idle_cpu_rates`), per participan
   received packets under 95 % of 50/s of each leg's hold) and the control plane mixer's late ticks (/healthz
   `conference_mixer`); sipp 3.6.1 never reads its RTP socket, so the callers cannot count what they hear.
   Clean also means sipp counts every call successful and all N were in the room together (the Participants API).
+  A room that is not clean is run once more, and counts only if that run is clean (`clean_room`).
   Then the same on the PyPI wheel (`SOFTSWITCH_ENGINE=wheel`, 4 legs per worker): one room filling every leg of
   `wheel_workers` workers.
 - **`<Dial><Queue>` to bridged audio.**  A caller (sipp, the tone) runs `<Enqueue>`; once the Queues API shows it
@@ -190,6 +191,16 @@ async def mixed_vs_held(b: Bench, n: int, workers: list[int], tag: str) -> Json:
             "mixed_vs_held": ratio(m, h), "clean": bool(held["clean"] and mixed["clean"])}
 
 
+async def clean_room(b: Bench, n: int, workers: list[int], tag: str) -> Json:
+    """A room of `n` over `workers`; one that is not clean is run once more (a frame lost to another program's
+    burst on a shared machine is not the switch's limit) and counts only if that run is clean."""
+    first = await hold_calls(b, ROOM_NUMBER, n, workers, tag)
+    if first["clean"]:
+        return first | {"attempts": 1}
+    again = await hold_calls(b, ROOM_NUMBER, n, workers, f"{tag}-again")
+    return again | {"attempts": 2, "first_attempt_dropped_frames": first["dropped_frames"]}
+
+
 async def room_ladder(b: Bench, steps: tuple[int, ...], workers: list[int], budget_s: float) -> Json:
     """Rooms of each size in `steps` over `workers` until one is not clean or `budget_s` is spent."""
     started = time.monotonic()
@@ -199,8 +210,8 @@ async def room_ladder(b: Bench, steps: tuple[int, ...], workers: list[int], budg
         if time.monotonic() - started > budget_s:
             stopped_by = f"time budget ({budget_s:g} s)"
             break
-        step = await hold_calls(b, ROOM_NUMBER, n, workers, f"ladder-{n}")
-        done.append({k: step[k] for k in ("participants", "clean", "all_up_together", "dropped_frames",
+        step = await clean_room(b, n, workers, f"ladder-{n}")
+        done.append({k: step[k] for k in ("participants", "clean", "attempts", "all_up_together", "dropped_frames",
                                           "mixer_late_ticks", "cpu_ms_per_participant_second")}
                     | {"sipp_ok": step["sipp"]["successful"], "sipp_failed": step["sipp"]["failed"],
                        "rx_vs_expected": step["rtp"]["rx_vs_expected"],
@@ -328,7 +339,7 @@ async def _wheel(session: aiohttp.ClientSession, app: TwimlApp, workdir: Path, w
         health = await b.switch.healthz(session)
         engines = sorted({str(w.get("engine", "?")) for w in health.get("workers", [])})
         legs = sum(int(w.get("capacity", 0)) for w in health.get("workers", []))
-        room = await hold_calls(b, ROOM_NUMBER, legs, list(range(workers)), "wheel")
+        room = await clean_room(b, legs, list(range(workers)), "wheel")
     finally:
         await b.switch.stop()
     return {"workers": workers, "engines": engines, "call_legs": legs, "room": room,

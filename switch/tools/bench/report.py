@@ -299,8 +299,8 @@ def _conference_lines(report: Json) -> list[str]:
         lines.append(f"  {name:<20} mixed {_fmt(cost['mixed'], 1, 2)} ms, held {_fmt(cost['held'], 1, 2)} ms: "
                      f"{_times(conf[key]['mixed_vs_held'])} ({'clean' if conf[key]['clean'] else 'NOT clean'})")
     ladder = conf["ladder"]
-    steps = ", ".join(f"{s['participants']}:{'ok' if s['clean'] else 'FAIL'}({s['dropped_frames']} dropped)"
-                      for s in ladder["steps"])
+    steps = ", ".join(f"{s['participants']}:{'ok' if s['clean'] else 'FAIL'}({s['dropped_frames']} dropped"
+                      f"{', 2nd try' if s.get('attempts', 1) > 1 else ''})" for s in ladder["steps"])
     lines.append(f"  largest room with 0 dropped frames (2 workers, built engine): {conf['largest_clean_room']} "
                  f"({ladder['stopped_by']}; {steps})")
     wheel = conf.get("wheel") or {}
