@@ -1,10 +1,10 @@
 """The conference bridge ports of a worker's conferences (`switch.worker.conference`): meters and recorders.
 
-- `_Meter`: a sink fed by one member; on the clock thread it takes the RMS of each frame (numpy, a few
+- `Meter`: a sink fed by one member; on the clock thread it takes the RMS of each frame (numpy, a few
   microseconds) and keeps the member's speaking state (`Member.observe`): `SPEAK_FRAMES` frames above `SPEAK_RMS`
   start speaking, `QUIET_FRAMES` below end it; each change is emitted as `ConfSpeaking`.  A muted member counts
   as quiet.
-- `_Recorder`: a sink writing what the bridge mixes into it to a mono 16-bit WAV, one frame per clock tick.
+- `Recorder`: a sink writing what the bridge mixes into it to a mono 16-bit WAV, one frame per clock tick.
 """
 
 from __future__ import annotations

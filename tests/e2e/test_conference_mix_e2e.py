@@ -37,7 +37,7 @@ PLAYED = 300.0  # the conference play
 RATE = 8000
 HEARD = 0.15  # a tone's share of a segment's energy when it is heard (two or three tones share it)
 ABSENT = 0.02  # ... when it is not
-GUARD = 0.35  # seconds left out at a segment's start (cross-worker latency, mute taking effect)
+GUARD = 0.5  # seconds left out at a segment's start (cross-worker latency, mute taking effect)
 
 
 @contextlib.asynccontextmanager

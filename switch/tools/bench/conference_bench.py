@@ -213,7 +213,8 @@ async def room_ladder(b: Bench, steps: tuple[int, ...], workers: list[int], budg
         step = await clean_room(b, n, workers, f"ladder-{n}")
         done.append({k: step[k] for k in ("participants", "clean", "attempts", "all_up_together", "dropped_frames",
                                           "mixer_late_ticks", "cpu_ms_per_participant_second")}
-                    | {"sipp_ok": step["sipp"]["successful"], "sipp_failed": step["sipp"]["failed"],
+                    | {"first_attempt_dropped_frames": step.get("first_attempt_dropped_frames"),
+                       "sipp_ok": step["sipp"]["successful"], "sipp_failed": step["sipp"]["failed"],
                        "rx_vs_expected": step["rtp"]["rx_vs_expected"],
                        **{k: step["rtp"][k] for k in DROP_KEYS}})
         if not step["clean"]:
