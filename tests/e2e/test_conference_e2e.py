@@ -94,9 +94,10 @@ def served(app: WebhookSink) -> dict[str, str]:
     }
 
 
-def conference_twiml(room: str, **attrs: str) -> str:
+def conference_twiml(room: str, action: str | None = None, **attrs: str) -> str:
     text = " ".join(f"{key}={quoteattr(value)}" for key, value in {"beep": "false", **attrs}.items())
-    return f"<Response><Dial><Conference {text}>{room}</Conference></Dial></Response>"
+    dial = f"<Dial action={quoteattr(action)}>" if action else "<Dial>"
+    return f"<Response>{dial}<Conference {text}>{room}</Conference></Dial></Response>"
 
 
 @pytest.fixture
@@ -219,8 +220,9 @@ def test_mute_hold_announce_and_kick_over_rest(switch: SwitchProcess, app: Webho
 def test_waiters_hear_wait_music_until_the_moderator_and_leave_with_it(
         switch: SwitchProcess, app: WebhookSink, served: dict[str, str], phones: ExitStack, tmp_path: Path) -> None:
     hook = app.url("/conf-mod")
+    after = app.twiml("/conf-mod-after", "<Response><Hangup/></Response>")
     waiter = dial_in(switch, phones, tmp_path, TONES[0], conference_twiml(
-        "moderated", startConferenceOnEnter="false", waitUrl=served["wait"], statusCallback=hook,
+        "moderated", action=after, startConferenceOnEnter="false", waitUrl=served["wait"], statusCallback=hook,
         statusCallbackEvent="start end join leave"))
     time.sleep(2.5)
     arrive = time.time()
@@ -242,6 +244,12 @@ def test_waiters_hear_wait_music_until_the_moderator_and_leave_with_it(
     ended = next(h for h in app.for_path("/conf-mod") if h.params["StatusCallbackEvent"] == "conference-end")
     assert ended.params["CallSidEndingConference"] == moderator.sid
     assert ended.params["ParticipantLabelEndingConference"] == "moderator"
+    # the waiter's <Dial action>: told how its time in the room ended, then its <Hangup/> ends the call
+    told = app.wait_for(lambda hs: any(h.path == "/conf-mod-after" for h in hs), 10)
+    action = next(h for h in told if h.path == "/conf-mod-after")
+    assert (action.params["CallSid"], action.params["DialCallStatus"], action.params["ConferenceSid"]) == (
+        waiter.sid, "completed", ended.params["ConferenceSid"])
+    assert 4 <= int(action.params["DialCallDuration"]) <= 8
 
 
 def test_rest_participants_dial_into_a_room(switch: SwitchProcess, phones: ExitStack, tmp_path: Path) -> None:
