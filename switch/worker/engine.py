@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from switch.worker.conference import ConferenceManager
 from switch.worker.dialog import fold as fold_dialog
+from switch.worker.failures import leg_failure, media_failure
 from switch.worker.leg import Leg, LocalAccount
 from switch.worker.media import MediaManager, PlayerEof
 from switch.worker.media_taps import TapManager
@@ -47,19 +48,16 @@ from switch.workers.protocol import (
     AllowRefer,
     Answer,
     Answered,
-    AnswerFailed,
     Bridge,
     BridgeFailed,
     Command,
     Dial,
     DialFailed,
     DialogChanged,
-    DtmfFailed,
     DtmfReceived,
     Ended,
     Event,
     Hangup,
-    HangupFailed,
     HoldChanged,
     Incoming,
     InviteSent,
@@ -67,15 +65,11 @@ from switch.workers.protocol import (
     MediaReady,
     PauseRecord,
     Play,
-    PlayFailed,
     Progress,
     Record,
     RecordAttach,
-    RecordAttachFailed,
-    RecordFailed,
     ReferNotify,
     Ring,
-    RingFailed,
     SendDtmf,
     Shutdown,
     StopPlay,
@@ -292,7 +286,7 @@ class Engine:
         except pj.Error as exc:
             error = sip_text(error_text(exc))
             log.warning("leg %s: %s failed: %s", command.leg, type(command).__name__, error)
-            self.emit(_leg_failure(command, error))
+            self.emit(leg_failure(command, error))
 
     def _require_media(self, *leg_ids: str) -> None:
         for leg_id in leg_ids:
@@ -345,7 +339,7 @@ class Engine:
                 case _:
                     log.warning("unknown command %r", command)
         except MediaUnavailable as exc:
-            failure = _media_failure(command, str(exc))
+            failure = media_failure(command, str(exc))
             if failure is not None:
                 self.emit(failure)
 
@@ -485,28 +479,3 @@ class Engine:
             self.legs.pop(leg.leg_id, None)
             self.emit(Ended(leg=leg.leg_id, code=int(ci.lastStatusCode), reason=sip_text(ci.lastReason),
                             answered=leg.answered, t=now, rtp=leg.rtp))
-
-
-def _leg_failure(command: LegCommand, error: str) -> Event:
-    """The failure event that answers a leg command pjsua refused."""
-    if isinstance(command, Ring):
-        return RingFailed(leg=command.leg, error=error)
-    if isinstance(command, Answer):
-        return AnswerFailed(leg=command.leg, error=error)
-    if isinstance(command, Hangup):
-        return HangupFailed(leg=command.leg, code=command.code, error=error)
-    return DtmfFailed(leg=command.leg, digits=command.digits, error=error)
-
-
-def _media_failure(command: Work, error: str) -> Event | None:
-    """The failure event that answers a media command naming a leg without audio (None: it cannot fail)."""
-    match command:
-        case Play():
-            return PlayFailed(id=command.id, leg=command.leg, error=error)
-        case Record():
-            return RecordFailed(id=command.id, error=error)
-        case RecordAttach():
-            return RecordAttachFailed(id=command.id, index=command.index, leg=command.leg, error=error)
-        case Bridge():
-            return BridgeFailed(id=command.id, a=command.a, b=command.b, error=error)
-    return None

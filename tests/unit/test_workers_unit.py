@@ -307,7 +307,7 @@ async def test_a_recording_that_cannot_be_sent_fails_at_once() -> None:
 
 
 def test_the_worker_answers_a_failed_attach_with_record_attach_failed() -> None:
-    from switch.worker.engine import _media_failure
+    from switch.worker.failures import media_failure
     from switch.worker.media import MediaManager
 
     emitted: list[Event] = []
@@ -315,14 +315,14 @@ def test_the_worker_answers_a_failed_attach_with_record_attach_failed() -> None:
     manager.attach_record("w0:r7", 1, "CA3")  # no such recording any more
     assert emitted == [RecordAttachFailed(id="w0:r7", index=1, leg="CA3", error="no such recording (it ended)")]
     # a leg without audio: the engine answers each media command with its own failure
-    assert _media_failure(RecordAttach(id="w0:r7", index=1, leg="CA3"), "no audio") == RecordAttachFailed(
+    assert media_failure(RecordAttach(id="w0:r7", index=1, leg="CA3"), "no audio") == RecordAttachFailed(
         id="w0:r7", index=1, leg="CA3", error="no audio")
-    assert _media_failure(Bridge(id="w0:b1", a="A", b="B"), "no audio") == BridgeFailed(
+    assert media_failure(Bridge(id="w0:b1", a="A", b="B"), "no audio") == BridgeFailed(
         id="w0:b1", a="A", b="B", error="no audio")
-    assert _media_failure(Record(id="w0:r8", base="/x"), "no audio") == RecordFailed(id="w0:r8", error="no audio")
-    assert _media_failure(Play(id="w0:p1", leg="A", path="/x.wav"), "no audio") == PlayFailed(
+    assert media_failure(Record(id="w0:r8", base="/x"), "no audio") == RecordFailed(id="w0:r8", error="no audio")
+    assert media_failure(Play(id="w0:p1", leg="A", path="/x.wav"), "no audio") == PlayFailed(
         id="w0:p1", leg="A", error="no audio")
-    assert _media_failure(StopPlay(id="w0:p1"), "no audio") is None
+    assert media_failure(StopPlay(id="w0:p1"), "no audio") is None
 
 
 def test_one_leg_record_is_what_media_and_the_engine_share() -> None:
