@@ -29,7 +29,7 @@ PHRASES = (
     "repeat the menu", "main menu",
 )
 VOICES = ("alice", "man", "Polly.Brian")  # espeak-ng en-us+f3, en-us+m3, en-gb+m3
-LM_PHRASES = 6
+LM_PHRASES = 2
 
 
 @pytest.fixture(scope="module")
