@@ -13,6 +13,8 @@ import enum
 from dataclasses import dataclass
 from typing import Protocol
 
+from switch.core.paging import within_days
+
 MAX_PARTICIPANTS = 250  # Twilio's largest maxParticipants
 DEFAULT_MAX_QUEUE = 1000  # Twilio: a queue's max_size defaults to 1000 (since 2021; it was 100)
 MAX_QUEUE = 5000
@@ -154,17 +156,10 @@ class ConferenceFilter:
 
     def keep(self, conf: Conference) -> bool:
         """Whether `conf` passes every filter given (dates compare by UTC day)."""
-        created, updated = conf.date_created.astimezone(dt.UTC).date(), conf.date_updated.astimezone(dt.UTC).date()
-        return all((
-            self.friendly_name is None or conf.friendly_name == self.friendly_name,
-            self.status is None or conf.status is self.status,
-            self.created_on is None or created == self.created_on,
-            self.created_before is None or created <= self.created_before,
-            self.created_after is None or created >= self.created_after,
-            self.updated_on is None or updated == self.updated_on,
-            self.updated_before is None or updated <= self.updated_before,
-            self.updated_after is None or updated >= self.updated_after,
-        ))
+        return ((self.friendly_name is None or conf.friendly_name == self.friendly_name)
+                and (self.status is None or conf.status is self.status)
+                and within_days(conf.date_created, self.created_on, self.created_before, self.created_after)
+                and within_days(conf.date_updated, self.updated_on, self.updated_before, self.updated_after))
 
 
 class ConferenceService(Protocol):

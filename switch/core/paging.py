@@ -38,6 +38,13 @@ class Cursor:
     backward: bool = False
 
 
+def within_days(moment: dt.datetime, on: dt.date | None, before: dt.date | None, after: dt.date | None) -> bool:
+    """Whether `moment`'s UTC day is `on`, on or before `before`, and on or after `after` (None: any day), as
+    the `DateCreated`, `DateCreated<` and `DateCreated>` filters of lists held in memory compare."""
+    day = (moment.astimezone(dt.UTC) if moment.tzinfo else moment).date()
+    return (on is None or day == on) and (before is None or day <= before) and (after is None or day >= after)
+
+
 def stored_time(moment: dt.datetime) -> str:
     """A datetime as the store writes it (ISO 8601 in UTC, "+00:00"), so that text comparisons order by time.
 

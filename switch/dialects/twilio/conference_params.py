@@ -29,6 +29,7 @@ from switch.dialects.twilio.params import (
     INVALID_TO,
     NO_FROM,
     NO_TO,
+    day_of,
     parse_method,
 )
 
@@ -193,16 +194,7 @@ def parse_day(params: MultiMapping[str], name: str) -> dt.date | None:
     """A date filter: `YYYY-MM-DD` or the datetime the official client sends.  A raw `DateCreated<=2024-01-01`
     arrives as the key `DateCreated<` with the value `=2024-01-01`: the `=` is dropped."""
     value = get_param(params, name)
-    if value is None:
-        return None
-    value = value.removeprefix("=")
-    try:
-        if len(value) == 10:
-            return dt.date.fromisoformat(value)
-        moment = dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise InvalidParameter(f"{name} must be a date as YYYY-MM-DD, not {value!r}") from None
-    return (moment.astimezone(dt.UTC) if moment.tzinfo else moment).date()
+    return None if value is None else day_of(name, value.removeprefix("="))
 
 
 def parse_conference_filter(params: MultiMapping[str]) -> ConferenceFilter:

@@ -23,7 +23,6 @@ what it cannot do (Record=true, MachineDetection) is a 400.  Invalid labels are 
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -37,7 +36,7 @@ from switch.core.conference_model import (
     Participant,
 )
 from switch.core.errors import NotFound
-from switch.core.paging import PageKey, select_page
+from switch.core.paging import PageKey, select_page, within_days
 from switch.core.recording_model import Recording
 from switch.dialects.auth import Credentials
 from switch.dialects.errors import API_ROOT, InvalidParameter
@@ -124,12 +123,6 @@ def memory_page(request: web.Request, key: str, items: list[Any], page_key: Call
     page = cut_page(found, req, page_key)
     given = [(name, value) for name in filters if (value := request.query.get(name))]
     return web.json_response(slice_envelope(key, page, render, req, path, given))
-
-
-def _in_range(moment: dt.datetime, on: dt.date | None, before: dt.date | None, after: dt.date | None) -> bool:
-    day = (moment.astimezone(dt.UTC) if moment.tzinfo else moment).date()
-    return ((on is None or day == on) and (before is None or day <= before)
-            and (after is None or day >= after))
 
 
 # -- handlers --------------------------------------------------------------------------------------------------
@@ -239,7 +232,7 @@ class TwilioConferences:
         conf = self._conference(request)
         q = request.query
         on, before, after = (parse_day(q, name) for name in RECORDING_FILTERS)
-        found = [r for r in self._conference_recordings(conf.sid) if _in_range(r.date_created, on, before, after)]
+        found = [r for r in self._conference_recordings(conf.sid) if within_days(r.date_created, on, before, after)]
         return memory_page(request, "recordings", found, lambda r: PageKey(r.date_created, r.sid), True,
                            lambda r: self._recording_json(r, conf.sid), f"{self.root}/{conf.sid}/Recordings.json",
                            RECORDING_FILTERS)

@@ -328,8 +328,11 @@ def parse_call_update(params: MultiMapping[str]) -> CallUpdate:
 def _date(params: MultiMapping[str], name: str) -> dt.date | None:
     """`YYYY-MM-DD`, or the `YYYY-MM-DDTHH:MM:SSZ` the official client sends for date/datetime objects."""
     value = get_param(params, name)
-    if value is None:
-        return None
+    return None if value is None else day_of(name, value)
+
+
+def day_of(name: str, value: str) -> dt.date:
+    """The UTC day of filter `name`'s `value`: `YYYY-MM-DD`, or a datetime (one with a zone is moved to UTC)."""
     try:
         if len(value) == 10:
             return dt.date.fromisoformat(value)
