@@ -15,11 +15,10 @@ participant that names a statusCallback gives the room its callback; `Conference
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,6 +43,7 @@ from switch.core.events import CallEvents, ConferenceEvent
 from switch.core.model import Call, new_sid, utcnow
 from switch.core.sip_domain_table import RecordTable
 from switch.core.store import Store
+from switch.core.tasks import TaskSet
 
 if TYPE_CHECKING:
     from switch.core.calls import CallManager
@@ -68,7 +68,7 @@ class Conferences:
         self._participants = RecordTable(store, "conference_participants", Participant, account_sid, key="call_sid")
         self._rooms: dict[str, Room] = {}  # sid -> the live room
         self._by_name: dict[str, str] = {}  # friendly name -> sid of its live room
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet()  # beeps, announcements, members leaving the mix
         self.recordings_of: Callable[[str], list[str]] | None = None  # the store's recordings of a room
         for conf in self._table.values():  # rooms a previous run left open cannot be in progress any more
             if conf.status is not ConferenceStatus.COMPLETED:
@@ -141,7 +141,7 @@ class Conferences:
         reason = seat.leave_reason or ("participant_hung_up" if call_terminal else "participant_updated_via_api")
         record = self._set_participant(seat.call_sid, status=ParticipantStatus.COMPLETE)
         if seat.in_audio and self.mixer is not None:
-            self._spawn(self.mixer.leave(room.sid, seat.call_sid))
+            self._tasks.spawn(self.mixer.leave(room.sid, seat.call_sid), seat.call_sid)
             seat.in_audio = False
         if self.whispers is not None:
             self.whispers.forget(seat.call_sid)
@@ -184,7 +184,7 @@ class Conferences:
     async def announce(self, sid: str, url: str, method: str) -> Conference:
         conf = self.conference(sid)
         room = self._live(sid)
-        self._spawn(self._announce(room, url, method, None))
+        self._tasks.spawn(self._announce(room, url, method, None), room.sid)
         return conf
 
     def list_participants(self, sid: str, muted: bool | None = None, hold: bool | None = None,
@@ -274,7 +274,8 @@ class Conferences:
             self._whisper(room)
             self._emit(room, "participant-modify", seat)
         if update.announce_url:
-            self._spawn(self._announce(room, update.announce_url, (update.announce_method or "POST").upper(), seat))
+            method = (update.announce_method or "POST").upper()
+            self._tasks.spawn(self._announce(room, update.announce_url, method, seat), room.sid)
         return record
 
     async def kick(self, sid: str, key: str) -> None:
@@ -303,10 +304,7 @@ class Conferences:
             await self.recorder.close()
         if self.whispers is not None:
             await self.whispers.close()
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.cancel()
 
     # -- inside --------------------------------------------------------------------------------------------
     def _room_named(self, name: str) -> Room:
@@ -385,7 +383,7 @@ class Conferences:
 
     def _beep(self, room: Room) -> None:
         if self.mixer is not None and self.beep_path is not None and room.started.is_set():
-            self._spawn(self._play(room, self.beep_path))
+            self._tasks.spawn(self._play(room, self.beep_path), room.sid)
 
     async def _play(self, room: Room, path: Path) -> str:
         assert self.mixer is not None
@@ -423,14 +421,3 @@ class Conferences:
             kind=kind, conference=self.conference(room.sid),
             participant=participant or (seat.record if seat is not None else None), url=url, method=method,
             sequence=room.sequence, at=self.clock(), reason=reason, ending=ending, call_status=call_status))
-
-    def _spawn(self, coro: Awaitable[object]) -> None:
-        async def run() -> None:
-            try:
-                await coro
-            except Exception:
-                log.exception("conference task failed")
-
-        task = asyncio.get_running_loop().create_task(run())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)

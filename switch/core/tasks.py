@@ -39,3 +39,10 @@ class TaskSet:
         """Wait up to `timeout` s for the tasks running now (shutdown)."""
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=timeout)
+
+    async def cancel(self) -> None:
+        """Cancel the tasks running now and wait for them to end (shutdown of what need not finish)."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
