@@ -290,3 +290,10 @@ class Harness:
                                      **kwargs) as resp:
             body = await resp.json() if resp.status != 204 else None
             return resp.status, body
+
+    async def error(self, method: str, path: str, expected: tuple[int, int], **kwargs: Any) -> str:
+        """Make a request that must fail with HTTP status and Twilio code `expected`; returns its message."""
+        status, body = await self.raw(method, path, **kwargs)
+        assert (status, body["code"], body["status"]) == (*expected, expected[0]), body
+        assert body["more_info"] == f"https://www.twilio.com/docs/errors/{expected[1]}"
+        return str(body["message"])

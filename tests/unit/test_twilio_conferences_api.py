@@ -32,13 +32,6 @@ async def h() -> AsyncIterator[Harness]:
     await harness.close()
 
 
-async def _error(h: Harness, method: str, path: str, expected: tuple[int, int], **kwargs: object) -> str:
-    status, body = await h.raw(method, path, **kwargs)  # type: ignore[arg-type]
-    assert (status, body["code"], body["status"]) == (*expected, expected[0]), body
-    assert body["more_info"] == f"https://www.twilio.com/docs/errors/{expected[1]}"
-    return str(body["message"])
-
-
 async def test_conferences_list_fetch_and_filters(h: Harness) -> None:
     fakes = h.conferences
     old = fakes.add_conference("old", ConferenceStatus.COMPLETED, T0 - dt.timedelta(days=3))
@@ -85,9 +78,9 @@ async def test_conference_update_ends_and_announces(h: Harness) -> None:
     assert h.conferences.announced == [(room.sid, "https://app.example/a.xml", "POST")]
     ended = await h.call(lambda: h.client.conferences(room.sid).update(status="completed"))
     assert (ended.status, ended.reason_conference_ended) == ("completed", "conference-ended-via-api")
-    await _error(h, "POST", f"Conferences/{room.sid}.json", (400, 20001), data={"Status": "in-progress"})
-    await _error(h, "POST", f"Conferences/{room.sid}.json", (400, 21205), data={"AnnounceUrl": "nope"})
-    await _error(h, "POST", f"Conferences/{room.sid}.json", (400, 21209),
+    await h.error("POST", f"Conferences/{room.sid}.json", (400, 20001), data={"Status": "in-progress"})
+    await h.error("POST", f"Conferences/{room.sid}.json", (400, 21205), data={"AnnounceUrl": "nope"})
+    await h.error("POST", f"Conferences/{room.sid}.json", (400, 21209),
                  data={"AnnounceUrl": "https://app.example/a", "AnnounceMethod": "PUT"})
 
 
@@ -101,8 +94,8 @@ async def test_unknown_conference_is_404(h: Harness) -> None:
                          ("GET", f"Conferences/{missing}/Participants/CA{'1' * 32}.json"),
                          ("DELETE", f"Conferences/{missing}/Participants/CA{'1' * 32}.json"),
                          ("GET", f"Conferences/{missing}/Recordings.json")):
-        await _error(h, method, path, (404, 20404))
-    await _error(h, "POST", f"Conferences/{missing}/Participants.json", (404, 20404), data=NEW)
+        await h.error(method, path, (404, 20404))
+    await h.error("POST", f"Conferences/{missing}/Participants.json", (404, 20404), data=NEW)
 
 
 async def test_authentication_is_required(h: Harness) -> None:
@@ -192,7 +185,7 @@ async def test_participant_create_defaults_and_conference_by_name(h: Harness) ->
 ])  # fmt: skip
 async def test_participant_create_rejects_bad_parameters(h: Harness, form: dict[str, str], code: int) -> None:
     room = h.conferences.add_conference("room")
-    await _error(h, "POST", f"Conferences/{room.sid}/Participants.json", (400, code), data=form)
+    await h.error("POST", f"Conferences/{room.sid}/Participants.json", (400, code), data=form)
     assert h.conferences.created == []
 
 
@@ -203,7 +196,7 @@ async def test_participant_label_in_use_is_16026(h: Harness) -> None:
         await h.call(lambda: h.client.conferences(room.sid).participants.create(
             from_="+15017122661", to="+15558675310", label="agent"))
     assert (info.value.status, info.value.code) == (400, 16026)
-    await _error(h, "POST", "Conferences/room/Participants.json", (400, 16026), data={**NEW, "Label": "agent"})
+    await h.error("POST", "Conferences/room/Participants.json", (400, 16026), data={**NEW, "Label": "agent"})
 
 
 async def test_participants_list_fetch_update_delete(h: Harness) -> None:
@@ -216,7 +209,7 @@ async def test_participants_list_fetch_update_delete(h: Harness) -> None:
     muted = await h.call(lambda: participants.list(muted=True))
     assert [p.call_sid for p in muted] == [bob.call_sid]
     assert await h.call(lambda: participants.list(hold=True, coaching=False)) == []
-    await _error(h, "GET", f"Conferences/{room.sid}/Participants.json?Muted=maybe", (400, 20001))
+    await h.error("GET", f"Conferences/{room.sid}/Participants.json?Muted=maybe", (400, 20001))
     by_sid = await h.call(lambda: participants(alice.call_sid).fetch())
     by_label = await h.call(lambda: participants("alice smith").fetch())
     assert by_sid.call_sid == by_label.call_sid == alice.call_sid and by_label.label == "alice smith"
@@ -232,7 +225,7 @@ async def test_participants_list_fetch_update_delete(h: Harness) -> None:
         announce_url="https://app.example/ann", announce_method="POST", end_conference_on_exit=True)
     coached = await h.call(lambda: participants(bob.call_sid).update(call_sid_to_coach=alice.call_sid))
     assert (coached.coaching, coached.call_sid_to_coach) == (True, alice.call_sid)
-    await _error(h, "POST", f"Conferences/{room.sid}/Participants/{bob.call_sid}.json", (400, 20001),
+    await h.error("POST", f"Conferences/{room.sid}/Participants/{bob.call_sid}.json", (400, 20001),
                  data={"Hold": "later"})
     assert await h.call(lambda: participants(bob.call_sid).delete()) is True
     assert bob.call_sid not in h.conferences.participants[room.sid]
@@ -240,7 +233,7 @@ async def test_participants_list_fetch_update_delete(h: Harness) -> None:
         await h.call(lambda: participants(bob.call_sid).fetch())
     assert (info.value.status, info.value.code) == (404, 20404)
     for method in ("POST", "DELETE"):
-        await _error(h, method, f"Conferences/{room.sid}/Participants/nobody.json", (404, 20404))
+        await h.error(method, f"Conferences/{room.sid}/Participants/nobody.json", (404, 20404))
 
 
 async def test_conference_recordings(h: Harness) -> None:
@@ -259,7 +252,7 @@ async def test_conference_recordings(h: Harness) -> None:
     assert [r.sid for r in on_day] == [first.sid]
     fetched = await h.call(lambda: recordings(first.sid).fetch())
     assert fetched.sid == first.sid and fetched.status == "completed"
-    await _error(h, "GET", f"Conferences/{room.sid}/Recordings/{elsewhere.sid}.json", (404, 20404))
+    await h.error("GET", f"Conferences/{room.sid}/Recordings/{elsewhere.sid}.json", (404, 20404))
     assert await h.call(lambda: recordings(first.sid).delete()) is True
     assert first.sid not in h.recordings.by_sid
-    await _error(h, "DELETE", f"Conferences/{room.sid}/Recordings/{first.sid}.json", (404, 20404))
+    await h.error("DELETE", f"Conferences/{room.sid}/Recordings/{first.sid}.json", (404, 20404))

@@ -23,13 +23,6 @@ async def h() -> AsyncIterator[Harness]:
     await harness.close()
 
 
-async def _error(h: Harness, method: str, path: str, expected: tuple[int, int], **kwargs: object) -> str:
-    status, body = await h.raw(method, path, **kwargs)  # type: ignore[arg-type]
-    assert (status, body["code"], body["status"]) == (*expected, expected[0]), body
-    assert body["more_info"] == f"https://www.twilio.com/docs/errors/{expected[1]}"
-    return str(body["message"])
-
-
 async def test_queue_create_fetch_list_update_delete(h: Harness) -> None:
     queues = h.client.queues
     support = await h.call(lambda: queues.create(friendly_name="support"))
@@ -49,7 +42,7 @@ async def test_queue_create_fetch_list_update_delete(h: Harness) -> None:
     assert (resized.friendly_name, resized.max_size) == ("help", 30)
     assert await h.call(lambda: queues(sales.sid).delete()) is True
     assert sales.sid not in h.queues.queues
-    await _error(h, "GET", f"Queues/{sales.sid}.json", (404, 20404))
+    await h.error("GET", f"Queues/{sales.sid}.json", (404, 20404))
 
 
 async def test_queue_json_fields(h: Harness) -> None:
@@ -75,7 +68,7 @@ async def test_queue_json_fields(h: Harness) -> None:
     {"FriendlyName": "q", "MaxSize": "ten"},
 ])  # fmt: skip
 async def test_queue_create_rejects_bad_parameters(h: Harness, form: dict[str, str]) -> None:
-    await _error(h, "POST", "Queues.json", (400, 20001), data=form)
+    await h.error("POST", "Queues.json", (400, 20001), data=form)
     assert h.queues.queues == {}
 
 
@@ -84,8 +77,8 @@ async def test_queue_create_errors_through_the_client(h: Harness) -> None:
         await h.call(lambda: h.client.queues.create(friendly_name="q" * 65))
     assert (info.value.status, info.value.code) == (400, 20001)
     queue = await h.call(lambda: h.client.queues.create(friendly_name="ok"))
-    await _error(h, "POST", f"Queues/{queue.sid}.json", (400, 20001), data={"MaxSize": "6000"})
-    await _error(h, "POST", f"Queues/{queue.sid}.json", (400, 20001), data={"FriendlyName": "y" * 65})
+    await h.error("POST", f"Queues/{queue.sid}.json", (400, 20001), data={"MaxSize": "6000"})
+    await h.error("POST", f"Queues/{queue.sid}.json", (400, 20001), data={"FriendlyName": "y" * 65})
 
 
 async def test_delete_a_queue_with_callers_is_a_conflict(h: Harness) -> None:
@@ -94,7 +87,7 @@ async def test_delete_a_queue_with_callers_is_a_conflict(h: Harness) -> None:
     with pytest.raises(TwilioRestException) as info:
         await h.call(lambda: h.client.queues(queue.sid).delete())
     assert info.value.status == 409
-    await _error(h, "DELETE", f"Queues/{queue.sid}.json", (409, 20001))
+    await h.error("DELETE", f"Queues/{queue.sid}.json", (409, 20001))
     await h.call(lambda: h.client.queues(queue.sid).members(member.call_sid).update(url=URL))
     assert await h.call(lambda: h.client.queues(queue.sid).delete()) is True
 
@@ -107,10 +100,10 @@ async def test_unknown_queue_and_member_are_404(h: Harness) -> None:
     for method, path in (("GET", f"Queues/{missing}.json"), ("POST", f"Queues/{missing}.json"),
                          ("DELETE", f"Queues/{missing}.json"), ("GET", f"Queues/{missing}/Members.json"),
                          ("GET", f"Queues/{missing}/Members/Front.json")):
-        await _error(h, method, path, (404, 20404))
+        await h.error(method, path, (404, 20404))
     queue = await h.call(lambda: h.client.queues.create(friendly_name="empty"))
-    await _error(h, "GET", f"Queues/{queue.sid}/Members/Front.json", (404, 20404))
-    await _error(h, "POST", f"Queues/{queue.sid}/Members/CA{'1' * 32}.json", (404, 20404), data={"Url": URL})
+    await h.error("GET", f"Queues/{queue.sid}/Members/Front.json", (404, 20404))
+    await h.error("POST", f"Queues/{queue.sid}/Members/CA{'1' * 32}.json", (404, 20404), data={"Url": URL})
     status, body = await h.raw("GET", f"Queues/{queue.sid}.json", auth=False)
     assert (status, body["code"]) == (401, 20003)
 
@@ -140,8 +133,8 @@ async def test_members_list_fetch_front_and_dequeue(h: Harness) -> None:
     assert h.queues.dequeued[-1] == (queue.sid, third.call_sid, URL, "POST")  # Method defaults to POST
     left = await h.call(lambda: members.list())
     assert [(m.call_sid, m.position) for m in left] == [(second.call_sid, 1)]
-    await _error(h, "POST", f"Queues/{queue.sid}/Members/Front.json", (400, 21205))
-    await _error(h, "POST", f"Queues/{queue.sid}/Members/Front.json", (400, 21205), data={"Url": "agent.xml"})
-    await _error(h, "POST", f"Queues/{queue.sid}/Members/Front.json", (400, 21209),
+    await h.error("POST", f"Queues/{queue.sid}/Members/Front.json", (400, 21205))
+    await h.error("POST", f"Queues/{queue.sid}/Members/Front.json", (400, 21205), data={"Url": "agent.xml"})
+    await h.error("POST", f"Queues/{queue.sid}/Members/Front.json", (400, 21209),
                  data={"Url": URL, "Method": "PATCH"})
     assert len(h.queues.dequeued) == 2
