@@ -75,22 +75,15 @@ def hears(samples: np.ndarray, present: tuple[float, ...], absent: tuple[float, 
     assert sum(shares[hz] for hz in present) > 0.8, detail
 
 
-def wav_bytes(hz: float, seconds: float) -> bytes:
-    data = io.BytesIO()
-    sf.write(data, sine(hz, seconds, rate=16000), 16000, format="WAV", subtype="PCM_16")
-    return data.getvalue()
-
-
 @pytest.fixture(scope="module")
 def served(app: WebhookSink) -> dict[str, str]:
     """Tone files and TwiML the rooms use (hold music, an announcement, wait music)."""
-    for name, hz in (("hold", HOLD_HZ), ("announce", ANNOUNCE_HZ), ("wait", WAIT_HZ)):
-        body = wav_bytes(hz, 1.0)
-        app.responses[f"/conf-{name}.wav"] = lambda _h, body=body: (200, body, "audio/wav")
+    hold, announce, wait = (app.tone(f"/conf-{name}.wav", hz)
+                            for name, hz in (("hold", HOLD_HZ), ("announce", ANNOUNCE_HZ), ("wait", WAIT_HZ)))
     return {
-        "hold": app.twiml("/conf-hold", f'<Response><Play loop="0">{app.url("/conf-hold.wav")}</Play></Response>'),
-        "announce": app.twiml("/conf-announce", f'<Response><Play>{app.url("/conf-announce.wav")}</Play></Response>'),
-        "wait": app.twiml("/conf-wait", f'<Response><Play loop="0">{app.url("/conf-wait.wav")}</Play></Response>'),
+        "hold": app.twiml("/conf-hold", f'<Response><Play loop="0">{hold}</Play></Response>'),
+        "announce": app.twiml("/conf-announce", f'<Response><Play>{announce}</Play></Response>'),
+        "wait": app.twiml("/conf-wait", f'<Response><Play loop="0">{wait}</Play></Response>'),
     }
 
 

@@ -5,17 +5,15 @@ requests checked parameter by parameter."""
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import soundfile as sf
 from twilio.twiml.voice_response import Dial, Enqueue, VoiceResponse
 
 from media.audio import read_wav
-from media.tones import dominant_frequency, rms, sine
+from media.tones import dominant_frequency, rms
 from switch.core.queues import Queues
 from switch.core.store import Store
 from switch.verbs.wait_loop import HOLD_NOTES
@@ -29,10 +27,7 @@ WINDOW = 0.25  # seconds of a recording per FFT
 def app() -> Iterator[WebhookSink]:
     sink = WebhookSink().start()
     for hz in (400, 1200):
-        data = io.BytesIO()
-        sf.write(data, sine(float(hz), 1.0, rate=16000), 16000, format="WAV", subtype="PCM_16")
-        body = data.getvalue()
-        sink.responses[f"/tone{hz}.wav"] = lambda _h, b=body: (200, b, "audio/wav")
+        sink.tone(f"/tone{hz}.wav", float(hz))
     yield sink
     sink.stop()
 

@@ -6,19 +6,17 @@ unknown queue or member, the refused delete of a queue someone waits in) and the
 
 from __future__ import annotations
 
-import io
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
-import soundfile as sf
 from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 from twilio.twiml.voice_response import Enqueue, VoiceResponse
 
 from media.audio import read_wav
-from media.tones import dominant_frequency, rms, sine
+from media.tones import dominant_frequency, rms
 from tests.peers.harness import ACCOUNT_SID, AUTH_TOKEN, Hook, SwitchProcess, WebhookSink, wait_until
 from tests.peers.phone import PhoneProcess
 
@@ -31,17 +29,11 @@ QUEUE_FIELDS = {"account_sid", "average_wait_time", "current_size", "date_create
 MEMBER_FIELDS = {"call_sid", "date_enqueued", "position", "queue_sid", "uri", "wait_time"}
 
 
-def _serve(body: bytes) -> Callable[[Hook], tuple[int, bytes, str]]:
-    return lambda _hook: (200, body, "audio/wav")
-
-
 @pytest.fixture(scope="module")
 def app() -> Iterator[WebhookSink]:
     sink = WebhookSink().start()
     for hz in (WAIT_HZ, DEQUEUED_HZ):
-        data = io.BytesIO()
-        sf.write(data, sine(float(hz), 1.0, rate=16000), 16000, format="WAV", subtype="PCM_16")
-        sink.responses[f"/tone{hz}.wav"] = _serve(data.getvalue())
+        sink.tone(f"/tone{hz}.wav", float(hz))
     yield sink
     sink.stop()
 

@@ -25,10 +25,7 @@ NUMBER = "+15550111"
 def app() -> Iterator[WebhookSink]:
     sink = WebhookSink().start()
     for hz in (400, 600, 1200):
-        data = io.BytesIO()
-        sf.write(data, sine(float(hz), 1.0, rate=16000), 16000, format="WAV", subtype="PCM_16")
-        body = data.getvalue()
-        sink.responses[f"/tone{hz}.wav"] = lambda _h, b=body: (200, b, "audio/wav")
+        sink.tone(f"/tone{hz}.wav", float(hz))
     yield sink
     sink.stop()
 

@@ -26,6 +26,7 @@ from aiohttp import web
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
+from media.tones import sine
 from switch.tools.bench.common import ThreadedServer
 from switch.tools.ports import free_port_block, free_tcp_port
 
@@ -83,6 +84,14 @@ class WebhookSink(ThreadedServer):
     def twiml(self, path: str, document: str) -> str:
         """Serve `document` as TwiML at `path`; returns its URL."""
         self.responses[path] = lambda _hook: (200, document, "text/xml")
+        return self.url(path)
+
+    def tone(self, path: str, hz: float, seconds: float = 1.0, rate: int = 16000) -> str:
+        """Serve a WAV of a `hz` sine (`seconds` long, at `rate`) at `path`; returns its URL."""
+        data = io.BytesIO()
+        sf.write(data, sine(hz, seconds, rate=rate), rate, format="WAV", subtype="PCM_16")
+        body = data.getvalue()
+        self.responses[path] = lambda _hook: (200, body, "audio/wav")
         return self.url(path)
 
     def start(self) -> WebhookSink:
