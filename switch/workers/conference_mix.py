@@ -32,8 +32,8 @@ import numpy as np
 
 from media.errors import MediaError
 from media.ulaw import DECODE, ENCODE
+from switch.workers.media_taps import Send
 from switch.workers.protocol import (
-    Command,
     ConfFailed,
     ConfJoin,
     ConfJoined,
@@ -49,6 +49,7 @@ from switch.workers.protocol import (
     PlayFailed,
     RecordDone,
     RecordFailed,
+    RecordResult,
     StopPlay,
     StopRecord,
     TapAudio,
@@ -63,8 +64,6 @@ __all__ = ["JITTER_FRAMES", "ConferenceMixer"]
 
 log = logging.getLogger("switch.conferences")
 
-Send = Callable[[int, Command], bool]
-RecordResult = RecordDone | RecordFailed
 FRAME_S = 0.02
 ULAW_FRAME = 160
 JITTER_FRAMES = 3  # link frames waiting here at most (60 ms)

@@ -15,12 +15,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from media.errors import MediaError
 from switch.workers.conference_mix import ConferenceMixer
-from switch.workers.media_taps import AudioTap, Taps
+from switch.workers.media_taps import AudioTap, Send, Taps
 from switch.workers.protocol import (
     AllowRefer,
     Bridge,
@@ -40,6 +40,7 @@ from switch.workers.protocol import (
     RecordAttachFailed,
     RecordDone,
     RecordFailed,
+    RecordResult,
     ReferNotify,
     ReferReceived,
     ReferRefused,
@@ -58,8 +59,6 @@ __all__ = ["CallMedia", "MediaError", "MediaLeg", "RecordResult"]
 
 log = logging.getLogger("switch.media")
 
-Send = Callable[[int, Command], bool]
-RecordResult = RecordDone | RecordFailed
 ReferEvent = ReferReceived | ReferRefused
 
 

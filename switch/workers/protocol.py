@@ -100,6 +100,7 @@ from switch.workers.protocol_media import (  # the media messages, re-exported h
     RecordAttachFailed as RecordAttachFailed,
     RecordDone as RecordDone,
     RecordFailed as RecordFailed,
+    RecordResult as RecordResult,
     StopPlay as StopPlay,
     StopRecord as StopRecord,
     TapLevel as TapLevel,

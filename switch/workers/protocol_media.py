@@ -118,6 +118,10 @@ class RecordFailed(Event, tag="record_failed", frozen=True, kw_only=True):
     error: str
 
 
+RecordResult = RecordDone | RecordFailed
+"""How a recording ends, as the control plane awaits it."""
+
+
 class RecordAttached(Event, tag="record_attached", frozen=True, kw_only=True):
     """Channel `index` of recording `id` is fed from `leg` from now on."""
 
