@@ -32,7 +32,6 @@ EVENT_WORDS: dict[str, tuple[str, ...]] = {
     "speaker": ("participant-speech-start", "participant-speech-stop"),
     "announcement": ("announcement-end", "announcement-fail"),
 }
-EVENT_KINDS = frozenset(kind for kinds in EVENT_WORDS.values() for kind in kinds)
 DEFAULT_EVENT_WORDS = ("start", "end")  # a statusCallback without statusCallbackEvent
 
 

@@ -292,13 +292,6 @@ class Conferences:
         assert record is not None, call_sid
         return record
 
-    def room_of(self, call_sid: str) -> Room | None:
-        """The live room `call_sid` sits in, if any."""
-        for room in self._rooms.values():
-            if call_sid in room.seats:
-                return room
-        return None
-
     async def close(self) -> None:
         if self.recorder is not None:  # recordings of rooms still open end with what reached the disk
             await self.recorder.close()

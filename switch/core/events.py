@@ -147,9 +147,10 @@ class MachineDetected:
 class ConferenceEvent:
     """Something happened in a conference that its status callback asked for (`switch.core.conferences`).
 
-    `kind` is one of `switch.core.conferences.EVENT_KINDS` (conference-start, participant-join, ...); `conference`
-    and `participant` are copies taken at the change; `sequence` numbers the conference's events from 1; `reason`
-    says why a conference ended or a participant left; `ending` is the participant whose leaving ended it.
+    `kind` is one of the events of `switch.core.conference_model.EVENT_WORDS` (conference-start,
+    participant-join, ...); `conference` and `participant` are copies taken at the change; `sequence` numbers the
+    conference's events from 1; `reason` says why a conference ended or a participant left; `ending` is the
+    participant whose leaving ended it.
     """
 
     kind: str
