@@ -76,7 +76,7 @@ demo: setup
 
 # the whole suite on the built engine, then the smoke set on the PyPI wheel
 test: setup lint engine node-deps
-	SOFTSWITCH_ENGINE=built $(BIN)/python -m pytest -q -p no:cacheprovider tests
+	SOFTSWITCH_ENGINE=built $(BIN)/python -m pytest -q -p no:cacheprovider --durations=30 tests
 	$(MAKE) --no-print-directory test-wheel
 
 test-wheel: setup

@@ -13,9 +13,11 @@ from typing import Any
 
 from aiohttp import web
 
+from media.webrtc import use_host_addresses
 from switch.core.accounts import Accounts
 from switch.core.api_keys import ApiKeys
 from switch.core.applications import ApplicationRegistry
+from switch.core.browsers import BrowserPhones
 from switch.core.call_events import CallRequests, SipLadder
 from switch.core.calls import CallManager
 from switch.core.conference_coach import Whispers
@@ -47,6 +49,7 @@ from switch.dialects.twilio.accounts import add_twilio_account_routes
 from switch.dialects.twilio.api import add_twilio_routes
 from switch.dialects.twilio.applications import add_twilio_application_routes
 from switch.dialects.twilio.callbacks import TwilioCallbacks, TwilioTwiml, recording_url
+from switch.dialects.twilio.client_ws import add_client_routes
 from switch.dialects.twilio.conference_callbacks import TwilioConferenceCallbacks
 from switch.dialects.twilio.conferences import add_twilio_conference_routes
 from switch.dialects.twilio.events import add_twilio_event_routes
@@ -113,6 +116,7 @@ class Switch:
     notifications: Notifications
     edge: Edge | None = None  # Kamailio in front of the workers ([edge] enabled)
     metrics: Metrics | None = None  # GET /metrics ([server] metrics)
+    phones: BrowserPhones | None = None  # browser softphones (switch.core.browsers)
 
     @property
     def base_url(self) -> str:
@@ -123,6 +127,8 @@ class Switch:
             await self.voice.conferences.close()
         await self.voice.close()
         await self.calls.shutdown()
+        if self.phones is not None:
+            await self.phones.close()
         if self.voice.streams is not None:  # the calls' streams send their stop and close their sockets
             await self.voice.streams.close()
         if self.edge is not None:  # no new calls; BYEs just sent, and the workers' last ones, still go through it
@@ -210,6 +216,7 @@ async def start_switch(config: Config) -> Switch:
     await pool.start()
     calls.lookup_domain = sip_domains.route_named
     calls.clients = ClientRouter(sip_domains.routes, edge.contacts if edge is not None else None)
+    phones = _browser_phones(config, calls, applications)
     if edge is not None:
         _follow_workers(pool, edge)
         _follow_domains(sip_domains, edge)
@@ -230,7 +237,9 @@ async def start_switch(config: Config) -> Switch:
     add_console_routes(app, Console(credentials, calls, store, recordings, notifications, _healthz, requests))
     add_twilio_number_routes(app, credentials, numbers, config.base_url)
     add_twilio_application_routes(app, credentials, applications, config.base_url)
-    add_twilio_key_routes(app, credentials, ApiKeys(store, credentials.account_sid), config.base_url)
+    api_keys = ApiKeys(store, credentials.account_sid)
+    add_twilio_key_routes(app, credentials, api_keys, config.base_url)
+    add_client_routes(app, phones, credentials.account_sid, api_keys.secret_of)  # browser softphones
     add_twilio_sip_routes(app, credentials, sip_domains, config.base_url)
     add_callcenter_routes(app, credentials, recordings, config.base_url, voice.conferences, voice.queues)
     add_twilio_account_routes(app, credentials, Accounts(store, credentials.account_sid))
@@ -245,7 +254,7 @@ async def start_switch(config: Config) -> Switch:
                                  config.exotel_api_token or credentials.auth_token))
     runner = web.AppRunner(app, access_log=None)
     switch = Switch(config, credentials, store, webhooks, calls, pool, runner, voice, numbers, notifications, edge,
-                    metrics)
+                    metrics, phones)
     app[SWITCH_KEY] = switch
     await runner.setup()
     site = web.TCPSite(runner, config.http_host, config.http_port)
@@ -276,6 +285,16 @@ def _conferences(store: Store, account_sid: str, calls: CallManager, voice: Voic
     rooms.announcer = lambda url, method, conf: announcement(voice, url, method, conf)
     calls.media.conferences.on_speaking = rooms.speaking
     return rooms
+
+
+def _browser_phones(config: Config, calls: CallManager, applications: ApplicationRegistry) -> BrowserPhones:
+    """Browser softphones: their calls route to `webrtc:` legs; WebRTC media offered on the configured addresses."""
+    use_host_addresses(config.browser_addresses)
+    logging.getLogger("aioice").setLevel(logging.WARNING)  # a line per ICE check otherwise
+    phones = BrowserPhones(calls, applications)
+    calls.clients.browsers = phones.takes_calls
+    calls.created_hooks.append(phones.on_created)
+    return phones
 
 
 def _call_of_leg(calls: CallManager, leg: str) -> str | None:

@@ -58,6 +58,7 @@ from switch.workers.protocol import (
     Log,
     MediaReady,
     MediaResult,
+    PortFailed,
     Progress,
     ReferReceived,
     ReferRefused,
@@ -120,6 +121,10 @@ class CallManager:
 
     def _send(self, worker: int, command: Command) -> bool:
         return self.pool is not None and self.pool.send(worker, command)
+
+    def send_worker(self, worker: int, command: Command) -> bool:
+        """Send `command` to worker `worker` (a browser's `PortSignal`s, its tap's audio); False if it is gone."""
+        return self._send(worker, command)
 
     # -- the one status path ------------------------------------------------------------------
     def _set_status(self, call: Call, status: CallStatus, sip_code: int | None = None,
@@ -359,6 +364,8 @@ class CallManager:
                 self._finish(call, event.code, EndReason.REMOTE)
             case DialFailed():
                 self._finish(call, event.code, EndReason.ERROR, f"dial failed: {event.reason}")
+            case PortFailed():
+                self._finish(call, None, EndReason.ERROR, f"browser leg failed: {event.error}")
             case AnswerFailed():
                 # The caller will never be answered: end the leg (its Ended finishes the call).
                 self._command_failed(call, "answer", event.error)
@@ -426,13 +433,19 @@ class CallManager:
                     status_callback_method=number.status_callback_method,
                     sip_uri=event.request_uri, sip_call_id=event.call_id, worker=worker,
                     phone_number_sid=number.sid, sip_params=sip.params if sip else None)
+        self.start_inbound(call, leg, Ring(leg=leg), f"INVITE received from {event.from_uri}")
+
+    def start_inbound(self, call: Call, leg: str, first: Command, note: str) -> None:
+        """Take a ringing inbound `call` whose leg `leg` is on `call.worker`: record it, send the worker `first`
+        (`Ring` for an INVITE, `PortOpen` for a browser's call) and run its app (`inbound_hook`)."""
+        assert self.pool is not None and call.worker is not None
         self.live[call.sid] = call
         self._bind_leg(leg, call)
         self.store.save_call(call)
-        self.store.add_event(call.sid, "sip", f"INVITE received from {event.from_uri}", None)
+        self.store.add_event(call.sid, "sip", note, None)
         self.store.add_event(call.sid, "status", "ringing", None)
         self._created(call)
-        self.pool.send(worker, Ring(leg=leg))
+        self.pool.send(call.worker, first)
         if self.inbound_hook is None or not self.inbound_hook(call):
             self.answer(call)  # no app for the number: answer and hold until the caller hangs up
 

@@ -33,6 +33,8 @@ Example (`softswitch.toml`)::
     address = "127.0.0.1"     # RTP's bind address and SDP's c=; default: the [server] sip host
     external_address = "203.0.113.7"  # behind NAT: SDP's c= and Contact carry this instead; default none
     rtp_ports = "10000-20000" # UDP ports for RTP and RTCP, two per call leg (the default)
+    webrtc_addresses = ["192.0.2.10"]  # where browsers' WebRTC media is offered (media.webrtc); default: the
+                              # address above if it is one IP address, else every interface but loopback
 
     [edge]                    # Kamailio in front of the workers (switch.workers.edge)
     enabled = true            # false: worker 0 binds the [server] sip address itself, as without an edge
@@ -249,7 +251,16 @@ class Config:
     media_address: str | None = None
     external_address: str | None = None
     rtp_ports: tuple[int, int] = (10000, 20000)
+    webrtc_addresses: tuple[str, ...] | None = None  # [media] webrtc_addresses (see `browser_addresses`)
     edge: EdgeConfig = field(default_factory=EdgeConfig)
+
+    @property
+    def browser_addresses(self) -> tuple[str, ...]:
+        """Where browsers' WebRTC media is offered: [media] webrtc_addresses, else the RTP address when it is one
+        IP address, else () (every interface but loopback)."""
+        if self.webrtc_addresses is not None:
+            return self.webrtc_addresses
+        return () if is_wildcard(self.rtp_address) or not is_ip(self.rtp_address) else (self.rtp_address,)
 
     @property
     def worker_sip(self) -> tuple[str, int]:
@@ -352,6 +363,8 @@ def _load_logging(cfg: Config, server: dict[str, Any]) -> None:
 def _load_media(cfg: Config, media: dict[str, Any]) -> None:
     if "address" in media:
         cfg.media_address = _ip_address(media["address"], "media.address")
+    if "webrtc_addresses" in media:
+        cfg.webrtc_addresses = tuple(_ip_address(a, "media.webrtc_addresses") for a in media["webrtc_addresses"])
     if "external_address" in media:
         external = str(media["external_address"])
         if is_wildcard(external) or not (HOSTNAME_RE.match(external) or is_ip(external)):

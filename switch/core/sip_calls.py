@@ -81,22 +81,30 @@ def inbound_app(event: Incoming, trust_edge: bool, lookup_domain: Callable[[str]
     return lookup_number(dialed) or lookup_number(user_part(event.to_uri)), None
 
 
+WEBRTC_SCHEME = "webrtc:"  # a leg to a browser: the worker makes a port leg (switch.worker.port_legs)
+
+
 def client_identity(to: str) -> str | None:
     """`client:alice` -> `alice`; None for any other destination."""
     return to[len(CLIENT_PREFIX):] if to.startswith(CLIENT_PREFIX) else None
 
 
 class ClientRouter:
-    """Where `client:<identity>` rings: the identity's AoR on the account's registration domains."""
+    """Where `client:<identity>` rings: a browser the identity has open (`webrtc:<identity>`, switch.core.browsers),
+    else the identity's AoR on the account's registration domains."""
 
     def __init__(self, domains: Callable[[], list[SipDomainRoute]],
                  contacts: Callable[[str], Awaitable[list[str]]] | None) -> None:
         self._domains = domains  # every SIP domain, oldest first
         self._contacts = contacts  # the edge's registered contacts of an AoR (None: no edge)
+        self.browsers: Callable[[str, str], bool] | None = None  # (identity, account) -> a browser takes calls
 
     async def route(self, to: str, account_sid: str) -> Route:
-        """The Route of `client:<identity>`: InvalidArgument when no domain of the account takes registrations."""
+        """The Route of `client:<identity>`: InvalidArgument when no browser of the identity is open and no domain
+        of the account takes registrations."""
         identity = client_identity(to) or ""
+        if self.browsers is not None and self.browsers(identity, account_sid):
+            return Route(f"{WEBRTC_SCHEME}{identity}", None)
         names = [d.domain_name for d in self._domains() if d.sip_registration and d.account_sid == account_sid]
         if self._contacts is None or not names:
             raise no_client_route(to)

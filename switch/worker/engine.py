@@ -7,7 +7,9 @@ our own SIP port (pjsip takes it for a keep-alive), which cuts command latency f
 
 Every `Call` is referenced from `Engine.legs` for its whole life and dropped synchronously inside
 `onCallState(DISCONNECTED)`: a collected director object answers 603, a late one hangs up the next call
-that reuses its slot (ARCHITECTURE.md).
+that reuses its slot (ARCHITECTURE.md).  Browsers' legs are port legs (`switch.worker.port_legs`), held by
+`Engine.ports`: no `Call`, a bridge port whose audio the control plane relays; a `Dial` to a `webrtc:` URI,
+`PortOpen`, `PortSignal` and the leg commands naming one go there.
 
 Commands and events are the typed messages of `switch.workers.protocol`; a command that fails is answered
 with its own failure event.  `emit` never blocks (it queues for the writer thread, `switch.worker.outbox`).
@@ -40,6 +42,7 @@ from switch.worker.pjmedia import (
     local_account_config,
     set_codec_priorities,
 )
+from switch.worker.port_legs import PortLegs, is_port_uri
 from switch.worker.refer import Transfers
 from switch.worker.rtpstat import add_stats, stream_stats
 from switch.worker.rxguard import RETRY_AFTER_S, RxGuard
@@ -65,6 +68,8 @@ from switch.workers.protocol import (
     MediaReady,
     PauseRecord,
     Play,
+    PortOpen,
+    PortSignal,
     Progress,
     Record,
     RecordAttach,
@@ -140,6 +145,7 @@ class Engine:
         self.taps = TapManager(self.media, emit)  # audio to the control plane and back (switch.worker.media_taps)
         self.conferences = ConferenceManager(self.media, emit, self.submit, self._has_media)  # worker.conference
         self.transfers = Transfers()  # REFERs: switch.worker.refer
+        self.ports = PortLegs(self.media, emit, self.legs)  # browsers' legs: switch.worker.port_legs
         self.guard = RxGuard()
         self.tracer = SipTracer(emit, config.log_level) if config.sip_trace else None
         self._auth_accounts: dict[tuple[str, str], LocalAccount] = {}
@@ -232,6 +238,7 @@ class Engine:
     def stop(self) -> None:
         """Hang up every leg, let the BYEs/CANCELs leave, and destroy the library."""
         self.conferences.close_all()  # members leave with reason `shutdown`, before their legs end
+        self.ports.close_all()
         for leg in list(self.legs.values()):
             self._hangup(leg, 503 if not leg.answered else 200)
         deadline = time.monotonic() + 1.0
@@ -253,8 +260,16 @@ class Engine:
             match command:
                 case Shutdown():
                     self._running = False
+                case Dial() if is_port_uri(command.uri):
+                    self.ports.dial(command)
                 case Dial():
                     self._dial(command)
+                case PortOpen():
+                    self.ports.open(command)
+                case PortSignal():
+                    self.ports.signal(command)
+                case TapSend() if command.id in self.ports:
+                    self.ports.send(command)
                 case Ring() | Answer() | Hangup() | SendDtmf():
                     self._leg_command(command)
                 case AllowRefer():
@@ -270,6 +285,8 @@ class Engine:
             self.emit(Log(level="warning", message=f"{type(command).__name__} failed: {text}"))
 
     def _leg_command(self, command: LegCommand) -> None:
+        if self.ports.leg_command(command):
+            return
         leg = self.legs.get(command.leg)
         if leg is None:  # it ended: its Ended event is on its way (or gone already)
             log.info("%s for unknown or ended leg %s ignored", type(command).__name__, command.leg)
@@ -290,13 +307,12 @@ class Engine:
 
     def _require_media(self, *leg_ids: str) -> None:
         for leg_id in leg_ids:
-            leg = self.legs.get(leg_id)
-            if leg is None or not leg.has_media:
+            if not self._has_media(leg_id):
                 raise MediaUnavailable(f"leg {leg_id} has no active audio")
 
     def _has_media(self, leg_id: str) -> bool:
         leg = self.legs.get(leg_id)
-        return leg is not None and leg.has_media
+        return (leg is not None and leg.has_media) or self.ports.has_media(leg_id)
 
     def _media_command(self, command: Work) -> None:
         media = self.media
@@ -334,8 +350,7 @@ class Engine:
                 case Unbridge():
                     media.unbridge(command.a)
                 case TapStart() | TapStop() | TapSend() | TapMark() | TapClear():
-                    leg = self.legs.get(getattr(command, "leg", ""))
-                    self.taps.handle(command, leg is not None and leg.has_media)
+                    self.taps.handle(command, self._has_media(getattr(command, "leg", "")))
                 case _:
                     log.warning("unknown command %r", command)
         except MediaUnavailable as exc:

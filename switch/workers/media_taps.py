@@ -98,6 +98,15 @@ class Taps:
         self.starting[tap.id] = future
         return future
 
+    def adopt(self, tap: AudioTap) -> None:
+        """Route the events of a tap the worker runs unasked (a browser's port leg, named by its leg id)."""
+        self.taps[tap.id] = tap
+
+    def drop(self, tap_id: str, reason: str) -> None:
+        """End tap `tap_id` on this side (its worker let go of it without a `TapEnded`)."""
+        self._started(tap_id, f"the tap ended ({reason})")
+        self._end(tap_id, reason)
+
     def on_event(self, event: TapEvent) -> None:
         tap = self.taps.get(event.id)
         match event:

@@ -22,6 +22,10 @@ Every command that can fail has its own failure event, and the worker answers ea
     Bridge          Bridged                         BridgeFailed
     TapStart        TapStarted (then TapAudio...)   TapFailed       (switch.workers.protocol_audio)
     ConfJoin        ConfJoined                      ConfFailed      (switch.workers.protocol_conf)
+    PortOpen        (none)                          PortFailed      (switch.workers.protocol_port)
+
+A `Dial` to a `webrtc:` URI, and `PortOpen`, make a *port leg*: a browser's call leg whose audio the control plane
+relays (`switch.workers.protocol_port` lists how each command and `PortSignal` is answered on it).
 
 `AllowRefer` and `ReferNotify` cannot fail either (a REFER is answered by the worker itself: `ReferReceived`
 when it accepted it, `ReferRefused` when not; see `switch.worker.refer`).
@@ -106,8 +110,20 @@ from switch.workers.protocol_media import (  # the media messages, re-exported h
     TapLevel as TapLevel,
     Unbridge as Unbridge,
 )
+from switch.workers.protocol_port import (  # the port legs (browser softphones), re-exported here with the rest
+    PORT_COMMANDS,
+    PORT_EVENTS,
+    PORT_SCHEME as PORT_SCHEME,
+    PORT_STATES as PORT_STATES,
+    PortCommand as PortCommand,
+    PortEvent as PortEvent,
+    PortFailed as PortFailed,
+    PortOpen as PortOpen,
+    PortSignal as PortSignal,
+)
 
-PROTOCOL_VERSION = 8  # 3: DialogChanged; 4: Ended.rtp; 5: SipMessage; 6: Incoming.headers; 7: taps; 8: conferences
+PROTOCOL_VERSION = 9  # 3: DialogChanged; 4: Ended.rtp; 5: SipMessage; 6: Incoming.headers; 7: taps; 8: conferences;
+# 9: port legs
 MAX_MESSAGE = 1 << 20
 HEADER = struct.Struct(">I")  # the length of the JSON body that follows
 # -- commands: calls ----------------------------------------------------------------------------------
@@ -405,18 +421,19 @@ class ReferRefused(Event, tag="refer_refused", frozen=True, kw_only=True):
 
 COMMANDS: tuple[type[Command], ...] = (
     Dial, Ring, Answer, Hangup, SendDtmf, AllowRefer, ReferNotify, Play, StopPlay, Record, RecordAttach, PauseRecord,
-    StopRecord, Bridge, Unbridge, Shutdown, *TAP_COMMANDS, *CONF_COMMANDS,
+    StopRecord, Bridge, Unbridge, Shutdown, *TAP_COMMANDS, *CONF_COMMANDS, *PORT_COMMANDS,
 )
 EVENTS: tuple[type[Event], ...] = (
     Hello, Fatal, Log, EventsDropped, Incoming, InviteSent, DialFailed, Progress, Answered, Ended, MediaReady,
     HoldChanged, DialogChanged, DtmfReceived, RingFailed, AnswerFailed, HangupFailed, DtmfFailed, ReferReceived,
     ReferRefused, PlayDone, PlayFailed, RecordDone, RecordFailed, RecordAttached, RecordAttachFailed, TapLevel,
-    Bridged, BridgeFailed, SipMessage, *TAP_EVENTS, *CONF_EVENTS,
+    Bridged, BridgeFailed, SipMessage, *TAP_EVENTS, *CONF_EVENTS, *PORT_EVENTS,
 )
 Message = Command | Event
 # Events about one leg (`leg` names it; the control plane finds its call by it).
 LegEvent = (InviteSent | DialFailed | Progress | Answered | Ended | MediaReady | HoldChanged | DialogChanged
-            | DtmfReceived | RingFailed | AnswerFailed | HangupFailed | DtmfFailed | ReferReceived | ReferRefused)
+            | DtmfReceived | RingFailed | AnswerFailed | HangupFailed | DtmfFailed | ReferReceived | ReferRefused
+            | PortFailed)
 # Answers to media commands, matched by the command's `id`.
 MediaResult = (PlayDone | PlayFailed | RecordDone | RecordFailed | RecordAttached | RecordAttachFailed | TapLevel
                | Bridged | BridgeFailed | TapEvent | ConfEvent)  # conference events: by their `conf`

@@ -73,6 +73,8 @@ SAMPLES: list[Message] = [
     P.ConfLink(conf="CF1", id="w0:L4"),
     P.ConfPlay(conf="CF1", id="w0:cp5", path="/tmp/beep.wav"),
     P.ConfRecord(conf="CF1", id="w0:cr6", path="/tmp/conf.wav"),
+    P.PortOpen(leg="CA9"),
+    P.PortSignal(leg="CA9", state="ended", code=603, digits=""),
     Hello(version=PROTOCOL_VERSION, worker=1, capacity=4, sip="127.0.0.1:5061", pid=4242),
     Fatal(message="worker 1 could not start on 127.0.0.1:5061: address in use"),
     Log(level="warning", message="héllo ☎ \n \"quoted\""),
@@ -121,6 +123,7 @@ SAMPLES: list[Message] = [
     P.ConfFailed(conf="CF1", leg="CA2", error="leg CA2 is bridged: unbridge it first"),
     P.ConfLeft(conf="CF1", leg="CA1", reason="hangup"),
     P.ConfSpeaking(conf="CF1", leg="CA1", speaking=True, t=6.0),
+    P.PortFailed(leg="CA9", error="too many conference ports"),
 ]
 
 
@@ -264,7 +267,8 @@ def test_hello_of_our_version_and_fatal_are_accepted() -> None:
     b'{"ev":"hello","version":5,"worker":0,"capacity":8,"sip":"127.0.0.1:5062","pid":1234}',  # no Incoming.headers
     b'{"ev":"hello","version":6,"worker":0,"capacity":8,"sip":"127.0.0.1:5062","pid":1234}',  # no audio taps
     b'{"ev":"hello","version":7,"worker":0,"capacity":8,"sip":"127.0.0.1:5062","pid":1234}',  # no conferences
-    b'{"ev":"hello","version":9,"worker":0,"capacity":8,"sip":"h:1","pid":1,"zone":"eu"}',  # a newer one
+    b'{"ev":"hello","version":8,"worker":0,"capacity":8,"sip":"127.0.0.1:5062","pid":1234}',  # no port legs
+    b'{"ev":"hello","version":10,"worker":0,"capacity":8,"sip":"h:1","pid":1,"zone":"eu"}',  # a newer one
     b'{"ev":"hello"}',
 ])
 def test_another_version_is_refused(body: bytes) -> None:

@@ -191,7 +191,7 @@ async def test_hint_words_missing_from_the_dictionary_are_left_out(recognizer: S
 
 
 @needs_espeak
-@pytest.mark.slow  # seconds of decoding with the language model, and a timing bound: not in the fast tier
+@pytest.mark.slow  # seconds of decoding with the language model, not in the fast tier
 async def test_recognition_keeps_the_event_loop_responsive(recognizer: SphinxRecognizer, balance: bytes) -> None:
     """pocketsphinx holds the GIL while it decodes: pieces of MAX_PIECE_MS keep each stall short (loading a
     model holds it ~0.25 s too: the application warms the recognizer before it serves)."""
@@ -207,9 +207,13 @@ async def test_recognition_keeps_the_event_loop_responsive(recognizer: SphinxRec
         before = time.perf_counter()
         await asyncio.sleep(0.005)
         lags.append(time.perf_counter() - before - 0.005)
-    cpu_per_second = (time.perf_counter() - started) / (len(audio) / 16000)
-    print(f"language model: {cpu_per_second:.3f} s per second of audio, worst loop lag {max(lags) * 1000:.1f} ms")
-    assert max(lags) < 0.1
+    elapsed = time.perf_counter() - started
+    print(f"language model: {elapsed / (len(audio) / 16000):.3f} s per second of audio, "
+          f"worst loop lag {max(lags) * 1000:.1f} ms of {elapsed * 1000:.0f} ms decoding")
+    # Relative, not a wall-clock bound (the machines are shared): decoded whole, the loop would stall for all of
+    # it; in pieces it gets a turn many times, and no stall is more than a small part of the decode.
+    assert len(lags) >= 20
+    assert max(lags) < elapsed / 10
 
 
 def test_speech_activity_tells_speech_from_silence(balance: bytes) -> None:

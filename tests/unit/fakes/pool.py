@@ -33,6 +33,7 @@ from typing import Any
 from switch.workers import protocol as p
 from switch.workers.pool import NoCapacity
 from tests.unit.fakes.legs import FakeLeg, FakeWorker, user_part, wav_seconds
+from tests.unit.fakes.ports import port_command, port_dial
 from tests.unit.fakes.recording import FakeRecording
 from tests.unit.fakes.script import Script, Step, ring
 
@@ -42,7 +43,8 @@ LostSink = Callable[[int], None]
 HANDLED: tuple[type[p.Command], ...] = (
     p.Dial, p.Ring, p.Answer, p.Hangup, p.SendDtmf, p.AllowRefer, p.ReferNotify, p.Play, p.StopPlay, p.Record,
     p.RecordAttach, p.PauseRecord, p.StopRecord, p.Bridge, p.Unbridge, p.Shutdown, p.TapStart, p.TapStop, p.TapSend,
-    p.TapMark, p.TapClear, p.ConfJoin, p.ConfMute, p.ConfLeave, p.ConfLink, p.ConfPlay, p.ConfRecord,
+    p.TapMark, p.TapClear, p.ConfJoin, p.ConfMute, p.ConfLeave, p.ConfLink, p.ConfPlay, p.ConfRecord, p.PortOpen,
+    p.PortSignal,
 )
 HANGUP_REASONS = {200: "Normal call clearing", 404: "Not Found", 486: "Busy Here", 487: "Request Terminated",
                   500: "Server Internal Error", 503: "Service Unavailable", 603: "Decline"}
@@ -332,8 +334,12 @@ class FakePool:
 
     def _handle(self, worker: int, command: p.Command) -> None:
         match command:
+            case p.Dial() if command.uri.lower().startswith(p.PORT_SCHEME):
+                port_dial(self, worker, command)  # a browser's leg (tests/unit/fakes/ports.py)
             case p.Dial():
                 self._dial(worker, command)
+            case p.PortOpen() | p.PortSignal():
+                port_command(self, worker, command)
             case p.Answer():
                 leg = self._leg(command.leg)
                 if leg is not None and leg.inbound and not leg.answered:
