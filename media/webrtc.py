@@ -6,7 +6,7 @@ before it answers, so nothing trickles).  Audio is handed over as the switch's w
 
 - what the browser says comes out of `on_audio` (Opus at 48 kHz or PCMU, resampled here);
 - what the browser should hear goes in with `feed`; a track paced by the clock plays it out, silence when
-  nothing is queued, and keeps at most `MAX_QUEUED_FRAMES` so a slow consumer cannot grow the delay.
+  nothing is queued; its queue (`media.playout.Playout`) trims any standing delay the two clocks build up.
 
 Addresses.  aioice offers every interface but loopback.  `use_host_addresses` makes it offer exactly the ones
 configured (`[webrtc] addresses`), which a lab on one machine (and the tests) set to ``127.0.0.1``; the remote
@@ -17,7 +17,6 @@ loopback addresses, only the browser's loopback candidates are kept (no mDNS ``.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import fractions
 import ipaddress
@@ -30,6 +29,8 @@ import aioice.ice
 import av
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
+
+from media.playout import Playout
 
 __all__ = ["FRAME_BYTES", "MAX_QUEUED_FRAMES", "BrowserPeer", "reachable_candidates", "use_host_addresses"]
 
@@ -92,7 +93,7 @@ class _FeedTrack(MediaStreamTrack):  # type: ignore[misc]
 
     def __init__(self) -> None:
         super().__init__()
-        self.frames: collections.deque[bytes] = collections.deque(maxlen=MAX_QUEUED_FRAMES)
+        self.frames = Playout(MAX_QUEUED_FRAMES)
         self._start: float | None = None
         self._pts = 0
 
@@ -106,7 +107,7 @@ class _FeedTrack(MediaStreamTrack):  # type: ignore[misc]
             delay = self._start + self._pts / RATE - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-        pcm = self.frames.popleft() if self.frames else _SILENCE
+        pcm = self.frames.pop() or _SILENCE
         frame = av.AudioFrame(format="s16", layout="mono", samples=FRAME_SAMPLES)
         frame.planes[0].update(pcm)
         frame.sample_rate = RATE
@@ -151,7 +152,7 @@ class BrowserPeer:
     def feed(self, pcm: bytes) -> None:
         """Queue 20 ms frames (320 bytes each) for the browser to hear, after what is queued."""
         for start in range(0, len(pcm) - FRAME_BYTES + 1, FRAME_BYTES):
-            self._track.frames.append(pcm[start:start + FRAME_BYTES])
+            self._track.frames.push(pcm[start:start + FRAME_BYTES])
 
     @property
     def state(self) -> str:

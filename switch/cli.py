@@ -73,7 +73,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     status: int = run_bench(Path(args.output), calls=args.calls, rate=args.rate, workers=args.workers or 2,
                             recording_seconds=args.recording_seconds, concurrent_calls=args.concurrent_calls,
                             concurrent_rate=args.concurrent_rate, observability_calls=args.observability_calls,
-                            streams_calls=args.streams_calls, conference_participants=args.conference_participants)
+                            streams_calls=args.streams_calls, conference_participants=args.conference_participants,
+                            browser_calls=args.browser_calls)
     return status
 
 
@@ -139,6 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--conference-participants", type=int, default=20,
                        help="callers in one <Dial><Conference> room for the mixing CPU figures; the phase also "
                             "finds the largest clean room and times <Dial><Queue> (default 20; 0 skips)")
+    bench.add_argument("--browser-calls", type=int, default=20,
+                       help="browser calls (aiortc on the client WebSocket) held at once for the CPU per browser "
+                            "call-second figures; the phase also times mouth-to-ear latency and finds the most "
+                            "concurrent clean browser calls (default 20; 0 skips)")
     bench.set_defaults(func=_cmd_bench)
     _log_options(bench, argparse.SUPPRESS)
     sub.add_parser("phone", help="the lab phone: a scriptable headless SIP phone (see `softswitch phone --help`)")

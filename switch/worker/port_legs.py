@@ -7,24 +7,25 @@ is both ends of the leg's audio on the bridge:
   bridged leg, a conference, a tap's source): what the switch sends the browser.  Each frame leaves as one
   `TapAudio(id=<leg>, track="outbound")` of 160 μ-law bytes, numbered from 0, from the moment the port exists;
 - the source (`onFrameRequested`) plays what `TapSend(id=<leg>)` queued, 20 ms per tick, silence when nothing
-  waits.  The queue holds at most `MAX_QUEUE_FRAMES` (~200 ms): when the control plane runs ahead, the oldest
-  frames go, so the delay of what the browser says cannot grow without bound.
+  waits.  The queue (`media.playout.Playout`) holds at most `MAX_QUEUE_FRAMES` (~200 ms) and trims any standing
+  part of it once a second: when the control plane's clock runs ahead of the bridge's, the oldest frames go, so
+  what the browser says is not delayed by more than a frame or two of queue.
 
 The engine registers the port as the leg's port (`MediaManager.set_port`), so every media command works on a port
 leg as on a SIP leg; `PortLegs` answers the leg commands (`Dial` to a `webrtc:` URI, `Answer`, `Ring`, `Hangup`,
 `SendDtmf`) and `PortOpen`/`PortSignal` with the same leg events a SIP leg gives.  The port's callbacks run on
-the media clock thread and only convert, emit (the outbox is thread-safe) and touch the deque (whose appends and
+the media clock thread and only convert, emit (the outbox is thread-safe) and touch the queue (whose appends and
 pops are atomic); creating and destroying ports happens on the pjsua thread, in the engine's command loop.
 """
 
 from __future__ import annotations
 
-import collections
 import logging
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from media.playout import Playout
 from media.ulaw import ulaw_decode, ulaw_encode
 from switch.worker.media import MediaManager
 from switch.worker.media_taps import fill_frame
@@ -80,8 +81,7 @@ class PortLeg(pj.AudioMediaPort):  # type: ignore[misc]
         self.rang = False
         self.closed = False
         self.seq = 0  # the next outbound frame's number (clock thread)
-        self.dropped = 0  # queued frames dropped to keep the delay bounded
-        self.queue: collections.deque[bytes] = collections.deque()  # PCM frames to play (pjsua thread in)
+        self.queue = Playout(MAX_QUEUE_FRAMES)  # PCM frames to play (pjsua thread in, clock thread out)
         self._partial = b""  # μ-law bytes short of a whole frame, waiting for the next TapSend
         self.createPort(f"port-{leg_id[-12:]}", pcm_format())
 
@@ -101,11 +101,7 @@ class PortLeg(pj.AudioMediaPort):  # type: ignore[misc]
 
     def onFrameRequested(self, frame: pj.MediaFrame) -> None:
         try:
-            try:
-                data = self.queue.popleft()
-            except IndexError:
-                data = _SILENCE
-            fill_frame(frame, data)
+            fill_frame(frame, self.queue.pop() or _SILENCE)
         except Exception:  # never raise into the clock thread
             log.exception("port leg %s: frame not played", self.leg_id)
 
@@ -116,13 +112,7 @@ class PortLeg(pj.AudioMediaPort):  # type: ignore[misc]
         whole = len(data) - len(data) % _ULAW_FRAME
         self._partial = data[whole:]
         for offset in range(0, whole, _ULAW_FRAME):
-            self.queue.append(ulaw_decode(data[offset:offset + _ULAW_FRAME]))
-        while len(self.queue) > MAX_QUEUE_FRAMES:
-            try:
-                self.queue.popleft()  # the clock thread may take one at the same time: either way it is gone
-            except IndexError:
-                break
-            self.dropped += 1
+            self.queue.push(ulaw_decode(data[offset:offset + _ULAW_FRAME]))
 
 
 class PortLegs:
@@ -251,8 +241,8 @@ class PortLegs:
         port.queue.clear()
         destroy(port)
         del self.legs[leg_id]
-        if port.dropped:
-            log.info("port leg %s: %d queued frames dropped to keep the delay bounded", leg_id, port.dropped)
+        if port.queue.dropped:
+            log.info("port leg %s: %d queued frames dropped to keep the delay short", leg_id, port.queue.dropped)
         self.emit(Ended(leg=leg_id, code=code, reason=reason, answered=port.answered, t=time.time()))
 
     def close_all(self) -> None:

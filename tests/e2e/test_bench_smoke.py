@@ -45,7 +45,8 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                        concurrent_calls=0,  # tests/e2e/test_bench_concurrent_smoke.py runs that phase,
                        observability_calls=0,  # tests/e2e/test_bench_observability_smoke.py this one
                        streams_calls=0,  # tests/e2e/test_bench_streams_smoke.py the Media Streams one
-                       conference_participants=0)  # and tests/e2e/test_bench_conference_smoke.py conferences
+                       conference_participants=0,  # tests/e2e/test_bench_conference_smoke.py conferences
+                       browser_calls=0)  # and tests/e2e/test_bench_browser_smoke.py browsers
     assert status == 0, out.read_text() if out.exists() else "no report written"
     data: dict[str, Any] = json.loads(out.read_text())
     return data

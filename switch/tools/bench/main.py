@@ -43,6 +43,10 @@ media timings (`bench_media`) and the report (`bench_report`).
    `<Dial><Conference>` room on one worker and spread on two: CPU per participant-second against the same calls
    held with `<Pause>`; the largest room with 0 dropped frames (built engine, then the PyPI wheel); `<Dial><Queue>`
    to the caller's audio at the agent, see `switch.tools.bench.conference_bench`.
+   **Browsers** — `browser_calls` (20 by default; 0 skips it) browser calls (aiortc stand-ins on the client
+   WebSocket) on one worker: mouth-to-ear latency browser -> switch -> browser against the same two peers wired
+   directly (Opus and PCMU), CPU per browser call-second against the same number of SIP calls with RTP, and the
+   most simultaneous browser calls that all hear a played tone cleanly, see `switch.tools.bench.browser_bench`.
 6. **Recording** — a dual-channel recording of a bridged call for `recording_seconds` (10 minutes by default;
    0 skips it) next to a bare pjsua2 bridge tapped by two Python ports: see `switch.tools.bench.recording`.
 
@@ -68,6 +72,7 @@ from typing import Any
 
 import aiohttp
 
+from switch.tools.bench.browser_bench import BROWSER_CALLS, NOTE as BROWSER_NOTE, browser_phase
 from switch.tools.bench.common import (
     CLK_TCK,
     SIPP,
@@ -144,6 +149,7 @@ NOTES = {
         "All processes (switch, baselines, sipp on both ends, the lab phone and this bench with its two HTTP "
         "servers) share the machine's CPUs; other work on the machine during the run shows in the figures "
         "(see machine.loadavg_at_start and loadavg_at_end)."),
+    "browser": BROWSER_NOTE,
 }
 
 
@@ -175,6 +181,7 @@ class BenchParams:
     observability_calls: int = 200
     streams_calls: int = STREAM_CALLS
     conference_participants: int = PARTICIPANTS
+    browser_calls: int = BROWSER_CALLS
 
     def as_json(self) -> Json:
         return {"calls": self.calls, "rate_cps": self.rate, "hold_ms": self.hold_ms, "workers": self.workers,
@@ -191,7 +198,8 @@ class BenchParams:
                 "redirects": self.redirects, "say_iterations": self.say_iterations,
                 "recording_seconds": self.recording_seconds, "concurrent_calls": self.concurrent_calls,
                 "concurrent_rate_cps": self.concurrent_rate, "observability_calls": self.observability_calls,
-                "streams_calls": self.streams_calls, "conference_participants": self.conference_participants}
+                "streams_calls": self.streams_calls, "conference_participants": self.conference_participants,
+                "browser_calls": self.browser_calls}
 
 
 def _tool_version(args: list[str], pattern: str) -> str | None:
@@ -370,6 +378,7 @@ async def _bench(p: BenchParams, workdir: Path) -> Json:
                     "post_dial_delay_ms": None, "twiml_fetch_overhead_ms": None, "bridged_cpu": None,
                     "b2bua_cps": None, "redirect_to_audio_ms": None, "say_cache_ms": None, "capacity": None,
                     "recording": None, "edge": None, "concurrent": None, "streams": None, "conference": None,
+                    "browser": None,
                     "notes": dict(NOTES), "errors": []}
     receiver: WebhookReceiver = WebhookReceiver().start()
     app: TwimlApp = TwimlApp().start()
@@ -401,6 +410,9 @@ async def _bench(p: BenchParams, workdir: Path) -> Json:
             if p.conference_participants > 0:
                 report["conference"] = await _phase(report, "conference", conference_phase(
                     session, app, workdir / "conference", participants=p.conference_participants))
+            if p.browser_calls > 0:
+                report["browser"] = await _phase(report, "browser", browser_phase(
+                    session, app, workdir / "browser", calls=p.browser_calls))
             report["say_cache_ms"] = await _phase(report, "say-cache", say_cache(workdir / "say", p.say_iterations))
             if p.recording_seconds > 0:
                 report["recording"] = await _phase(report, "recording", run_recording_bench(
@@ -424,7 +436,7 @@ def run_bench(output: Path, calls: int, rate: float, workers: int, *, hold_ms: i
               recording_seconds: float = 600.0, concurrent_calls: int = 500,
               concurrent_rate: float = CONCURRENT_RATE, observability_calls: int = 200,
               streams_calls: int = STREAM_CALLS, conference_participants: int = PARTICIPANTS,
-              keep_dir: Path | None = None) -> int:
+              browser_calls: int = BROWSER_CALLS, keep_dir: Path | None = None) -> int:
     """Measure, print the summary, write the JSON report to `output`.
 
     Exit status 0 when every phase ran (whatever the targets say; they are in the report), 1 when a phase
@@ -442,7 +454,8 @@ def run_bench(output: Path, calls: int, rate: float, workers: int, *, hold_ms: i
                          redirects=redirects, say_iterations=say_iterations,
                          recording_seconds=recording_seconds, concurrent_calls=concurrent_calls,
                          concurrent_rate=concurrent_rate, observability_calls=observability_calls,
-                         streams_calls=streams_calls, conference_participants=conference_participants)
+                         streams_calls=streams_calls, conference_participants=conference_participants,
+                         browser_calls=browser_calls)
     with tempfile.TemporaryDirectory(prefix="softswitch-bench-") as tmp:
         workdir = keep_dir if keep_dir is not None else Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)

@@ -319,6 +319,39 @@ def _conference_lines(report: Json) -> list[str]:
     return lines
 
 
+def _browser_lines(report: Json) -> list[str]:
+    """The browser phase: mouth-to-ear latency added by the switch, CPU per browser call-second, the call ladder."""
+    browser = report.get("browser") or {}
+    if not browser:
+        return []
+    lines = ["browser calls (aiortc in the bench process, 1 worker): mouth-to-ear latency, browser -> switch -> "
+             "browser vs the same peers direct"]
+    for codec, figures in (browser.get("mouth_to_ear_ms") or {}).items():
+        switched, direct = figures["switch"], figures["direct"]
+        lines.append(f"  {codec:<5} switch p50 {_fmt(switched['ms']['p50'], 1, 1)} ms (max "
+                     f"{_fmt(switched['ms']['max'], 1, 1)}), direct p50 {_fmt(direct['ms']['p50'], 1, 1)} ms (max "
+                     f"{_fmt(direct['ms']['max'], 1, 1)}): added {_fmt(figures['added_ms'], 1, 1)} ms "
+                     f"({switched['heard']}/{switched['bursts']} bursts heard)")
+    cpu = browser.get("cpu") or {}
+    if cpu:
+        cost, vs = cpu["cpu_ms_per_call_second"], cpu["browser_vs_sip"]
+        web, sip = cost["browser"], cost["sip_with_rtp"]
+        lines.append(f"  CPU ms per call-second, {cpu['calls']} calls up: browser {_fmt(web['total'])} (control plane "
+                     f"{_fmt(web['control_plane'])}, worker {_fmt(web['worker'])}), SIP with RTP {_fmt(sip['total'])} "
+                     f"(control plane {_fmt(sip['control_plane'])}, worker {_fmt(sip['worker'])}): "
+                     f"{_times(vs['total'])} (worker {_times(vs['worker'])}); the bench's own aiortc "
+                     f"{_fmt(cpu['bench_client_cpu_ms_per_call_second'])}; tone in "
+                     f"{_fmt(cpu['browser']['tone_frames_share']['min'], 100, 0)} % of frames at worst")
+    ladder = browser.get("ladder") or {}
+    steps = ", ".join(f"{s['calls']}:{'ok' if s['clean'] else 'FAIL'}(min {_fmt(s['min_tone_frames_share'], 100, 0)} "
+                      f"% tone frames; CPU s/s: control plane {_fmt(s['cpu_s_per_s'].get('control_plane'))}, "
+                      f"bench {_fmt(s['bench_client_cpu_s_per_s'])}{', 2nd try' if s.get('attempts', 1) > 1 else ''})"
+                      for s in ladder.get("steps", []))
+    lines.append("  most simultaneous browser calls all hearing the tone: "
+                 f"{browser.get('most_concurrent_clean_calls')} ({ladder.get('stopped_by')}; {steps})")
+    return lines
+
+
 def _ladder_step(step: Json) -> str:
     verdict = "clean" if step["clean"] else "NOT clean"
     return f"{step['calls']} {verdict} p50 {_fmt(step['round_trip_ms'].get('p50'), 1, 1)} ms"
@@ -344,6 +377,7 @@ def format_summary(report: Json) -> str:
     lines += _concurrent_lines(report)
     lines += _streams_lines(report)
     lines += _conference_lines(report)
+    lines += _browser_lines(report)
     cap = report.get("capacity") or {}
     if cap.get("skipped"):
         lines.append(f"capacity: not filled ({cap['skipped']})")
