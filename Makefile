@@ -20,9 +20,11 @@ NODE_DEB_BINARIES := node npm
 NODE_DIR := tests/node
 # `make test-wheel`: the smoke set that keeps the PyPI wheel supported (calls, <Dial>, recordings, lab phone,
 # a conference larger than one worker)
-WHEEL_SMOKE := tests/e2e/test_engine_e2e.py tests/e2e/test_calls_e2e.py tests/e2e/test_dial_e2e.py \
-	tests/e2e/test_recordings_e2e.py tests/e2e/test_labphone.py tests/e2e/test_elastic_pool_e2e.py \
-	tests/e2e/test_conference_wheel_e2e.py
+WHEEL_SMOKE := tests/e2e/test_engine_e2e.py tests/e2e/test_calls_e2e.py tests/e2e/test_labphone.py \
+	tests/e2e/test_elastic_pool_e2e.py tests/e2e/test_conference_wheel_e2e.py \
+	tests/e2e/test_dial_e2e.py::test_dial_bridges_audio_both_ways_and_reports \
+	tests/e2e/test_dial_e2e.py::test_dial_without_capacity_fails_cleanly \
+	tests/e2e/test_recordings_e2e.py::test_calls_create_records_dual_with_callbacks_and_media
 
 .PHONY: setup deps deps-engine deps-node node-deps engine demo test test-wheel test-fast lint bench serve clean
 
@@ -74,9 +76,14 @@ engine: $(VENV)/.installed deps-engine
 demo: setup
 	$(BIN)/softswitch demo
 
-# the whole suite on the built engine, then the smoke set on the PyPI wheel
+# the whole suite on the built engine, then the smoke set on the PyPI wheel.  Two test processes (one file each
+# at a time: most tests wait on real time, not on the CPU), except the benchmark smokes, which measure CPU and run
+# alone afterwards.
+BENCH_SMOKES := $(sort $(wildcard tests/e2e/test_bench_*.py))
 test: setup lint engine node-deps
-	SOFTSWITCH_ENGINE=built $(BIN)/python -m pytest -q -p no:cacheprovider --durations=30 tests
+	SOFTSWITCH_ENGINE=built $(BIN)/python -m pytest -q -p no:cacheprovider --durations=20 -n 2 --dist loadfile \
+		$(addprefix --ignore=,$(BENCH_SMOKES)) tests
+	SOFTSWITCH_ENGINE=built $(BIN)/python -m pytest -q -p no:cacheprovider --durations=10 $(BENCH_SMOKES)
 	$(MAKE) --no-print-directory test-wheel
 
 test-wheel: setup

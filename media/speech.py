@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import json
 import os
+import secrets
 import shutil
 from pathlib import Path
 
@@ -93,24 +94,21 @@ class Speech:
         binary = shutil.which(self.binary)
         if binary is None:
             raise AudioError(f"{self.binary} not found: install the Debian package {ESPEAK_PACKAGE} (apt-get install)")
-        raw = path.with_name(f".{path.stem}.{os.getpid()}.espeak.wav")
-        args = [binary, "-b", "1", "-v", espeak, "-s", str(self.words_per_minute), "-w", str(raw), "--stdin"]
+        # WAV on stdout: espeak-ng keeps a `-w` path in a 200-byte buffer and cuts longer ones short silently
+        args = [binary, "-b", "1", "-v", espeak, "-s", str(self.words_per_minute), "--stdout", "--stdin"]
+        proc = await asyncio.create_subprocess_exec(
+            *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
-            )
-            try:
-                _, err = await asyncio.wait_for(proc.communicate(text.encode()), self.timeout)
-            except TimeoutError as exc:
-                proc.kill()
-                await proc.wait()
-                raise AudioError(f"{self.binary} timed out after {self.timeout:g} s") from exc
-            if proc.returncode != 0:
-                message = err.decode(errors="replace").strip()
-                raise AudioError(f"{self.binary} -v {espeak} failed ({proc.returncode}): {message}")
-            await asyncio.to_thread(_convert, raw, path)
-        finally:
-            raw.unlink(missing_ok=True)
+            wav, err = await asyncio.wait_for(proc.communicate(text.encode()), self.timeout)
+        except TimeoutError as exc:
+            proc.kill()
+            await proc.wait()
+            raise AudioError(f"{self.binary} timed out after {self.timeout:g} s") from exc
+        if proc.returncode != 0 or not wav:
+            message = err.decode(errors="replace").strip() or "no audio"
+            raise AudioError(f"{self.binary} -v {espeak} failed ({proc.returncode}): {message}")
+        await asyncio.to_thread(_convert, wav, path)
         return path
 
     def _finished(self, key: str, task: asyncio.Task[Path]) -> None:
@@ -151,6 +149,12 @@ def espeak_language(language: str) -> str:
     return primary
 
 
-def _convert(raw: Path, path: Path) -> None:
-    samples, rate = decode(raw.read_bytes())
-    write_wav(path, to_bridge(samples, rate))
+def _convert(wav: bytes, path: Path) -> None:
+    """espeak's WAV at 8 kHz into `path`, whole or not at all (written aside, then renamed over it)."""
+    samples, rate = decode(wav)
+    aside = path.with_name(f".{path.stem}.{os.getpid()}.{secrets.token_hex(4)}.wav")
+    try:
+        write_wav(aside, to_bridge(samples, rate))
+        os.replace(aside, path)
+    finally:
+        aside.unlink(missing_ok=True)

@@ -9,9 +9,16 @@ tests/peers holds the drivers of those peers and the switch harness.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+# Parallel test processes (pytest-xdist, `make test`) take disjoint slices of the ports tests pick
+# (switch.tools.ports); the switches they start inherit it.
+if "PYTEST_XDIST_WORKER" in os.environ:
+    os.environ["SOFTSWITCH_PORT_SLICE"] = (f"{os.environ['PYTEST_XDIST_WORKER'].removeprefix('gw')}/"
+                                           f"{os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1')}")
 
 TIERS = ("unit", "functional", "e2e")
 HERE = Path(__file__).parent

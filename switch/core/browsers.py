@@ -235,6 +235,9 @@ class BrowserPhones:
         except ValueError as exc:
             await peer.close()
             raise BrowserError(MEDIA_FAILED, str(exc)) from exc
+        if leg.ended:  # the browser went, or the call ended, while the answer was made
+            await peer.close()
+            raise BrowserError(CONNECTION_DECLINED, f"call {leg.call_sid} has ended")
         leg.peer, leg.tap = peer, tap
         self.calls.media.taps.adopt(tap)
         leg.tasks.append(asyncio.ensure_future(self._relay(leg, tap, peer)))

@@ -3,11 +3,13 @@
 Ports are picked below the kernel's ephemeral range (`ip_local_port_range`, 32768-60999 by default), from
 which the OS hands out every port-0 bind (the lab phone's SIP port, HTTP clients, sipp's sockets): a port
 picked inside it could be taken by one of those between our check and the switch's bind.  Ports handed out
-once are not handed out again in the same process.
+once are not handed out again in the same process; processes that pick at the same time (the test suite's
+parallel workers) take disjoint slices of the range, named by ``SOFTSWITCH_PORT_SLICE=<index>/<count>``.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import socket
 from pathlib import Path
@@ -38,10 +40,22 @@ def port_free(port: int) -> bool:
     return True
 
 
+def _slice() -> tuple[int, int]:
+    """This process's part of LOWEST.._HIGHEST (``SOFTSWITCH_PORT_SLICE``: all of it when unset)."""
+    index, _, count = os.environ.get("SOFTSWITCH_PORT_SLICE", "0/1").partition("/")
+    try:
+        i, n = int(index), max(1, int(count))
+    except ValueError:
+        i, n = 0, 1
+    width = (_HIGHEST - LOWEST) // n
+    return LOWEST + width * min(i, n - 1), LOWEST + width * (min(i, n - 1) + 1)
+
+
 def free_port_block(count: int) -> int:
     """A base port with base..base+count-1 free for UDP and TCP, below the ephemeral range."""
+    low, high = _slice()
     for _ in range(500):
-        base = random.randrange(LOWEST, _HIGHEST - count)
+        base = random.randrange(low, high - count)
         block = range(base, base + count)
         if not _handed_out.intersection(block) and all(port_free(p) for p in block):
             _handed_out.update(block)
