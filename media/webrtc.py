@@ -22,7 +22,7 @@ import fractions
 import ipaddress
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import aioice.ice
@@ -32,7 +32,8 @@ from aiortc.mediastreams import MediaStreamError
 
 from media.playout import Playout
 
-__all__ = ["FRAME_BYTES", "MAX_QUEUED_FRAMES", "BrowserPeer", "reachable_candidates", "use_host_addresses"]
+__all__ = ["FRAME_BYTES", "FRAME_SAMPLES", "MAX_QUEUED_FRAMES", "RATE", "BrowserPeer", "PacedTrack", "decoded",
+           "reachable_candidates", "use_host_addresses"]
 
 log = logging.getLogger("media.webrtc")
 
@@ -86,16 +87,20 @@ def reachable_candidates(sdp: str) -> str:
     return "\r\n".join(kept) + "\r\n"
 
 
-class _FeedTrack(MediaStreamTrack):  # type: ignore[misc]
-    """The audio the browser hears: queued 20 ms frames, paced by the clock; silence when the queue is empty."""
+class PacedTrack(MediaStreamTrack):  # type: ignore[misc]
+    """An outgoing audio track of 20 ms frames of 8 kHz PCM, paced by the clock: each is what `next_pcm` gives,
+    silence when it gives nothing."""
 
     kind = "audio"
 
     def __init__(self) -> None:
         super().__init__()
-        self.frames = Playout(MAX_QUEUED_FRAMES)
         self._start: float | None = None
-        self._pts = 0
+        self._n = 0  # frames handed out
+
+    def next_pcm(self) -> bytes | None:
+        """The next frame (320 bytes), or None for silence."""
+        return None
 
     async def recv(self) -> av.AudioFrame:
         if self.readyState != "live":
@@ -103,17 +108,41 @@ class _FeedTrack(MediaStreamTrack):  # type: ignore[misc]
         if self._start is None:
             self._start = time.monotonic()
         else:
-            self._pts += FRAME_SAMPLES
-            delay = self._start + self._pts / RATE - time.monotonic()
+            delay = self._start + self._n * FRAME_SAMPLES / RATE - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-        pcm = self.frames.pop() or _SILENCE
         frame = av.AudioFrame(format="s16", layout="mono", samples=FRAME_SAMPLES)
-        frame.planes[0].update(pcm)
+        frame.planes[0].update(self.next_pcm() or _SILENCE)
         frame.sample_rate = RATE
-        frame.pts = self._pts
+        frame.pts = self._n * FRAME_SAMPLES
         frame.time_base = _TIME_BASE
+        self._n += 1
         return frame
+
+
+class _FeedTrack(PacedTrack):
+    """The audio the browser hears: the frames `BrowserPeer.feed` queued."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.frames = Playout(MAX_QUEUED_FRAMES)
+
+    def next_pcm(self) -> bytes | None:
+        return self.frames.pop()
+
+
+async def decoded(track: MediaStreamTrack) -> AsyncIterator[tuple[float, bytes]]:
+    """What an incoming audio track carries, as 8 kHz 16-bit mono PCM with the time (monotonic) each decoded
+    frame arrived, until the track ends."""
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
+    while True:
+        try:
+            frame: Any = await track.recv()
+        except MediaStreamError:
+            return
+        now = time.monotonic()
+        for out in resampler.resample(frame):
+            yield now, out.to_ndarray().tobytes()
 
 
 class BrowserPeer:
@@ -184,15 +213,9 @@ class BrowserPeer:
             self._reader = asyncio.ensure_future(self._read(track))
 
     async def _read(self, track: MediaStreamTrack) -> None:
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
         pending = b""
-        while True:
-            try:
-                frame: Any = await track.recv()
-            except MediaStreamError:
-                return
-            for out in resampler.resample(frame):
-                pending += out.to_ndarray().tobytes()
+        async for _, pcm in decoded(track):
+            pending += pcm
             while len(pending) >= FRAME_BYTES:
                 chunk, pending = pending[:FRAME_BYTES], pending[FRAME_BYTES:]
                 try:

@@ -76,6 +76,14 @@ def _open(browser: BrowserPhone, switch: SwitchProcess, token: str, **options: A
     browser.wait_for_event("registered", 10)
 
 
+def _call_app(browser: BrowserPhone, sink: WebhookSink, to: str) -> str:
+    """The browser calls its application (To=`to`): the CallSid, once the app has been asked for its TwiML."""
+    browser.run(f"return softswitchPage.call('{to}', {{}})")
+    sid = browser.wait_for_event("accept:", 15).split(":", 1)[1]
+    wait_until(lambda: any(h.params.get("CallSid") == sid for h in sink.for_path("/app")), 10, "the app fetched")
+    return sid
+
+
 def _tone(path: Path, hz: float, skip: float = 0.5) -> tuple[float, float]:
     """The share of `hz` in what the lab phone recorded (its first `skip` s left out) and its RMS."""
     samples, rate = read_wav(path)
@@ -133,9 +141,7 @@ def test_digits_from_the_browser_reach_a_gather(browser: BrowserPhone, switch: S
                        "</Gather></Response>")
     sink.twiml("/gathered", "<Response><Hangup/></Response>")
     _open(browser, switch, token())
-    browser.run("return softswitchPage.call('+15550124', {})")
-    sid = browser.wait_for_event("accept:", 15).split(":", 1)[1]
-    wait_until(lambda: any(h.params.get("CallSid") == sid for h in sink.for_path("/app")), 10, "the app fetched")
+    sid = _call_app(browser, sink, "+15550124")
     browser.run("softswitchPage.digits('123')")
     gathered = sink.wait_for(lambda hooks: any(h.path == "/gathered" for h in hooks))
     assert [h for h in gathered if h.path == "/gathered"][-1].params["Digits"] == "123"
@@ -150,9 +156,7 @@ def test_muting_the_browser_sends_silence_a_record_hears(browser: BrowserPhone, 
                        "</Response>")
     sink.twiml("/recorded", "<Response><Hangup/></Response>")
     _open(browser, switch, token())
-    browser.run("return softswitchPage.call('+15550125', {})")
-    sid = browser.wait_for_event("accept:", 15).split(":", 1)[1]
-    wait_until(lambda: any(h.params.get("CallSid") == sid for h in sink.for_path("/app")), 10, "the app fetched")
+    sid = _call_app(browser, sink, "+15550125")
     time.sleep(3.0)
     browser.run("softswitchPage.mute(true)")
     muted = time.monotonic()

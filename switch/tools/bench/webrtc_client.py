@@ -12,56 +12,36 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import fractions
 import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-import av
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcrtpsender import RTCRtpSender
 
-RATE = 8000
-FRAME_SAMPLES = 160
-FRAME_BYTES = 320
-_SILENCE = bytes(FRAME_BYTES)
+from media.webrtc import FRAME_BYTES, RATE, PacedTrack, decoded
+
+__all__ = ["FRAME_BYTES", "RATE", "ClientCall", "WebRtcClient", "direct_pair"]
 
 
-class _SayTrack(MediaStreamTrack):  # type: ignore[misc]
+class _SayTrack(PacedTrack):
     """What a call says: queued 20 ms frames (silence when none), paced by the clock; `sent_marks` holds when each
     frame queued with a mark left (just before it was encoded)."""
-
-    kind = "audio"
 
     def __init__(self) -> None:
         super().__init__()
         self.frames: collections.deque[tuple[bytes, bool]] = collections.deque()
         self.sent_marks: list[float] = []
-        self._start: float | None = None
-        self._n = 0
 
-    async def recv(self) -> av.AudioFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
-        if self._start is None:
-            self._start = time.monotonic()
-        else:
-            delay = self._start + self._n * FRAME_SAMPLES / RATE - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-        pcm, marked = self.frames.popleft() if self.frames else (_SILENCE, False)
+    def next_pcm(self) -> bytes | None:
+        if not self.frames:
+            return None
+        pcm, marked = self.frames.popleft()
         if marked:
             self.sent_marks.append(time.monotonic())
-        frame = av.AudioFrame(format="s16", layout="mono", samples=FRAME_SAMPLES)
-        frame.planes[0].update(pcm)
-        frame.sample_rate = RATE
-        frame.pts = self._n * FRAME_SAMPLES
-        frame.time_base = fractions.Fraction(1, RATE)
-        self._n += 1
-        return frame
+        return pcm
 
 
 @dataclass(eq=False)
@@ -97,17 +77,8 @@ class ClientCall:
 
 
 async def _hear(call: ClientCall, track: MediaStreamTrack) -> None:
-    resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
-    while True:
-        try:
-            frame = await track.recv()
-        except MediaStreamError:
-            return
-        if not isinstance(frame, av.AudioFrame):
-            continue
-        now = time.monotonic()
-        for out in resampler.resample(frame):
-            call.heard.append((now, out.to_ndarray().tobytes()))
+    async for arrived, pcm in decoded(track):
+        call.heard.append((arrived, pcm))
 
 
 def _listening(call: ClientCall) -> ClientCall:
