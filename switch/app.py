@@ -226,6 +226,11 @@ async def start_switch(config: Config) -> Switch:
             await pool.close()
             raise
     app = web.Application(middlewares=[error_middleware])
+
+    async def commit_first(request: web.Request, response: web.StreamResponse) -> None:
+        store.commit()  # what the response shows is on disk before it leaves (Store's group commit)
+
+    app.on_response_prepare.append(commit_first)
     app.router.add_get("/healthz", _healthz)
     if metrics is not None:
         metrics.watch(lambda: pool.workers, lambda: calls.live.values(), edge)

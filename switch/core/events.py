@@ -22,7 +22,6 @@ becomes `initiated`/`ringing`/`answered`/`completed`; every dialect starts from 
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Callable
@@ -171,8 +170,11 @@ Handler = Callable[[CallEvent], None]
 
 
 def snapshot(call: Call) -> Call:
-    """A copy of `call` for an event: later changes of the live call do not show through."""
-    return dataclasses.replace(call)
+    """A copy of `call` for an event: later changes of the live call do not show through.  (Shallow, as
+    `dataclasses.replace` would make it, without running `__init__` again: one is made at every status change.)"""
+    copy = object.__new__(Call)
+    copy.__dict__.update(call.__dict__)
+    return copy
 
 
 class CallEvents:

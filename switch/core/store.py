@@ -17,6 +17,7 @@ import dataclasses
 import datetime as dt
 import enum
 import json
+import operator
 import sqlite3
 import threading
 import typing
@@ -34,6 +35,8 @@ _CALL_FIELDS = [f.name for f in dataclasses.fields(Call)]
 _CALL_HINTS = typing.get_type_hints(Call)
 _CALL_COLUMNS = ", ".join(f'"{name}"' for name in _CALL_FIELDS)  # quoted: "to" is an SQL keyword
 _SAVE_CALL = f"INSERT OR REPLACE INTO calls ({_CALL_COLUMNS}) VALUES ({', '.join('?' * len(_CALL_FIELDS))})"
+
+COMMIT_DELAY = 0.1  # seconds from a transaction's first write to its commit, at most (see `Store`)
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS accounts (
@@ -86,8 +89,12 @@ def to_column(value: Any) -> Any:
     return value
 
 
+_CALL_VALUES = operator.attrgetter(*_CALL_FIELDS)
+
+
 def _to_row(call: Call) -> list[Any]:
-    return [to_column(getattr(call, name)) for name in _CALL_FIELDS]
+    # most fields are plain, so they skip the call (a row is built at every status change of every call)
+    return [v if v is None or type(v) in _PLAIN else to_column(v) for v in _CALL_VALUES(call)]
 
 
 def _from_row(row: sqlite3.Row) -> Call:
@@ -142,12 +149,17 @@ class CallEvent:
 class Store:
     """Thread-safe access to the SQLite database (the control plane uses it from its event loop).
 
-    Group commit: a write made on a thread that runs an event loop opens a transaction that is committed at
-    the loop's next turn, so the many small writes of one burst of events (a call's row, its SIP events,
-    its webhooks) share one commit.  The same connection reads its own writes at once; a crash loses at most
-    the writes of the turn in progress.  Writes from other threads commit as they go.  (A commit 50 ms after
-    the first write instead saves ~5 % of the control plane's CPU per call, but a control plane killed in that
-    window forgets calls it had reported: tests/e2e/test_exotel_e2e.py's crash test catches it.)
+    Group commit: a write made on a thread that runs an event loop opens a transaction that is committed
+    `COMMIT_DELAY` s later, so the many small writes of a burst of events (calls' rows, their SIP events, their
+    webhooks) share one commit, and the pages they touch are written once.  Anything that shows the outside
+    world what the store holds commits first (`commit`): a webhook or TwiML request before it goes out
+    (`commit_before_requests`), an HTTP response before its headers (app.py).  So a crash loses at most the
+    writes of the last `COMMIT_DELAY` s that nobody was told of.  The same connection reads its own writes at
+    once.  Writes from other threads commit as they go.
+
+    A live call's row is written whole once and then by UPDATEs of the columns that changed (the row last
+    written is kept until the call ends): an INSERT OR REPLACE would delete and re-insert it, index entries and
+    all, at every status change.
     """
 
     def __init__(self, path: Path) -> None:
@@ -156,6 +168,7 @@ class Store:
         self._db.row_factory = sqlite3.Row
         self._lock = threading.Lock()
         self._call_tables: list[str] = []  # other modules' tables of per-call rows (`call_sid`), deleted with it
+        self._rows: dict[str, list[Any]] = {}  # a live call's row as last written (see the class doc)
         self.writes = 0  # statements that wrote (INSERT, UPDATE, DELETE, ...) since start-up: /healthz, the bench
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -190,7 +203,7 @@ class Store:
         except RuntimeError:
             return
         self._db.execute("BEGIN")
-        loop.call_soon(self.commit)
+        loop.call_later(COMMIT_DELAY, self.commit)
 
     def commit(self) -> None:
         """Commit the writes made so far (the loop does this every turn)."""
@@ -216,13 +229,27 @@ class Store:
 
     # -- calls --------------------------------------------------------------------------------
     def save_call(self, call: Call) -> None:
-        self._execute(_SAVE_CALL, _to_row(call))
+        """Write the call's row: whole the first time, then only the columns that changed (class doc)."""
+        row = _to_row(call)
+        before = self._rows.get(call.sid)
+        if call.status in TERMINAL:
+            self._rows.pop(call.sid, None)
+        else:
+            self._rows[call.sid] = row
+        if before is None:
+            self._execute(_SAVE_CALL, row)
+            return
+        changed = [i for i, value in enumerate(row) if value != before[i]]
+        if changed:
+            assignments = ", ".join(f'"{_CALL_FIELDS[i]}" = ?' for i in changed)
+            self._execute(f"UPDATE calls SET {assignments} WHERE sid = ?", [*(row[i] for i in changed), call.sid])
 
     def get_call(self, sid: str) -> Call | None:
         row = self._execute("SELECT * FROM calls WHERE sid = ?", (sid,)).fetchone()
         return None if row is None else _from_row(row)
 
     def delete_call(self, sid: str) -> None:
+        self._rows.pop(sid, None)
         self._execute("DELETE FROM calls WHERE sid = ?", (sid,))
         self._execute("DELETE FROM call_events WHERE call_sid = ?", (sid,))
         for table in self._call_tables:

@@ -27,7 +27,7 @@ import yarl
 
 from switch import __version__
 from switch.core.call_events import BODY_EXCERPT, HttpExchange
-from switch.core.signature import compute_signature
+from switch.core.signature import compute_signature, form_encode
 from switch.core.store import PendingWebhook, Store
 
 log = logging.getLogger("switch.core.webhooks")
@@ -54,7 +54,7 @@ def url_with_query(url: str, params: list[tuple[str, str]]) -> str:
     if not params:
         return url
     sep = "&" if urllib.parse.urlsplit(url).query else "?"
-    return url + sep + urllib.parse.urlencode(params)
+    return url + sep + form_encode(params)
 
 
 def signed_form_request(auth_token: str, method: str, url: str,
@@ -65,6 +65,17 @@ def signed_form_request(auth_token: str, method: str, url: str,
         url = url_with_query(url, params)
         return url, {"X-Twilio-Signature": compute_signature(auth_token, url)}
     return url, {"X-Twilio-Signature": compute_signature(auth_token, url, params)}
+
+
+def commit_before_requests(store: Store) -> aiohttp.TraceConfig:
+    """A client session's trace that commits `store` before each request leaves: what a webhook, a TwiML fetch
+    or a stream's upgrade tells its server about a call is on disk by then (`Store`'s group commit)."""
+    async def commit(session: aiohttp.ClientSession, context: Any, params: Any) -> None:
+        store.commit()
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_start.append(commit)
+    return trace
 
 
 class WebhookSender(Protocol):
@@ -100,6 +111,7 @@ class WebhookDispatcher:
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=self._timeout),
             headers={"User-Agent": f"softswitch/{__version__}"},
+            trace_configs=[commit_before_requests(self._store)],
         )
 
     def resume(self) -> int:
@@ -212,7 +224,7 @@ class WebhookDispatcher:
             _, headers = signed_form_request(self._auth_token, "POST", hook.url, hook.params)
             headers["Content-Type"] = "application/x-www-form-urlencoded"  # encoded here, as aiohttp would
             request = self._session.post(yarl.URL(hook.url, encoded=True),
-                                         data=urllib.parse.urlencode(hook.params).encode(), headers=headers)
+                                         data=form_encode(hook.params).encode(), headers=headers)
         try:
             async with request as response:
                 body = await response.read()
@@ -223,10 +235,11 @@ class WebhookDispatcher:
             return Reply(None, f"{type(exc).__name__}: {exc}")
 
     async def flush(self, timeout: float) -> bool:
-        """Wait up to `timeout` s for queued webhooks; True when none is left."""
+        """Wait up to `timeout` s for queued webhooks; True when none is left.  Their outcomes are committed."""
         deadline = time.monotonic() + timeout
         while self._tasks and time.monotonic() < deadline:
             await asyncio.wait(list(self._tasks.values()), timeout=max(0.0, deadline - time.monotonic()))
+        self._store.commit()
         return not self._tasks
 
     async def close(self, timeout: float = 5.0) -> None:

@@ -38,7 +38,7 @@ from switch.core.status import CallStatus
 from switch.core.streams import StreamManager
 from switch.core.tasks import TaskSet
 from switch.core.transcriptions import Transcriptions
-from switch.core.webhooks import signed_form_request
+from switch.core.webhooks import commit_before_requests, signed_form_request
 from twiml.control import TaskFactory
 from twiml.errors import TwimlError
 from twiml.fetch import Document, Exchange, Fetcher
@@ -241,7 +241,7 @@ class VoiceEngine:
         return path
 
     async def start(self) -> None:
-        self.session = aiohttp.ClientSession()
+        self.session = aiohttp.ClientSession(trace_configs=[commit_before_requests(self.calls.store)])
         self.fetcher = fetcher = TimedFetcher(self.session, self._sign, timeout=self._fetch_timeout)
         fetcher.observers = self.fetch_observers
         if self.request_log is not None:

@@ -502,3 +502,31 @@ async def test_flush_times_out_with_work_left(endpoint: Endpoint, dispatcher: We
     assert not await dispatcher.flush(0.1)
     endpoint.release.set()
     assert await dispatcher.flush(5)
+
+
+async def test_what_a_webhook_reports_is_on_disk_before_it_arrives(endpoint: Endpoint, dispatcher: WebhookDispatcher,
+                                                                   store: Store, db_path: Path) -> None:
+    """The store commits its writes in groups, up to COMMIT_DELAY later; a request leaving commits them first, so
+    the endpoint (reading the file from its own connection) finds the call's event and the webhook's own row."""
+    sid = new_sid("CA")
+    seen: list[list[tuple[str, ...]]] = []
+
+    def rows() -> list[tuple[str, ...]]:
+        con = sqlite3.connect(db_path)
+        try:
+            return [*con.execute("SELECT kind, detail FROM call_events WHERE call_sid = ?", (sid,)),
+                    *con.execute("SELECT state, event FROM webhooks WHERE call_sid = ?", (sid,))]
+        finally:
+            con.close()
+
+    async def look(hit: Hit, nth: int) -> int:
+        seen.append(rows())
+        return 204
+
+    endpoint.behaviours["/status"] = look
+    store.add_event(sid, "status", "completed")
+    assert rows() == []  # written, not committed yet
+    dispatcher.send(sid, endpoint.url("/status"), "POST", status_params(sid, "completed"), event="completed")
+    assert await dispatcher.flush(5)
+    assert seen == [[("status", "completed"), ("pending", "completed")]]
+    assert rows() == [("status", "completed"), ("delivered", "completed")]  # flush commits the outcome

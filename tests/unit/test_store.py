@@ -185,6 +185,37 @@ def test_save_replaces(store: Store) -> None:
     assert len(store.list_calls(ACCOUNT, CallFilter(), 0, 100)) == 1
 
 
+def test_a_live_calls_later_saves_write_only_what_changed(store: Store, db_path: Path) -> None:
+    """After the first whole row, a save UPDATEs the changed columns; the row read back is the call each time,
+    from this connection and (once committed) from another; a deleted call's next save writes it whole again."""
+    call = make_call(6, status=CallStatus.RINGING)
+    statements: list[str] = []
+    store._db.set_trace_callback(statements.append)
+    store.save_call(call)
+    store.save_call(call)  # nothing changed: nothing written
+    call.status, call.answer_time = CallStatus.IN_PROGRESS, T0
+    store.save_call(call)
+    call.status, call.end_time, call.duration = CallStatus.COMPLETED, T0 + dt.timedelta(seconds=3), 3
+    store.save_call(call)
+    store.save_call(call)  # a terminal row is written whole again (nothing is kept of an ended call)
+    store._db.set_trace_callback(None)
+    assert [" ".join(s.split()[:2]) for s in statements] == ["INSERT OR", "UPDATE calls", "UPDATE calls", "INSERT OR"]
+    assert statements[1].startswith('UPDATE calls SET "status" = \'in-progress\', "answer_time" = ')
+    assert store.get_call(call.sid) == call
+    store.commit()
+    con = sqlite3.connect(db_path)
+    try:
+        assert con.execute("SELECT status, duration FROM calls WHERE sid = ?", (call.sid,)).fetchall() == \
+            [("completed", 3)]
+    finally:
+        con.close()
+    again = make_call(7, status=CallStatus.RINGING)
+    store.save_call(again)
+    store.delete_call(again.sid)
+    store.save_call(again)
+    assert store.get_call(again.sid) == again
+
+
 def test_delete_call(store: Store) -> None:
     call = make_call(5)
     store.save_call(call)
