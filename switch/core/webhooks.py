@@ -27,6 +27,7 @@ import yarl
 
 from switch import __version__
 from switch.core.call_events import BODY_EXCERPT, HttpExchange
+from switch.core.http_client import HttpClient, HttpError
 from switch.core.signature import compute_signature, form_encode
 from switch.core.store import PendingWebhook, Store
 
@@ -102,7 +103,8 @@ class WebhookDispatcher:
         self._backoff = backoff
         self._queues: dict[str, list[PendingWebhook]] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._session: aiohttp.ClientSession | None = None
+        self._session: aiohttp.ClientSession | None = None  # https:// and multipart webhooks
+        self._http = HttpClient(timeout, f"softswitch/{__version__}")  # http:// ones (switch.core.http_client)
         self.observers: list[Observer] = []
         self.attempt_observers: list[AttemptObserver] = []
         self.exchange_observers: list[ExchangeObserver] = []
@@ -206,25 +208,37 @@ class WebhookDispatcher:
 
     async def _attempt(self, hook: PendingWebhook) -> Reply:
         assert self._session is not None, "dispatcher not started"
+        self._store.commit()  # what it reports is on disk before it leaves
+        url = hook.url
+        body = b""
         if hook.method == "GET":
             url, headers = signed_form_request(self._auth_token, "GET", hook.url, hook.params)
-            # encoded=True: send byte for byte the URL we signed (yarl would otherwise re-quote it)
-            request = self._session.get(yarl.URL(url, encoded=True), headers=headers)
-        elif hook.body_format in ("json", "multipart"):
+        elif hook.body_format == "multipart":
             # Not a form: the signature covers the URL alone, as Twilio's does for JSON bodies.
             headers = {"X-Twilio-Signature": compute_signature(self._auth_token, hook.url)}
-            body: bytes | aiohttp.FormData
-            if hook.body_format == "json":
-                body = json.dumps(hook.document).encode()
-                headers["Content-Type"] = "application/json"
-            else:
-                body = aiohttp.FormData(hook.params, default_to_multipart=True)  # a fresh one per attempt
-            request = self._session.post(yarl.URL(hook.url, encoded=True), data=body, headers=headers)
+            form = aiohttp.FormData(hook.params, default_to_multipart=True)  # a fresh one per attempt
+            return await self._aiohttp(self._session.post(yarl.URL(url, encoded=True), data=form, headers=headers))
+        elif hook.body_format == "json":
+            headers = {"X-Twilio-Signature": compute_signature(self._auth_token, hook.url),
+                       "Content-Type": "application/json"}
+            body = json.dumps(hook.document).encode()
         else:
             _, headers = signed_form_request(self._auth_token, "POST", hook.url, hook.params)
-            headers["Content-Type"] = "application/x-www-form-urlencoded"  # encoded here, as aiohttp would
-            request = self._session.post(yarl.URL(hook.url, encoded=True),
-                                         data=form_encode(hook.params).encode(), headers=headers)
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+            body = form_encode(hook.params).encode()
+        if url.startswith("http://"):
+            try:
+                reply = await self._http.request(hook.method, url, headers, body)
+            except (HttpError, OSError, TimeoutError) as exc:
+                return Reply(None, f"{type(exc).__name__}: {exc}")
+            error = f"HTTP {reply.status}" if reply.status >= 400 else None
+            return Reply(reply.status, error, reply.headers.get("content-type"), reply.body)
+        # encoded=True: send byte for byte the URL we signed (yarl would otherwise re-quote it)
+        return await self._aiohttp(self._session.request(hook.method, yarl.URL(url, encoded=True),
+                                                         data=body or None, headers=headers))
+
+    async def _aiohttp(self, request: Any) -> Reply:
+        """An https:// or multipart webhook, through aiohttp's client."""
         try:
             async with request as response:
                 body = await response.read()
@@ -249,5 +263,6 @@ class WebhookDispatcher:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        await self._http.close()
         if self._session is not None:
             await self._session.close()
