@@ -110,6 +110,10 @@ def setup_logging(level: str = "info", fmt: str = "text", stream: IO[str] | None
         raise ValueError(f"log level must be one of {', '.join(LEVELS)}, not {level!r}")
     if fmt not in FORMATS:
         raise ValueError(f"log format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    # Neither format shows the source line, the thread or the process: not looking them up for every record
+    # saves about a quarter of a log line's cost (the "Optimization" section of the logging HOWTO).
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    logging._srcfile = None
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.addFilter(CallSidFilter())
     if worker is not None:
