@@ -21,6 +21,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import msgspec
+
 from switch.core.store import Store
 from switch.workers.protocol import Event, SipMessage
 
@@ -100,8 +102,8 @@ class CallRequests:
             "INSERT INTO call_requests (call_sid, at, kind, method, url, params, status, content_type, body, "
             "duration_ms, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (exchange.call_sid, exchange.at.isoformat(), exchange.kind, exchange.method, exchange.url,
-             json.dumps(exchange.params), exchange.status, exchange.content_type, exchange.body[:BODY_EXCERPT],
-             exchange.duration_ms, exchange.error))
+             msgspec.json.encode(exchange.params).decode(), exchange.status, exchange.content_type,
+             exchange.body[:BODY_EXCERPT], exchange.duration_ms, exchange.error))
 
     def for_call(self, call_sid: str) -> list[HttpExchange]:
         """The call's requests in the order they ended."""

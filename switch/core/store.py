@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from switch.core.model import Call, CallbackEvent, Direction
 from switch.core.paging import Cursor, in_list_order, keyset_sql, stored_time
 from switch.core.service import CallFilter
@@ -321,8 +323,8 @@ class Store:
         cur = self._execute(
             "INSERT INTO webhooks (call_sid, url, method, params, created, body_format, retries, event) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (call_sid, url, method, json.dumps(payload), dt.datetime.now(dt.UTC).isoformat(), body_format, retries,
-             event),
+            (call_sid, url, method, msgspec.json.encode(payload).decode(), dt.datetime.now(dt.UTC).isoformat(),
+             body_format, retries, event),
         )
         assert cur.lastrowid is not None
         return cur.lastrowid
