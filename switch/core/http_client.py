@@ -5,7 +5,10 @@ few ms sooner, which is most of a callback's latency.  It does only what a webho
 time per connection, keep-alive connections per host and port (a reused connection the server had closed is
 retried once on a new one), `Content-Length`, chunked and close-delimited bodies, a total timeout, basic auth
 from the URL's user info.  It does not follow redirects (a 3xx is the answer) and does not decompress (it
-asks for none).  `https://` URLs and multipart bodies stay with aiohttp (switch.core.webhooks).
+asks for none).
+
+`HttpTransport` sends `http://` requests through it and `https://` ones through an aiohttp session (TLS is
+aiohttp's), with one interface and one error type: the webhooks and the TwiML fetcher (`twiml.fetch`) use it.
 """
 
 from __future__ import annotations
@@ -16,12 +19,15 @@ import typing
 import urllib.parse
 from dataclasses import dataclass
 
+import aiohttp
+import yarl
+
 MAX_HEAD = 64 * 1024  # status line and headers
 MAX_BODY = 1024 * 1024  # the dispatcher keeps an excerpt; a longer body fails the attempt
 MAX_IDLE = 8  # idle connections kept per host and port
 
 
-class HttpError(Exception):
+class HttpError(OSError):
     """A request that got no usable answer; the class name says how (it starts the webhook's error text)."""
 
 
@@ -169,6 +175,46 @@ class HttpClient:
             for conn in idle:
                 conn.close()
         self._idle.clear()
+
+
+class HttpTransport:
+    """One way to send a request whatever its scheme: `http://` through `HttpClient`, `https://` through
+    aiohttp.  Either raises HttpError (an OSError) for a request that got no answer, TimeoutError after
+    `timeout` s.  `before` runs before each request leaves (the store's commit)."""
+
+    def __init__(self, timeout: float, user_agent: str, before: typing.Callable[[], None] | None = None) -> None:
+        self.timeout = timeout
+        self.before = before
+        self.client = HttpClient(timeout, user_agent)
+        self._session: aiohttp.ClientSession | None = None
+        self._user_agent = user_agent
+
+    def session(self) -> aiohttp.ClientSession:
+        """The aiohttp session of `https://` requests (made when first needed, on the running loop)."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout),
+                                                  headers={"User-Agent": self._user_agent})
+        return self._session
+
+    async def request(self, method: str, url: str, headers: dict[str, str], body: bytes = b"") -> HttpReply:
+        """The answer to one request; redirects are answers (not followed)."""
+        if self.before is not None:
+            self.before()
+        if url.startswith("http://"):
+            return await self.client.request(method, url, headers, body)
+        try:
+            # encoded=True: send byte for byte the URL the caller signed (yarl would otherwise re-quote it)
+            async with self.session().request(method, yarl.URL(url, encoded=True), data=body or None,
+                                              headers=headers, allow_redirects=False) as response:
+                data = await response.read()
+                return HttpReply(response.status, {k.lower(): v for k, v in response.headers.items()}, data)
+        except aiohttp.ClientError as exc:
+            raise HttpError(f"{type(exc).__name__}: {exc}") from exc
+
+    async def close(self) -> None:
+        await self.client.close()
+        if self._session is not None:
+            await self._session.close()
 
 
 async def _read_reply(conn: _Connection, method: str) -> tuple[HttpReply, bool]:

@@ -155,9 +155,9 @@ class Store:
     `COMMIT_DELAY` s later, so the many small writes of a burst of events (calls' rows, their SIP events, their
     webhooks) share one commit, and the pages they touch are written once.  Anything that shows the outside
     world what the store holds commits first (`commit`): a webhook or TwiML request before it goes out
-    (`commit_before_requests`), an HTTP response before its headers (app.py).  So a crash loses at most the
-    writes of the last `COMMIT_DELAY` s that nobody was told of.  The same connection reads its own writes at
-    once.  Writes from other threads commit as they go.
+    (`switch.core.http_client.HttpTransport`'s `before`), an HTTP response before its headers (app.py).  So a
+    crash loses at most the writes of the last `COMMIT_DELAY` s that nobody was told of.  The same connection
+    reads its own writes at once.  Writes from other threads commit as they go.
 
     A live call's row is written whole once and then by UPDATEs of the columns that changed (the row last
     written is kept until the call ends): an INSERT OR REPLACE would delete and re-insert it, index entries and

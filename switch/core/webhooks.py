@@ -27,7 +27,7 @@ import yarl
 
 from switch import __version__
 from switch.core.call_events import BODY_EXCERPT, HttpExchange
-from switch.core.http_client import HttpClient, HttpError
+from switch.core.http_client import HttpTransport
 from switch.core.signature import compute_signature, form_encode
 from switch.core.store import PendingWebhook, Store
 
@@ -68,17 +68,6 @@ def signed_form_request(auth_token: str, method: str, url: str,
     return url, {"X-Twilio-Signature": compute_signature(auth_token, url, params)}
 
 
-def commit_before_requests(store: Store) -> aiohttp.TraceConfig:
-    """A client session's trace that commits `store` before each request leaves: what a webhook, a TwiML fetch
-    or a stream's upgrade tells its server about a call is on disk by then (`Store`'s group commit)."""
-    async def commit(session: aiohttp.ClientSession, context: Any, params: Any) -> None:
-        store.commit()
-
-    trace = aiohttp.TraceConfig()
-    trace.on_request_start.append(commit)
-    return trace
-
-
 class WebhookSender(Protocol):
     """What the dialects' renderers of call events need of the dispatcher (unit tests hand in their own)."""
 
@@ -103,8 +92,9 @@ class WebhookDispatcher:
         self._backoff = backoff
         self._queues: dict[str, list[PendingWebhook]] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._session: aiohttp.ClientSession | None = None  # https:// and multipart webhooks
-        self._http = HttpClient(timeout, f"softswitch/{__version__}")  # http:// ones (switch.core.http_client)
+        self._session: aiohttp.ClientSession | None = None  # multipart webhooks
+        # the others (switch.core.http_client); what a webhook reports is on disk before it leaves
+        self._http = HttpTransport(timeout, f"softswitch/{__version__}", store.commit)
         self.observers: list[Observer] = []
         self.attempt_observers: list[AttemptObserver] = []
         self.exchange_observers: list[ExchangeObserver] = []
@@ -113,7 +103,6 @@ class WebhookDispatcher:
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=self._timeout),
             headers={"User-Agent": f"softswitch/{__version__}"},
-            trace_configs=[commit_before_requests(self._store)],
         )
 
     def resume(self) -> int:
@@ -208,16 +197,16 @@ class WebhookDispatcher:
 
     async def _attempt(self, hook: PendingWebhook) -> Reply:
         assert self._session is not None, "dispatcher not started"
-        self._store.commit()  # what it reports is on disk before it leaves
         url = hook.url
         body = b""
         if hook.method == "GET":
             url, headers = signed_form_request(self._auth_token, "GET", hook.url, hook.params)
         elif hook.body_format == "multipart":
             # Not a form: the signature covers the URL alone, as Twilio's does for JSON bodies.
+            self._store.commit()  # what it reports is on disk before it leaves
             headers = {"X-Twilio-Signature": compute_signature(self._auth_token, hook.url)}
             form = aiohttp.FormData(hook.params, default_to_multipart=True)  # a fresh one per attempt
-            return await self._aiohttp(self._session.post(yarl.URL(url, encoded=True), data=form, headers=headers))
+            return await self._multipart(self._session.post(yarl.URL(url, encoded=True), data=form, headers=headers))
         elif hook.body_format == "json":
             headers = {"X-Twilio-Signature": compute_signature(self._auth_token, hook.url),
                        "Content-Type": "application/json"}
@@ -226,19 +215,15 @@ class WebhookDispatcher:
             _, headers = signed_form_request(self._auth_token, "POST", hook.url, hook.params)
             headers["Content-Type"] = "application/x-www-form-urlencoded"
             body = form_encode(hook.params).encode()
-        if url.startswith("http://"):
-            try:
-                reply = await self._http.request(hook.method, url, headers, body)
-            except (HttpError, OSError, TimeoutError) as exc:
-                return Reply(None, f"{type(exc).__name__}: {exc}")
-            error = f"HTTP {reply.status}" if reply.status >= 400 else None
-            return Reply(reply.status, error, reply.headers.get("content-type"), reply.body)
-        # encoded=True: send byte for byte the URL we signed (yarl would otherwise re-quote it)
-        return await self._aiohttp(self._session.request(hook.method, yarl.URL(url, encoded=True),
-                                                         data=body or None, headers=headers))
+        try:
+            reply = await self._http.request(hook.method, url, headers, body)
+        except (OSError, TimeoutError) as exc:
+            return Reply(None, f"{type(exc).__name__}: {exc}")
+        error = f"HTTP {reply.status}" if reply.status >= 400 else None
+        return Reply(reply.status, error, reply.headers.get("content-type"), reply.body)
 
-    async def _aiohttp(self, request: Any) -> Reply:
-        """An https:// or multipart webhook, through aiohttp's client."""
+    async def _multipart(self, request: Any) -> Reply:
+        """A multipart webhook, through aiohttp's client (its FormData encoder)."""
         try:
             async with request as response:
                 body = await response.read()

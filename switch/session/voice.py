@@ -23,12 +23,14 @@ from media.audio import AudioError, write_wav
 from media.sources import AudioCache
 from media.speech import Speech
 from media.tones import ringback, sine
+from switch import __version__
 from switch.core.amd import MachineDetection
 from switch.core.call_events import HttpExchange
 from switch.core.calls import CallManager
 from switch.core.conferences import Conferences
 from switch.core.conversations import Conversations
 from switch.core.errors import RequestError
+from switch.core.http_client import HttpTransport
 from switch.core.logs import CALL_SID, call_context
 from switch.core.model import Call, Direction
 from switch.core.notifications import ERROR, WARNING, Notifications
@@ -38,7 +40,7 @@ from switch.core.status import CallStatus
 from switch.core.streams import StreamManager
 from switch.core.tasks import TaskSet
 from switch.core.transcriptions import Transcriptions
-from switch.core.webhooks import commit_before_requests, signed_form_request
+from switch.core.webhooks import signed_form_request
 from twiml.control import TaskFactory
 from twiml.errors import TwimlError
 from twiml.fetch import Document, Exchange, Fetcher
@@ -210,7 +212,8 @@ class VoiceEngine:
         self.audio = AudioCache(data_dir / "cache" / "audio")
         self.beep_path = data_dir / "cache" / "beep.wav"
         self._auth_token = auth_token
-        self.session: aiohttp.ClientSession
+        self.transport: HttpTransport  # TwiML requests
+        self.session: aiohttp.ClientSession  # <Play> audio downloads
         self.fetcher: Fetcher
         self.fetch_observers: list[FetchObserver] = []  # each TwiML request's time and failure (the metrics)
         # Where each TwiML request of a call goes, with its response (the call's Events); set before `start`.
@@ -241,8 +244,10 @@ class VoiceEngine:
         return path
 
     async def start(self) -> None:
-        self.session = aiohttp.ClientSession(trace_configs=[commit_before_requests(self.calls.store)])
-        self.fetcher = fetcher = TimedFetcher(self.session, self._sign, timeout=self._fetch_timeout)
+        # what a TwiML request tells the app about a call is on disk before it leaves (the store's group commit)
+        self.transport = HttpTransport(self._fetch_timeout, f"softswitch/{__version__}", self.calls.store.commit)
+        self.session = aiohttp.ClientSession()
+        self.fetcher = fetcher = TimedFetcher(self.transport, self._sign, timeout=self._fetch_timeout)
         fetcher.observers = self.fetch_observers
         if self.request_log is not None:
             fetcher.exchange_observers.append(self._exchanged)
@@ -257,6 +262,7 @@ class VoiceEngine:
     async def close(self) -> None:
         for interpreter in list(self.interpreters.values()):
             interpreter.stop()
+        await self.transport.close()
         await self.session.close()
 
     @staticmethod

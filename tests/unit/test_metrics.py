@@ -6,11 +6,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
-import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from switch.core.events import CallStatusChanged, RecordingStarted
+from switch.core.http_client import HttpTransport
 from switch.core.metrics import Metrics, media_quality
 from switch.core.model import Call, Direction
 from switch.core.status import CallStatus
@@ -194,9 +194,10 @@ def test_media_quality_in_the_call_resource_words() -> None:
 
 async def test_the_timed_fetcher_reports_time_and_code() -> None:
     seen: list[tuple[float, int | None]] = []
-    async with aiohttp.ClientSession() as session:
-        fetcher = TimedFetcher(session, lambda m, u, p: (u, {}))
-        fetcher.observers.append(lambda seconds, code: seen.append((seconds, code)))
-        with pytest.raises(Exception, match="not an http"):
-            await fetcher.fetch("ftp://example.invalid/x", "POST", [])
+    transport = HttpTransport(1.0, "t")
+    fetcher = TimedFetcher(transport, lambda m, u, p: (u, {}))
+    fetcher.observers.append(lambda seconds, code: seen.append((seconds, code)))
+    with pytest.raises(Exception, match="not an http"):
+        await fetcher.fetch("ftp://example.invalid/x", "POST", [])
+    await transport.close()
     assert len(seen) == 1 and seen[0][1] == 11200 and 0 <= seen[0][0] < 1
