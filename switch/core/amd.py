@@ -59,7 +59,8 @@ class MachineDetection:
         """Start a detection on every answered call that asked for one: before other answer hooks."""
         self.calls.answered_hooks.insert(0, self.on_answered)
 
-    async def on_answered(self, call: Call) -> None:
+    def on_answered(self, call: Call) -> None:
+        """An answered-call hook (`CallManager.answered_hooks`): start the call's detection, if it asked for one."""
         if call.machine_detection in MODES:
             self._start(call)
 

@@ -73,7 +73,7 @@ Clock = Callable[[], dt.datetime]
 # pjsua plays each RFC 2833 digit for 160 ms and leaves a gap before the next: about a quarter second.
 DTMF_DIGIT_SECONDS = 0.25
 WORKER_LOST = 11100  # the notification of a call lost with its media worker, as other media failures are reported
-AnswerHook = Callable[[Call], Coroutine[Any, Any, None]]
+AnswerHook = Callable[[Call], Coroutine[Any, Any, None] | None]  # the work to run in a task, or None: nothing
 EndHook = Callable[[Call], None]
 
 
@@ -356,7 +356,8 @@ class CallManager:
                 if call.send_digits:
                     self._spawn(call, self._send_digits(call, call.send_digits))
                 for hook in self.answered_hooks:
-                    self._spawn(call, hook(call))
+                    if (work := hook(call)) is not None:
+                        self._spawn(call, work)
             case Ended():
                 self.store.add_event(call.sid, "sip", f"ended {event.code} {event.reason}", event.code)
                 if event.rtp is not None:  # saved with the terminal status, in the same row write

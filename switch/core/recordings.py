@@ -28,10 +28,10 @@ import asyncio
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from media.audio import AudioError, AudioFormat, write_atomic
 from media.recording import convert
@@ -464,9 +464,10 @@ class RecordingManager:
             self.notifications.add(rec.call_sid, MEDIA_WARNING, text, level=WARNING)
 
     # -- call hooks ---------------------------------------------------------------------------------
-    async def _on_answered(self, call: Call) -> None:
-        if not call.record:
-            return
+    def _on_answered(self, call: Call) -> Coroutine[Any, Any, None] | None:
+        return self._record_call(call) if call.record else None
+
+    async def _record_call(self, call: Call) -> None:
         # Dual: the called party on channel 1, what the switch sends it (TwiML audio, a <Dial>ed party) on 2.
         await self.start([call.sid], RecordingSource.CALL, 2 if call.recording_channels == "dual" else 1,
                          call.trim == "trim-silence", call.recording_status_callback,

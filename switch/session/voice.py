@@ -13,7 +13,7 @@ import asyncio
 import datetime as dt
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -297,9 +297,12 @@ class VoiceEngine:
         if self.interpreters.get(sid) is interpreter:
             del self.interpreters[sid]
 
-    async def _on_answered(self, call: Call) -> None:
+    def _on_answered(self, call: Call) -> Coroutine[Any, Any, None] | None:
         if call.direction is Direction.INBOUND or call.sid in self.interpreters:
-            return  # inbound calls started their TwiML before answering
+            return None  # inbound calls started their TwiML before answering
+        return self._run_answered(call)
+
+    async def _run_answered(self, call: Call) -> None:
         await self.amd.settled(call)  # synchronous answering-machine detection holds the TwiML until it decides
         source = self._source(call)
         if source is not None and not call.terminal and call.sid not in self.interpreters:

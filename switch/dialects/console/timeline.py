@@ -86,18 +86,24 @@ def webhooks(store: Store) -> Source:
     return entries
 
 
+def _params_key(params: object) -> object:
+    """A webhook's form parameters as a comparable value (a JSON document's members never match a form)."""
+    return tuple(tuple(pair) for pair in params) if isinstance(params, list) else None
+
+
 def requests(log: CallRequests, store: Store) -> Source:
     """The HTTP requests the call made (`CallRequests`): TwiML fetches and each callback attempt, when it left,
     with the answer's status and the latency; a callback named by the event it reported (from `webhooks`)."""
     def entries(sid: str) -> Iterable[Entry]:
-        names = {(row["url"], row["params"]): _event_name(row) for row in _webhook_rows(store, sid)}
+        names = {(row["url"], _params_key(json.loads(row["params"]))): _event_name(row)
+                 for row in _webhook_rows(store, sid)}
         for x in log.for_call(sid):
             answer = f"{x.status}" if x.status is not None else "no answer"
             if x.content_type and x.kind == "twiml":
                 answer += f" {x.content_type.split(';')[0]}"
             text = f"{x.method} {x.url} -> {answer} in {x.duration_ms} ms" + (f" ({x.error})" if x.error else "")
             if x.kind == "webhook":
-                name = names.get((x.url, json.dumps(x.params)), "callback")
+                name = names.get((x.url, _params_key(x.params)), "callback")
                 yield Entry(_aware(x.at), "callback", f"{name}: {text}", "request", x.status, x.url)
             else:
                 yield Entry(_aware(x.at), KIND_LANES.get(x.kind, x.kind), text, "request", x.status, x.url)
