@@ -87,7 +87,7 @@ from switch.workers.protocol import (
     Unbridge,
     sip_text,
 )
-from switch.workers.sipmsg import x_headers
+from switch.workers.sipmsg import header_param, x_headers
 
 log = logging.getLogger("switch.worker")
 
@@ -139,7 +139,7 @@ class Engine:
     def __init__(self, config: EngineConfig, emit: Emit) -> None:
         self.config = config
         self.emit = emit
-        self.commands: queue.Queue[Work] = queue.Queue()
+        self.commands: queue.SimpleQueue[Work] = queue.SimpleQueue()
         self.legs: dict[str, Leg] = {}
         self.media = MediaManager(emit, self.submit)
         self.taps = TapManager(self.media, emit)  # audio to the control plane and back (switch.worker.media_taps)
@@ -412,8 +412,16 @@ class Engine:
         self._dialog_facts(leg, str(prm.rdata.wholeMsg), str(prm.rdata.srcAddress), sent=False)
 
     def on_invite_tsx(self, leg: Leg, tsx_state: pj.TsxStateEvent) -> None:
-        """An INVITE transaction of `leg` sent or received a message: fold it into the leg's dialog facts."""
+        """An INVITE transaction of `leg` sent or received a message: fold it into the leg's dialog facts.  What
+        cannot change them is skipped before its text is read: everything once the dialog is answered, and our
+        provisional responses once they carry our tag (switch.worker.dialog)."""
+        dialog = leg.dialog
+        if dialog is not None and dialog.answered:
+            return
         if tsx_state.type == pj.PJSIP_EVENT_TX_MSG:
+            if (dialog is not None and dialog.inbound and tsx_state.tsx.statusCode < 200
+                    and header_param(dialog.local, "tag")):
+                return
             self._dialog_facts(leg, str(tsx_state.tsx.lastTx.wholeMsg), "", sent=True)
         elif tsx_state.type == pj.PJSIP_EVENT_RX_MSG:
             rdata = tsx_state.src.rdata

@@ -28,7 +28,8 @@ class Outbox:
     def __init__(self, channel: BlockingChannel, worker: int, size: int = QUEUE_SIZE) -> None:
         self._channel = channel
         self._worker = worker
-        self._queue: queue.Queue[object] = queue.Queue(maxsize=size)
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()  # bounded by `emit` (a C queue: cheap)
+        self._size = size
         self._lock = threading.Lock()
         self.dropped = 0
         self.sent = 0
@@ -41,9 +42,9 @@ class Outbox:
 
     def emit(self, event: Event) -> None:
         """Queue `event` without ever blocking; a full queue drops it (counted, logged)."""
-        try:
-            self._queue.put_nowait(event)
-        except queue.Full:
+        if self._queue.qsize() < self._size:
+            self._queue.put(event)
+        else:
             with self._lock:
                 self.dropped += 1
                 dropped = self.dropped
@@ -74,10 +75,9 @@ class Outbox:
         """Send what is queued (for up to `timeout` s), stop the writer, and log the totals."""
         thread = self._thread
         if thread is not None:
-            try:
-                self._queue.put(_STOP, timeout=timeout)
-            except queue.Full:
-                log.error("worker %d: event queue still full at exit", self._worker)
+            self._queue.put(_STOP)
             thread.join(timeout)
+            if thread.is_alive():
+                log.error("worker %d: events still queued at exit (%d)", self._worker, self._queue.qsize())
         level = logging.WARNING if self.dropped else logging.INFO
         log.log(level, "worker %d: %d events sent, %d dropped", self._worker, self.sent, self.dropped)
