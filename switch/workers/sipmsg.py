@@ -103,6 +103,9 @@ def x_headers(text: str, limit: int = 64) -> dict[str, str]:
 
 def split_list(value: str) -> list[str]:
     """`a, "x, y" <sip:b>, <sip:c;p=1,2>` -> its elements: commas inside quotes or <...> do not split."""
+    if "," not in value:  # most header values: one element
+        value = value.strip()
+        return [value] if value else []
     parts: list[str] = []
     current: list[str] = []
     quoted = angle = False
