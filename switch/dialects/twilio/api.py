@@ -17,7 +17,6 @@ Errors are `ApiError`s rendered by `switch.dialects.errors.error_middleware`, wh
 from __future__ import annotations
 
 import datetime as dt
-import email.utils
 import re
 from collections.abc import Callable
 from typing import Any
@@ -32,6 +31,7 @@ from switch.core.paging import Cursor, PageKey
 from switch.core.service import CallService
 from switch.dialects.auth import authenticated
 from switch.dialects.errors import API_ROOT
+from switch.dialects.formats import rfc2822 as callback_date
 from switch.dialects.forms import PageRequest, PageSlice, cut_page, page_token, parse_page_request, read_form
 from switch.dialects.twilio.params import FILTER_PARAMS, parse_call_filter, parse_call_update, parse_new_call
 
@@ -58,7 +58,7 @@ def rfc2822(moment: dt.datetime | None) -> str | None:
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
-    return email.utils.format_datetime(moment.astimezone(dt.UTC))
+    return callback_date(moment)
 
 
 def format_address(address: str) -> str:
