@@ -17,9 +17,11 @@ import dataclasses
 import datetime as dt
 import enum
 import json
+import logging
 import operator
 import sqlite3
 import threading
+import time
 import typing
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
@@ -33,12 +35,16 @@ from switch.core.paging import Cursor, in_list_order, keyset_sql, stored_time
 from switch.core.service import CallFilter
 from switch.core.status import TERMINAL, CallStatus
 
+log = logging.getLogger("switch.core.store")
+
 _CALL_FIELDS = [f.name for f in dataclasses.fields(Call)]
 _CALL_HINTS = typing.get_type_hints(Call)
 _CALL_COLUMNS = ", ".join(f'"{name}"' for name in _CALL_FIELDS)  # quoted: "to" is an SQL keyword
 _SAVE_CALL = f"INSERT OR REPLACE INTO calls ({_CALL_COLUMNS}) VALUES ({', '.join('?' * len(_CALL_FIELDS))})"
 
 COMMIT_DELAY = 0.1  # seconds from a transaction's first write to its commit, at most (see `Store`)
+CHECKPOINT_SECONDS = 1.0  # between WAL checkpoints off the loop
+AUTOCHECKPOINT_PAGES = 10_000  # SQLite's own (inline) checkpoint, a safety net: ~40 MB of WAL
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS accounts (
@@ -168,13 +174,19 @@ class Store:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
+        self._path = path
         self._lock = threading.Lock()
+        self._checkpoint_at = 0.0  # monotonic time of the last checkpoint started off the loop
+        self._checkpointing = False
         self._call_tables: list[str] = []  # other modules' tables of per-call rows (`call_sid`), deleted with it
         self._rows: dict[str, list[Any]] = {}  # a live call's row as last written (see the class doc)
         self.writes = 0  # statements that wrote (INSERT, UPDATE, DELETE, ...) since start-up: /healthz, the bench
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
+            # The loop's commits leave checkpoints (the only fsyncs) to a thread (`_checkpoint_soon`); SQLite's own,
+            # inline in a commit, is kept for writes made without a loop, and for a WAL grown past ~40 MB.
+            self._db.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
             self._db.executescript(_SCHEMA)
             present = {row["name"] for row in self._db.execute("PRAGMA table_info(webhooks)")}
             for name, definition in _WEBHOOK_COLUMNS:  # a database from before the column existed
@@ -208,10 +220,37 @@ class Store:
         loop.call_later(COMMIT_DELAY, self.commit)
 
     def commit(self) -> None:
-        """Commit the writes made so far (the loop does this every turn)."""
+        """Commit the writes made so far (see the class doc for when)."""
         with self._lock:
-            if self._db.in_transaction:
-                self._db.execute("COMMIT")
+            if not self._db.in_transaction:
+                return
+            self._db.execute("COMMIT")
+        self._checkpoint_soon()
+
+    def _checkpoint_soon(self) -> None:
+        """At most every CHECKPOINT_SECONDS, copy the WAL into the database in the loop's executor, on a
+        connection of its own: the fsync never stalls the loop (PASSIVE: it never blocks a writer either)."""
+        now = time.monotonic()
+        if self._checkpointing or now - self._checkpoint_at < CHECKPOINT_SECONDS:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # SQLite's own checkpoint covers commits made without a loop
+        self._checkpointing, self._checkpoint_at = True, now
+        loop.run_in_executor(None, self._checkpoint).add_done_callback(self._checkpointed)
+
+    def _checkpoint(self) -> None:
+        db = sqlite3.connect(self._path, timeout=1.0)
+        try:
+            db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            db.close()
+
+    def _checkpointed(self, done: asyncio.Future[None]) -> None:
+        self._checkpointing = False
+        if not done.cancelled() and done.exception() is not None:
+            log.warning("WAL checkpoint failed: %s", done.exception())
 
     def execute(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> sqlite3.Cursor:
         """One statement, for modules that keep their own tables (numbers, recordings, notifications)."""

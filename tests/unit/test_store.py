@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import sqlite3
@@ -582,3 +583,34 @@ def test_concurrent_threads(store: Store) -> None:
         th.join(10)
     assert errors == []
     assert len(store.list_calls(ACCOUNT, CallFilter(), 0, 1000)) == 120
+
+
+async def test_the_loops_commits_leave_wal_checkpoints_to_another_thread(db_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import switch.core.store as store_module
+
+    monkeypatch.setattr(store_module, "CHECKPOINT_SECONDS", 0.0)
+    store = Store(db_path)
+    ran: list[tuple[int, list[tuple[int, int, int]]]] = []
+
+    def checkpoint() -> None:
+        db = sqlite3.connect(db_path)
+        try:
+            ran.append((threading.get_ident(), db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()))
+        finally:
+            db.close()
+
+    monkeypatch.setattr(store, "_checkpoint", checkpoint)
+    try:
+        assert store.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == store_module.AUTOCHECKPOINT_PAGES
+        store.add_event("CA1", "sip", "INVITE received")
+        assert ran == []  # not committed yet: nothing to copy
+        store.commit()
+        for _ in range(100):
+            if ran and not store._checkpointing:
+                break
+            await asyncio.sleep(0.01)
+        [(thread, [(busy, frames, copied)])] = ran
+        assert thread != threading.get_ident() and busy == 0 and frames == copied > 0
+    finally:
+        store.close()
