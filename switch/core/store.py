@@ -400,6 +400,11 @@ class Store:
         row = self._execute(f"SELECT COUNT(*) FROM webhooks WHERE {' AND '.join(where)}", args).fetchone()
         return int(row[0])
 
+    def webhook_targets(self, call_sid: str) -> list[tuple[str, str | None]]:
+        """(URL, event) of every webhook about `call_sid`, oldest first."""
+        rows = self._execute("SELECT url, event FROM webhooks WHERE call_sid = ? ORDER BY id", (call_sid,))
+        return [(str(url), event) for url, event in rows.fetchall()]
+
     def webhook_sent(self, call_sid: str, url: str, event: str) -> bool:
         """Whether a webhook about `call_sid` reporting `event` went (or is going) to `url`."""
         row = self._execute(

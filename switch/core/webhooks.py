@@ -19,6 +19,7 @@ import json
 import logging
 import time
 import urllib.parse
+from collections import OrderedDict
 from collections.abc import Callable, Collection
 from typing import Any, Literal, NamedTuple, Protocol
 
@@ -40,6 +41,8 @@ AttemptObserver = Callable[[PendingWebhook, int | None, str | None, float], None
 BodyFormat = Literal["form", "json", "multipart"]
 ExchangeObserver = Callable[[HttpExchange], None]  # each attempt with its response (switch.core.call_events)
 
+
+SENT_CALLS_KEPT = 4096  # calls whose webhooks' (URL, event) `WebhookDispatcher` keeps in memory
 
 class Reply(NamedTuple):
     """What one attempt got: its status (None: no response), its error (None: delivered), the response."""
@@ -91,6 +94,7 @@ class WebhookDispatcher:
         self._retries = retries
         self._backoff = backoff
         self._queues: dict[str, list[PendingWebhook]] = {}
+        self._sent: OrderedDict[str, list[tuple[str, str | None]]] = OrderedDict()  # see `_sent_of`
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._session: aiohttp.ClientSession | None = None  # multipart webhooks
         # the others (switch.core.http_client); what a webhook reports is on disk before it leaves
@@ -127,17 +131,32 @@ class WebhookDispatcher:
             raise ValueError(f"a {body_format} body needs POST, not {method}")
         if (body_format == "json") != (document is not None):
             raise ValueError("a document goes with body_format='json', and only with it")
+        sent = self._sent_of(call_sid)
         hook_id = self._store.add_webhook(call_sid, url, method, params, body_format, retries, document, event)
+        sent.append((url, event))
         self._enqueue(PendingWebhook(hook_id, call_sid, url, method, [] if document is not None else params, 0,
                                      body_format, retries, document))
 
     def sent(self, call_sid: str, url: str, event: str) -> bool:
         """Whether a webhook about `call_sid` reporting `event` was sent (or queued) to `url` already."""
-        return self._store.webhook_sent(call_sid, url, event)
+        return (url, event) in self._sent_of(call_sid)
 
     def count(self, call_sid: str, url: str | None, events: Collection[str] | None = None) -> int:
         """How many webhooks about `call_sid` were sent (or queued) to `url` (None: any), of `events` if given."""
-        return self._store.count_webhooks(call_sid, url, events)
+        return sum(1 for to, what in self._sent_of(call_sid)
+                   if (url is None or to == url) and (events is None or what in events))
+
+    def _sent_of(self, call_sid: str) -> list[tuple[str, str | None]]:
+        """(URL, event) of every webhook about `call_sid`, as the store has them, kept for the calls of late: one
+        SELECT a call instead of one per callback (SequenceNumber).  Every webhook is written by `send`."""
+        sent = self._sent.get(call_sid)
+        if sent is None:
+            sent = self._sent[call_sid] = self._store.webhook_targets(call_sid)
+            if len(self._sent) > SENT_CALLS_KEPT:
+                self._sent.popitem(last=False)
+        else:
+            self._sent.move_to_end(call_sid)
+        return sent
 
     def _enqueue(self, hook: PendingWebhook) -> None:
         self._queues.setdefault(hook.call_sid, []).append(hook)

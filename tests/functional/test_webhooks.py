@@ -530,3 +530,32 @@ async def test_what_a_webhook_reports_is_on_disk_before_it_arrives(endpoint: End
     assert await dispatcher.flush(5)
     assert seen == [[("status", "completed"), ("pending", "completed")]]
     assert rows() == [("status", "completed"), ("delivered", "completed")]  # flush commits the outcome
+
+
+async def test_count_and_sent_span_a_restart_and_every_url(endpoint: Endpoint, db_path: Path) -> None:
+    """SequenceNumber's count and `sent` see the webhooks a previous run wrote, then this run's, per URL and
+    event, as the store's own queries do."""
+    a, b = new_sid("CA"), new_sid("CA")
+    previous = Store(db_path)
+    previous.add_webhook(a, endpoint.url("/status"), "POST", status_params(a, "initiated", 0), event="initiated")
+    previous.close()
+    store = Store(db_path)
+    d = WebhookDispatcher(store, TOKEN, timeout=2, retries=0)
+    await d.start()
+    try:
+        assert d.count(a, None, ("initiated", "ringing")) == 1
+        assert d.sent(a, endpoint.url("/status"), "initiated")
+        d.send(a, endpoint.url("/status"), "POST", status_params(a, "ringing", 1), event="ringing")
+        d.send(a, endpoint.url("/other"), "POST", status_params(a, "ringing", 0), event="ringing")
+        d.send(a, endpoint.url("/status"), "POST", [("CallSid", a)])  # reports no event
+        d.send(b, endpoint.url("/status"), "POST", status_params(b, "ringing", 0), event="ringing")
+        assert await d.flush(5)
+        for sid in (a, b):
+            for url in (None, endpoint.url("/status"), endpoint.url("/other")):
+                for events in (None, ("initiated", "ringing"), ("completed",)):
+                    assert d.count(sid, url, events) == store.count_webhooks(sid, url, events), (sid, url, events)
+        assert [d.sent(a, endpoint.url("/other"), e) for e in ("ringing", "initiated")] == [True, False]
+        assert d.count(a, None, ("initiated", "ringing")) == 3 and d.count(a, None) == 4
+    finally:
+        await d.close(1)
+        store.close()
