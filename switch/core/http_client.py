@@ -1,11 +1,11 @@
-"""A lean HTTP/1.1 client for the webhooks the switch sends to plain `http://` URLs.
+"""A lean HTTP/1.1 client for the webhooks and TwiML requests the switch sends to plain `http://` URLs.
 
 aiohttp's client spends ~250 us of CPU on a small POST on loopback; this one ~30 us, and a webhook answers a
 few ms sooner, which is most of a callback's latency.  It does only what a webhook needs: one request at a
 time per connection, keep-alive connections per host and port (a reused connection the server had closed is
-retried once on a new one), `Content-Length`, chunked and close-delimited bodies, a total timeout, basic auth
-from the URL's user info.  It does not follow redirects (a 3xx is the answer) and does not decompress (it
-asks for none).
+retried once on a new one), at most 100 connections at once, `Content-Length`, chunked and close-delimited
+bodies, a total timeout, basic auth from the URL's user info.  It does not follow redirects (a 3xx is the
+answer) and does not decompress (it asks for none).
 
 `HttpTransport` sends `http://` requests through it and `https://` ones through an aiohttp session (TLS is
 aiohttp's), with one interface and one error type: the webhooks and the TwiML fetcher (`twiml.fetch`) use it.
@@ -25,6 +25,7 @@ import yarl
 MAX_HEAD = 64 * 1024  # status line and headers
 MAX_BODY = 1024 * 1024  # the dispatcher keeps an excerpt; a longer body fails the attempt
 MAX_IDLE = 8  # idle connections kept per host and port
+MAX_CONNECTIONS = 100  # open at once, all hosts together (aiohttp's default): more requests wait their turn
 
 
 class HttpError(OSError):
@@ -99,10 +100,12 @@ class _Connection(asyncio.Protocol):
 class HttpClient:
     """Requests to `http://` URLs over keep-alive connections (see the module doc)."""
 
-    def __init__(self, timeout: float, user_agent: str) -> None:
+    def __init__(self, timeout: float, user_agent: str, max_connections: int = MAX_CONNECTIONS) -> None:
         self.timeout = timeout
         self.user_agent = user_agent
         self._idle: dict[tuple[str, int], list[_Connection]] = {}
+        # a hanging server at hundreds of calls a second must not take every file descriptor of the process
+        self._slots = asyncio.Semaphore(max_connections)
 
     async def request(self, method: str, url: str, headers: dict[str, str], body: bytes = b"") -> HttpReply:
         """Send one request and read its answer within `timeout` s (TimeoutError), or raise HttpError."""
@@ -121,7 +124,7 @@ class HttpClient:
         if body or method in ("POST", "PUT", "PATCH"):
             lines.append(f"Content-Length: {len(body)}")
         message = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
-        async with asyncio.timeout(self.timeout):
+        async with asyncio.timeout(self.timeout), self._slots:  # the wait for a slot is part of the timeout
             return await self._exchange((host, port), message, method)
 
     async def _exchange(self, origin: tuple[str, int], message: bytes, method: str) -> HttpReply:

@@ -214,3 +214,22 @@ def test_on_uvloop_as_the_switch_runs() -> None:
         return [(r.status, r.body) for r in replies]
 
     assert uvloop.run(go()) == [(200, b"ok")] * 2
+
+
+async def test_connections_are_capped_and_the_wait_counts_in_the_timeout() -> None:
+    """A server that never answers gets `max_connections` connections; a request beyond them waits for a slot,
+    within its own timeout, and never connects."""
+    server = RawServer(lambda request: asyncio.sleep(0, None))
+    base = await server.start()
+    client = HttpClient(0.4, "t", max_connections=2)
+    try:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        results = await asyncio.gather(*(client.request("POST", base + "/x", {}, b"x") for _ in range(3)),
+                                       return_exceptions=True)
+        assert all(isinstance(r, TimeoutError) for r in results), results
+        assert loop.time() - started < 1.5
+        assert server.connections == 2
+    finally:
+        await client.close()
+        await server.stop()
