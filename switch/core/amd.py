@@ -18,6 +18,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from collections.abc import Coroutine
+from typing import Any
 
 from media.amd import AmdDetector, AmdSettings, Decision
 from media.ulaw import ulaw_decode
@@ -59,10 +61,13 @@ class MachineDetection:
         """Start a detection on every answered call that asked for one: before other answer hooks."""
         self.calls.answered_hooks.insert(0, self.on_answered)
 
-    def on_answered(self, call: Call) -> None:
-        """An answered-call hook (`CallManager.answered_hooks`): start the call's detection, if it asked for one."""
-        if call.machine_detection in MODES:
-            self._start(call)
+    def on_answered(self, call: Call) -> Coroutine[Any, Any, None] | None:
+        """An answered-call hook (`CallManager.answered_hooks`): the start of the call's detection, if it asked
+        for one (in a task of its own, a loop turn after the answer, as it always was)."""
+        return self._begin(call) if call.machine_detection in MODES else None
+
+    async def _begin(self, call: Call) -> None:
+        self._start(call)
 
     async def settled(self, call: Call) -> None:
         """Return once a synchronous detection of `call` has decided (at once for any other call)."""

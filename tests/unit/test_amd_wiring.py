@@ -222,7 +222,7 @@ async def test_synchronous_detection_settles_with_the_answer_on_the_call(store: 
     amd = MachineDetection(calls)  # type: ignore[arg-type]
     amd.attach()
     call = _call(machine_detection=ENABLE)
-    calls.answered_hooks[0](call)
+    await calls.answered_hooks[0](call)
     await asyncio.wait_for(amd.settled(call), 5)
     assert (call.answered_by, 1500 < (call.machine_detection_duration or 0) < 3000) == ("human", True)
     assert calls.media.asked == [(SID, ("inbound",), False)]
@@ -241,7 +241,9 @@ async def test_asynchronous_detection_does_not_hold_settled(store: Store) -> Non
     call = _call(machine_detection=DETECT_MESSAGE_END, async_amd=True)
     await amd.settled(call)  # at once
     assert call.answered_by is None
-    amd.on_answered(call)
+    work = amd.on_answered(call)
+    assert work is not None
+    await work
     for _ in range(200):
         if call.answered_by is not None:
             break
@@ -266,6 +268,6 @@ async def test_calls_without_detection_are_left_alone(store: Store) -> None:
     calls = _Calls(store, _Tap(human()))
     amd = MachineDetection(calls)  # type: ignore[arg-type]
     call = _call()
-    amd.on_answered(call)
+    assert amd.on_answered(call) is None
     await amd.settled(call)
     assert calls.media.asked == [] and call.answered_by is None
