@@ -44,6 +44,7 @@ ExchangeObserver = Callable[[HttpExchange], None]  # each attempt with its respo
 
 SENT_CALLS_KEPT = 4096  # calls whose webhooks' (URL, event) `WebhookDispatcher` keeps in memory
 
+
 class Reply(NamedTuple):
     """What one attempt got: its status (None: no response), its error (None: delivered), the response."""
 

@@ -12,6 +12,7 @@ import uvloop
 from aiohttp import web
 
 from switch.core.http_client import MAX_BODY, BadResponse, ConnectError, HttpClient, ServerDisconnected
+from tests.functional.catch_all import catch_all
 
 Answer = Callable[[bytes], Awaitable[bytes | None]]  # the request's bytes -> what to send back (None: nothing)
 
@@ -86,19 +87,11 @@ async def test_posts_to_aiohttp_over_one_kept_connection(client: HttpClient) -> 
         peers.add(request.transport.get_extra_info("peername") if request.transport else None)
         return web.Response(status=201, text="created", content_type="text/plain")
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        replies = [await client.request("POST", f"http://127.0.0.1:{port}/status?x=1", {"X-Twilio-Signature": "s"},
+    async with catch_all(handle) as base:
+        port = int(base.rsplit(":", 1)[1])
+        replies = [await client.request("POST", f"{base}/status?x=1", {"X-Twilio-Signature": "s"},
                                         b"CallSid=CA1&CallStatus=ringing") for _ in range(3)]
-        got = await client.request("GET", f"http://127.0.0.1:{port}/q?a=b%20c", {})
-    finally:
-        await runner.cleanup()
+        got = await client.request("GET", f"{base}/q?a=b%20c", {})
     assert [(r.status, r.body, r.headers["content-type"]) for r in replies] == \
         [(201, b"created", "text/plain; charset=utf-8")] * 3
     assert got.status == 201

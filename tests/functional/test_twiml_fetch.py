@@ -9,6 +9,7 @@ import pytest
 from aiohttp import web
 
 from switch.core.http_client import HttpTransport
+from tests.functional.catch_all import catch_all
 from twiml.errors import TwimlError
 from twiml.fetch import Fetcher
 
@@ -44,15 +45,9 @@ class App:
 @pytest.fixture
 async def app() -> AsyncIterator[App]:
     state = App()
-    server = web.Application()
-    server.router.add_route("*", "/{tail:.*}", state.handle)
-    runner = web.AppRunner(server)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    state.base = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    yield state
-    await runner.cleanup()
+    async with catch_all(state.handle) as base:
+        state.base = base
+        yield state
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from switch import __version__
 from switch.core.model import new_sid
 from switch.core.store import PendingWebhook, Store
 from switch.core.webhooks import WebhookDispatcher, url_with_query
+from tests.functional.catch_all import catch_all
 
 TOKEN = "0123456789abcdef0123456789abcdef"
 Params = list[tuple[str, str]]
@@ -80,17 +81,10 @@ class Endpoint:
 @pytest.fixture
 async def endpoint() -> AsyncIterator[Endpoint]:
     ep = Endpoint()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", ep.handle)
-    runner = web.AppRunner(app, shutdown_timeout=0.5)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    ep.base = f"http://127.0.0.1:{port}"
-    yield ep
-    ep.release.set()
-    await runner.cleanup()
+    async with catch_all(ep.handle, shutdown_timeout=0.5) as base:
+        ep.base = base
+        yield ep
+        ep.release.set()
 
 
 @pytest.fixture
