@@ -98,7 +98,7 @@ class CallRequests:
 
     def record(self, exchange: HttpExchange) -> None:
         """Keep `exchange` (its body cut to `BODY_EXCERPT` characters)."""
-        self._store.execute(
+        self._store.append(
             "INSERT INTO call_requests (call_sid, at, kind, method, url, params, status, content_type, body, "
             "duration_ms, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (exchange.call_sid, exchange.at.isoformat(), exchange.kind, exchange.method, exchange.url,
@@ -113,7 +113,7 @@ class CallRequests:
 
     def add_sip(self, line: SipLine) -> None:
         """Keep one traced SIP message of a call (cut to `SIP_MESSAGE_MAX` characters)."""
-        self._store.execute(
+        self._store.append(
             "INSERT INTO sip_trace (call_sid, leg, at, direction, peer, first_line, message) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
             (line.call_sid, line.leg, line.at.isoformat(), line.direction, line.peer, line.first_line,

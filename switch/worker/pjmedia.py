@@ -121,11 +121,15 @@ def start_endpoint(ep: pj.Endpoint, user_agent: str, log_level: int, host: str, 
 
 
 def local_account_config(uri: str, media_host: str | None) -> pj.AccountConfig:
-    """An account that never registers, with its RTP bound to `media_host`; None: where `configure_media` said,
-    or (never configured) every address."""
+    """An account that never registers, IPv4 RTP only, with its RTP bound to `media_host`; None: where
+    `configure_media` said, or (never configured) every address."""
     acfg = pj.AccountConfig()
     acfg.idUri = uri
     acfg.regConfig.registrarUri = ""
+    # Our SIP transports are IPv4 only.  Left at its default, pjsua picks the address family of every outgoing
+    # call's RTP by resolving the host's own name (a DNS query for it, AAAA) and listing the interfaces twice:
+    # ~1 ms on each dial, and traffic off loopback.
+    acfg.mediaConfig.ipv6Use = pj.PJSUA_IPV6_DISABLED
     tcfg = acfg.mediaConfig.transportConfig
     if media_host is not None:
         tcfg.boundAddress = media_host
