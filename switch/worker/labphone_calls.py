@@ -270,6 +270,8 @@ def account_config(opts: PhoneOptions, port: int) -> pj.AccountConfig:
     tcfg = acfg.mediaConfig.transportConfig
     tcfg.boundAddress = opts.host
     tcfg.publicAddress = opts.host
+    if ":" not in opts.host:  # an IPv4 host: no look-up of the machine's own name on each call it places
+        acfg.mediaConfig.ipv6Use = pj.PJSUA_IPV6_DISABLED
     return acfg
 
 
