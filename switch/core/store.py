@@ -179,7 +179,8 @@ class Store:
         self._checkpoint_at = 0.0  # monotonic time of the last checkpoint started off the loop
         self._checkpointing = False
         self._call_tables: list[str] = []  # other modules' tables of per-call rows (`call_sid`), deleted with it
-        self._rows: dict[str, list[Any]] = {}  # a live call's row as last written (see the class doc)
+        # a live call's fields and row as last written (see the class doc)
+        self._rows: dict[str, tuple[tuple[Any, ...], list[Any]]] = {}
         self._appended: dict[str, list[tuple[Any, ...]]] = {}  # `append`'s rows not in the database yet, by SQL
         self.writes = 0  # statements that wrote (INSERT, UPDATE, DELETE, ...) since start-up: /healthz, the bench
         with self._lock:
@@ -301,19 +302,29 @@ class Store:
     # -- calls --------------------------------------------------------------------------------
     def save_call(self, call: Call) -> None:
         """Write the call's row: whole the first time, then only the columns that changed (class doc)."""
-        row = _to_row(call)
+        values = _CALL_VALUES(call)
         before = self._rows.get(call.sid)
+        if before is None:
+            row = _to_row(call)
+            self._execute(_SAVE_CALL, row)
+        else:  # a field still holding the object last written is unchanged (a dict may change in place)
+            old_values, old_row = before
+            row = list(old_row)
+            changed = []
+            for i, value in enumerate(values):
+                if value is old_values[i] and type(value) is not dict:
+                    continue
+                column = value if value is None or type(value) in _PLAIN else to_column(value)
+                if column != row[i]:
+                    row[i] = column
+                    changed.append(i)
+            if changed:
+                assignments = ", ".join(f'"{_CALL_FIELDS[i]}" = ?' for i in changed)
+                self._execute(f"UPDATE calls SET {assignments} WHERE sid = ?", [*(row[i] for i in changed), call.sid])
         if call.status in TERMINAL:
             self._rows.pop(call.sid, None)
         else:
-            self._rows[call.sid] = row
-        if before is None:
-            self._execute(_SAVE_CALL, row)
-            return
-        changed = [i for i, value in enumerate(row) if value != before[i]]
-        if changed:
-            assignments = ", ".join(f'"{_CALL_FIELDS[i]}" = ?' for i in changed)
-            self._execute(f"UPDATE calls SET {assignments} WHERE sid = ?", [*(row[i] for i in changed), call.sid])
+            self._rows[call.sid] = (values, row)
 
     def get_call(self, sid: str) -> Call | None:
         row = self._execute("SELECT * FROM calls WHERE sid = ?", (sid,)).fetchone()
