@@ -307,6 +307,9 @@ class WorkerPool:
                                 event.total)
                     continue
                 self._on_event(worker.index, event)
+                # Let what the event started (a webhook, a TwiML request) leave before the next one, already
+                # read, is handled: a 180 and a 200 come in one read, and the ringing callback would wait.
+                await asyncio.sleep(0)
         except VersionMismatch as exc:
             log.error("worker refused: %s", exc)
         except ProtocolError as exc:
