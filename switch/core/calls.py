@@ -235,6 +235,7 @@ class CallManager:
                     date_created=self.clock(), date_updated=self.clock(), sip_uri=target.uri, worker=worker,
                     parent_call_sid=parent.sid if parent is not None else None, **fields)
         self.live[sid] = call
+        self.webhooks.fresh(sid)
         self._bind_leg(sid, call)
         self.store.save_call(call)
         self.store.add_event(sid, "status", "queued", None)
@@ -427,6 +428,7 @@ class CallManager:
         now = self.clock()
         # the worker names an inbound leg like a CallSid: the call takes it, so the worker's log lines name the call
         sid = leg if CALL_SID_RE.match(leg) and leg not in self.live else new_sid("CA")
+        self.webhooks.fresh(sid)  # a worker's leg name is as random as ours: nothing was sent about it
         call = Call(sid=sid, account_sid=sip.domain.account_sid if sip else self.account_sid, to=number.number,
                     from_=sip.from_ if sip else user_part(event.from_uri), direction=Direction.INBOUND,
                     status=CallStatus.RINGING, date_created=now, date_updated=now, start_time=now,

@@ -178,6 +178,7 @@ class Store:
         self._lock = threading.Lock()
         self._checkpoint_at = 0.0  # monotonic time of the last checkpoint started off the loop
         self._checkpointing = False
+        self._commit_timer: asyncio.TimerHandle | None = None  # the group's commit at the latest
         self._call_tables: list[str] = []  # other modules' tables of per-call rows (`call_sid`), deleted with it
         # a live call's fields and row as last written (see the class doc)
         self._rows: dict[str, tuple[tuple[Any, ...], list[Any]]] = {}
@@ -246,7 +247,7 @@ class Store:
         except RuntimeError:
             return
         self._db.execute("BEGIN")
-        loop.call_later(COMMIT_DELAY, self.commit)
+        self._commit_timer = loop.call_later(COMMIT_DELAY, self.commit)
 
     def commit(self) -> None:
         """Commit the writes made so far (see the class doc for when)."""
@@ -256,6 +257,9 @@ class Store:
             if not self._db.in_transaction:
                 return
             self._db.execute("COMMIT")
+            if self._commit_timer is not None:  # committed early (something is about to leave): not again
+                self._commit_timer.cancel()
+                self._commit_timer = None
         self._checkpoint_soon()
 
     def _checkpoint_soon(self) -> None:

@@ -147,16 +147,24 @@ class WebhookDispatcher:
         return sum(1 for to, what in self._sent_of(call_sid)
                    if (url is None or to == url) and (events is None or what in events))
 
+    def fresh(self, call_sid: str) -> None:
+        """`call_sid` names a call made just now: nothing was sent about it, and its first webhook needs no
+        look-up in the store."""
+        self._keep(call_sid, [])
+
     def _sent_of(self, call_sid: str) -> list[tuple[str, str | None]]:
         """(URL, event) of every webhook about `call_sid`, as the store has them, kept for the calls of late: one
         SELECT a call instead of one per callback (SequenceNumber).  Every webhook is written by `send`."""
         sent = self._sent.get(call_sid)
         if sent is None:
-            sent = self._sent[call_sid] = self._store.webhook_targets(call_sid)
-            if len(self._sent) > SENT_CALLS_KEPT:
-                self._sent.popitem(last=False)
-        else:
-            self._sent.move_to_end(call_sid)
+            return self._keep(call_sid, self._store.webhook_targets(call_sid))
+        self._sent.move_to_end(call_sid)
+        return sent
+
+    def _keep(self, call_sid: str, sent: list[tuple[str, str | None]]) -> list[tuple[str, str | None]]:
+        self._sent[call_sid] = sent
+        if len(self._sent) > SENT_CALLS_KEPT:
+            self._sent.popitem(last=False)
         return sent
 
     def _enqueue(self, hook: PendingWebhook) -> None:
