@@ -16,6 +16,7 @@ class BlockingChannel:
 
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
+        self._file = sock.makefile("rb")  # buffered: a burst of commands is one recv, not two per command
         self._write_lock = threading.Lock()
 
     def send(self, message: Message) -> None:
@@ -23,16 +24,18 @@ class BlockingChannel:
         with self._write_lock:
             self._sock.sendall(data)
 
+    def send_frames(self, frames: list[bytes]) -> None:
+        """Frames already encoded (`encode`), in one write."""
+        with self._write_lock:
+            self._sock.sendall(b"".join(frames))
+
     def _read_exactly(self, n: int) -> bytes | None:
-        chunks = bytearray()
-        while len(chunks) < n:
-            chunk = self._sock.recv(n - len(chunks))
-            if not chunk:
-                if chunks:
-                    raise ProtocolError("truncated message")
-                return None
-            chunks += chunk
-        return bytes(chunks)
+        data = self._file.read(n)
+        if len(data) < n:
+            if data:
+                raise ProtocolError("truncated message")
+            return None
+        return data
 
     def receive_frame(self) -> bytes | None:
         """The body of the next frame, or None at a clean EOF."""
@@ -53,4 +56,5 @@ class BlockingChannel:
         return None if body is None else decode_command(body)
 
     def close(self) -> None:
+        self._file.close()
         self._sock.close()

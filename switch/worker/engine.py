@@ -18,7 +18,6 @@ SIP text that reaches an event goes through `sip_text`, so that no byte a peer s
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import logging
 import queue
@@ -140,6 +139,7 @@ class Engine:
         self.config = config
         self.emit = emit
         self.commands: queue.SimpleQueue[Work] = queue.SimpleQueue()
+        self._wake_sent = False  # a wake datagram is on its way and the queue not read since (see `submit`)
         self.legs: dict[str, Leg] = {}
         self.media = MediaManager(emit, self.submit)
         self.taps = TapManager(self.media, emit)  # audio to the control plane and back (switch.worker.media_taps)
@@ -222,6 +222,7 @@ class Engine:
         """Loop until shutdown: handle SIP events, then drain commands."""
         while self._running:
             self.ep.libHandleEvents(_POLL_MS)
+            self._wake_sent = False  # before the queue is read: a command queued from now on wakes us again
             while True:
                 try:
                     command = self.commands.get_nowait()
@@ -232,8 +233,13 @@ class Engine:
     def submit(self, command: Work) -> None:
         """From any thread: queue a command and wake the loop."""
         self.commands.put(command)
-        with contextlib.suppress(OSError):  # the loop still polls every _POLL_MS
+        if self._wake_sent:  # the loop has not read the queue since the last wake: it will find this one too
+            return
+        self._wake_sent = True
+        try:
             self._wake_sock.sendto(WAKE, (self._wake_host, self.config.port))
+        except OSError:  # the loop still polls every _POLL_MS; the next command tries again
+            self._wake_sent = False
 
     def stop(self) -> None:
         """Hang up every leg, let the BYEs/CANCELs leave, and destroy the library."""

@@ -14,11 +14,12 @@ import queue
 import threading
 
 from switch.worker.channel import BlockingChannel
-from switch.workers.protocol import Event, EventsDropped, ProtocolError
+from switch.workers.protocol import Event, EventsDropped, ProtocolError, encode
 
 log = logging.getLogger("switch.worker.outbox")
 
 QUEUE_SIZE = 10_000  # ~ a minute of events of a busy worker; the control plane normally reads within ms
+BATCH = 64  # events in one write at most
 _STOP = object()
 
 
@@ -53,23 +54,41 @@ class Outbox:
                             type(event).__name__, dropped)
 
     def run(self) -> None:
-        """The writer thread: send until `close`, or until the channel breaks."""
+        """The writer thread: send until `close`, or until the channel breaks.  The events queued by the time
+        it wakes go in one write (a callback often emits two or three at once: one syscall, one wake-up of the
+        control plane)."""
         while True:
-            item = self._queue.get()
-            if item is _STOP:
-                return
-            assert isinstance(item, Event)
+            batch = [self._queue.get()]
+            while len(batch) < BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stop = _STOP in batch
+            frames = self._encode(batch[:batch.index(_STOP)] if stop else batch)
+            events = len(frames)
+            if self.dropped != self._reported:
+                self._reported = self.dropped
+                frames.append(encode(EventsDropped(total=self._reported)))
             try:
-                self._channel.send(item)
-                self.sent += 1
-                if self.dropped != self._reported:
-                    self._reported = self.dropped
-                    self._channel.send(EventsDropped(total=self._reported))
-            except ProtocolError as exc:  # cannot be encoded: a bug, never a reason to stop the worker
-                log.error("worker %d: cannot send %s: %s", self._worker, type(item).__name__, exc)
+                if frames:
+                    self._channel.send_frames(frames)
+                    self.sent += events
             except OSError as exc:
                 log.error("worker %d: control channel closed (%s); events are no longer sent", self._worker, exc)
                 return
+            if stop:
+                return
+
+    def _encode(self, events: list[object]) -> list[bytes]:
+        frames = []
+        for event in events:
+            assert isinstance(event, Event)
+            try:
+                frames.append(encode(event))
+            except ProtocolError as exc:  # cannot be encoded: a bug, never a reason to stop the worker
+                log.error("worker %d: cannot send %s: %s", self._worker, type(event).__name__, exc)
+        return frames
 
     def close(self, timeout: float = 2.0) -> None:
         """Send what is queued (for up to `timeout` s), stop the writer, and log the totals."""

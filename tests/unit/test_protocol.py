@@ -424,8 +424,9 @@ def test_blocking_concurrent_senders_do_not_interleave(pair: tuple[socket.socket
     for t in threads:
         t.start()
     got = []
+    receiver = BlockingChannel(b)  # one reader: it buffers what it has read ahead
     for _ in range(4 * per_thread):
-        body = BlockingChannel(b).receive_frame()
+        body = receiver.receive_frame()
         assert body is not None
         got.append(decode_event(body))
     for t in threads:
@@ -441,8 +442,11 @@ def test_blocking_concurrent_senders_do_not_interleave(pair: tuple[socket.socket
 # -- the worker's outbox ------------------------------------------------------------------------------------
 
 
+_readers: dict[socket.socket, BlockingChannel] = {}
+
+
 def _drain(sock: socket.socket, count: int) -> list[Event]:
-    channel = BlockingChannel(sock)
+    channel = _readers.setdefault(sock, BlockingChannel(sock))  # one reader a socket: it buffers ahead
     out = []
     for _ in range(count):
         body = channel.receive_frame()
@@ -475,12 +479,33 @@ def test_outbox_never_blocks_the_emitter_and_counts_what_it_drops(pair: tuple[so
     outbox.start()
     assert outbox.dropped == 40 - 8
     got = _drain(b, 9)
-    assert got[1] == EventsDropped(total=32)  # reported right after the first event the writer could send
+    assert got[-1] == EventsDropped(total=32)  # reported with the first write the writer could make
     assert [e.level for e in got if isinstance(e, Log)] == [str(i) for i in range(8)]
     outbox.emit(Log(level="after", message=""))
     assert _drain(b, 1) == [Log(level="after", message="")]
     outbox.close()
     assert (outbox.sent, outbox.dropped) == (9, 32)
+
+
+def test_outbox_writes_what_is_queued_at_once_in_one_write(pair: tuple[socket.socket, socket.socket]) -> None:
+    a, b = pair
+    writes: list[int] = []
+
+    class Counting(BlockingChannel):
+        def send_frames(self, frames: list[bytes]) -> None:
+            writes.append(len(frames))
+            super().send_frames(frames)
+
+    outbox = Outbox(Counting(a), worker=0)
+    events = [P.DtmfReceived(leg="L1", digit=str(i % 10), t=float(i)) for i in range(70)]
+    for e in events:
+        outbox.emit(e)
+    outbox.start()  # all 70 queued before the writer runs: at most 64 a write
+    assert _drain(b, 70) == events
+    outbox.emit(events[0])
+    assert _drain(b, 1) == [events[0]]
+    outbox.close()
+    assert writes == [64, 6, 1] and outbox.sent == 71
 
 
 def test_outbox_survives_an_unencodable_event(pair: tuple[socket.socket, socket.socket]) -> None:
