@@ -97,18 +97,16 @@ class WebhookDispatcher:
         self._queues: dict[str, list[PendingWebhook]] = {}
         self._sent: OrderedDict[str, list[tuple[str, str | None]]] = OrderedDict()  # see `_sent_of`
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._session: aiohttp.ClientSession | None = None  # multipart webhooks
-        # the others (switch.core.http_client); what a webhook reports is on disk before it leaves
+        self._started = False
+        # every webhook leaves through it (switch.core.http_client; multipart ones through its aiohttp session),
+        # and what a webhook reports is on disk before it leaves
         self._http = HttpTransport(timeout, f"softswitch/{__version__}", store.commit)
         self.observers: list[Observer] = []
         self.attempt_observers: list[AttemptObserver] = []
         self.exchange_observers: list[ExchangeObserver] = []
 
     async def start(self) -> None:
-        self._session = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=self._timeout),
-            headers={"User-Agent": f"softswitch/{__version__}"},
-        )
+        self._started = True
 
     def resume(self) -> int:
         """Queue the webhooks a previous run left pending; returns how many."""
@@ -224,7 +222,7 @@ class WebhookDispatcher:
             observer(exchange)
 
     async def _attempt(self, hook: PendingWebhook) -> Reply:
-        assert self._session is not None, "dispatcher not started"
+        assert self._started, "dispatcher not started"
         url = hook.url
         body = b""
         if hook.method == "GET":
@@ -234,7 +232,8 @@ class WebhookDispatcher:
             self._store.commit()  # what it reports is on disk before it leaves
             headers = {"X-Twilio-Signature": compute_signature(self._auth_token, hook.url)}
             form = aiohttp.FormData(hook.params, default_to_multipart=True)  # a fresh one per attempt
-            return await self._multipart(self._session.post(yarl.URL(url, encoded=True), data=form, headers=headers))
+            post = self._http.session().post(yarl.URL(url, encoded=True), data=form, headers=headers)
+            return await self._multipart(post)
         elif hook.body_format == "json":
             headers = {"X-Twilio-Signature": compute_signature(self._auth_token, hook.url),
                        "Content-Type": "application/json"}
@@ -277,5 +276,3 @@ class WebhookDispatcher:
         if self._tasks:
             await asyncio.gather(*self._tasks.values(), return_exceptions=True)
         await self._http.close()
-        if self._session is not None:
-            await self._session.close()
