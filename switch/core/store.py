@@ -100,9 +100,10 @@ def to_column(value: Any) -> Any:
 _CALL_VALUES = operator.attrgetter(*_CALL_FIELDS)
 
 
-def _to_row(call: Call) -> list[Any]:
-    # most fields are plain, so they skip the call (a row is built at every status change of every call)
-    return [v if v is None or type(v) in _PLAIN else to_column(v) for v in _CALL_VALUES(call)]
+def _to_row(values: tuple[Any, ...]) -> list[Any]:
+    """A call's row from its field values (`_CALL_VALUES`).  Most fields are plain: they skip the call to
+    `to_column` (a row is built at every status change of every call)."""
+    return [v if v is None or type(v) in _PLAIN else to_column(v) for v in values]
 
 
 def _from_row(row: sqlite3.Row) -> Call:
@@ -309,7 +310,7 @@ class Store:
         values = _CALL_VALUES(call)
         before = self._rows.get(call.sid)
         if before is None:
-            row = _to_row(call)
+            row = _to_row(values)
             self._execute(_SAVE_CALL, row)
         else:  # a field still holding the object last written is unchanged (a dict may change in place)
             old_values, old_row = before
