@@ -442,11 +442,8 @@ def test_blocking_concurrent_senders_do_not_interleave(pair: tuple[socket.socket
 # -- the worker's outbox ------------------------------------------------------------------------------------
 
 
-_readers: dict[socket.socket, BlockingChannel] = {}
-
-
-def _drain(sock: socket.socket, count: int) -> list[Event]:
-    channel = _readers.setdefault(sock, BlockingChannel(sock))  # one reader a socket: it buffers ahead
+def _drain(channel: BlockingChannel, count: int) -> list[Event]:
+    """The next `count` events on `channel` (one channel a socket: it buffers what it reads ahead)."""
     out = []
     for _ in range(count):
         body = channel.receive_frame()
@@ -457,18 +454,20 @@ def _drain(sock: socket.socket, count: int) -> list[Event]:
 
 def test_outbox_sends_in_order(pair: tuple[socket.socket, socket.socket]) -> None:
     a, b = pair
+    reader = BlockingChannel(b)
     outbox = Outbox(BlockingChannel(a), worker=0)
     outbox.start()
     events = [P.DtmfReceived(leg="L1", digit=str(i), t=float(i)) for i in range(50)]
     for e in events:
         outbox.emit(e)
-    assert _drain(b, 50) == events
+    assert _drain(reader, 50) == events
     outbox.close()
     assert (outbox.sent, outbox.dropped) == (50, 0)
 
 
 def test_outbox_never_blocks_the_emitter_and_counts_what_it_drops(pair: tuple[socket.socket, socket.socket]) -> None:
     a, b = pair
+    reader = BlockingChannel(b)
     outbox = Outbox(BlockingChannel(a), worker=3, size=8)
     # Nobody reads `b` yet: the writer thread soon blocks in sendall and the queue fills up.
     big = "z" * 200_000
@@ -478,17 +477,18 @@ def test_outbox_never_blocks_the_emitter_and_counts_what_it_drops(pair: tuple[so
     assert time.monotonic() - started < 0.5  # put_nowait only: the emitter never waited for the socket
     outbox.start()
     assert outbox.dropped == 40 - 8
-    got = _drain(b, 9)
+    got = _drain(reader, 9)
     assert got[-1] == EventsDropped(total=32)  # reported with the first write the writer could make
     assert [e.level for e in got if isinstance(e, Log)] == [str(i) for i in range(8)]
     outbox.emit(Log(level="after", message=""))
-    assert _drain(b, 1) == [Log(level="after", message="")]
+    assert _drain(reader, 1) == [Log(level="after", message="")]
     outbox.close()
     assert (outbox.sent, outbox.dropped) == (9, 32)
 
 
 def test_outbox_writes_what_is_queued_at_once_in_one_write(pair: tuple[socket.socket, socket.socket]) -> None:
     a, b = pair
+    reader = BlockingChannel(b)
     writes: list[int] = []
 
     class Counting(BlockingChannel):
@@ -501,20 +501,21 @@ def test_outbox_writes_what_is_queued_at_once_in_one_write(pair: tuple[socket.so
     for e in events:
         outbox.emit(e)
     outbox.start()  # all 70 queued before the writer runs: at most 64 a write
-    assert _drain(b, 70) == events
+    assert _drain(reader, 70) == events
     outbox.emit(events[0])
-    assert _drain(b, 1) == [events[0]]
+    assert _drain(reader, 1) == [events[0]]
     outbox.close()
     assert writes == [64, 6, 1] and outbox.sent == 71
 
 
 def test_outbox_survives_an_unencodable_event(pair: tuple[socket.socket, socket.socket]) -> None:
     a, b = pair
+    reader = BlockingChannel(b)
     outbox = Outbox(BlockingChannel(a), worker=0)
     outbox.start()
     outbox.emit(Log(level="info", message="\ud800"))  # a bug upstream: not sip_text-cleaned
     outbox.emit(Log(level="info", message="next"))
-    assert _drain(b, 1) == [Log(level="info", message="next")]
+    assert _drain(reader, 1) == [Log(level="info", message="next")]
     outbox.close()
 
 

@@ -6,7 +6,6 @@ import dataclasses
 import datetime as dt
 import sqlite3
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,18 +20,6 @@ from switch.core.store import CallEvent, PendingWebhook, Store
 ACCOUNT = "AC" + "a" * 32
 OTHER_ACCOUNT = "AC" + "b" * 32
 T0 = dt.datetime(2024, 3, 10, 12, 0, 0, tzinfo=dt.UTC)
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "data" / "switch.db"
-
-
-@pytest.fixture
-def store(db_path: Path) -> Iterator[Store]:
-    s = Store(db_path)
-    yield s
-    s.close()
 
 
 def make_call(n: int, **overrides: Any) -> Call:
