@@ -3,8 +3,9 @@
 `Edge` owns one Kamailio process group (the main process and its children, started in a session of their own,
 so a main process killed with SIGKILL leaves no child holding the public port: the whole group is killed before
 the restart).  The control plane tells it which workers exist and which have a free leg (`Edge.workers_changed`);
-it writes the dispatcher list and asks Kamailio to reload it over the JSON-RPC datagram socket, coalescing a
-burst of changes into one reload.  A restarted Kamailio reads the latest list at start.  Live calls do not
+it writes the dispatcher list (what a Kamailio reads as it starts) and, over the JSON-RPC datagram socket,
+switches a worker that filled up or has a free leg again in place (`dispatcher.set_state`), or reloads the list
+when a worker came or went (Kamailio allows one reload a second); a burst of changes is coalesced.  Live calls do not
 depend on the edge process: their RTP flows between the far end and the worker, and their in-dialog requests
 carry the Record-Route, so a new Kamailio relays them without any state from the old one.
 
@@ -37,7 +38,14 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from switch.workers.edge_config import EdgeFiles, EdgeSettings, dispatcher_list, kamailio_script, tls_config
+from switch.workers.edge_config import (
+    WORKER_SET,
+    EdgeFiles,
+    EdgeSettings,
+    dispatcher_list,
+    kamailio_script,
+    tls_config,
+)
 from switch.workers.edge_db import EdgeDatabaseError, prepare_database, replace_htable
 from switch.workers.edge_domains import HTABLE, EdgeDomain, htable_rows
 from switch.workers.edge_trunks import RegistrationWatch, contact_address, local_host, write_registrations
@@ -47,6 +55,7 @@ log = logging.getLogger("switch.workers.edge")
 START_TIMEOUT = 10.0
 RESTART_DELAY = 0.3
 RPC_TIMEOUT = 2.0
+RELOAD_RETRY = 0.5  # after a refused update; Kamailio takes a reload once a second (reload_delta)
 STOP_GRACE = 3.0
 SHARED_MEMORY_MB = 128
 PRIVATE_MEMORY_MB = 16
@@ -137,7 +146,9 @@ class Edge:
         self.reloads = 0
         self._workers: list[tuple[str, bool]] = []
         self.draining = False  # drain(): every worker listed inactive, so new calls get 503 at the edge
-        self._written = ""
+        self._listed: list[tuple[str, bool]] | None = None  # the rows in the dispatcher list file
+        self._loaded: list[tuple[str, bool]] | None = None  # the rows Kamailio has now (None: not known)
+        self.state_changes = 0  # workers switched active or inactive in place (dispatcher.set_state)
         self._closing = False
         self._sync: asyncio.Task[None] | None = None
         self._watch: asyncio.Task[None] | None = None
@@ -193,6 +204,7 @@ class Edge:
             "-M", str(PRIVATE_MEMORY_MB), stdin=asyncio.subprocess.DEVNULL, stdout=self._log, stderr=self._log,
             start_new_session=True)
         self.files.pid.write_text(f"{self.process.pid}\n")
+        self._loaded = self._listed  # a new Kamailio reads the list file as it starts
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             if self.process.returncode is not None:
@@ -283,31 +295,50 @@ class Edge:
             self.draining = True
             self._dirty.set()
 
-    def _write_list(self) -> bool:
-        text = dispatcher_list((uri, free and not self.draining) for uri, free in self._workers)
-        if text == self._written:
-            return False
-        tmp = self.files.dispatcher.with_suffix(".tmp")
-        tmp.write_text(text)
-        tmp.replace(self.files.dispatcher)
-        self._written = text
-        return True
+    def _write_list(self) -> list[tuple[str, bool]]:
+        """The dispatcher list file, rewritten when it changed (what a Kamailio that starts reads); its rows."""
+        rows = [(uri, free and not self.draining) for uri, free in self._workers]
+        if rows != self._listed:
+            tmp = self.files.dispatcher.with_suffix(".tmp")
+            tmp.write_text(dispatcher_list(rows))
+            tmp.replace(self.files.dispatcher)
+            self._listed = rows
+        return rows
 
     async def _syncer(self) -> None:
+        """Tell Kamailio what changed: a worker that filled up or has a free leg again is switched in place
+        (`dispatcher.set_state`, no limit on how often); a worker that came or went takes a reload of the
+        list, which Kamailio allows once per `reload_delta` s (it answers "Ongoing reload" sooner)."""
+        failures = 0
         while not self._closing:
             await self._dirty.wait()
             self._dirty.clear()
             await self._sync_domains()
-            if not self._write_list() or not self.up:
+            rows = self._write_list()
+            if not self.up or rows == self._loaded:
                 continue
             try:
-                await self.rpc.call("dispatcher.reload")
-                self.reloads += 1
+                await self._load(rows)
+                failures = 0
             except (OSError, TimeoutError, EdgeError) as exc:
-                log.warning("SIP edge: dispatcher reload failed (%s); retrying", exc)
-                self._written = ""
-                await asyncio.sleep(0.2)
+                self._loaded = None  # not known: the next attempt reloads the whole list
+                failures += 1
+                level = logging.DEBUG if "Ongoing reload" in str(exc) and failures < 5 else logging.WARNING
+                log.log(level, "SIP edge: dispatcher update failed (%s); retrying", exc)
+                await asyncio.sleep(RELOAD_RETRY)
                 self._dirty.set()
+
+    async def _load(self, rows: list[tuple[str, bool]]) -> None:
+        loaded = self._loaded
+        if loaded is None or [uri for uri, _ in loaded] != [uri for uri, _ in rows]:
+            await self.rpc.call("dispatcher.reload")
+            self.reloads += 1
+        else:
+            for (uri, active), (_, was) in zip(rows, loaded, strict=True):
+                if active != was:
+                    await self.rpc.call("dispatcher.set_state", "a" if active else "i", WORKER_SET, uri)
+                    self.state_changes += 1
+        self._loaded = rows
 
     async def _sync_domains(self) -> None:
         try:
@@ -325,6 +356,7 @@ class Edge:
         return {"up": self.up, "pid": self.process.pid if self.process else None, "restarts": self.restarts,
                 "sip": f"{self.settings.host}:{self.settings.port}", "workers": len(self._workers),
                 "workers_with_free_legs": sum(1 for _, free in self._workers if free), "reloads": self.reloads,
+                "state_changes": self.state_changes,
                 "draining": self.draining, "trunks": self.trunks.status()}
 
     async def close(self) -> None:

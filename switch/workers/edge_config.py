@@ -17,8 +17,10 @@ What the script does, in order, for every request:
    503 with Retry-After.  An INVITE to the Contact of a trunk's registration first passes `route[TRUNK_INBOUND]`
    (the trunk's `addresses`, else 403; `switch.workers.edge_trunks`, which also keeps the registrations).
 
-The worker set is a file (`dispatcher.list`) the control plane rewrites and reloads over Kamailio's JSON-RPC
-datagram socket.  Nothing here starts a process: that is `switch.workers.edge`.
+The worker set is a file (`dispatcher.list`) the control plane rewrites; over Kamailio's JSON-RPC datagram
+socket it reloads the file when a worker comes or goes (`reload_delta`: at most once a second) and switches a
+worker active or inactive in place when its free legs change.  Nothing here starts a process: that is
+`switch.workers.edge`.
 """
 
 from __future__ import annotations
@@ -190,6 +192,7 @@ modparam("ratelimit", "pipe", "1:TAILDROP:{s.max_cps}")
 modparam("dispatcher", "list_file", "{files.dispatcher}")
 modparam("dispatcher", "flags", 2)
 modparam("dispatcher", "ds_ping_interval", 0)
+modparam("dispatcher", "reload_delta", 1)
 {domain_modparams(db_url(files.database), host, secret or "softswitch", s.registrar)}{trunks.modparams}
 request_route {{
     if ($ml > {s.max_message_bytes}) {{
