@@ -46,7 +46,13 @@ from switch.workers.edge_config import (
     kamailio_script,
     tls_config,
 )
-from switch.workers.edge_db import EdgeDatabaseError, prepare_database, replace_htable
+from switch.workers.edge_db import (
+    DOMAIN_SCHEMAS,
+    EDGE_SCHEMAS,
+    EdgeDatabaseError,
+    prepare_database,
+    replace_htable,
+)
 from switch.workers.edge_domains import HTABLE, EdgeDomain, htable_rows
 from switch.workers.edge_trunks import RegistrationWatch, contact_address, local_host, write_registrations
 
@@ -171,9 +177,10 @@ class Edge:
         self.files.directory.mkdir(parents=True, exist_ok=True)
         stop_stale_edge(self.files)
         try:
-            prepare_database(self.files.database)
-        except (EdgeDatabaseError, OSError) as exc:
-            raise EdgeError(f"the SIP edge's database {self.files.database}: {exc}") from exc
+            prepare_database(self.files.database, EDGE_SCHEMAS)
+            prepare_database(self.files.domains_database, DOMAIN_SCHEMAS)
+        except (EdgeDatabaseError, OSError, sqlite3.Error) as exc:
+            raise EdgeError(f"the SIP edge's databases in {self.files.directory}: {exc}") from exc
         self._write_domains()
         self._write_trunks()
         self.files.script.write_text(kamailio_script(self.settings, self.files, modules, secrets.token_hex(16)))
@@ -256,7 +263,7 @@ class Edge:
             self._dirty.set()
 
     def domains_changed(self, domains: Iterable[EdgeDomain]) -> None:
-        """The SIP domains now (from the SIP API): written to the edge's database and reloaded at once."""
+        """The SIP domains now (from the SIP API): written to the edge's domains database and reloaded at once."""
         rows = htable_rows(domains)
         if rows != self._domains:
             self._domains = rows
@@ -266,7 +273,7 @@ class Edge:
         rows = self._domains  # replaced, never changed in place: what this call writes, whatever comes meanwhile
         if rows == self._domains_written:
             return False
-        replace_htable(self.files.database, rows)
+        replace_htable(self.files.domains_database, rows)
         self._domains_written = rows
         return True
 

@@ -96,8 +96,13 @@ class EdgeFiles:
 
     @property
     def database(self) -> Path:
-        """Registrations, the SIP domains' keys and trunk registrations (`switch.workers.edge_db`)."""
+        """Registrations and trunk registrations (`switch.workers.edge_db`)."""
         return self.directory / "edge.sqlite"
+
+    @property
+    def domains_database(self) -> Path:
+        """The SIP domains' keys (`switch.workers.edge_db`)."""
+        return self.directory / "domains.sqlite"
 
     @property
     def pid(self) -> Path:
@@ -193,7 +198,8 @@ modparam("dispatcher", "list_file", "{files.dispatcher}")
 modparam("dispatcher", "flags", 2)
 modparam("dispatcher", "ds_ping_interval", 0)
 modparam("dispatcher", "reload_delta", 1)
-{domain_modparams(db_url(files.database), host, secret or "softswitch", s.registrar)}{trunks.modparams}
+{domain_modparams(db_url(files.database), db_url(files.domains_database), host, secret or "softswitch",
+                  s.registrar)}{trunks.modparams}
 request_route {{
     if ($ml > {s.max_message_bytes}) {{
         sl_send_reply("513", "Message Too Large");

@@ -1,16 +1,24 @@
-"""The SIP edge's SQLite database: registrations, the SIP domains' keys, trunk registrations.
+"""The SIP edge's SQLite databases: registrations, the SIP domains' keys, trunk registrations.
 
-Kamailio keeps three things in `DATA_DIR/edge/edge.sqlite` (through its `db_sqlite` module), so that a restart of
-the edge or of the whole switch loses none of them:
+Kamailio keeps three things in SQLite files in `DATA_DIR/edge/` (through its `db_sqlite` module), so that a restart
+of the edge or of the whole switch loses none of them:
 
-- `location`: the softphones' registrations (`usrloc` in write-through mode: every REGISTER is written at once
-  and a new Kamailio loads them all at start);
-- `htable`: the SIP domains' keys the script authenticates and routes with (`sipdom`, written by the control plane
-  from the SIP API, `switch.workers.edge_domains`, and reloaded over RPC after every change);
-- `uacreg`: the registrations the edge keeps with trunks (`switch.workers.edge_trunks`).
+- `location` (`edge.sqlite`): the softphones' registrations (`usrloc` in write-through mode: every REGISTER is
+  written at once and a new Kamailio loads them all at start);
+- `uacreg` (`edge.sqlite`): the registrations the edge keeps with trunks (`switch.workers.edge_trunks`), written
+  by the control plane before each start of Kamailio;
+- `htable` (`domains.sqlite`): the SIP domains' keys the script authenticates and routes with (`sipdom`, written
+  by the control plane from the SIP API, `switch.workers.edge_domains`, and reloaded over RPC after every change).
 
 The tables are Kamailio's own, created from the schema files the Debian package ships for its SQLite driver,
 so that they always match the installed modules' table versions.
+
+Kamailio's SQLite driver sets no busy timeout: a statement that meets a lock fails at once, and a REGISTER
+whose location write fails gets 500.  So the file Kamailio writes while it runs is one the control plane never
+writes then (the domains' keys have a file of their own), and both files are in WAL mode (`prepare_database`;
+SQLite keeps the mode in the file), where a reader never locks a writer out: with the default rollback journal
+every `htable.reload` (a read, after each change made through the SIP API) failed the REGISTERs that came in
+during it.
 """
 
 from __future__ import annotations
@@ -24,6 +32,8 @@ SCHEMA_DIRS = (Path("/usr/share/kamailio/db_sqlite"), Path("/usr/local/share/kam
 # the schema file of each table the edge uses, and the tables it creates
 SCHEMAS = {"standard": ("version",), "usrloc": ("location", "location_attrs"), "htable": ("htable",),
            "uac": ("uacreg",)}
+EDGE_SCHEMAS = ("standard", "usrloc", "uac")  # edge.sqlite: what Kamailio writes
+DOMAIN_SCHEMAS = ("standard", "htable")  # domains.sqlite: what the control plane writes while Kamailio runs
 BUSY_TIMEOUT_S = 5.0
 
 
@@ -61,16 +71,24 @@ def connect(path: Path) -> Iterator[sqlite3.Connection]:
         connection.close()
 
 
-def prepare_database(path: Path) -> None:
-    """Create the database at `path`, or add the tables an older one lacks; existing rows are kept."""
+def prepare_database(path: Path, schemas: Iterable[str] = EDGE_SCHEMAS) -> None:
+    """Create the database at `path` with the tables of `schemas` (names in SCHEMAS), or add the tables an older
+    one lacks; existing rows are kept.  The file is switched to WAL mode."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    schemas = schema_dir()
+    directory = schema_dir()
+    wal = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S)
+    try:
+        mode = wal.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+    finally:
+        wal.close()
+    if mode != "wal":
+        raise EdgeDatabaseError(f"{path}: SQLite kept journal mode {mode!r} instead of WAL")
     with connect(path) as db:
         present = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        for schema, tables in SCHEMAS.items():
-            if all(table in present for table in tables):
+        for schema in schemas:
+            if all(table in present for table in SCHEMAS[schema]):
                 continue
-            script = (schemas / f"{schema}-create.sql").read_text()
+            script = (directory / f"{schema}-create.sql").read_text()
             for statement in _statements(script):
                 db.execute(statement)
 

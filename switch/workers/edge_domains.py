@@ -92,9 +92,10 @@ def htable_rows(domains: Iterable[EdgeDomain]) -> dict[str, str]:
     return rows
 
 
-def domain_modparams(db_url: str, host: str, secret: str, reg: RegistrarSettings) -> str:
-    """The modparam lines of the domain modules."""
-    return f"""modparam("htable", "db_url", "{db_url}")
+def domain_modparams(db_url: str, keys_db_url: str, host: str, secret: str, reg: RegistrarSettings) -> str:
+    """The modparam lines of the domain modules: registrations in the database at `db_url`, the domains' keys
+    in the one at `keys_db_url`."""
+    return f"""modparam("htable", "db_url", "{keys_db_url}")
 modparam("htable", "htable", "{HTABLE}=>size=8;dbtable=htable;")
 modparam("auth", "secret", "{secret}")
 modparam("auth", "nonce_expire", 300)
