@@ -140,7 +140,7 @@ class BrowserPhones:
         if leg.ended or call.terminal:
             return
         leg.link.send({"type": "incoming", "callSid": call.sid, "from": call.from_ or "",
-                       "to": f"{CLIENT_PREFIX}{leg.link.identity}", "params": dict(call.sip_params or {})})
+                       "to": f"{CLIENT_PREFIX}{leg.link.identity}", "params": dict(call.client_parameters or {})})
         self.calls.send_worker(leg.worker, PortSignal(leg=call.sid, state="ringing"))
 
     async def accept(self, link: PhoneLink, call_sid: str, offer: str) -> str:

@@ -104,6 +104,8 @@ class Call:
     sip_call_id: str | None = None
     # A call into a SIP domain: Twilio's SipDomain, SipDomainSid, SipCallId, SipSourceIp, SipUsername, SipHeader_*
     sip_params: dict[str, str] | None = None
+    # A `<Dial><Client>` leg's nested `<Parameter>`s: the browser's `call.customParameters` (never in callbacks)
+    client_parameters: dict[str, str] | None = None
     sip_response_code: int | None = None
     sip_auth_username: str | None = None
     sip_auth_password: str | None = None

@@ -34,6 +34,7 @@ class NewCall:
     send_digits: str | None = None
     sip_auth_username: str | None = None
     sip_auth_password: str | None = None
+    client_parameters: dict[str, str] | None = None  # a browser leg's custom parameters (`<Client><Parameter>`)
     caller_id: str | None = None
     record: bool = False
     recording_channels: str = "mono"  # mono | dual

@@ -77,7 +77,8 @@ def _child_request(parent: Call, dial: verbs.Dial, noun: RingNoun, document_url:
         return NewCall(to=noun.uri, sip_auth_username=noun.username, sip_auth_password=noun.password,
                        **common)  # type: ignore[arg-type]
     if isinstance(noun, verbs.Client):
-        return NewCall(to=f"client:{noun.identity}", **common)  # type: ignore[arg-type]
+        return NewCall(to=f"client:{noun.identity}", client_parameters=dict(noun.parameters) or None,
+                       **common)  # type: ignore[arg-type]
     return NewCall(to=noun.number, send_digits=noun.send_digits, **common)  # type: ignore[arg-type]
 
 

@@ -7,6 +7,7 @@ its tone is measured by FFT; the page measures what it hears with a WebAudio ana
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -206,22 +207,27 @@ def test_a_browser_that_rejects_leaves_the_call_busy(browser: BrowserPhone, swit
 def test_dial_client_from_a_phone_and_the_tab_closed_mid_call(browser: BrowserPhone, switch: SwitchProcess,
                                                              sink: WebhookSink, token: TokenMaker,
                                                              tmp_path: Path) -> None:
-    """A SIP phone's call runs <Dial><Client>alice</Client>: the browser accepts, audio flows both ways; then the
-    tab closes: the child completes with its callbacks and the <Dial>'s action hears `completed`."""
+    """A SIP phone's call runs <Dial><Client> alice with two <Parameter>s: the browser's call has them as its
+    customParameters and accepts, audio flows both ways; then the tab closes: the child completes with its
+    callbacks and the <Dial>'s action hears `completed`."""
     sink.twiml("/dial-client", '<Response><Dial action="/dial-done" timeout="15"><Client statusCallback="'
-               + sink.url("/child-status") + '" statusCallbackEvent="initiated ringing answered completed">alice'
-               "</Client></Dial></Response>")
+               + sink.url("/child-status") + '" statusCallbackEvent="initiated ringing answered completed">'
+               '<Identity>alice</Identity><Parameter name="order" value="42"/>'
+               '<Parameter name="note" value="VIP &amp; late"/></Client></Dial></Response>')
     sink.twiml("/dial-done", "<Response><Hangup/></Response>")
     _open(browser, switch, token(), autoaccept=True)
     heard = tmp_path / "caller-heard.wav"
     with PhoneProcess(["--call", f"sip:{DIAL_CLIENT}@{switch.sip_uri_host}", "--tone", str(PHONE_HZ),
                        "--record", str(heard)]) as phone:
         child = browser.wait_for_event("accept:", 15).split(":", 1)[1]
+        custom = json.loads(browser.wait_for_event("custom:", 1).split(":", 1)[1])
+        assert custom == [["order", "42"], ["note", "VIP & late"]]
         browser.wait_heard(PHONE_HZ, tolerance=20, timeout=10)
         wait_until(lambda: heard.exists() and heard.stat().st_size > 8000 * 2 * 2, 10, "two seconds recorded")
         browser.close_tab()
         phone.wait_for("hangup", 15)
     assert _statuses(sink, "/child-status", child, 4) == ["initiated", "ringing", "in-progress", "completed"]
+    assert not any("order" in h.params for h in sink.for_path("/child-status"))  # for the browser alone
     done = sink.wait_for(lambda hooks: any(h.path == "/dial-done" for h in hooks))
     action = [h for h in done if h.path == "/dial-done"][-1].params
     assert (action["DialCallStatus"], action["DialCallSid"]) == ("completed", child)

@@ -70,6 +70,7 @@ def full_call() -> Call:
         sip_uri="sip:bob@example.com;transport=udp",
         sip_call_id="abc123@10.0.0.1",
         sip_params={"SipDomain": "acme.sip.localhost", "SipHeader_X-Customer-Id": "42"},
+        client_parameters={"order": "42", "note": "VIP & late"},
         sip_response_code=200,
         sip_auth_username="user",
         sip_auth_password="pass",
