@@ -233,3 +233,30 @@ def test_dial_client_from_a_phone_and_the_tab_closed_mid_call(browser: BrowserPh
     assert (action["DialCallStatus"], action["DialCallSid"]) == ("completed", child)
     share, level = _tone(heard, BROWSER_HZ, skip=1.0)
     assert share > 0.5 and level > 300, f"the caller heard {share:.0%} of 700 Hz at RMS {level:.0f}"
+
+
+TOKEN_LIFE = """
+const [shortToken, freshToken, done] = arguments;
+const events = [];
+const device = new Softswitch.Device(shortToken, {tokenRefreshMs: 1500});
+for (const name of ['registered', 'unregistered', 'tokenWillExpire']) device.on(name, () => events.push(name));
+device.on('error', (err) => events.push(`error:${err.code}`));
+device.on('unregistered', () => setTimeout(() => device.updateToken(freshToken), 200));
+device.on('registered', () => {
+  if (events.filter((e) => e === 'registered').length === 2) {
+    device.destroy();
+    done(events);
+  }
+});
+device.register().catch((err) => done([`register failed: ${err.code}`]));
+setTimeout(() => done([...events, 'timeout']), 8000);
+"""
+
+
+def test_the_library_warns_before_the_token_expires_and_takes_a_new_one(
+        browser: BrowserPhone, switch: SwitchProcess, token: TokenMaker) -> None:
+    """Twilio's Device lifecycle in Chromium against the switch: 'tokenWillExpire' tokenRefreshMs before exp,
+    error 20104 and 'unregistered' at exp, and `updateToken` registers the same Device again."""
+    browser.open(f"{switch.base_url}/client/")
+    events = browser.web.execute_async_script(TOKEN_LIFE, token("zoe", ttl=3), token("zoe"))
+    assert events == ["registered", "tokenWillExpire", "error:20104", "unregistered", "registered"]

@@ -11,11 +11,12 @@ import asyncio
 import json
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import aiohttp
 import pytest
+from twilio.base.exceptions import TwilioRestException
 from twilio.jwt.access_token import AccessToken
 from twilio.jwt.access_token.grants import VoiceGrant
 
@@ -40,19 +41,28 @@ def switch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SwitchProcess]:
     assert proc.stop() == 0, proc.log()
 
 
+TokenMaker = Callable[..., str]
+
+
 @pytest.fixture(scope="module")
-def tokens(switch: SwitchProcess, sink: WebhookSink) -> dict[str, str]:
+def make_token(switch: SwitchProcess, sink: WebhookSink) -> TokenMaker:
+    """make_token(identity, with_app=True, ttl=600): a token of the switch's account, signed with a new API key."""
     use_host_addresses(["127.0.0.1"])  # this process's aiortc offers loopback candidates, as the switch does
     client = switch.client()
     key = client.new_keys.create(friendly_name="ws")
     app = client.applications.create(voice_url=sink.url("/app"), status_callback=sink.url("/status"))
 
-    def make(identity: str, app_sid: str | None) -> str:
-        token = AccessToken(ACCOUNT_SID, key.sid, key.secret, identity=identity, ttl=600)
-        token.add_grant(VoiceGrant(outgoing_application_sid=app_sid, incoming_allow=True))
+    def make(identity: str, with_app: bool = True, ttl: int = 600) -> str:
+        token = AccessToken(ACCOUNT_SID, key.sid, key.secret, identity=identity, ttl=ttl)
+        token.add_grant(VoiceGrant(outgoing_application_sid=app.sid if with_app else None, incoming_allow=True))
         return str(token.to_jwt())
 
-    return {"alice": make("alice", app.sid), "bob": make("bob", app.sid), "noapp": make("carol", None)}
+    return make
+
+
+@pytest.fixture(scope="module")
+def tokens(make_token: TokenMaker) -> dict[str, str]:
+    return {"alice": make_token("alice"), "bob": make_token("bob"), "noapp": make_token("carol", False)}
 
 
 async def _socket(switch: SwitchProcess, token: str) -> tuple[aiohttp.ClientSession, Any, dict[str, Any]]:
@@ -157,3 +167,38 @@ async def test_a_browser_call_whose_worker_dies_fails_and_the_browser_is_told(
         assert statuses == ["failed"]
     finally:
         await client.close()
+
+
+async def test_an_expired_token_unregisters_the_browser_until_a_new_one_comes(
+        switch: SwitchProcess, make_token: TokenMaker) -> None:
+    """Twilio's Device: error 20104 when the token expires, then no calls either way; `updateToken` with a
+    token for the same identity registers it again, one for another identity is refused."""
+    session, ws, ready = await _socket(switch, make_token("dora", ttl=2))
+    client = switch.client()
+
+    def ring() -> str:
+        return str(client.calls.create(to="client:dora", from_="+15550100",
+                                       twiml="<Response><Pause length='5'/></Response>").sid)
+    try:
+        assert ready == {"type": "ready", "identity": "dora"}
+        expired = json.loads((await ws.receive(timeout=5)).data)
+        assert (expired["type"], expired["code"], "id" in expired) == ("error", 20104, False)
+        call = json.dumps({"type": "call", "id": "c1", "params": {}, "sdp": "v=0\r\n"})
+        assert (await _ask(ws, call))["code"] == 20104
+        with pytest.raises(TwilioRestException) as refused:  # no browser of dora's takes calls now
+            await asyncio.to_thread(ring)
+        assert refused.value.status == 400
+        other = await _ask(ws, json.dumps({"type": "token", "token": make_token("eve")}))
+        assert (other["type"], other["code"]) == ("error", 20101)
+        stale = await _ask(ws, json.dumps({"type": "token", "token": make_token("dora", ttl=-60)}))
+        assert (stale["type"], stale["code"]) == ("error", 20104)
+        assert await _ask(ws, json.dumps({"type": "token", "token": make_token("dora")})) == {
+            "type": "ready", "identity": "dora"}
+        sid = await asyncio.to_thread(ring)
+        incoming = json.loads((await ws.receive(timeout=10)).data)
+        assert (incoming["type"], incoming["callSid"]) == ("incoming", sid)
+        await ws.send_str(json.dumps({"type": "reject", "callSid": sid}))
+        await _status_becomes(switch, sid, "busy")
+    finally:
+        await ws.close()
+        await session.close()

@@ -6,22 +6,27 @@ speaks JSON text messages, one object each, with a ``type``:
 
     browser -> switch                                   switch -> browser
     hello {token}                                       ready {identity} | error {code, message}, then closed
+    token {token}  (the SDK's updateToken)              ready {identity} | error {code, message}
+                                                        error {code: 20104} when the token expires
     call {id, params {To, ...}, sdp}                    answer {id, callSid, sdp} | error {id, code, message}
     accept {callSid, sdp}                               answer {callSid, sdp} | error {callSid, code, message}
     reject {callSid} / dtmf {callSid, digits} / hangup {callSid}
                                                         incoming {callSid, from, to, params}
                                                         hangup {callSid, status}
 
-A token is checked once, at ``hello`` (`switch.core.access_tokens`: Twilio's codes 20101-20107); a refused one
-closes the socket with code 4001.  The browser always offers SDP and the switch answers
-(`switch.core.browsers`).  A message that is not JSON, of an unknown type, or about another browser's call gets
-an ``error`` and changes nothing; closing the socket ends the browser's calls.
+A token is checked at ``hello`` (`switch.core.access_tokens`: Twilio's codes 20101-20107); a refused one closes the
+socket with code 4001. When it expires, the browser is told (error 20104) and is unregistered, as Twilio's Device
+is: no call rings it and it can place none, while its calls in progress go on; a new token for the same identity
+(``token``) registers it again. A refused new token is answered with its error and changes nothing. The browser
+always offers SDP and the switch answers (`switch.core.browsers`). A message that is not JSON, of an unknown type,
+or about another browser's call gets an ``error`` and changes nothing; closing the socket ends the browser's calls.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import logging
 from collections.abc import Callable, Mapping
@@ -30,7 +35,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from switch.core.access_tokens import AccessTokenError, VerifiedToken, verify
+from switch.core.access_tokens import EXPIRED, INVALID_TOKEN, AccessTokenError, VerifiedToken, verify
 from switch.core.browsers import GENERAL_ERROR, BrowserError, BrowserPhones
 from switch.core.sip_calls import CLIENT_PREFIX
 
@@ -49,12 +54,29 @@ class SocketLink:
     def __init__(self, ws: web.WebSocketResponse, token: VerifiedToken) -> None:
         self.identity = token.identity.removeprefix(CLIENT_PREFIX)
         self.account_sid = token.account_sid
-        self.incoming_allow = token.incoming_allow
-        self.application_sid = token.outgoing_application_sid
-        self.outgoing_params: Mapping[str, str] = dict(token.outgoing_params)
         self._ws = ws
         self._outbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         self._writer = asyncio.ensure_future(self._write())
+        self._expiry: asyncio.TimerHandle | None = None
+        self.renew(token)
+
+    def renew(self, token: VerifiedToken) -> None:
+        """Take `token`'s grants (at hello, or a new token for the same identity) until it expires."""
+        if token.identity.removeprefix(CLIENT_PREFIX) != self.identity or token.account_sid != self.account_sid:
+            raise AccessTokenError(INVALID_TOKEN, "the new token is for another identity or account")
+        self.incoming_allow = token.incoming_allow
+        self.application_sid = token.outgoing_application_sid
+        self.outgoing_params: Mapping[str, str] = dict(token.outgoing_params)
+        self.expired = False
+        if self._expiry is not None:
+            self._expiry.cancel()
+        left = (token.expires - dt.datetime.now(dt.UTC)).total_seconds()
+        self._expiry = asyncio.get_running_loop().call_later(max(left, 0.0), self._expire)
+
+    def _expire(self) -> None:
+        self.expired, self.incoming_allow = True, False
+        log.info("browser client:%s: its access token expired; unregistered", self.identity)
+        self.send(_error(EXPIRED, "Access Token expired or expiration date invalid"))
 
     def send(self, message: dict[str, Any]) -> None:
         if not self._ws.closed:
@@ -66,6 +88,8 @@ class SocketLink:
                 await self._ws.send_str(json.dumps(message))
 
     async def close(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
         self._outbox.put_nowait(None)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._writer, 2.0)
@@ -96,7 +120,7 @@ def add_client_routes(app: web.Application, phones: BrowserPhones, account_sid: 
                     if message.type is WSMsgType.BINARY:
                         link.send(_error(GENERAL_ERROR, "messages are JSON text"))
                     continue
-                await _handle(phones, link, message.data)
+                await _handle(phones, link, message.data, secret_of)
         finally:
             sockets.discard(ws)
             phones.closed(link)
@@ -143,7 +167,8 @@ async def _hello(ws: web.WebSocketResponse, account_sid: str,
         return None
 
 
-async def _handle(phones: BrowserPhones, link: SocketLink, text: str) -> None:
+async def _handle(phones: BrowserPhones, link: SocketLink, text: str,
+                  secret_of: Callable[[str], str | None]) -> None:
     """One message of a signed-in browser; what cannot be done is answered with an ``error``."""
     try:
         message = json.loads(text)
@@ -157,7 +182,12 @@ async def _handle(phones: BrowserPhones, link: SocketLink, text: str) -> None:
     about = {k: str(message[k]) for k in ("id", "callSid") if isinstance(message.get(k), str)}
     try:
         match kind:
+            case "token":
+                link.renew(verify(str(message.get("token", "")), secret_of, link.account_sid))
+                link.send({"type": "ready", "identity": link.identity})
             case "call":
+                if link.expired:
+                    raise BrowserError(EXPIRED, "Access Token expired: update it before placing a call")
                 params = message.get("params") or {}
                 if not isinstance(params, dict):
                     raise BrowserError(GENERAL_ERROR, "params must be an object of strings")
@@ -177,6 +207,9 @@ async def _handle(phones: BrowserPhones, link: SocketLink, text: str) -> None:
                 raise BrowserError(GENERAL_ERROR, f"unknown message type {kind!r}")
     except BrowserError as exc:
         link.send(_error(exc.code, exc.message, **about))
+    except AccessTokenError as exc:
+        log.info("browser client:%s: new token refused: %s (%d)", link.identity, exc.message, exc.code)
+        link.send(_error(exc.code, exc.message))
     except Exception:
         log.exception("browser client:%s: %r failed", link.identity, kind)
         link.send(_error(GENERAL_ERROR, f"{kind} failed in the switch", **about))

@@ -68,6 +68,17 @@
     return err;
   }
 
+  /** The `exp` claim (seconds since the epoch) of a JWT access token, or null if it has none. */
+  function tokenExpiry(token) {
+    try {
+      const part = String(token).split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+      const exp = JSON.parse(global.atob(part + '='.repeat((4 - part.length % 4) % 4))).exp;
+      return typeof exp === 'number' ? exp : null;
+    } catch (err) {
+      return null;
+    }
+  }
+
   function defaultWsUrl() {
     const scheme = global.location.protocol === 'https:' ? 'wss:' : 'ws:';
     return `${scheme}//${global.location.host}/client/ws`;
@@ -337,8 +348,9 @@
     constructor(token, options = {}) {
       super();
       this.token = token;
-      this.options = {...options};
+      this.options = {tokenRefreshMs: 10000, ...options};
       this.identity = null;
+      this._tokenTimer = null;
       this.state = 'unregistered';  // 'registering' | 'registered' | 'unregistered' | 'destroyed'
       this._ws = null;
       this._opening = null;
@@ -355,7 +367,21 @@
       return calls.length ? calls[calls.length - 1] : null;
     }
 
-    updateToken(token) { this.token = token; }
+    /** A new token for the same identity: the switch takes it at once (and registers again after an expiry). */
+    updateToken(token) {
+      this.token = token;
+      this._send({type: 'token', token});
+      this._warnBeforeExpiry();
+    }
+
+    /** 'tokenWillExpire' tokenRefreshMs before the token's exp, as Twilio's Device emits it. */
+    _warnBeforeExpiry() {
+      clearTimeout(this._tokenTimer);
+      const exp = tokenExpiry(this.token);
+      if (exp === null) return;
+      const delay = Math.max(0, exp * 1000 - Date.now() - this.options.tokenRefreshMs);
+      this._tokenTimer = setTimeout(() => this._emit('tokenWillExpire', this), delay);
+    }
 
     /** Open the WebSocket and say hello; resolves once the server answered "ready". */
     register() {
@@ -380,6 +406,7 @@
             this.identity = msg.identity;
             this.state = 'registered';
             resolve();
+            this._warnBeforeExpiry();
             this._emit('registered');
             return;
           }
@@ -426,6 +453,7 @@
 
     /** Hang up every call and close the WebSocket. */
     destroy() {
+      clearTimeout(this._tokenTimer);
       for (const call of this.calls) call.disconnect();
       global.removeEventListener('pagehide', this._onPageHide);
       if (this._ws) this._ws.close(1000);
@@ -467,9 +495,22 @@
         case 'hangup':
           if (call) call._onHangup(msg);
           break;
+        case 'ready':  // the answer to updateToken
+          if (this.state === 'unregistered') {
+            this.state = 'registered';
+            this._emit('registered');
+          }
+          break;
         case 'error':
-          if (call) call._fail(makeError(msg.code, msg.message), false);
-          else this._emit('error', makeError(msg.code, msg.message));
+          if (call) {
+            call._fail(makeError(msg.code, msg.message), false);
+            break;
+          }
+          this._emit('error', makeError(msg.code, msg.message));
+          if (msg.code === 20104 && msg.id === undefined && this.state === 'registered') {
+            this.state = 'unregistered';  // the token expired: calls in progress go on, no new ones
+            this._emit('unregistered');
+          }
           break;
         default:
           break;
