@@ -74,6 +74,9 @@ class Conferences:
             if conf.status is not ConferenceStatus.COMPLETED:
                 self._table.put(dataclasses.replace(conf, status=ConferenceStatus.COMPLETED,
                                                     reason_conference_ended="last-participant-left"))
+        # Twilio shows a participant only while it is in its conference: no row outlives its seat (rows left by
+        # a previous run, whose rooms are all closed now, go too)
+        self._participants.delete([p.call_sid for p in self._participants.values()])
 
     # -- the verb's side -----------------------------------------------------------------------------------
     def enter(self, call: Call, options: SeatOptions) -> Seat:
@@ -156,6 +159,7 @@ class Conferences:
             self._end(room, "last-participant-kicked" if kicked else "last-participant-left", record)
         elif seat.options.beep in ("true", "onExit") and room.started.is_set():
             self._beep(room)
+        self._participants.delete([seat.call_sid])  # its last event is out: a participant no longer
 
     def speaking(self, conf: str, call_sid: str, speaking: bool) -> None:
         """The mixer heard `call_sid` start or stop speaking."""
@@ -234,11 +238,11 @@ class Conferences:
             self._set_participant(call_sid, status=status)
 
     def pending_ended(self, room: Room, call_sid: str) -> None:
-        """A dialed participant's call ended: if it never entered, its record says failed."""
+        """A dialed participant's call ended: if it never entered, its record goes."""
         if call_sid not in room.pending:
             return
         room.pending.discard(call_sid)
-        self._set_participant(call_sid, status=ParticipantStatus.FAILED)
+        self._participants.delete([call_sid])  # it never entered: nothing to show of it
         if not room.seats and not room.pending and not room.ended:
             self._end(room, "last-participant-left", None)
 

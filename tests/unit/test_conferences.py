@@ -120,7 +120,10 @@ async def test_a_room_starts_with_a_moderator_and_ends_with_the_last_one(
     await asyncio.sleep(0)  # the mix is left in the background
     assert mixer.calls[:2] == [("join", a.sid, "False"), ("join", b.sid, "False")]
     assert sorted(mixer.calls[2:]) == sorted([("close", sid), ("leave", a.sid), ("leave", b.sid)])
-    assert rooms.participant_record(a.sid).status is ParticipantStatus.COMPLETE
+    assert seen[3].participant is not None and seen[3].participant.status is ParticipantStatus.COMPLETE
+    with pytest.raises(NotFound):  # as on Twilio, a participant is one only while it is in its conference
+        rooms.participant(sid, a.sid)
+    assert rooms._participants.values() == []  # and no row of it stays behind
 
 
 async def test_end_conference_on_exit_sends_everyone_out(
@@ -201,10 +204,12 @@ async def test_capacity_names_and_lists(rooms: Conferences, store: Store, tmp_pa
     assert [c.sid for c in done] == [other.room.sid]
     again = rooms.enter(a_call(), options(name="other"))  # a name whose room ended gets a new room
     assert again.room.sid != other.room.sid
-    # a restart: rooms left open by the last run are completed
+    # a restart: rooms left open by the last run are completed, and the participants it left in them go
     store.commit()
+    assert len(rooms._participants.values()) == 4  # first's two, other's one (told to leave, not gone yet), again's
     reopened = Conferences(Store(tmp_path / "db.sqlite"), ACCOUNT, CallEvents())
     assert reopened.conference(first.room.sid).status is ConferenceStatus.COMPLETED
+    assert reopened._participants.values() == []
     assert reopened.conference(other.room.sid).reason_conference_ended == "conference-ended-via-api"
 
 
