@@ -199,7 +199,8 @@ async def start_switch(config: Config) -> Switch:
     transcriptions = Transcriptions(store, make_recognizer(config.speech), credentials.account_sid,
                                     lambda t: transcription_url(config.base_url, t.account_sid, t.sid))
     voice.transcriptions = transcriptions
-    await asyncio.to_thread(transcriptions.recognizer.warm)  # the offline model loads now, not on a first call
+    if config.speech.preload:  # the offline model loads now, not on a first call ([speech] preload)
+        await asyncio.to_thread(transcriptions.recognizer.warm)
     edge = _edge(config)
     worker_host, worker_port = config.worker_sip
     on_event: Callable[[int, Event], None] = calls.on_worker_event

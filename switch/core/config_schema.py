@@ -49,7 +49,7 @@ SECTIONS: dict[str, dict[str, Kind]] = {
     "twiml": {"fetch_timeout": NUMBER},
     "webhooks": {"timeout": NUMBER, "retries": INT},
     "recordings": {"public": BOOL},
-    "speech": {"engine": STR, "url": STR, "model": STR, "api_key": STR, "timeout": NUMBER},
+    "speech": {"engine": STR, "url": STR, "model": STR, "api_key": STR, "timeout": NUMBER, "preload": BOOL},
     "media": {"address": STR, "external_address": STR, "rtp_ports": STR, "webrtc_addresses": STR_LIST},
     "edge": {"enabled": BOOL, "worker_port": INT, "max_cps": INT, "per_source_rps": INT, "max_message_bytes": INT,
              "worker_timeout_ms": INT, "tls_certificate": STR, "tls_private_key": STR, "tls_port": INT},

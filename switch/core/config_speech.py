@@ -6,6 +6,9 @@
     model = "whisper-1"       # the `model` field posted to it (default whisper-1)
     api_key = "sk-..."        # optional: sent as `Authorization: Bearer ...`
     timeout = 30              # seconds one transcription request may take (default 30)
+    preload = true            # pocketsphinx's models (~120 MB) load at start (the default), or at the first use:
+                              # false saves the memory on a switch that never hears speech, but the first
+                              # recognition then holds the control plane for about a third of a second
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ class SpeechConfig:
     model: str = "whisper-1"
     api_key: str | None = None
     timeout: float = 30.0
+    preload: bool = True
 
 
 def load_speech(table: dict[str, Any]) -> SpeechConfig:
@@ -45,4 +49,4 @@ def load_speech(table: dict[str, Any]) -> SpeechConfig:
     model = str(table.get("model", "whisper-1")).strip()
     if not model:
         raise ConfigError("speech.model must not be empty")
-    return SpeechConfig(engine, url, model, table.get("api_key") or None, timeout)
+    return SpeechConfig(engine, url, model, table.get("api_key") or None, timeout, bool(table.get("preload", True)))

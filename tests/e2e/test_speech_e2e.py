@@ -6,7 +6,6 @@ resources through the official client; with `[speech] engine = "http"` both go t
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,8 +18,6 @@ from media.audio import read_wav, write_wav
 from media.speech import Speech
 from tests.peers.harness import SwitchProcess, WebhookSink
 from tests.peers.phone import PhoneProcess
-
-pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 
 HINTS = ["check my balance", "pay my bill", "talk to an agent", "technical support", "cancel my order",
          "track my package", "open a new account", "make a payment"]
@@ -212,3 +209,41 @@ def test_an_http_transcription_endpoint_answers_gather_and_record(http_switch: S
     assert len(posts) == 2  # the Gather's utterance, then the recording
     assert all(p.params["model"] == "test-model" for p in posts)
     assert posts[0].params["prompt"] == "pay my bill"
+
+
+class LazySpeechSwitch(SwitchProcess):
+    """The switch with `[speech] preload = false`: pocketsphinx's models load at their first use."""
+
+    def write_config(self) -> Path:
+        path = super().write_config()
+        path.write_text(path.read_text() + "[speech]\npreload = false\n")
+        return path
+
+
+def _rss_mb(proc: SwitchProcess) -> float:
+    assert proc.proc is not None
+    status = Path(f"/proc/{proc.proc.pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))) / 1024
+
+
+def test_preload_false_loads_the_model_at_its_first_use(switch: SwitchProcess, app: WebhookSink,
+                                                        phrases: dict[str, Path], tmp_path: Path) -> None:
+    """Without preload the control plane starts smaller by the models' memory, and the first `<Gather>` still
+    hears its phrase (the grammar decoder loads then)."""
+    lazy = LazySpeechSwitch(tmp_path, workers=1, fetch_timeout=3.0).start()
+    try:
+        started = _rss_mb(lazy)
+        assert _rss_mb(switch) - started > 60, (started, _rss_mb(switch))
+        app.twiml("/lazy/action", "<Response><Hangup/></Response>")
+        response = VoiceResponse()
+        response.append(Gather(input="speech", action=app.url("/lazy/action"), hints=", ".join(HINTS),
+                               speech_timeout="auto", timeout=6))
+        with PhoneProcess(["--answer", "auto", "--play", str(phrases["pay my bill"]), "--exit-after-calls", "1"]) \
+                as phone:
+            _call(lazy, app, phone, str(response))
+            app.wait_for(lambda hooks: any(h.path == "/lazy/action" for h in hooks), timeout=30)
+            phone.wait_for("hangup", timeout=20)
+        assert app.for_path("/lazy/action")[0].params["SpeechResult"] == "pay my bill"
+        assert _rss_mb(lazy) - started > 15, (started, _rss_mb(lazy))  # the grammar decoder, loaded on use
+    finally:
+        lazy.stop()

@@ -5,7 +5,6 @@ listener fed frames without a clock, transcriptions in the store, and the `[spee
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -40,7 +39,6 @@ from switch.verbs.gather_speech import SpeechListener
 from switch.workers.media_taps import AudioFrame
 
 HINTS = ("check my balance", "pay my bill", "talk to an agent", "technical support")
-needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +49,6 @@ def recognizer() -> SphinxRecognizer:
 @pytest.fixture(scope="module")
 def balance(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     """'check my balance' (espeak-ng, `man`) as 8 kHz PCM16, 1 s of silence either side."""
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is not installed")
     path = asyncio.run(Speech(tmp_path_factory.mktemp("say")).synthesize("check my balance", "man"))
     samples, _ = read_wav(path)
     return np.concatenate([np.zeros(8000, np.int16), samples, np.zeros(8000, np.int16)]).tobytes()
@@ -169,7 +165,6 @@ async def test_silence_is_an_empty_result(recognizer: SphinxRecognizer) -> None:
     assert await stream.finish() == Result("", 0.0)
 
 
-@needs_espeak
 async def test_a_phrase_with_hints_is_recognized_with_partials(recognizer: SphinxRecognizer, balance: bytes) -> None:
     stream = Stream(recognizer, HINTS)
     for start in range(0, len(balance), 320):  # as a call delivers it, 20 ms at a time
@@ -182,7 +177,6 @@ async def test_a_phrase_with_hints_is_recognized_with_partials(recognizer: Sphin
     assert all(0.0 <= p.stability <= 1.0 for p in partials)
 
 
-@needs_espeak
 async def test_hint_words_missing_from_the_dictionary_are_left_out(recognizer: SphinxRecognizer,
                                                                     balance: bytes) -> None:
     stream = Stream(recognizer, ("check my balance", "zqxwv blorptastic"))
@@ -190,7 +184,6 @@ async def test_hint_words_missing_from_the_dictionary_are_left_out(recognizer: S
     assert (await stream.finish()).text == "check my balance"
 
 
-@needs_espeak
 @pytest.mark.slow  # seconds of decoding with the language model, not in the fast tier
 async def test_recognition_keeps_the_event_loop_responsive(recognizer: SphinxRecognizer, balance: bytes) -> None:
     """pocketsphinx holds the GIL while it decodes: pieces of MAX_PIECE_MS keep each stall short (loading a
@@ -232,7 +225,6 @@ async def test_the_listener_hears_nothing_in_silence(recognizer: SphinxRecognize
     assert not listener.started.is_set()
 
 
-@needs_espeak
 async def test_the_listener_recognizes_and_numbers_its_partials(recognizer: SphinxRecognizer,
                                                                 balance: bytes) -> None:
     sent: list[tuple[int, str]] = []
@@ -249,7 +241,6 @@ async def test_the_listener_recognizes_and_numbers_its_partials(recognizer: Sphi
     assert sent and sent[-1][1].startswith("check")
 
 
-@needs_espeak
 async def test_max_speech_time_ends_a_long_utterance(recognizer: SphinxRecognizer, balance: bytes) -> None:
     listener = SpeechListener(recognizer, HINTS, 5.0, 1)  # 1 s of speech at most
     queue = _frames(balance * 4, end=False)
@@ -291,6 +282,7 @@ def test_the_speech_table(tmp_path: Path) -> None:
         return load_config(path).speech
 
     assert load("") == SpeechConfig()
+    assert load("[speech]\npreload = false\n") == SpeechConfig(preload=False)
     assert isinstance(make_recognizer(SpeechConfig()), SphinxRecognizer)
     http = load('[speech]\nengine = "http"\nurl = "http://127.0.0.1:8000/v1/audio/transcriptions"\n'
                 'model = "whisper-large"\napi_key = "k"\ntimeout = 5\n')
@@ -301,12 +293,12 @@ def test_the_speech_table(tmp_path: Path) -> None:
                           ('[speech]\nengine = "vosk"\n', "speech.engine must be one of pocketsphinx, http"),
                           ('[speech]\nurl = "ftp://x"\n', "speech.url must be an absolute http"),
                           ("[speech]\ntimeout = 0\n", "speech.timeout must be a positive number"),
-                          ("[speech]\nengin = 1\n", "did you mean speech.engine?")]:
+                          ("[speech]\nengin = 1\n", "did you mean speech.engine?"),
+                          ('[speech]\npreload = "no"\n', "speech.preload must be")]:
         with pytest.raises(ConfigError, match=message):
             load(text)
 
 
-@needs_espeak
 async def test_a_listener_closed_mid_utterance_gives_its_decoder_back(balance: bytes) -> None:
     recognizer = SphinxRecognizer()
     listener = SpeechListener(recognizer, HINTS, 5.0, 60)
@@ -322,7 +314,6 @@ async def test_a_listener_closed_mid_utterance_gives_its_decoder_back(balance: b
     assert len(recognizer._idle[True]) == 1
 
 
-@needs_espeak
 async def test_hints_none_of_which_can_be_used_fall_back_to_the_language_model(balance: bytes) -> None:
     recognizer = SphinxRecognizer()
     stream = Stream(recognizer, ("zqxwv blorptastic",))
