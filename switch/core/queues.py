@@ -252,8 +252,10 @@ class Queues:
         shown = self._member(waiter, self.position(waiter))
         if self._calls is None:
             raise Conflict("This switch cannot redirect queued calls")
+        # The redirect first: a call it refuses (ended meanwhile) stays as it was, and the member with it.  The
+        # redirect cancels the call's <Enqueue> at its next turn, which reads the handoff set below.
+        await self._calls.update_call(waiter.call_sid, CallUpdate(url=url, method=method.upper()))
         self.remove(waiter)
         if not waiter.taken.done():
             waiter.taken.set_result(Handoff(None, url, method.upper(), redirected=True))
-        await self._calls.update_call(waiter.call_sid, CallUpdate(url=url, method=method.upper()))
         return shown

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from switch.core.conference_model import DEFAULT_MAX_QUEUE
-from switch.core.errors import Conflict, InvalidArgument, NotFound
+from switch.core.errors import CallNotLive, Conflict, InvalidArgument, NotFound
 from switch.core.model import Call
 from switch.core.queues import FRONT, Queues
 from switch.core.service import CallUpdate
@@ -30,12 +30,15 @@ class Clock:
 
 
 class Redirects:
-    """Records the call updates a REST dequeue makes."""
+    """Records the call updates a REST dequeue makes; the calls in `ended` refuse them, as the engine does."""
 
     def __init__(self) -> None:
         self.updates: list[tuple[str, CallUpdate]] = []
+        self.ended: set[str] = set()
 
     async def update_call(self, sid: str, update: CallUpdate) -> Call:
+        if sid in self.ended:
+            raise CallNotLive("Call is not in-progress. Cannot redirect or modify.")
         self.updates.append((sid, update))
         return None  # type: ignore[return-value]
 
@@ -207,4 +210,8 @@ async def test_dequeue_redirects_the_member(store: Store) -> None:
     assert queues.position(second) == 1 and queues.queue(queue.sid).current_size == 1
     with pytest.raises(NotFound):
         await queues.dequeue(queue.sid, "CA1", "https://app.example/next", "POST")
+    redirects.ended.add("CA2")  # its call ends while the request is on its way: the member is left as it was
+    with pytest.raises(CallNotLive):
+        await queues.dequeue(queue.sid, FRONT, "https://app.example/next", "POST")
+    assert queues.position(second) == 1 and not second.taken.done()
     assert not Queues(store, ACCOUNT).remove(second)  # another manager never saw it
