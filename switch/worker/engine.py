@@ -27,7 +27,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from switch.worker.bridge_audit import INTERVAL_S as AUDIT_INTERVAL_S, BridgeAudit
 from switch.worker.conference import ConferenceManager
 from switch.worker.dialog import fold as fold_dialog
 from switch.worker.failures import leg_failure, media_failure
@@ -143,7 +142,6 @@ class Engine:
         self._wake_sent = False  # a wake datagram is on its way and the queue not read since (see `submit`)
         self.legs: dict[str, Leg] = {}
         self.media = MediaManager(emit, self.submit)
-        self.audit = BridgeAudit(self.media)  # connections pjmedia lost, made again
         self.taps = TapManager(self.media, emit)  # audio to the control plane and back (switch.worker.media_taps)
         self.conferences = ConferenceManager(self.media, emit, self.submit, self._has_media)  # worker.conference
         self.transfers = Transfers()  # REFERs: switch.worker.refer
@@ -221,13 +219,9 @@ class Engine:
         return acc
 
     def run(self) -> None:
-        """Loop until shutdown: handle SIP events, then drain commands; check the bridges once a second."""
-        next_audit = time.monotonic() + AUDIT_INTERVAL_S
+        """Loop until shutdown: handle SIP events, then drain commands."""
         while self._running:
             self.ep.libHandleEvents(_POLL_MS)
-            if (now := time.monotonic()) >= next_audit:
-                next_audit = now + AUDIT_INTERVAL_S
-                self.audit.check()
             self._wake_sent = False  # before the queue is read: a command queued from now on wakes us again
             while True:
                 try:
