@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import re
@@ -122,9 +123,12 @@ class SwitchUnderTest:
         return self.proc.pid
 
     def _write_config(self) -> Path:
+        # drain_seconds = 0: SIGTERM hangs up what a run left live at once (a 30 s drain outlived stop()'s
+        # grace, and a switch killed then left its Kamailio running after the bench)
+        server = {"drain_seconds": 0, **self.server}
         lines = ["[server]", f'http = "{HOST}:{self.http_port}"', f'sip = "{HOST}:{self.sip_port}"',
                  f"workers = {self.workers}", f'data_dir = "{self.workdir / "data"}"',
-                 *(f"{key} = {json.dumps(value)}" for key, value in self.server.items()),
+                 *(f"{key} = {json.dumps(value)}" for key, value in server.items()),
                  "[account]", f'sid = "{self.account_sid}"', f'auth_token = "{self.auth_token}"',
                  "[webhooks]", "timeout = 5", "retries = 1"]
         # Without `edge` the bench measures the workers themselves (worker 0 on the SIP address).
@@ -178,7 +182,11 @@ class SwitchUnderTest:
 
     async def stop(self) -> None:
         if self.proc is not None:
-            await stop_process(self.proc, signal.SIGTERM, 15.0)
+            code = await stop_process(self.proc, signal.SIGTERM, 15.0)
+            edge_pid = self.workdir / "data" / "edge" / "kamailio.pid"
+            if code == -signal.SIGKILL and edge_pid.exists():  # killed before it stopped its edge: stop that too
+                with contextlib.suppress(ValueError, ProcessLookupError, PermissionError):
+                    os.killpg(int(edge_pid.read_text().strip()), signal.SIGKILL)
 
     def pids(self, workers: list[int] | None = None) -> dict[str, int]:
         """Control plane and workers (all, or the indexes in `workers`) by name: control_plane, worker0..."""
