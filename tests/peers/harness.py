@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import io
 import json
 import os
@@ -264,6 +265,12 @@ class SwitchProcess:
                 self.proc.wait()
         code = self.proc.returncode
         self.proc = None
+        # A clean stop removes the edge's pid file; a killed switch leaves its Kamailio running (as designed, for
+        # the next start to replace): a test that is done with it must not leave it behind.
+        edge_pid = self.workdir / "data" / "edge" / "kamailio.pid"
+        if edge_pid.exists():
+            with contextlib.suppress(ValueError, ProcessLookupError, PermissionError):
+                os.killpg(int(edge_pid.read_text().strip()), signal.SIGKILL)
         return code
 
 
