@@ -333,7 +333,7 @@ class ConferenceManager:
         try:
             player.createPlayer(command.path, pj.PJMEDIA_FILE_NO_LOOP)
         except pj.Error as exc:
-            destroy(player)
+            self.media.retire(player)
             self._drop_if_empty(room)
             self.emit(PlayFailed(id=command.id, leg="", error=error_text(exc)))
             return
@@ -351,7 +351,7 @@ class ConferenceManager:
         for sink in [*self._member_ports(room), *room.recorders.values()]:
             _stop(player, sink)
         self._refeed(room)  # before the player goes
-        destroy(player)
+        self.media.retire(player)  # not destroyed yet: switch.worker.media, "Players are destroyed late"
         self._drop_if_empty(room)
         self.emit(PlayDone(id=play_id, leg="", reason=reason))
 

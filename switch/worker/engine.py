@@ -229,6 +229,8 @@ class Engine:
                 except queue.Empty:
                     break
                 self._dispatch(command)
+            if self.media.retired:
+                self.media.reap()
 
     def submit(self, command: Work) -> None:
         """From any thread: queue a command and wake the loop."""

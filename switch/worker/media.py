@@ -1,8 +1,15 @@
 """Media inside a worker: file players, sample-aligned tap recorders, and bridges between legs.
 
-Everything here runs on the pjsua thread except the two clock-thread callbacks (`Player.onEof2`,
-`TapPort.onFrameReceived`), which do only cheap work: the EOF is handed to the owner thread as a command,
-and a frame is written with one `os.pwrite` at the offset its tick dictates.
+Everything here runs on the pjsua thread except two callbacks from pjmedia's threads, which do only cheap
+work: `Player.onEof2` (pjmedia's event thread) hands the EOF to the owner thread as a command, and
+`TapPort.onFrameReceived` (the clock thread) writes a frame with one `os.pwrite` at the offset its tick dictates.
+
+Players are destroyed late.  pjmedia posts a player's end-of-file to its event thread, which calls the
+pjsua2 object back later, and pjsua2 2.17 destroys a player without withdrawing that callback: an EOF still
+queued then calls freed memory and the worker dies (SIGSEGV in `file_on_event`; a looping player makes one
+EOF per pass, so a REST redirect of a short `<Play loop="0">` found it).  A stopped player is therefore
+disconnected at once, but only `retire`d: it is destroyed `RETIRE_GRACE_S` later, when nothing can be queued
+for it any more (disconnected, it is no longer read, so it makes no new EOF).
 
 Alignment of dual recordings.  The conference bridge calls every port's put_frame once per 20 ms tick,
 in slot order.  The port with the lowest slot is the tick *leader*: it advances the recording's tick
@@ -28,6 +35,7 @@ these instead of re-reading the file.
 from __future__ import annotations
 
 import array
+import collections
 import contextlib
 import logging
 import math
@@ -69,6 +77,7 @@ class PlayerEof:
 Emit = Callable[[Event], None]
 Submit = Callable[[Command | PlayerEof], None]
 _SILENCE = bytes(FRAME_BYTES)
+RETIRE_GRACE_S = 0.5  # from a player's disconnection to its destruction (module docstring): 25 ticks
 
 
 def _energy(data: bytes) -> int:
@@ -86,10 +95,11 @@ class Player(pj.AudioMediaPlayer):  # type: ignore[misc]
         self.loop = loop
         self.leg_id = leg_id
         self._submit = submit
+        self.retired = False  # stopped, waiting to be destroyed: its EOFs are news to nobody
 
     def onEof2(self) -> None:
-        # runs on the media clock thread: only hand the news to the owner thread
-        if not self.loop:  # a looping player rewinds by itself and plays until stopped
+        # runs on pjmedia's event thread: only hand the news to the owner thread
+        if not self.loop and not self.retired:  # a looping player rewinds by itself and plays until stopped
             self._submit(PlayerEof(self.play_id))
 
 
@@ -277,6 +287,7 @@ class MediaManager:
         self.bridges: dict[str, str] = {}  # leg -> the leg it is bridged to
         self.feeds: dict[str, dict[str, Any]] = {}  # leg -> what it is sent now: players by id, "bridge", "conf:..."
         self.listeners: list[Any] = []  # the audio taps (switch.worker.media_taps): told of ports, feeds, ends
+        self.retired: collections.deque[tuple[float, Player]] = collections.deque()  # (when to destroy, player)
 
     # -- what each leg is sent, for recordings of the outbound track ------------------------------------
     def _feed(self, leg_id: str, key: str, source: Any | None) -> None:
@@ -353,7 +364,7 @@ class MediaManager:
             if port is not None:
                 player.startTransmit(port)
         except pj.Error as exc:
-            destroy(player)
+            self.retire(player)
             self.emit(PlayFailed(id=play_id, leg=leg_id, error=error_text(exc)))
             return
         self.players[play_id] = player
@@ -370,8 +381,21 @@ class MediaManager:
                 player.stopTransmit(port)
             except pj.Error as exc:
                 log.info("player %s: stopTransmit: %s", play_id, error_text(exc))
-        destroy(player)
+        self.retire(player)
         self.emit(PlayDone(id=play_id, leg=player.leg_id, reason=reason))
+
+    def retire(self, player: Player) -> None:
+        """Destroy a disconnected `player` `RETIRE_GRACE_S` from now (module docstring: its EOF callback)."""
+        player.retired = True
+        self.retired.append((time.monotonic() + RETIRE_GRACE_S, player))
+
+    def reap(self, final: bool = False) -> None:
+        """Destroy the retired players that are due; `final`: all of them, after waiting out the last grace."""
+        if final and self.retired:
+            time.sleep(max(0.0, self.retired[-1][0] - time.monotonic()))
+        now = time.monotonic()
+        while self.retired and self.retired[0][0] <= now:
+            destroy(self.retired.popleft()[1])
 
     # -- recordings ---------------------------------------------------------------------------
     def record(self, rec_id: str, base: str, legs: list[str], slots: int = 0,
@@ -467,6 +491,7 @@ class MediaManager:
             self.stop_record(rec_id, "shutdown")
         for listener in self.listeners:
             listener.close_all()
+        self.reap(final=True)
         self.bridges.clear()
         self.feeds.clear()
         self.ports.clear()
