@@ -3,8 +3,9 @@
 Kamailio keeps three things in SQLite files in `DATA_DIR/edge/` (through its `db_sqlite` module), so that a restart
 of the edge or of the whole switch loses none of them:
 
-- `location` (`edge.sqlite`): the softphones' registrations (`usrloc` in write-through mode: every REGISTER is
-  written at once and a new Kamailio loads them all at start);
+- `location` (`edge.sqlite`): the softphones' registrations (`usrloc` in write-back mode: Kamailio's timer
+  process writes what changed every second, and everything at a clean stop; a new Kamailio loads them all at
+  start; a Kamailio killed with -9 loses the last second's);
 - `uacreg` (`edge.sqlite`): the registrations the edge keeps with trunks (`switch.workers.edge_trunks`), written
   by the control plane before each start of Kamailio;
 - `htable` (`domains.sqlite`): the SIP domains' keys the script authenticates and routes with (`sipdom`, written
@@ -14,11 +15,14 @@ The tables are Kamailio's own, created from the schema files the Debian package 
 so that they always match the installed modules' table versions.
 
 Kamailio's SQLite driver sets no busy timeout: a statement that meets a lock fails at once, and a REGISTER
-whose location write fails gets 500.  So the file Kamailio writes while it runs is one the control plane never
-writes then (the domains' keys have a file of their own), and both files are in WAL mode (`prepare_database`;
-SQLite keeps the mode in the file), where a reader never locks a writer out: with the default rollback journal
-every `htable.reload` (a read, after each change made through the SIP API) failed the REGISTERs that came in
-during it.
+whose location write fails gets 500.  So:
+- one Kamailio process alone writes registrations (write-back, above).  In write-through mode each receiver
+  process wrote its own REGISTERs, and under load they locked each other out (400 a second: half got 500);
+- the file Kamailio writes while it runs is one the control plane never writes then (the domains' keys have a
+  file of their own);
+- both files are in WAL mode (`prepare_database`; SQLite keeps the mode in the file), where a reader never
+  locks a writer out.  With the default rollback journal every `htable.reload` (a read, after each change made
+  through the SIP API) failed the REGISTERs that came in during it.
 """
 
 from __future__ import annotations

@@ -92,6 +92,13 @@ def htable_rows(domains: Iterable[EdgeDomain]) -> dict[str, str]:
     return rows
 
 
+# usrloc in write-back mode: REGISTERs change memory, and the timer process alone writes them to the file every
+# USRLOC_TIMER_S (and at a clean stop).  Write-through (1) had every receiver process write its REGISTER itself, and
+# Kamailio's SQLite driver fails a write that meets another's lock at once: 400 REGISTERs a second got ~50 % 500s.
+USRLOC_DB_MODE = 2
+USRLOC_TIMER_S = 1
+
+
 def domain_modparams(db_url: str, keys_db_url: str, host: str, secret: str, reg: RegistrarSettings) -> str:
     """The modparam lines of the domain modules: registrations in the database at `db_url`, the domains' keys
     in the one at `keys_db_url`."""
@@ -100,9 +107,9 @@ modparam("htable", "htable", "{HTABLE}=>size=8;dbtable=htable;")
 modparam("auth", "secret", "{secret}")
 modparam("auth", "nonce_expire", 300)
 modparam("usrloc", "db_url", "{db_url}")
-modparam("usrloc", "db_mode", 1)
+modparam("usrloc", "db_mode", {USRLOC_DB_MODE})
 modparam("usrloc", "use_domain", 1)
-modparam("usrloc", "timer_interval", 5)
+modparam("usrloc", "timer_interval", {USRLOC_TIMER_S})
 modparam("usrloc", "nat_bflag", {NAT_FLAG})
 modparam("registrar", "min_expires", {reg.min_expires})
 modparam("registrar", "max_expires", {reg.max_expires})
