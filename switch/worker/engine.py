@@ -18,7 +18,6 @@ SIP text that reaches an event goes through `sip_text`, so that no byte a peer s
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import queue
 import secrets
@@ -33,7 +32,7 @@ from switch.worker.failures import leg_failure, media_failure
 from switch.worker.leg import Leg, LocalAccount
 from switch.worker.media import MediaManager, PlayerEof
 from switch.worker.media_taps import TapManager
-from switch.worker.pjengine import pj
+from switch.worker.pjengine import max_calls_compiled, pj
 from switch.worker.pjmedia import (
     create_transport,
     endpoint_config,
@@ -116,14 +115,6 @@ class EngineConfig:
     log_level: int = 1
     outbound_proxy: str | None = None  # behind the SIP edge: every new request goes through it (a loose route)
     sip_trace: bool = False  # report every SIP message of the legs (`SipMessage`, switch.worker.siptrace)
-
-
-def max_calls_compiled() -> int:
-    """The call limit the loaded pjsua2 was compiled with (PJSUA_MAX_CALLS)."""
-    lib = ctypes.CDLL(pj._pjsua2.__file__)
-    func = lib.pjsua_call_get_max_count
-    func.restype = ctypes.c_uint
-    return int(func())
 
 
 def _request_uri(whole_msg: str) -> str:

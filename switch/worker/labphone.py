@@ -64,7 +64,8 @@ from switch.worker.pjmedia import (
 log = logging.getLogger("switch.labphone")
 
 _POLL_MS = 20
-_MEDIA_GRACE_S = 0.1  # let the clock thread finish with a disconnected port before destroying it
+_MEDIA_GRACE_S = 0.5  # let the clock thread finish with a disconnected port, and pjmedia deliver a queued EOF
+# (switch.worker.media: pjsua2 calls a destroyed player back for one), before destroying it
 _SHUTDOWN_GRACE_S = 1.5
 _FINAL_CODES = {"auto": 200, "busy": 486, "reject": 603}
 

@@ -13,6 +13,7 @@ Two engines can be installed side by side (ARCHITECTURE.md, "Engines"):
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import resource
@@ -80,4 +81,15 @@ else:
         _version = "?"
     ENGINE = f"pjsua2-python {_version} (wheel)"
 
-__all__ = ["CHOICES", "ENGINE", "ENGINE_ENV", "KIND", "built_present", "choose", "engine_dir", "pj"]
+
+
+def max_calls_compiled() -> int:
+    """The call limit the loaded pjsua2 was compiled with (PJSUA_MAX_CALLS)."""
+    lib = ctypes.CDLL(pj._pjsua2.__file__)
+    func = lib.pjsua_call_get_max_count
+    func.restype = ctypes.c_uint
+    return int(func())
+
+
+__all__ = ["CHOICES", "ENGINE", "ENGINE_ENV", "KIND", "built_present", "choose", "engine_dir", "max_calls_compiled",
+           "pj"]

@@ -12,7 +12,7 @@ How this module avoids it: pjsua reports every transaction of a call to `Call.on
 at a REFER, and handles the REFER only if its transaction is still in the Trying state when the callback returns
 (`pjsua_call_on_tsx_state_changed`).  When the control plane allowed transfers on the leg (`AllowRefer`),
 `Leg.onCallTsxState` answers the REFER right there with pjsip's own transfer API, reached through ctypes in the
-loaded pjsua2 library (as `engine.max_calls_compiled` reads PJSUA_MAX_CALLS): `pjsip_xfer_create_uas` (the
+loaded pjsua2 library (as `pjengine.max_calls_compiled` reads PJSUA_MAX_CALLS): `pjsip_xfer_create_uas` (the
 implicit subscription on the leg's dialog), `pjsip_xfer_accept` (202), `pjsip_xfer_notify` +
 `pjsip_xfer_send_request` (NOTIFY `100 Trying`).  The transaction is then completed, so pjsua leaves the REFER
 alone: no call is placed.  The control plane runs the `referUrl` and later sends `ReferNotify`: the NOTIFY whose
