@@ -274,7 +274,7 @@ class RecordingManager:
         finally:
             capture.started.set()
         if capture.rec_id is None:
-            return await self._finish(capture)
+            return await asyncio.shield(self._finish(capture))
         return dataclasses.replace(rec)
 
     async def attach(self, sid: str, index: int, call_sid: str) -> None:
@@ -382,7 +382,9 @@ class RecordingManager:
             return rec  # already final (or being finalized by a restart): stopping again changes nothing
         if capture.recording.status.capturing:
             self._set_status(capture.recording, RecordingStatus.STOPPED)
-        return await self._finish(capture)
+        # Shielded: a caller cancelled while it waits (a <Record> whose call ends) must not cancel the
+        # finalization with it, or the recording stays `processing` for good, without its callback.
+        return await asyncio.shield(self._finish(capture))
 
     # -- recordings whose file is written elsewhere: a conference's mix (switch.core.conference_recording) --
     def open_mix(self, call_sid: str, conference_sid: str, trim: bool, status_callback: str | None,
@@ -414,7 +416,8 @@ class RecordingManager:
 
     # -- finishing ----------------------------------------------------------------------------------
     def _finish(self, capture: _Capture) -> asyncio.Task[Recording]:
-        """The one finalization of `capture` (idempotent): stop the tap, write the file, report."""
+        """The one finalization of `capture` (idempotent): stop the tap, write the file, report.  Await it
+        through `asyncio.shield`: awaiting the task itself cancels it when the awaiting task is cancelled."""
         if capture.finishing is None:
             task = asyncio.get_running_loop().create_task(self._finalize(capture))
             capture.finishing = task

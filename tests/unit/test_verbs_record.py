@@ -3,6 +3,9 @@ caller hung up, detached), and go on with the next verb when nothing was recorde
 
 from __future__ import annotations
 
+import asyncio
+
+from switch.core.recording_model import RecordingSource
 from switch.core.recordings import RecordingFilter
 from tests.unit.fakes import BASE_URL, FakeSwitch, Script, hang_up, press, speak, virtual_time
 
@@ -93,3 +96,23 @@ async def test_the_recording_status_callback_resolves_against_the_document(switc
     assert sent[-1]["RecordingDuration"] == "2"
     assert sent[-1]["CallSid"] == switch.sid("caller")
 
+
+
+async def test_a_stop_cancelled_while_it_waits_still_finalizes_the_recording(switch: FakeSwitch) -> None:
+    """Whoever stops a recording may be cancelled while it waits for the file (a <Record> whose call ends right
+    then): the finalization goes on, and the recording ends `completed` with its callback, not `processing` for
+    good (a churn of short <Record> calls left one so in every run)."""
+    switch.number("+15550100", voice_url=VOICE)
+    switch.app.documents[VOICE] = "<Response><Pause length='30'/></Response>"
+    await switch.call_in("caller", script=speak(3))
+    await switch.settle(1)
+    rec = await switch.recordings.start([switch.sid("caller")], RecordingSource.RECORD, 1, False, ACTION, "POST",
+                                        ("completed",), switch.sid("caller"))
+    await switch.settle(2)
+    stopping = asyncio.get_running_loop().create_task(switch.recordings.stop(rec.sid))
+    await asyncio.sleep(0)  # stop() has started the finalization, which waits for the worker's RecordDone
+    stopping.cancel()
+    await switch.settle(5)
+    final = switch.recordings.get(rec.sid)
+    assert final is not None and (final.status, final.duration) == ("completed", 2)
+    assert [r["RecordingStatus"] for r in switch.webhooks.to(ACTION)] == ["completed"]
