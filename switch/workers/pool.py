@@ -314,6 +314,8 @@ class WorkerPool:
             log.error("worker refused: %s", exc)
         except ProtocolError as exc:
             log.error("worker channel broken: %s", exc)
+        except ConnectionError as exc:  # the worker died (a crash resets its end): `_lost` reports why, at ERROR
+            log.info("worker control channel reset: %s", exc)
         except Exception:
             log.exception("worker event handling failed")
         finally:

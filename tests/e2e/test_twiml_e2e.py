@@ -142,6 +142,37 @@ def test_live_redirect_changes_what_the_caller_hears(switch: SwitchProcess, app:
     assert len(samples) < cut + 8000 * 2  # the 1 s goodbye tone, then the switch hung up
 
 
+def test_rapid_redirects_of_a_looping_play_keep_the_worker_alive(switch: SwitchProcess, app: WebhookSink,
+                                                                  tmp_path: Path) -> None:
+    """90 REST redirects 30 ms apart, each replacing a looping <Play> of a one-frame file (an EOF on every tick) with
+    another: each stops a player for which pjmedia may still hold an EOF.  pjsua2 2.17 called the destroyed player
+    back for it, and the worker died with SIGSEGV (in 2 runs of 3, within 30 redirects, before players were
+    destroyed late: switch.worker.media).  The call lives through them all and hears the last one."""
+    for hz in (400, 600):
+        app.tone(f"/frame{hz}.wav", float(hz), seconds=0.02, rate=8000)  # whole cycles: it loops seamlessly
+        looping = VoiceResponse()
+        looping.play(app.url(f"/frame{hz}.wav"), loop=0)
+        app.twiml(f"/loop{hz}", str(looping))
+    heard = tmp_path / "loops.wav"
+    restarts = switch.healthz()[1]["workers"][0]["restarts"]
+    with PhoneProcess(["--answer", "auto", "--record", str(heard), "--exit-after-calls", "1"]) as phone:
+        sid = _call(switch, app, phone, url=app.url("/loop400"))
+        answered = phone.wait_for("answered", timeout=10)["t"]
+        client = switch.client()
+        for j in range(90):  # fewer than 100: the switch ends a call at its 100th document (a redirect loop)
+            client.calls(sid).update(url=app.url(f"/loop{600 if j % 2 == 0 else 400}"), method="POST")
+            time.sleep(0.03)
+        last = time.time()  # the 90th went to /loop400
+        time.sleep(1.5)
+        assert client.calls(sid).fetch().status == "in-progress"
+        client.calls(sid).update(status="completed")
+        phone.wait_for("hangup", timeout=15)
+    assert switch.healthz()[1]["workers"][0]["restarts"] == restarts
+    samples = _heard(heard)
+    cut = int((last - answered) * 8000)
+    assert abs(dominant_frequency(samples[cut + 2400: cut + 9600], 8000) - 400.0) < 10
+
+
 def test_inbound_reject_busy_is_never_answered(switch: SwitchProcess, app: WebhookSink) -> None:
     app.twiml("/inbound", _doc(lambda r: r.reject(reason="busy")))
     with PhoneProcess(["--call", f"sip:{NUMBER}@{switch.sip_uri_host}", "--exit-after-calls", "1"]) as caller:
