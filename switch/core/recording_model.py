@@ -1,6 +1,6 @@
 """What a recording is: its status, its source and its record, as the store, the events and the dialects see it.
 
-The life cycle (`switch.core.recordings._NEXT`) and the work (taps, files, finalization) live in
+The life cycle (`NEXT_STATUS`, applied by `switch.core.recordings`) and the work (taps, files, finalization) live in
 `switch.core.recordings`, which re-exports these names.
 """
 
@@ -10,6 +10,7 @@ import datetime as dt
 import enum
 from dataclasses import dataclass, field
 
+from switch.core.errors import InvalidState
 from switch.core.model import utcnow
 
 
@@ -82,3 +83,21 @@ class RecordingFilter:
     date_created_on: dt.date | None = None
     date_created_before: dt.date | None = None  # DateCreated<= (Twilio's "<")
     date_created_after: dt.date | None = None  # DateCreated>= (Twilio's ">")
+
+
+_S = RecordingStatus
+NEXT_STATUS: dict[RecordingStatus, frozenset[RecordingStatus]] = {  # what each status may become
+    _S.IN_PROGRESS: frozenset({_S.PAUSED, _S.STOPPED, _S.PROCESSING}),
+    _S.PAUSED: frozenset({_S.IN_PROGRESS, _S.STOPPED, _S.PROCESSING}),
+    _S.STOPPED: frozenset({_S.PROCESSING}),
+    _S.PROCESSING: frozenset({_S.COMPLETED, _S.ABSENT}),
+    _S.COMPLETED: frozenset(),
+    _S.ABSENT: frozenset(),
+}
+
+
+class RecordingStateError(InvalidState):
+    """A change the recording's status does not allow (pausing a completed recording, ...)."""
+
+    def __init__(self, sid: str, status: RecordingStatus, wanted: RecordingStatus) -> None:
+        super().__init__(f"Recording {sid} is {status}; it cannot become {wanted}")

@@ -7,7 +7,7 @@ turns whatever reached the disk into `<sid>.wav` in a thread (`media.recording.f
 only the last frame.  A recording that captured nothing ends `absent` with its problem: `nothing-captured` when no
 audio was captured at all, `silent` when trimming silence left nothing.
 
-The life cycle is one table, `_NEXT`; every change goes through `RecordingManager._set_status`::
+The life cycle is one table, `recording_model.NEXT_STATUS`; every change goes through `RecordingManager._set_status`::
 
     in-progress <--> paused          (REST Status=paused / in-progress)
          |  \\        /  |
@@ -43,10 +43,12 @@ from switch.core.notifications import WARNING, Notifications
 from switch.core.paging import Cursor, in_list_order, keyset_sql
 from switch.core.recording_files import NOT_CAPTURED, Outcome, discard, finish_wav, produce, track_layout
 from switch.core.recording_model import (
+    NEXT_STATUS,
     Recording as Recording,  # re-exported: the REST edges use them
     RecordingFilter as RecordingFilter,
     RecordingProblem as RecordingProblem,
     RecordingSource as RecordingSource,
+    RecordingStateError as RecordingStateError,
     RecordingStatus as RecordingStatus,
 )
 from switch.core.recording_rows import COLUMNS, from_row, migrate, to_row
@@ -63,24 +65,6 @@ Clock = Callable[[], dt.datetime]
 MEDIA_WARNING = 11100  # a notification about the media path (as the interpreter reports media errors)
 STOP_TIMEOUT = 3.0  # seconds to wait for the worker to confirm a stopped tap; the raw files are used anyway
 CLOSE_TIMEOUT = 10.0
-
-
-_S = RecordingStatus
-_NEXT: dict[RecordingStatus, frozenset[RecordingStatus]] = {
-    _S.IN_PROGRESS: frozenset({_S.PAUSED, _S.STOPPED, _S.PROCESSING}),
-    _S.PAUSED: frozenset({_S.IN_PROGRESS, _S.STOPPED, _S.PROCESSING}),
-    _S.STOPPED: frozenset({_S.PROCESSING}),
-    _S.PROCESSING: frozenset({_S.COMPLETED, _S.ABSENT}),
-    _S.COMPLETED: frozenset(),
-    _S.ABSENT: frozenset(),
-}
-
-
-class RecordingStateError(InvalidState):
-    """A change the recording's status does not allow (pausing a completed recording, ...)."""
-
-    def __init__(self, sid: str, status: RecordingStatus, wanted: RecordingStatus) -> None:
-        super().__init__(f"Recording {sid} is {status}; it cannot become {wanted}")
 
 
 @dataclass
@@ -211,7 +195,7 @@ class RecordingManager:
         self.store.execute(f"INSERT OR REPLACE INTO recordings ({columns}) VALUES ({marks})", to_row(rec))
 
     def _set_status(self, rec: Recording, status: RecordingStatus) -> None:
-        if status not in _NEXT[rec.status]:
+        if status not in NEXT_STATUS[rec.status]:
             raise RecordingStateError(rec.sid, rec.status, status)
         previous = rec.status
         rec.status = status
@@ -310,12 +294,25 @@ class RecordingManager:
         rec = capture.recording
         if capture.failed is None:
             capture.failed = why
-            log.warning("%s: recording %s failed: %s", rec.call_sid, rec.sid, why)
-            self.store.add_event(rec.call_sid, "error", f"recording {rec.sid} failed: {why}")
-            self.notifications.add(rec.call_sid, MEDIA_WARNING, f"recording {rec.sid} failed: {why}", level=WARNING)
+            if self._hung_up(rec):  # the tap met a leg its hang-up had just taken: no fault to report
+                log.info("%s: recording %s: its call ended as the tap started: %s", rec.call_sid, rec.sid, why)
+                self.store.add_event(rec.call_sid, "recording", f"{rec.sid} not started: the call ended ({why})")
+            else:
+                log.warning("%s: recording %s failed: %s", rec.call_sid, rec.sid, why)
+                self.store.add_event(rec.call_sid, "error", f"recording {rec.sid} failed: {why}")
+                self.notifications.add(rec.call_sid, MEDIA_WARNING, f"recording {rec.sid} failed: {why}",
+                                       level=WARNING)
         if capture.finishing is None and rec.status.capturing:
             self._set_status(rec, RecordingStatus.STOPPED)
         self._finish(capture)
+
+    def _hung_up(self, rec: Recording) -> bool:
+        """Whether a call the recording taps is no longer in progress (ended, or ending)."""
+        for sid in {rec.call_sid, *rec.legs}:
+            call = self.calls.live.get(sid)
+            if call is None or call.status is not CallStatus.IN_PROGRESS:
+                return True
+        return False
 
     def _active(self, sid: str, wanted: RecordingStatus) -> _Capture:
         capture = self._captures.get(sid)

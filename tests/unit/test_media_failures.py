@@ -114,3 +114,26 @@ async def test_record_ends_on_the_silence_the_worker_reports(switch: FakeSwitch)
     # or take the 100 ms of a level report), not at maxLength nor at hang-up.
     [done] = [e for _, e in switch.pool.events if isinstance(e, p.RecordDone)]
     assert 270 <= done.frames <= 282
+
+
+async def test_a_tap_that_meets_its_hang_up_is_absent_without_a_notification(switch: FakeSwitch) -> None:
+    """The caller hangs up as its <Record> starts: the worker, which had the BYE first, fails the tap ("a leg has no
+    audio").  The recording ends absent with its callback, and no notification reports a fault: nothing failed
+    but the call's own end (a churn of short calls made one such warning in every run)."""
+    record = switch.pool._record
+
+    def bye_first(worker: int, command: p.Record) -> None:
+        switch.pool._end(switch.pool.leg("caller"), 200, "BYE")  # the caller's BYE reached the worker first
+        record(worker, command)
+    switch.pool._record = bye_first  # type: ignore[method-assign]
+    switch.number("+15550100", voice_url=VOICE)
+    switch.app.documents[VOICE] = ("<Response><Record playBeep='false' recordingStatusCallback='/rec' "
+                                   "recordingStatusCallbackEvent='in-progress completed absent'/></Response>")
+    await switch.call_in("caller")
+    await switch.ended("caller")
+    await switch.settle(5)
+    [rec] = switch.recordings.list_recordings(RecordingFilter(), 0, 10)
+    assert (rec.status, rec.problem, rec.duration) == ("absent", "nothing-captured", 0)
+    assert [(s["RecordingStatus"], s.get("ErrorCode")) for s in switch.webhooks.to(REC)] == [
+        ("in-progress", None), ("absent", "16101")]
+    assert switch.notes("caller") == []
