@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import io
 import json
 import os
@@ -30,6 +29,8 @@ from twilio.rest import Client
 from media.tones import sine
 from switch.tools.bench.common import ThreadedServer
 from switch.tools.ports import free_port_block, free_tcp_port
+from switch.workers.edge import stop_stale_edge
+from switch.workers.edge_config import EdgeFiles
 
 ACCOUNT_SID = "AC" + "5" * 32
 AUTH_TOKEN = "f" * 32
@@ -267,10 +268,7 @@ class SwitchProcess:
         self.proc = None
         # A clean stop removes the edge's pid file; a killed switch leaves its Kamailio running (as designed, for
         # the next start to replace): a test that is done with it must not leave it behind.
-        edge_pid = self.workdir / "data" / "edge" / "kamailio.pid"
-        if edge_pid.exists():
-            with contextlib.suppress(ValueError, ProcessLookupError, PermissionError):
-                os.killpg(int(edge_pid.read_text().strip()), signal.SIGKILL)
+        stop_stale_edge(EdgeFiles(self.workdir / "data" / "edge"))
         return code
 
 

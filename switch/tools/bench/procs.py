@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import os
 import re
@@ -21,6 +20,8 @@ from typing import Any
 import aiohttp
 
 from switch.tools.bench.common import HOST, Json, JsonEvents, free_port_block, stop_process, wait_until
+from switch.workers.edge import stop_stale_edge
+from switch.workers.edge_config import EdgeFiles
 
 
 @dataclass
@@ -183,10 +184,8 @@ class SwitchUnderTest:
     async def stop(self) -> None:
         if self.proc is not None:
             code = await stop_process(self.proc, signal.SIGTERM, 15.0)
-            edge_pid = self.workdir / "data" / "edge" / "kamailio.pid"
-            if code == -signal.SIGKILL and edge_pid.exists():  # killed before it stopped its edge: stop that too
-                with contextlib.suppress(ValueError, ProcessLookupError, PermissionError):
-                    os.killpg(int(edge_pid.read_text().strip()), signal.SIGKILL)
+            if code == -signal.SIGKILL:  # killed before it stopped its edge: stop that too
+                stop_stale_edge(EdgeFiles(self.workdir / "data" / "edge"))
 
     def pids(self, workers: list[int] | None = None) -> dict[str, int]:
         """Control plane and workers (all, or the indexes in `workers`) by name: control_plane, worker0..."""
