@@ -235,8 +235,7 @@ class RecordingManager:
         self.store.add_event(parent_call_sid, "recording", f"{rec.sid} started ({source}, {channels} channel(s))")
         try:
             for sid in call_sids:
-                call = self.calls.live.get(sid)
-                if call is None or call.status is not CallStatus.IN_PROGRESS:
+                if not self._in_progress(sid):
                     raise MediaError(f"{sid} is not in progress")
                 await self.calls.media.wait_ready(sid)
             if capture.finishing is None:  # not stopped while the media came up
@@ -294,7 +293,7 @@ class RecordingManager:
         rec = capture.recording
         if capture.failed is None:
             capture.failed = why
-            if self._hung_up(rec):  # the tap met a leg its hang-up had just taken: no fault to report
+            if not all(map(self._in_progress, {rec.call_sid, *rec.legs})):  # a hang-up took the leg: no fault
                 log.info("%s: recording %s: its call ended as the tap started: %s", rec.call_sid, rec.sid, why)
                 self.store.add_event(rec.call_sid, "recording", f"{rec.sid} not started: the call ended ({why})")
             else:
@@ -306,13 +305,10 @@ class RecordingManager:
             self._set_status(rec, RecordingStatus.STOPPED)
         self._finish(capture)
 
-    def _hung_up(self, rec: Recording) -> bool:
-        """Whether a call the recording taps is no longer in progress (ended, or ending)."""
-        for sid in {rec.call_sid, *rec.legs}:
-            call = self.calls.live.get(sid)
-            if call is None or call.status is not CallStatus.IN_PROGRESS:
-                return True
-        return False
+    def _in_progress(self, sid: str) -> bool:
+        """Whether call `sid` is live and in progress (not ended, nor ending)."""
+        call = self.calls.live.get(sid)
+        return call is not None and call.status is CallStatus.IN_PROGRESS
 
     def _active(self, sid: str, wanted: RecordingStatus) -> _Capture:
         capture = self._captures.get(sid)

@@ -82,7 +82,6 @@ else:
     ENGINE = f"pjsua2-python {_version} (wheel)"
 
 
-
 def max_calls_compiled() -> int:
     """The call limit the loaded pjsua2 was compiled with (PJSUA_MAX_CALLS)."""
     lib = ctypes.CDLL(pj._pjsua2.__file__)
