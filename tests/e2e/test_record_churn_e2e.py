@@ -6,6 +6,7 @@ alike with calls to a second number (a media stream its server refuses, then a p
 by its call's end at some point of its life.  Before the finalization was shielded from its waiter
 (`switch.core.recordings.RecordingManager.stop`), one recording in each such run stayed `processing` for good,
 without its callback (this test caught it in one run of two; the unit test in test_verbs_record.py always).
+A take whose call hung up as it started ends absent without a fault reported: no recording notification.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ def test_short_calls_around_their_record_leave_every_recording_final(tmp_path: P
         for rec in recordings:
             assert told.get(rec.sid, [])[-1:] == [rec.status], (rec.sid, rec.status, told.get(rec.sid))
             assert Counter(told[rec.sid])[rec.status] == 1, told[rec.sid]  # one final callback
+        # a hang-up that beat its tap to the worker is no fault: no recording notification (one per run before)
+        assert [n.message_text for n in client.notifications.list() if "recording" in n.message_text] == []
         assert [w["restarts"] for w in switch.healthz()[1]["workers"]] == [0, 0]
     finally:
         switch.stop()
