@@ -116,13 +116,15 @@ def uac_scenario(prefix: str, *, sdp: str = _UAC_SDP, after_ack: str = "",
     but with a From user unique per call (`<prefix><call number>`), so that each call can be found in
     the message logs of both ends: the switch's `<Dial>` child and the bare B2BUA's outgoing call both carry
     the caller's user in their From.  A provisional response may come after the 200 (a proxy in between, such
-    as the SIP edge, relays responses from several processes): it is accepted anywhere (`optional="global"`).
+    as the SIP edge, relays responses from several processes): the INVITE starts a sipp transaction
+    (`start_txn`, `response_txn`, `ack_txn`), so a late 1xx of it is ignored wherever the call is.  (An
+    `optional="global"` recv would instead send the call back to wait for a second 200 that never comes.)
     `sdp` is the INVITE's offer (PCMU and telephone-event at `-mp`); `after_ack`, scenario lines run after the
     ACK (`switch.tools.bench.rtp_sipp` starts its RTP stream there)."""
     return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <!DOCTYPE scenario SYSTEM "sipp.dtd">
 <scenario name="{name}">
-  <send retrans="500">
+  <send retrans="500" start_txn="invite">
     <![CDATA[
 
       INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
@@ -140,11 +142,11 @@ def uac_scenario(prefix: str, *, sdp: str = _UAC_SDP, after_ack: str = "",
 {sdp}
     ]]>
   </send>
-  <recv response="100" optional="global" />
-  <recv response="180" optional="global" />
-  <recv response="183" optional="global" />
-  <recv response="200" rrs="true" rtd="true" />
-  <send>
+  <recv response="100" optional="true" response_txn="invite" />
+  <recv response="180" optional="true" response_txn="invite" />
+  <recv response="183" optional="true" response_txn="invite" />
+  <recv response="200" rrs="true" rtd="true" response_txn="invite" />
+  <send ack_txn="invite">
     <![CDATA[
 
       ACK [next_url] SIP/2.0
