@@ -49,8 +49,7 @@ from switch.tools.ports import free_port_block, free_tcp_port
 
 TONE_A = 600.0  # the customer's phone plays this into the call...
 TONE_B = 1000.0  # ...and the agent's this, so each recording channel can be told apart by FFT
-CUSTOMER_ANSWER_AFTER = 0.3  # phone A rings this long: a 180 sent in the same millisecond as the 200 can be
-# overtaken by it in Kamailio (two children forward them) and is then absorbed, so A's ringing callback would be lost
+CUSTOMER_ANSWER_AFTER = 0.3  # phone A rings this long, so that its ringing shows on the timeline
 DIGIT_AFTER = 2.2  # seconds after answering that phone A presses 1
 AGENT_ANSWER_AFTER = 1.0  # phone B rings this long before answering
 AGENT_TALK = 3.0  # and hangs up this long after answering
