@@ -11,7 +11,9 @@ Errors follow Twilio: a failed fetch or a bad document (an error, not a warning:
 are recorded on the call and the document runs) requests the FallbackUrl (with ErrorCode and
 ErrorUrl) when there is one; otherwise the caller hears a short application-error message and the call
 ends.  Each error is recorded on the call.  After the last verb the call hangs up.  More than
-`MAX_DOCUMENTS` documents in one call is taken for a redirect loop and ends the call.
+`MAX_DOCUMENTS` documents in a row that the app reached by itself (the first document, <Redirect>s, verb actions)
+is taken for a redirect loop and ends the call; a REST redirect starts a new count, since each one is a request
+of its own (an app may move a long call between documents by REST any number of times).
 """
 
 from __future__ import annotations
@@ -94,8 +96,8 @@ class Interpreter(Generic[C]):
             while current is not None:
                 self.documents += 1
                 if self.documents > MAX_DOCUMENTS:
-                    self.control.notify(REDIRECT_LOOP, f"more than {MAX_DOCUMENTS} TwiML documents in one call: "
-                                                       "a redirect loop? The call was ended.")
+                    self.control.notify(REDIRECT_LOOP, f"more than {MAX_DOCUMENTS} TwiML documents in a row with no "
+                                                       "REST redirect: a redirect loop? The call was ended.")
                     self.control.hangup()
                     return
                 loaded = await self._load(current)
@@ -149,8 +151,10 @@ class Interpreter(Generic[C]):
         return await self.tasks(verb, url).run(self.control)
 
     def _take_pending(self) -> Source:
+        """The REST redirect's source, next; the loop guard counts the documents from it."""
         pending, self._pending = self._pending, None
         assert pending is not None
+        self.documents = 0
         return pending
 
     async def _load(self, source: Source) -> tuple[str | None, Response] | None:

@@ -99,6 +99,33 @@ async def test_an_app_that_redirects_forever_is_stopped(switch: FakeSwitch) -> N
     assert switch.pool.trace == ["dial alice", "hangup alice 200"]
 
 
+async def test_rest_redirects_are_not_counted_as_a_redirect_loop(switch: FakeSwitch) -> None:
+    """An app that moves a long call by REST more than MAX_DOCUMENTS times keeps it (each is a request of its own);
+    a <Redirect> loop reached by REST is still stopped, after MAX_DOCUMENTS documents counted from that redirect."""
+    hold = "http://app.test/hold"
+    switch.app.documents.update({
+        VOICE: "<Response><Pause length='60'/></Response>",
+        hold: "<Response><Pause length='60'/></Response>",
+        "http://app.test/loop": "<Response><Redirect>/loop</Redirect></Response>",
+    })
+    switch.pool.far_end("alice", answer(after=1))
+    call = await switch.call_out(ALICE, url=VOICE)
+    await asyncio.sleep(2)  # answered, and holding in its first document
+    moves = MAX_DOCUMENTS + 20
+    for _ in range(moves):
+        await asyncio.sleep(1)
+        await switch.calls.update_call(call.sid, CallUpdate(url=hold))
+    await asyncio.sleep(1)
+    assert switch.calls.live.get(call.sid) is not None  # still up, still holding
+    assert switch.notes("alice") == []
+    await switch.calls.update_call(call.sid, CallUpdate(url="http://app.test/loop"))
+    await switch.ended("alice")
+    assert switch.app.trace == ([f"POST {VOICE}"] + [f"POST {hold}"] * moves
+                                + ["POST http://app.test/loop"] * MAX_DOCUMENTS)
+    assert [code for code, _ in switch.notes("alice")] == [12400]
+    assert switch.pool.trace == ["dial alice", "hangup alice 200"]
+
+
 async def test_a_rest_redirect_interrupts_the_running_verb(switch: FakeSwitch) -> None:
     switch.app.documents.update({
         VOICE: "<Response><Play loop='0'>http://media.test/music.wav</Play><Say>Never</Say></Response>",
