@@ -393,7 +393,9 @@ class Engine:
 
     # -- callbacks (pjsua thread) -------------------------------------------------------------
     def on_incoming(self, account: LocalAccount, prm: pj.OnIncomingCallParam) -> None:
-        if self.guard.refuse_call(prm.callId, str(prm.rdata.wholeMsg)):
+        rdata = prm.rdata
+        invite = str(rdata.wholeMsg)  # read once: every read of `wholeMsg` copies the whole message out of SWIG
+        if self.guard.refuse_call(prm.callId, invite):
             return  # never a leg: the control plane does not see it (the guard module's second line)
         # A CallSid-shaped id: the control plane adopts it as the call's SID, so every log line about the leg,
         # here and there, names the call (outbound legs are named by their CallSid already).
@@ -403,12 +405,12 @@ class Engine:
         self.legs[leg_id] = leg
         ci = leg.getInfo()
         self.emit(Incoming(leg=leg_id, from_uri=sip_text(ci.remoteUri), to_uri=sip_text(ci.localUri),
-                           request_uri=sip_text(_request_uri(prm.rdata.wholeMsg)),
+                           request_uri=sip_text(_request_uri(invite)),
                            call_id=sip_text(ci.callIdString), t=time.time(),
-                           headers={sip_text(k): sip_text(v) for k, v in x_headers(str(prm.rdata.wholeMsg)).items()}))
+                           headers={sip_text(k): sip_text(v) for k, v in x_headers(invite).items()}))
         if self.tracer is not None:
             self.tracer.bind(str(ci.callIdString), leg_id)
-        self._dialog_facts(leg, str(prm.rdata.wholeMsg), str(prm.rdata.srcAddress), sent=False)
+        self._dialog_facts(leg, invite, str(rdata.srcAddress), sent=False)
 
     def on_invite_tsx(self, leg: Leg, tsx_state: pj.TsxStateEvent) -> None:
         """An INVITE transaction of `leg` sent or received a message: fold it into the leg's dialog facts.  What
