@@ -1,4 +1,5 @@
-"""The worker's end of the control socket: blocking reads on the reader thread, locked writes from any thread.
+"""The worker's end of the control socket: blocking reads on the reader thread, locked writes from any thread
+(and a write that never waits, `try_send`, for the pjsua thread).
 
 Frames are those of `switch.workers.protocol`: a 4-byte big-endian length, then the JSON body.
 """
@@ -18,16 +19,41 @@ class BlockingChannel:
         self._sock = sock
         self._file = sock.makefile("rb")  # buffered: a burst of commands is one recv, not two per command
         self._write_lock = threading.Lock()
+        self._rest = b""  # the end of a frame `try_send` could not write: the next bytes on the socket
 
     def send(self, message: Message) -> None:
-        data = encode(message)
-        with self._write_lock:
-            self._sock.sendall(data)
+        self.send_frames([encode(message)])
 
     def send_frames(self, frames: list[bytes]) -> None:
-        """Frames already encoded (`encode`), in one write."""
+        """Frames already encoded (`encode`), in one write (after what `try_send` left unwritten)."""
         with self._write_lock:
-            self._sock.sendall(b"".join(frames))
+            data, self._rest = self._rest + b"".join(frames), b""
+            self._sock.sendall(data)
+
+    def try_send(self, frame: bytes) -> bool:
+        """Write `frame` now if that needs no waiting: no other thread is writing, nothing is left unwritten, and
+        the socket takes at least its first byte.  True: the frame is the channel's (what the socket did not take
+        goes first in the next `send_frames`, which the caller must make happen); False: nothing was written."""
+        if self._sock.gettimeout() is not None:  # Python would wait for room before each send: never here
+            return False
+        if not self._write_lock.acquire(blocking=False):
+            return False
+        try:
+            if self._rest:
+                return False
+            try:
+                sent = self._sock.send(frame, socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                return False
+            self._rest = frame[sent:]
+            return True
+        finally:
+            self._write_lock.release()
+
+    @property
+    def unwritten(self) -> bool:
+        """A frame `try_send` began is not all written yet."""
+        return bool(self._rest)
 
     def _read_exactly(self, n: int) -> bytes | None:
         data = self._file.read(n)

@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     channel = BlockingChannel(sock)
     outbox = Outbox(channel, args.index)
     outbox.start()
+    outbox.own()  # this thread runs pjsua (`engine.run`): its events are written at once when they can be
     config = EngineConfig(index=args.index, host=host, port=int(port), log_level=args.pj_log_level,
                           outbound_proxy=args.outbound_proxy, sip_trace=args.sip_trace)
     engine = Engine(config, outbox.emit)

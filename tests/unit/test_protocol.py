@@ -508,6 +508,77 @@ def test_outbox_writes_what_is_queued_at_once_in_one_write(pair: tuple[socket.so
     assert writes == [64, 6, 1] and outbox.sent == 71
 
 
+@pytest.fixture
+def blocking_pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    """A socket pair in blocking mode, as the worker's control socket (no timeout: `try_send` may write)."""
+    a, b = socket.socketpair()
+    yield a, b
+    a.close()
+    b.close()
+
+
+def test_the_owner_thread_writes_its_events_itself_in_order(blocking_pair: tuple[socket.socket, socket.socket]) -> None:
+    a, b = blocking_pair
+    reader = BlockingChannel(b)
+    outbox = Outbox(BlockingChannel(a), worker=0)
+    outbox.own()  # no writer thread is started: only the owner's own writes can reach the reader
+    events = [P.DtmfReceived(leg="L1", digit=str(i % 10), t=float(i)) for i in range(50)]
+    for e in events:
+        outbox.emit(e)
+    assert _drain(reader, 50) == events
+    assert outbox.sent == 50
+    other = threading.Thread(target=outbox.emit, args=(Log(level="info", message="from another thread"),))
+    other.start()
+    other.join()
+    assert outbox.sent == 50  # another thread's event waits in the queue for the writer thread
+    outbox.start()
+    assert _drain(reader, 1) == [Log(level="info", message="from another thread")]
+    outbox.close()
+    assert (outbox.sent, outbox.dropped) == (51, 0)
+
+
+def test_the_owner_never_waits_for_a_full_socket_and_nothing_overtakes_or_tears(
+        blocking_pair: tuple[socket.socket, socket.socket]) -> None:
+    """The reader is stopped: the owner's writes fill the socket, the last one only in part; what follows
+    queues behind it.  Once the reader reads, every event arrives whole and in the order it was emitted, the
+    owner's and another thread's interleaved as they were queued."""
+    a, b = blocking_pair
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+    reader = BlockingChannel(b)
+
+    class Recording(BlockingChannel):
+        partial = 0  # writes the socket took only the start of
+
+        def try_send(self, frame: bytes) -> bool:
+            written = super().try_send(frame)
+            self.partial += written and self.unwritten
+            return written
+
+    channel = Recording(a)
+    outbox = Outbox(channel, worker=0)
+    outbox.own()
+    outbox.start()
+    big = "y" * 50_000
+    emitted: list[Event] = []
+    started = time.monotonic()
+    for i in range(40):
+        event = Log(level=str(i), message=big)
+        outbox.emit(event)
+        emitted.append(event)
+    assert time.monotonic() - started < 0.5  # the owner never waited for the socket
+    assert outbox.sent < 40  # the socket took only some of them at once: the rest queued
+    assert channel.partial == 1  # the last one it took, in part: the writer thread finishes it
+    late = Log(level="owner-late", message="")
+    outbox.emit(late)
+    emitted.append(late)
+    got = _drain(reader, len(emitted))
+    assert got == emitted
+    outbox.emit(Log(level="after", message=""))  # written by the owner, or queued if the writer is still busy
+    assert _drain(reader, 1) == [Log(level="after", message="")]
+    outbox.close()
+    assert (outbox.sent, outbox.dropped) == (42, 0)
+
+
 def test_outbox_survives_an_unencodable_event(pair: tuple[socket.socket, socket.socket]) -> None:
     a, b = pair
     reader = BlockingChannel(b)
