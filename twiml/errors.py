@@ -32,6 +32,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 PARSE_FAILURE = 12100
+# Twilio's "Internal Failure": what the switch reports when it, not the app, could not go on (a bug, a media
+# failure, a lost media worker).  The switch's own copy is `switch.core.errors.INTERNAL_FAILURE`.
+INTERNAL_FAILURE = 12400
 SCHEMA_VALIDATION = 12200
 INVALID_CONTENT_TYPE = 12300
 

@@ -26,7 +26,7 @@ from typing import Generic, TypeVar
 from media.audio import AudioError
 from media.errors import MediaError
 from twiml.control import CallControl, Outcome, TaskFactory
-from twiml.errors import TwimlError
+from twiml.errors import INTERNAL_FAILURE, TwimlError
 from twiml.fetch import Fetcher, resolve
 from twiml.parse import parse
 from twiml.verbs import Response
@@ -34,7 +34,7 @@ from twiml.verbs import Response
 log = logging.getLogger("twiml")
 
 MAX_DOCUMENTS = 100
-REDIRECT_LOOP = 12400  # our code for "too many documents": an app that redirects forever
+REDIRECT_LOOP = INTERNAL_FAILURE  # Twilio documents no code for a voice redirect loop
 APPLICATION_ERROR = "We are sorry, an application error has occurred. Goodbye."
 
 
@@ -112,7 +112,7 @@ class Interpreter(Generic[C]):
             raise
         except Exception as exc:  # never leave a call hanging on a bug: report, then hang up
             log.exception("%s: interpreter failed", self.sid)
-            self.control.notify(11100, f"internal error while running TwiML: {exc!r}")
+            self.control.notify(INTERNAL_FAILURE, f"internal error while running TwiML: {exc!r}")
             self.control.hangup()
 
     async def _run_document(self, url: str | None, response: Response) -> Source | None:
@@ -131,7 +131,7 @@ class Interpreter(Generic[C]):
             except (MediaError, AudioError) as exc:
                 if self._pending is not None:
                     return self._take_pending()
-                self.control.notify(11100, f"media failed during <{type(verb).__name__}>: {exc}")
+                self.control.notify(INTERNAL_FAILURE, f"media failed during <{type(verb).__name__}>: {exc}")
                 return None
             finally:
                 self._verb_task = None

@@ -21,7 +21,15 @@ import msgspec
 
 from switch.core.call_updates import StatusWatchers, apply_update
 from switch.core.config import Config, Number
-from switch.core.errors import CallNotLive, CapacityError, InvalidState, NotFound, Problem, Unavailable
+from switch.core.errors import (
+    INTERNAL_FAILURE,
+    CallNotLive,
+    CapacityError,
+    InvalidState,
+    NotFound,
+    Problem,
+    Unavailable,
+)
 from switch.core.events import CallEvents, CallStatusChanged, snapshot
 from switch.core.legs import Leg, Legs
 from switch.core.logs import CALL_SID_RE, call_context
@@ -30,7 +38,7 @@ from switch.core.notifications import Notifications
 from switch.core.paging import Cursor
 from switch.core.routing import Route, from_uri, route, user_part
 from switch.core.service import CallFilter, CallUpdate, NewCall
-from switch.core.sip_calls import ClientRouter, client_identity, inbound_app
+from switch.core.sip_calls import ClientRouter, client_identity, inbound_app, inbound_call
 from switch.core.sip_domains import SipDomainRoute
 from switch.core.status import CallStatus, EndReason, check_transition, status_for_provisional, status_for_sip_code
 from switch.core.store import Store
@@ -72,7 +80,7 @@ log = logging.getLogger("switch.core.calls")
 Clock = Callable[[], dt.datetime]
 # pjsua plays each RFC 2833 digit for 160 ms and leaves a gap before the next: about a quarter second.
 DTMF_DIGIT_SECONDS = 0.25
-WORKER_LOST = 11100  # the notification of a call lost with its media worker, as other media failures are reported
+WORKER_LOST = INTERNAL_FAILURE  # the notification of a call lost with its media worker, as other media failures
 AnswerHook = Callable[[Call], Coroutine[Any, Any, None] | None]  # the work to run in a task, or None: nothing
 EndHook = Callable[[Call], None]
 
@@ -429,14 +437,7 @@ class CallManager:
         # the worker names an inbound leg like a CallSid: the call takes it, so the worker's log lines name the call
         sid = leg if CALL_SID_RE.match(leg) and leg not in self.live else new_sid("CA")
         self.webhooks.fresh(sid)  # a worker's leg name is as random as ours: nothing was sent about it
-        call = Call(sid=sid, account_sid=sip.domain.account_sid if sip else self.account_sid, to=number.number,
-                    from_=sip.from_ if sip else user_part(event.from_uri), direction=Direction.INBOUND,
-                    status=CallStatus.RINGING, date_created=now, date_updated=now, start_time=now,
-                    url=number.voice_url, method=number.voice_method, fallback_url=number.voice_fallback_url,
-                    fallback_method=number.voice_fallback_method, status_callback=number.status_callback,
-                    status_callback_method=number.status_callback_method,
-                    sip_uri=event.request_uri, sip_call_id=event.call_id, worker=worker,
-                    phone_number_sid=number.sid, sip_params=sip.params if sip else None)
+        call = inbound_call(sid, event, number, sip, self.account_sid, worker, now)
         self.start_inbound(call, leg, Ring(leg=leg), f"INVITE received from {event.from_uri}")
 
     def start_inbound(self, call: Call, leg: str, first: Command, note: str) -> None:

@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import enum
 
+# Twilio's "Internal Failure": the code of a notification about a failure of the switch itself (a lost media
+# worker, a recording or stream that failed in the media path), never of the app.  twiml.errors has the same.
+INTERNAL_FAILURE = 12400
+
 
 class SwitchError(Exception):
     """Base of every error the switch raises on purpose."""

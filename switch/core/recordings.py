@@ -36,7 +36,7 @@ from typing import Any, Literal
 from media.audio import AudioError, AudioFormat, write_atomic
 from media.recording import convert
 from switch.core.calls import CallManager
-from switch.core.errors import InvalidState, NotFound
+from switch.core.errors import INTERNAL_FAILURE, InvalidState, NotFound
 from switch.core.events import RecordingStarted, RecordingStatusChanged
 from switch.core.model import Call, new_sid, utcnow
 from switch.core.notifications import WARNING, Notifications
@@ -62,7 +62,7 @@ log = logging.getLogger("switch.core.recordings")
 
 Clock = Callable[[], dt.datetime]
 
-MEDIA_WARNING = 11100  # a notification about the media path (as the interpreter reports media errors)
+MEDIA_WARNING = INTERNAL_FAILURE  # a notification about the media path (as the interpreter reports media errors)
 STOP_TIMEOUT = 3.0  # seconds to wait for the worker to confirm a stopped tap; the raw files are used anyway
 CLOSE_TIMEOUT = 10.0
 

@@ -14,12 +14,15 @@ first such domain and the edge answers 480, so the leg ends `no-answer` like an 
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from switch.core.config import Number
+from switch.core.model import Call, Direction
 from switch.core.routing import Route, no_client_route, user_part
 from switch.core.sip_domains import SipDomainRoute
+from switch.core.status import CallStatus
 from switch.workers.protocol import Incoming
 from switch.workers.sipmsg import uri_of
 
@@ -112,3 +115,16 @@ class ClientRouter:
             if await self._contacts(f"{identity}@{name}"):
                 return Route(f"sip:{identity}@{name}", None)
         return Route(f"sip:{identity}@{names[0]}", None)
+
+
+def inbound_call(sid: str, event: Incoming, number: Number, sip: DomainCall | None, account_sid: str, worker: int,
+                 now: dt.datetime) -> Call:
+    """The ringing inbound call an INVITE makes, running `number`'s app (a SIP domain's, `sip`, for a softphone)."""
+    return Call(sid=sid, account_sid=sip.domain.account_sid if sip else account_sid, to=number.number,
+                from_=sip.from_ if sip else user_part(event.from_uri), direction=Direction.INBOUND,
+                status=CallStatus.RINGING, date_created=now, date_updated=now, start_time=now,
+                url=number.voice_url, method=number.voice_method, fallback_url=number.voice_fallback_url,
+                fallback_method=number.voice_fallback_method, status_callback=number.status_callback,
+                status_callback_method=number.status_callback_method,
+                sip_uri=event.request_uri, sip_call_id=event.call_id, worker=worker,
+                phone_number_sid=number.sid, sip_params=sip.params if sip else None)

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal, Protocol
 
+from switch.core.errors import INTERNAL_FAILURE
+
 # Twilio's codes for a stream's failures, as the call's notifications carry them.
 CONNECT_FAILED = 31901  # "Stream - WebSocket - Connection Timeout": the server is down or unreachable
 TLS_FAILED = 31910  # "Stream - WebSocket - SSL Protocol Error"
@@ -20,7 +22,7 @@ HANDSHAKE_FAILED = 31920  # "Stream - WebSocket - Handshake Error": the upgrade 
 CLOSED_BADLY = 31921  # "Stream - WebSocket - Close Error": the socket dropped, or closed with an error code
 PROTOCOL_ERROR = 31924  # "Stream - WebSocket - Protocol Error": a message the stream cannot read
 BUFFER_OVERFLOW = 31930  # "Stream - Media - Buffer Overflow": the server does not keep up; audio is dropped
-NO_AUDIO = 11100  # the call had no audio to stream (an internal error, as the interpreter reports its own)
+NO_AUDIO = INTERNAL_FAILURE  # the call had no audio to stream (an internal error, as the interpreter reports its own)
 
 TRACKS: dict[str, tuple[str, ...]] = {
     "inbound_track": ("inbound",),

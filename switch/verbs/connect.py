@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from switch.core.conversations import Conversations, is_customer_address
-from switch.core.errors import RequestError
+from switch.core.errors import INTERNAL_FAILURE, RequestError
 from switch.core.events import CallbackTarget, ConversationLegPlaced, ConversationSession, snapshot
 from switch.core.model import Call, CallbackEvent, Direction
 from switch.core.status import CallStatus, EndReason
@@ -71,7 +71,7 @@ RECORDING_SETTLE = 5.0  # seconds an interrupted session waits for its recording
 REJECT_CODE = 603
 INCOMPLETE_CONVERSATION = 32504  # Twilio: an existing conversation has no worker participant
 NO_WORKER_ASSIGNED = 32506  # Twilio: no worker assigned to an autocreated conversation in time
-INTERNAL = 11100  # as the interpreter reports its own internal errors
+INTERNAL = INTERNAL_FAILURE  # as the interpreter reports its own internal errors
 _CONVERSATION_PARAM = re.compile(r"[;?&]ConversationSid=([A-Za-z0-9]+)")
 
 

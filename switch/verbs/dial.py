@@ -18,7 +18,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from switch.core.errors import RequestError
+from switch.core.errors import INTERNAL_FAILURE, RequestError
 from switch.core.events import DialLegPlaced, snapshot
 from switch.core.model import Call, CallbackEvent
 from switch.core.recording_model import RecordingSource
@@ -38,7 +38,7 @@ from twiml.interpreter import Interpreter, Source
 
 log = logging.getLogger("switch.verbs.dial")
 
-MEDIA_FAILURE = 11100  # the notification of a failed bridge, as the interpreter reports other media failures
+MEDIA_FAILURE = INTERNAL_FAILURE  # the notification of a failed bridge, as the interpreter reports other media failures
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from switch.core.errors import INTERNAL_FAILURE
 from switch.core.model import Call
 from switch.core.queues import Handoff, Waiter
 from switch.session.voice import LiveCall
@@ -29,7 +30,7 @@ from twiml.verbs_callcenter import Queue
 
 log = logging.getLogger("switch.verbs.dial_queue")
 
-SYSTEM_ERROR = 11100
+SYSTEM_ERROR = INTERNAL_FAILURE
 
 Undo = Callable[[], Awaitable[None]]
 

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 
-from switch.core.errors import RequestError
+from switch.core.errors import INTERNAL_FAILURE, RequestError
 from switch.core.queues import Handoff, Queues, Waiter
 from switch.session.voice import LiveCall
 from switch.verbs.base import Task, ensure_answered
@@ -19,7 +19,7 @@ from twiml.verbs_callcenter import Enqueue as EnqueueVerb, Leave
 
 log = logging.getLogger("switch.verbs.enqueue")
 
-SYSTEM_ERROR = 11100
+SYSTEM_ERROR = INTERNAL_FAILURE
 # What a waitUrl document may hold (Twilio): the rest is skipped with a warning.
 WAIT_VERBS = frozenset({verbs.Play, verbs.Say, verbs.Pause, verbs.Gather, verbs.Redirect, verbs.Hangup, Leave})
 # What the `<Dial><Queue url>` document the dequeued caller hears may hold.

@@ -23,6 +23,7 @@ import numpy as np
 from media.audio import AudioError, write_wav
 from media.errors import MediaError
 from media.tones import sine
+from switch.core.errors import INTERNAL_FAILURE
 from switch.session.voice import LiveCall
 from switch.verbs.base import ensure_answered
 from twiml import verbs
@@ -128,7 +129,7 @@ async def _run_document(call: LiveCall, url: str, verb_list: tuple[object, ...] 
         try:
             outcome = await call.engine.tasks(verb, url).run(call)
         except (MediaError, AudioError) as exc:
-            call.notify(11100, f"media failed in wait TwiML <{kind.__name__}>: {exc}", url=url, warning=True)
+            call.notify(INTERNAL_FAILURE, f"media failed in wait TwiML <{kind.__name__}>: {exc}", url=url, warning=True)
             await call.clock.sleep(MIN_ROUND)
             continue
         if outcome.stop:

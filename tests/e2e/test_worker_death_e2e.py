@@ -27,7 +27,7 @@ SLOW_NUMBER = "+15550178"
 EVENTS = ["initiated", "ringing", "answered", "completed"]
 PAUSE = "<Response><Pause length='60'/></Response>"
 DEADLINE = 2.0  # seconds from the kill to the far end's BYE/CANCEL/503
-WORKER_LOST = 11100
+WORKER_LOST = 12400  # Twilio's "Internal Failure"
 
 
 @pytest.fixture(scope="module")

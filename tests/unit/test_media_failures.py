@@ -60,7 +60,7 @@ async def test_a_failed_attach_fails_the_recording_and_the_dial_goes_on(switch: 
     assert _told(switch) == {"DialCallStatus": "completed", "DialCallSid": switch.sid("bob"),
                              "DialCallDuration": "10", "DialSipResponseCode": "200"}  # no RecordingUrl
     [(code, message)] = switch.notes("caller")
-    assert code == 11100 and f"recording {rec.sid} failed" in message and "leg has no active audio" in message
+    assert code == 12400 and f"recording {rec.sid} failed" in message and "leg has no active audio" in message
 
 
 async def test_frames_a_tap_could_not_write_reach_the_call_as_a_warning(switch: FakeSwitch) -> None:
@@ -77,7 +77,7 @@ async def test_frames_a_tap_could_not_write_reach_the_call_as_a_warning(switch: 
     [rec] = switch.recordings.list_recordings(RecordingFilter(), 0, 10)
     assert rec.status == "completed"  # what was written is kept
     [(code, message)] = switch.notes("caller")
-    assert code == 11100 and message.startswith(f"recording {rec.sid}: 7 of ") and "could not be written" in message
+    assert code == 12400 and message.startswith(f"recording {rec.sid}: 7 of ") and "could not be written" in message
     assert any("7 of" in e.detail for e in switch.store.events(switch.sid("caller")) if e.kind == "recording")
 
 
@@ -92,7 +92,7 @@ async def test_a_failed_bridge_ends_the_dial_as_failed_with_a_notification(switc
     assert _told(switch) == {"DialCallStatus": "failed", "DialCallSid": switch.sid("bob"), "DialCallDuration": "0",
                              "DialSipResponseCode": "200"}
     assert switch.notes("caller") == [
-        (11100, f"<Dial> could not connect the caller to {switch.sid('bob')}: cannot bridge: leg has no active audio")]
+        (12400, f"<Dial> could not connect the caller to {switch.sid('bob')}: cannot bridge: leg has no active audio")]
     assert switch.history("bob") == ["initiated", "ringing", "in-progress", "completed"]
     assert switch.call("bob").duration == 0  # hung up as soon as the bridge failed, not after its 10 s
 

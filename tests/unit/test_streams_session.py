@@ -358,8 +358,8 @@ async def test_a_call_without_audio_is_an_error(serve: Any) -> None:
     bot = await serve(listen)
     manager, changes, notes = manager_for(FakeMedia(fail=True))
     end = await asyncio.wait_for(manager.start(CALL, StreamSpec(url=bot.url)).wait(), 5)
-    assert (end.reason, end.code) == ("error", 11100)
-    assert [c.event for c in changes] == ["error"] and [code for code, _m, _l in notes.notes] == [11100]
+    assert (end.reason, end.code) == ("error", 12400)
+    assert [c.event for c in changes] == ["error"] and [code for code, _m, _l in notes.notes] == [12400]
 
 
 async def test_names_are_unique_and_four_listen_only_streams_at_most(serve: Any) -> None:

@@ -101,7 +101,7 @@ async def test_audio_the_worker_cannot_play_ends_the_app(switch: FakeSwitch) -> 
     trace = await _run(switch, "<Response><Play>http://media.test/gone.wav</Play><Say>Never</Say></Response>")
     assert trace == ["play caller gone.wav", "hangup caller 200"]
     [(code, message)] = switch.notes("caller")
-    assert code == 11100 and "<Play>" in message
+    assert code == 12400 and "<Play>" in message
 
 
 async def test_pause_is_silence_for_its_length(switch: FakeSwitch) -> None:

@@ -243,7 +243,7 @@ async def test_a_failed_bridge_ends_the_dial_failed_with_a_notification(switch: 
                      "play caller say-after.wav", "hangup caller 200"]
     assert _told(switch)["DialCallStatus"] == "failed"
     [(code, message)] = switch.notes("caller")
-    assert code == 11100 and "cannot bridge: no free conference slot" in message
+    assert code == 12400 and "cannot bridge: no free conference slot" in message
     assert switch.history("bob") == ["initiated", "ringing", "in-progress", "completed"]
 
 
