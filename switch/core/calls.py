@@ -245,14 +245,16 @@ class CallManager:
         self.live[sid] = call
         self.webhooks.fresh(sid)
         self._bind_leg(sid, call)
-        self.store.save_call(call)
-        self.store.add_event(sid, "status", "queued", None)
-        self._created(call)
         handle = self.pool.workers[worker]
         command = Dial(leg=sid, uri=target.uri,
                        from_uri=from_uri(call.from_, call.caller_id, handle.sip_host, handle.sip_port),
                        auth=(target.auth[0], target.auth[1]) if target.auth else None)
-        if not self.pool.send(worker, command):
+        # The INVITE goes first, the row while it is on its way: the worker's answer is read on a later turn.
+        sent = self.pool.send(worker, command)
+        self.store.save_call(call)
+        self.store.add_event(sid, "status", "queued", None)
+        self._created(call)
+        if not sent:
             self._finish(call, None, EndReason.ERROR, "media worker unavailable")
         return call
 
