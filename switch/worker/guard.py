@@ -114,6 +114,11 @@ def parse_raw(data: bytes) -> RawMessage | None:
     return RawMessage(start[0].upper(), 0, headers, body)
 
 
+def _parsed(data: bytes | RawMessage) -> RawMessage | None:
+    """A message the caller parsed once already (the module checks each message three ways), or `data` parsed."""
+    return data if isinstance(data, RawMessage) else parse_raw(data)
+
+
 def header_tag(value: str) -> str:
     """The tag of a From or To value as pjsip reads it: a header parameter, so after `>` for a name-addr (a tag
     inside the brackets is a URI parameter and does not count)."""
@@ -125,13 +130,13 @@ def header_tag(value: str) -> str:
     return ""
 
 
-def refuse_request(data: bytes) -> int:
+def refuse_request(data: bytes | RawMessage) -> int:
     """The status code to answer a request with before pjsip sees it (0: let it through).
 
     - REGISTER: 405 (pjsua drops a REGISTER without answering it);
     - a new INVITE (no To tag) whose SDP has a `c=` of the wrong family: 488 (pjsip aborts answering it).
     """
-    message = parse_raw(data)
+    message = _parsed(data)
     if message is None or message.code:
         return 0
     if message.method == "REGISTER":
@@ -142,7 +147,7 @@ def refuse_request(data: bytes) -> int:
     return 0
 
 
-def drop_message(data: bytes) -> str:
+def drop_message(data: bytes | RawMessage) -> str:
     """Why pjsip must never see this message (empty: let it through).
 
     - a 2xx to INVITE without a To tag: if it carries a confirmed dialog's Call-ID and From tag, pjsip takes it
@@ -152,7 +157,7 @@ def drop_message(data: bytes) -> str:
     A dropped 2xx is retransmitted by its sender and times out: the call ends `failed` (or `no-answer`) instead
     of the worker dying with every call on it.
     """
-    message = parse_raw(data)
+    message = _parsed(data)
     if message is None:
         return ""
     if message.code and message.method == "INVITE" and 200 <= message.code < 300 \
@@ -202,9 +207,9 @@ class NewCallRate:
         return True
 
 
-def new_invite_call_id(data: bytes) -> str:
+def new_invite_call_id(data: bytes | RawMessage) -> str:
     """The Call-ID of a new INVITE (a request with no To tag), or "" for anything else."""
-    message = parse_raw(data)
+    message = _parsed(data)
     if message is None or message.code or message.method != "INVITE":
         return ""
     if header_tag((message.headers.get("to") or [""])[0]):

@@ -36,8 +36,10 @@ from switch.worker.guard import (
     NEW_CALLS_REFUSED,
     REGISTER_REFUSED,
     NewCallRate,
+    RawMessage,
     drop_message,
     new_invite_call_id,
+    parse_raw,
     refuse_request,
 )
 from switch.worker.pjengine import KIND, pj
@@ -215,11 +217,14 @@ class RxGuard:
                         return 1  # our own calibration message: nothing to answer
                 code = REGISTER_REFUSED if info.startswith(b"Request msg REGISTER/") else 0
             else:
-                code = refuse_request(raw)
-                if not code and (call_id := new_invite_call_id(raw)):
+                message = parse_raw(raw)  # once, for the three checks
+                if message is None:
+                    return 0
+                code = refuse_request(message)
+                if not code and (call_id := new_invite_call_id(message)):
                     code = self._admit(call_id)
                 if not code:
-                    return self._drop(raw)
+                    return self._drop(raw, message)
             if not code:
                 return 0
             self.refused += 1
@@ -245,14 +250,15 @@ class RxGuard:
     def _on_response(self, rdata: int | None) -> int:
         try:
             raw = self._raw(rdata) if rdata is not None else None
-            return self._drop(raw) if raw is not None else 0
+            message = parse_raw(raw) if raw is not None else None
+            return self._drop(raw, message) if raw is not None and message is not None else 0
         except Exception:
             log.exception("guard: on_rx_response failed")
             return 0
 
-    def _drop(self, raw: bytes) -> int:
-        """1 (handled: pjsip never sees it) when `drop_message` says so, else 0."""
-        why = drop_message(raw)
+    def _drop(self, raw: bytes, message: RawMessage) -> int:
+        """1 (handled: pjsip never sees it) when `drop_message` says so of `message` (`raw` parsed), else 0."""
+        why = drop_message(message)
         if not why:
             return 0
         self.dropped += 1
