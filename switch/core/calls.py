@@ -256,7 +256,18 @@ class CallManager:
         self._created(call)
         if not sent:
             self._finish(call, None, EndReason.ERROR, "media worker unavailable")
+        else:  # on the next turn: whoever placed the call sees it queued first (the REST answer says so)
+            asyncio.get_running_loop().call_soon(self._dialing, call)
         return call
+
+    def _dialing(self, call: Call) -> None:
+        """The worker has the call's Dial: it is `initiated` (Twilio: "starts dialing"), and its ring timer runs.
+        Not at the worker's `InviteSent`, a loop turn and a SIP transaction later: the `initiated` callback leaves
+        while the INVITE does, so a quick 180 does not wait behind it (callback latency)."""
+        if call.status is CallStatus.QUEUED and call.end_reason is None:
+            call.start_time = self.clock()
+            self._set_status(call, CallStatus.INITIATED)
+            self._start_timer(call, call.timeout, lambda: self._hang_up(call, EndReason.RING_TIMEOUT, 487))
 
     def watch(self, sid: str, listener: Callable[[Call], None]) -> Callable[[], None]:
         """Call `listener(call)` after every status change of `sid`; returns the function that stops it."""
@@ -347,12 +358,8 @@ class CallManager:
         match event:
             case InviteSent():
                 call.sip_call_id = event.call_id
-                call.start_time = self.clock()
                 self.store.add_event(call.sid, "sip", "INVITE sent", None)
-                if call.end_reason is None:
-                    self._set_status(call, CallStatus.INITIATED)
-                    self._start_timer(call, call.timeout,
-                                      lambda: self._hang_up(call, EndReason.RING_TIMEOUT, 487))
+                self._dialing(call)  # already, as a rule (`_place`)
             case Progress():
                 code = event.code
                 self.store.add_event(call.sid, "sip", f"{code} {event.reason}", code)
