@@ -92,7 +92,43 @@ def evaluate_targets(report: Json) -> Json:
             "rss_kb_per_leg": ((concurrent.get("memory") or {}).get("workers") or {}).get("rss_kb_per_leg"),
             "pass": None if not concurrent else (concurrent.get("memory") or {}).get("workers") is not None},
         **{f"recording_{name}": target for name, target in (recording.get("targets") or {}).items()},
+        **capacity_targets(report),
     }
+
+
+def capacity_targets(report: Json) -> Json:
+    """The capacity issue's limits (issue 14, section 4) on what this run measured (pass None: not measured).
+    The targets above are an earlier issue's; these are the ones that issue sets on the same figures."""
+    switch = report.get("switch") or {}
+    cpu = report.get("bridged_cpu") or {}
+    latency = report.get("callback_latency_ms") or {}
+    pdd = report.get("post_dial_delay_ms") or {}
+    edge = report.get("edge") or {}
+    inbound, bridged = switch.get("control_plane_cpu_s_per_call"), cpu.get("control_plane_cpu_s")
+    ringing = (latency.get("ringing") or {}).get("p50")
+    answered = (latency.get("answered") or {}).get("p50")
+    edge_cps = edge.get("max_inbound_cps_zero_failures")
+    return {
+        "capacity_control_plane_cpu_per_inbound_call": {
+            "target": "control-plane CPU per inbound call <= 1 ms", "ms": _ms(inbound), "pass": _le(inbound, 0.001)},
+        "capacity_control_plane_cpu_per_bridged_call": {
+            "target": "control-plane CPU per bridged call <= 3 ms", "ms": _ms(bridged), "pass": _le(bridged, 0.003)},
+        "capacity_cpu_per_bridged_call": {
+            "target": "CPU per bridged call (control plane + worker) <= 1.5x the bare pjsua2 B2BUA",
+            "ratio": cpu.get("ratio_vs_baseline"), "pass": _le(cpu.get("ratio_vs_baseline"), 1.5)},
+        "capacity_callback_latency": {
+            "target": "callback latency p50 <= 2 ms (ringing and answered)", "ringing_p50": ringing,
+            "answered_p50": answered, "pass": _both(_le(ringing, 2.0), _le(answered, 2.0))},
+        "capacity_post_dial_delay": {"target": "added post-dial delay p50 <= 2 ms", "p50": pdd.get("p50"),
+                                     "pass": _le(pdd.get("p50"), 2.0)},
+        "capacity_edge_inbound_cps": {
+            "target": ">= 300 inbound cps with 0 failures through the SIP edge", "cps": edge_cps,
+            "pass": None if edge_cps is None else bool(edge_cps >= 300)},
+    }
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 3)
 
 
 def _fmt(value: Any, scale: float = 1.0, digits: int = 2) -> str:
