@@ -187,11 +187,13 @@ class BrowserPhone:
         result: str = self.wait_until(found, f"the event {prefix!r}", timeout)
         return result
 
-    def wait_heard(self, hz: float, tolerance: float = 15.0, timeout: float = 10.0) -> dict[str, Any]:
-        """Wait until the page hears a tone of about `hz`; returns the `heard` reading."""
+    def wait_heard(self, hz: float, tolerance: float = 15.0, timeout: float = 10.0,
+                   min_level: float = 0.005) -> dict[str, Any]:
+        """Wait until the page hears a tone of about `hz` louder than `min_level`; returns the `heard` reading.
+        (A reading taken while the audio ramps up has the right pitch at a lower level.)"""
         def near(state: dict[str, Any]) -> dict[str, Any] | None:
             heard = state.get("heard") or {}
-            return heard if heard.get("level", 0) > 0.005 and abs(heard.get("hz", 0) - hz) <= tolerance else None
+            return heard if heard.get("level", 0) > min_level and abs(heard.get("hz", 0) - hz) <= tolerance else None
         result: dict[str, Any] = self.wait_until(near, f"hearing {hz} Hz", timeout)
         return result
 
