@@ -80,7 +80,7 @@ log = logging.getLogger("switch.core.calls")
 Clock = Callable[[], dt.datetime]
 # pjsua plays each RFC 2833 digit for 160 ms and leaves a gap before the next: about a quarter second.
 DTMF_DIGIT_SECONDS = 0.25
-WORKER_LOST = INTERNAL_FAILURE  # the notification of a call lost with its media worker, as other media failures
+WORKER_LOST = INTERNAL_FAILURE  # the notification of a call lost with its media worker
 AnswerHook = Callable[[Call], Coroutine[Any, Any, None] | None]  # the work to run in a task, or None: nothing
 EndHook = Callable[[Call], None]
 
@@ -359,7 +359,7 @@ class CallManager:
             case InviteSent():
                 call.sip_call_id = event.call_id
                 self.store.add_event(call.sid, "sip", "INVITE sent", None)
-                self._dialing(call)  # already, as a rule (`_place`)
+                self._dialing(call)  # a no-op when `_place`'s turn came first, as it does with a real worker
             case Progress():
                 code = event.code
                 self.store.add_event(call.sid, "sip", f"{code} {event.reason}", code)

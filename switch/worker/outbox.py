@@ -87,18 +87,18 @@ class Outbox:
                         self._queue.put(_FLUSH)
                     return
             self._backlog = True
-            self._enqueue(event)
+            self._enqueue(frame, type(event).__name__)  # encoded already: the writer sends it as it is
 
-    def _enqueue(self, event: Event) -> None:
+    def _enqueue(self, item: Event | bytes, name: str = "") -> None:
         if self._queue.qsize() < self._size:
-            self._queue.put(event)
+            self._queue.put(item)
         else:
             with self._lock:
                 self.dropped += 1
                 dropped = self.dropped
             if dropped == 1 or dropped % 1000 == 0:
                 log.warning("worker %d: event queue full: %s dropped (%d so far)", self._worker,
-                            type(event).__name__, dropped)
+                            name or type(item).__name__, dropped)
 
     def run(self) -> None:
         """The writer thread: send until `close`, or until the channel breaks.  The events queued by the time
@@ -134,6 +134,9 @@ class Outbox:
         frames = []
         for event in events:
             if event is _FLUSH:
+                continue
+            if isinstance(event, bytes):  # the owner's, encoded when it tried to write it
+                frames.append(event)
                 continue
             assert isinstance(event, Event)
             try:

@@ -249,9 +249,9 @@ class RxGuard:
 
     def _on_response(self, rdata: int | None) -> int:
         try:
-            raw = self._raw(rdata) if rdata is not None else None
-            message = parse_raw(raw) if raw is not None else None
-            return self._drop(raw, message) if raw is not None and message is not None else 0
+            if rdata is None or (raw := self._raw(rdata)) is None or (message := parse_raw(raw)) is None:
+                return 0
+            return self._drop(raw, message)
         except Exception:
             log.exception("guard: on_rx_response failed")
             return 0
