@@ -161,9 +161,10 @@ class Store:
     Group commit: a write made on a thread that runs an event loop opens a transaction that is committed
     `COMMIT_DELAY` s later, so the many small writes of a burst of events (calls' rows, their SIP events, their
     webhooks) share one commit, and the pages they touch are written once.  Anything that shows the outside
-    world what the store holds commits first (`commit`): a webhook or TwiML request before it goes out
-    (`switch.core.http_client.HttpTransport`'s `before`), an HTTP response before its headers (app.py).  So a
-    crash loses at most the writes of the last `COMMIT_DELAY` s that nobody was told of.  The same connection
+    world what the store holds commits with it (`commit`): a webhook or TwiML request in the loop turn it is
+    written in, before its answer can be read (`switch.core.http_client.HttpTransport`'s `leaving`), an HTTP
+    response before its headers (app.py).  So a crash loses at most the writes of the last `COMMIT_DELAY` s that
+    nobody was told of, and those of the turn that sent a request.  The same connection
     reads its own writes at once.  Writes from other threads commit as they go.
 
     A live call's row is written whole once and then by UPDATEs of the columns that changed (the row last
