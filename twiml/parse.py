@@ -25,6 +25,7 @@ sorts them (see :mod:`twiml.errors`):
 
 from __future__ import annotations
 
+import functools
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
@@ -73,6 +74,9 @@ from twiml.xmlread import MAX_DEPTH, read_xml
 __all__ = ["CHILDREN", "DEFAULT_MAX_BYTES", "MAX_DEPTH", "NOUNS", "VERBS", "Response", "TwimlError", "parse"]
 
 DEFAULT_MAX_BYTES: Final = 64 * 1024
+CACHED_MAX_CHARS: Final = 8 * 1024
+"""Documents up to this length are kept, parsed, for the next call that gets the same one (see `parse`)."""
+CACHED_DOCUMENTS: Final = 256
 """Deepest element nesting accepted; real TwiML needs about six (Response, Gather, Say, SSML)."""
 
 VERBS: Final[Mapping[str, type[Verb]]] = {
@@ -132,7 +136,22 @@ def parse(document: str | bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Response
         TwimlError: 12100 if the document is too big, not well-formed XML, has a DTD or entities, is nested
             too deeply, or its root is not ``<Response>``; 13338, 13621 or 32501 for an attribute value Twilio
             treats as an error; 13750 for a Twilio verb or noun softswitch does not support.
+
+    Parsing is pure and its result immutable (frozen dataclasses and tuples), so the results of the last
+    `CACHED_DOCUMENTS` documents of up to `CACHED_MAX_CHARS` are kept and handed out again: an app that answers
+    every call with the same TwiML has it parsed once.  Failures are not kept.
     """
+    if len(document) <= CACHED_MAX_CHARS:
+        return _parse_cached(document, max_bytes)
+    return _parse(document, max_bytes)
+
+
+@functools.lru_cache(maxsize=CACHED_DOCUMENTS)
+def _parse_cached(document: str | bytes, max_bytes: int) -> Response:
+    return _parse(document, max_bytes)
+
+
+def _parse(document: str | bytes, max_bytes: int) -> Response:
     root, lines = read_xml(document, max_bytes)
     if root.tag != "Response":
         raise TwimlError(PARSE_FAILURE, f"the root element must be <Response>, not <{root.tag}>", lines.get(root))

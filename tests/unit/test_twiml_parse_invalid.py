@@ -220,3 +220,19 @@ def test_warning_fixtures(path: Path) -> None:
     response = parse(path.read_bytes())
     assert response.verbs
     assert response.warnings[0].code == expected
+
+
+def test_a_document_seen_before_is_not_parsed_again_and_failures_are_not_kept() -> None:
+    """The same text gets the same (immutable) Response, warnings included; a failing document fails every time,
+    a longer limit then lets it through; a document over the cached length is parsed each time, alike."""
+    text = '<Response><Say foo="1">hi</Say><Dial><Sip>sip:bob@127.0.0.1</Sip></Dial></Response>'
+    first = parse(text)
+    assert parse(text) is first and parse(text.encode()) == first
+    assert [w.code for w in first.warnings] == [SCHEMA_VALIDATION]
+    big = f"<Response><Say>{'a' * 9000}</Say></Response>"
+    for _ in range(2):
+        with pytest.raises(TwimlError) as caught:
+            parse(text, max_bytes=50)
+        assert caught.value.code == PARSE_FAILURE
+    assert parse(text, max_bytes=20_000) == first
+    assert parse(big) == parse(big) and parse(big) is not parse(big)
