@@ -23,7 +23,7 @@ import sqlite3
 import threading
 import time
 import typing
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -185,6 +185,7 @@ class Store:
         # a live call's fields and row as last written (see the class doc)
         self._rows: dict[str, tuple[tuple[Any, ...], list[Any]]] = {}
         self._appended: dict[str, list[tuple[Any, ...]]] = {}  # `append`'s rows not in the database yet, by SQL
+        self._unsaved: dict[str, Call] = {}  # calls whose `save_call` waits for the group's commit (or a read)
         self.writes = 0  # statements that wrote (INSERT, UPDATE, DELETE, ...) since start-up: /healthz, the bench
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -210,8 +211,8 @@ class Store:
     def _execute(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> sqlite3.Cursor:
         with self._lock:
             verb = sql.lstrip()[:6].upper()
-            if self._appended and verb not in ("INSERT", "UPDATE"):  # a read or a delete sees every row appended
-                self._flush_appended()
+            if (self._appended or self._unsaved) and verb not in ("INSERT", "UPDATE"):
+                self._flush_appended()  # a read or a delete sees every row appended and every call saved
             if verb not in ("SELECT", "PRAGMA"):
                 self.writes += 1
                 if not self._db.in_transaction:
@@ -233,7 +234,14 @@ class Store:
             self._appended.setdefault(sql, []).append(args)
 
     def _flush_appended(self) -> None:
-        """Write what `append` kept (lock held), each statement's rows in the order they came."""
+        """Write the calls `save_call` kept and the rows `append` kept (lock held), each statement's rows in the
+        order they came."""
+        unsaved, self._unsaved = self._unsaved, {}
+        for call in unsaved.values():
+            try:
+                self._write_call(call, self._written)
+            except sqlite3.Error as exc:  # as for a bad appended row: it must not fail an unrelated commit
+                log.error("call %s not stored: %s", call.sid, exc)
         appended, self._appended = self._appended, {}
         for sql, rows in appended.items():
             self.writes += len(rows)
@@ -254,7 +262,7 @@ class Store:
     def commit(self) -> None:
         """Commit the writes made so far (see the class doc for when)."""
         with self._lock:
-            if self._appended:
+            if self._appended or self._unsaved:
                 self._flush_appended()
             if not self._db.in_transaction:
                 return
@@ -307,12 +315,30 @@ class Store:
 
     # -- calls --------------------------------------------------------------------------------
     def save_call(self, call: Call) -> None:
-        """Write the call's row: whole the first time, then only the columns that changed (class doc)."""
+        """Write the call's row: whole the first time, then only the columns that changed (class doc).
+
+        With a loop running, as `append` does, the row is written when the group commits, or before the next read
+        or delete, whichever comes first, as the call is then: a request that reports the call (its TwiML fetch,
+        a status callback) leaves before the row is written, and several saves in a group are one write."""
+        with self._lock:
+            if not self._db.in_transaction:
+                self._begin_group()
+            if self._db.in_transaction:
+                self._unsaved[call.sid] = call
+                return
+        self._write_call(call, self._execute)  # no loop on this thread: as it comes
+
+    def _written(self, sql: str, args: tuple[Any, ...] | list[Any]) -> sqlite3.Cursor:
+        """One write in the open transaction (lock held)."""
+        self.writes += 1
+        return self._db.execute(sql, args)
+
+    def _write_call(self, call: Call, execute: Callable[[str, tuple[Any, ...] | list[Any]], sqlite3.Cursor]) -> None:
         values = _CALL_VALUES(call)
         before = self._rows.get(call.sid)
         if before is None:
             row = _to_row(values)
-            self._execute(_SAVE_CALL, row)
+            execute(_SAVE_CALL, row)
         else:  # a field still holding the object last written is unchanged (a dict may change in place)
             old_values, old_row = before
             row = list(old_row)
@@ -326,7 +352,7 @@ class Store:
                     changed.append(i)
             if changed:
                 assignments = ", ".join(f'"{_CALL_FIELDS[i]}" = ?' for i in changed)
-                self._execute(f"UPDATE calls SET {assignments} WHERE sid = ?", [*(row[i] for i in changed), call.sid])
+                execute(f"UPDATE calls SET {assignments} WHERE sid = ?", [*(row[i] for i in changed), call.sid])
         if call.status in TERMINAL:
             self._rows.pop(call.sid, None)
         else:
@@ -337,6 +363,8 @@ class Store:
         return None if row is None else _from_row(row)
 
     def delete_call(self, sid: str) -> None:
+        with self._lock:
+            self._unsaved.pop(sid, None)
         self._rows.pop(sid, None)
         self._execute("DELETE FROM calls WHERE sid = ?", (sid,))
         self._execute("DELETE FROM call_events WHERE call_sid = ?", (sid,))

@@ -104,6 +104,48 @@ async def test_appended_rows_go_in_together_at_the_commit_or_before_a_read(db_pa
         store.close()
 
 
+async def test_a_calls_saves_in_a_loop_wait_for_the_commit_as_one_write(db_path: Path) -> None:
+    """In a loop, `save_call` keeps the call and writes it, as it is then, at the commit (a request leaving) or
+    before a read: three saves of a group are one INSERT; a read sees the row; a deleted call's pending save is
+    dropped; a call ended in the next group is one UPDATE."""
+    store = Store(db_path)
+    statements: list[str] = []
+    try:
+        store._db.set_trace_callback(statements.append)
+        call, gone = make_call(1, status=CallStatus.QUEUED), make_call(2, status=CallStatus.QUEUED)
+        store.save_call(call)
+        store.save_call(gone)
+        call.status = CallStatus.INITIATED
+        store.save_call(call)
+        call.status = CallStatus.RINGING
+        store.save_call(call)
+        assert not any("calls" in s for s in statements)
+        store.delete_call(gone.sid)
+        store.commit()
+        assert [" ".join(s.split()[:3]) for s in statements if " calls" in s] == [
+            "INSERT OR REPLACE", "DELETE FROM calls"]  # the deleted call's save never went in
+        assert _committed_calls(db_path) == [(call.sid, "ringing")]
+        statements.clear()
+        call.status = CallStatus.IN_PROGRESS
+        store.save_call(call)
+        assert store.get_call(call.sid) == call  # the read wrote it first
+        call.status = CallStatus.COMPLETED
+        store.save_call(call)
+        store.commit()
+        assert [s.split(" = ")[0] for s in statements if "UPDATE" in s] == ['UPDATE calls SET "status"'] * 2
+        assert _committed_calls(db_path) == [(call.sid, "completed")]
+    finally:
+        store.close()
+
+
+def _committed_calls(db_path: Path) -> list[tuple[str, str]]:
+    con = sqlite3.connect(db_path)
+    try:
+        return list(con.execute("SELECT sid, status FROM calls ORDER BY sid"))
+    finally:
+        con.close()
+
+
 def test_without_a_loop_appended_rows_are_written_at_once(store: Store, db_path: Path) -> None:
     store.add_event("CA1", "sip", "INVITE received")
     assert _committed_events(db_path) == [("CA1", "INVITE received")]
