@@ -119,6 +119,7 @@ class RxGuard:
         self.rate = NewCallRate(NEW_CALLS_PER_WINDOW if KIND == "wheel" else NEW_CALLS_PER_WINDOW_BUILT)
         self.refused = 0
         self.dropped = 0
+        self._admitted = b""  # the last new INVITE `_on_request` let through: `refuse_call` need not check it again
 
     # -- life cycle ---------------------------------------------------------------------------------------------
     def install(self) -> None:
@@ -173,8 +174,13 @@ class RxGuard:
 
     def refuse_call(self, call_id: int, whole_msg: str) -> bool:
         """In `onIncomingCall`: hang up (488) a new INVITE the module should have refused already (it runs
-        uncalibrated, or pjsua got the INVITE some other way), before the call has a `Call` object or a leg."""
-        code = refuse_request(whole_msg.encode("utf-8", "surrogateescape"))
+        uncalibrated, or pjsua got the INVITE some other way), before the call has a `Call` object or a leg.  The
+        INVITE the module has just let through, byte for byte, is not read again."""
+        raw = whole_msg.encode("utf-8", "surrogateescape")
+        admitted, self._admitted = self._admitted, b""
+        if raw == admitted:
+            return False
+        code = refuse_request(raw)
         if not code:
             return False
         self.refused += 1
@@ -221,10 +227,13 @@ class RxGuard:
                 if message is None:
                     return 0
                 code = refuse_request(message)
-                if not code and (call_id := new_invite_call_id(message)):
+                call_id = new_invite_call_id(message) if not code else None
+                if call_id:
                     code = self._admit(call_id)
                 if not code:
-                    return self._drop(raw, message)
+                    dropped = self._drop(raw, message)
+                    self._admitted = raw if call_id and not dropped else b""
+                    return dropped
             if not code:
                 return 0
             self.refused += 1
