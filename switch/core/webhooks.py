@@ -192,16 +192,13 @@ class WebhookDispatcher:
             started = time.perf_counter()
             sent_at = dt.datetime.now(dt.UTC)
             reply = await self._attempt(hook)
-            status, error = reply.status, reply.error
-            if self.exchange_observers:
-                self._exchanged(hook, sent_at, time.perf_counter() - started, reply)
-            for timed in self.attempt_observers:
-                timed(hook, status, error, time.perf_counter() - started)
-            for observer in self.observers:
-                observer(hook, status, time.time())
+            seconds, at, error = time.perf_counter() - started, time.time(), reply.error
             if error is None:
-                self._store.webhook_done(hook.id, True, attempts, None)
+                # The call's next webhook leaves first (`_drain` sends it in this turn); this one's record and
+                # observers follow on the loop's next turn, in the order the webhooks were answered.
+                asyncio.get_running_loop().call_soon(self._report, hook, sent_at, seconds, at, reply, attempts)
                 return
+            self._report(hook, sent_at, seconds, at, reply, attempts)
             log.warning("%s: webhook %s %s attempt %d failed: %s", hook.call_sid, hook.method, hook.url,
                         attempts, error)
             if attempts <= retries:
@@ -210,6 +207,18 @@ class WebhookDispatcher:
         log.error("%s: webhook %s %s given up after %d attempts: %s", hook.call_sid, hook.method, hook.url,
                   attempts, error)
         self._store.webhook_done(hook.id, False, attempts, error)
+
+    def _report(self, hook: PendingWebhook, sent_at: dt.datetime, seconds: float, at: float, reply: Reply,
+                attempts: int) -> None:
+        """One attempt's outcome to the observers; a delivered webhook's to the store too."""
+        if self.exchange_observers:
+            self._exchanged(hook, sent_at, seconds, reply)
+        for timed in self.attempt_observers:
+            timed(hook, reply.status, reply.error, seconds)
+        for observer in self.observers:
+            observer(hook, reply.status, at)
+        if reply.error is None:
+            self._store.webhook_done(hook.id, True, attempts, None)
 
     def _exchanged(self, hook: PendingWebhook, sent_at: dt.datetime, seconds: float, reply: Reply) -> None:
         params = hook.params
