@@ -31,6 +31,7 @@ from switch.worker.dialog import fold as fold_dialog
 from switch.worker.failures import leg_failure, media_failure
 from switch.worker.leg import Leg, LocalAccount
 from switch.worker.media import MediaManager, PlayerEof
+from switch.worker.media_clock import MediaClock
 from switch.worker.media_taps import TapManager
 from switch.worker.pjengine import max_calls_compiled, pj
 from switch.worker.pjmedia import (
@@ -85,7 +86,7 @@ from switch.workers.protocol import (
     Unbridge,
     sip_text,
 )
-from switch.workers.sipmsg import header_param, x_headers
+from switch.workers.sipmsg import header_param, request_uri, x_headers
 
 log = logging.getLogger("switch.worker")
 
@@ -94,9 +95,7 @@ Work = Command | PlayerEof  # what the pjsua thread's queue holds
 LegCommand = Ring | Answer | Hangup | SendDtmf
 WAKE = b"\r\n\r\n"
 # pjsip's timers bound each wait by themselves and `submit` wakes the loop with a datagram, so the poll period
-# only matters at rest.  An idle worker's threads, measured (schedstat): this loop at 100 ms ~0.07 % of a core,
-# the media endpoint's RTP thread ~0.08 % (10 ms waits; the built engine waits 100 ms), the null sound
-# device's clock ~0.08 % (it clocks the conference bridge: it must run).
+# only matters at rest (an idle worker's threads: switch.worker.media_clock).
 _POLL_MS = 250
 BIND_RETRY_SECONDS = 5.0
 
@@ -115,12 +114,6 @@ class EngineConfig:
     log_level: int = 1
     outbound_proxy: str | None = None  # behind the SIP edge: every new request goes through it (a loose route)
     sip_trace: bool = False  # report every SIP message of the legs (`SipMessage`, switch.worker.siptrace)
-
-
-def _request_uri(whole_msg: str) -> str:
-    first = whole_msg.split("\r\n", 1)[0]
-    parts = first.split(" ")
-    return parts[1] if len(parts) >= 3 else ""
 
 
 class Engine:
@@ -142,6 +135,7 @@ class Engine:
         self._auth_accounts: dict[tuple[str, str], LocalAccount] = {}
         self._running = False
         self.ep = pj.Endpoint()
+        self.clock = MediaClock(self.ep, self._holds_media)
         self.account: LocalAccount | None = None
         self.capacity = 0
         self._wake_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -158,7 +152,7 @@ class Engine:
         for kind in (pj.PJSIP_TRANSPORT_UDP, pj.PJSIP_TRANSPORT_TCP):
             self._create_transport(kind)
         ep.libStart()
-        ep.audDevManager().setNullDev()
+        ep.audDevManager().setNullDev()  # the bridge's clock: stopped while the worker holds nothing (`clock`)
         set_codec_priorities(ep)
         self.account = self._make_account(None)
         self.capacity = max_calls_compiled()
@@ -222,6 +216,12 @@ class Engine:
                 self._dispatch(command)
             if self.media.retired:
                 self.media.reap()
+            self.clock.tick(time.monotonic())
+
+    def _holds_media(self) -> bool:
+        media = self.media
+        return bool(self.legs or self.ports.legs or self.conferences.rooms or self.taps.taps or media.ports
+                    or media.players or media.recordings or media.retired)
 
     def submit(self, command: Work) -> None:
         """From any thread: queue a command and wake the loop."""
@@ -255,6 +255,7 @@ class Engine:
 
     # -- commands -----------------------------------------------------------------------------
     def _dispatch(self, command: Work) -> None:
+        self.clock.need()
         try:
             match command:
                 case Shutdown():
@@ -393,6 +394,7 @@ class Engine:
 
     # -- callbacks (pjsua thread) -------------------------------------------------------------
     def on_incoming(self, account: LocalAccount, prm: pj.OnIncomingCallParam) -> None:
+        self.clock.need()
         rdata = prm.rdata
         invite = str(rdata.wholeMsg)  # read once: every read of `wholeMsg` copies the whole message out of SWIG
         if self.guard.refuse_call(prm.callId, invite):
@@ -405,7 +407,7 @@ class Engine:
         self.legs[leg_id] = leg
         ci = leg.getInfo()
         self.emit(Incoming(leg=leg_id, from_uri=sip_text(ci.remoteUri), to_uri=sip_text(ci.localUri),
-                           request_uri=sip_text(_request_uri(invite)),
+                           request_uri=sip_text(request_uri(invite)),
                            call_id=sip_text(ci.callIdString), t=time.time(),
                            headers={sip_text(k): sip_text(v) for k, v in x_headers(invite).items()}))
         if self.tracer is not None:

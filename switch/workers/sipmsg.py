@@ -86,6 +86,12 @@ def parse_head(text: str) -> SipHead | None:
     return SipHead(start, tuple(headers))
 
 
+def request_uri(text: str) -> str:
+    """The Request-URI of a request's text ("" for anything else)."""
+    parts = text.split("\r\n", 1)[0].split(" ")
+    return parts[1] if len(parts) >= 3 else ""
+
+
 def x_headers(text: str, limit: int = 64) -> dict[str, str]:
     """The `X-` headers of a message's head, their names as written (the first of a repeated name wins), at most
     `limit` of them: Twilio hands a SIP call's X- headers to the app as `SipHeader_<name>` parameters."""
