@@ -112,6 +112,9 @@ from switch.tools.bench.twiml_bench import (
 from switch.workers.pool import START_LIMIT, START_WINDOW
 
 IDLE_SECONDS = 2.0  # at rest before each fixed-rate run, for the idle-corrected CPU figures
+# A started switch rests this long first: longer than a worker takes to stop its idle media clock
+# (switch.worker.media_clock.IDLE_S, 2 s), so "at rest" is a worker at rest (section 4: idle CPU per worker).
+REST_SECONDS = 3.0
 
 NOTES = {
     "post_dial_delay_ms": (
@@ -314,11 +317,12 @@ async def switch_phase(ctx: Context, workdir: Path, workers: int, full: bool) ->
 
     try:
         checks = SwitchChecks(switch, receiver, session)
-        await asyncio.sleep(0.5)  # let start-up CPU settle
+        await asyncio.sleep(REST_SECONDS)  # start-up CPU settles, the workers come to rest
         idle = await idle_cpu_rates(switch.pids(), IDLE_SECONDS)
         run = await measure_load(switch.pids(), switch.target(), p.calls, p.rate, p.hold_ms, workdir, "fixed",
                                  checks, idle)
-        out = {**_switch_figures(run, workers, ctx.baseline), "run": run}
+        out = {**_switch_figures(run, workers, ctx.baseline), "run": run,
+               "idle_cpu_s_per_s_by_worker": {name: rate for name, rate in idle.items() if name.startswith("worker")}}
         if not full:
             out["bridged"] = await step("bridged", lambda: bridged_phase(
                 switch, receiver, app, session, workdir, calls=p.pdd_calls, rate=p.pdd_rate, hold_ms=p.hold_ms,

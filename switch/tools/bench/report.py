@@ -108,6 +108,8 @@ def capacity_targets(report: Json) -> Json:
     ringing = (latency.get("ringing") or {}).get("p50")
     answered = (latency.get("answered") or {}).get("p50")
     edge_cps = edge.get("max_inbound_cps_zero_failures")
+    idle = max((v for phase in (switch, switch.get("single_worker") or {})
+                for v in (phase.get("idle_cpu_s_per_s_by_worker") or {}).values()), default=None)
     return {
         "capacity_control_plane_cpu_per_inbound_call": {
             "target": "control-plane CPU per inbound call <= 1 ms", "ms": _ms(inbound), "pass": _le(inbound, 0.001)},
@@ -121,6 +123,9 @@ def capacity_targets(report: Json) -> Json:
             "answered_p50": answered, "pass": _both(_le(ringing, 2.0), _le(answered, 2.0))},
         "capacity_post_dial_delay": {"target": "added post-dial delay p50 <= 2 ms", "p50": pdd.get("p50"),
                                      "pass": _le(pdd.get("p50"), 2.0)},
+        "capacity_idle_cpu_per_worker": {
+            "target": "idle CPU per worker <= 0.2 % of a core (the busiest at rest)",
+            "percent": None if idle is None else round(idle * 100, 3), "pass": _le(idle, 0.002)},
         "capacity_edge_inbound_cps": {
             "target": ">= 300 inbound cps with 0 failures through the SIP edge", "cps": edge_cps,
             "pass": None if edge_cps is None else bool(edge_cps >= 300)},
@@ -199,6 +204,12 @@ def _load_lines(report: Json) -> list[str]:
     if switch.get("rss_mb_control_plane") is not None:
         lines.append(f"  control plane RSS {switch['rss_mb_control_plane']} MB; "
                      f"control plane CPU {_fmt(switch.get('control_plane_cpu_s_per_call'), 1000)} ms/call")
+    many = switch.get("idle_cpu_s_per_s_by_worker") or {}
+    idle = {**(single.get("idle_cpu_s_per_s_by_worker") or {}),
+            **{f"{name} of {switch.get('workers')}": rate for name, rate in many.items()}}
+    if idle:
+        lines.append("  idle CPU per worker at rest, % of a core: "
+                     + ", ".join(f"{name} {_fmt(rate, 100, 3)}" for name, rate in idle.items()))
     lines.append(f"max cps with 0 failures: baseline {_fmt(base.get('max_cps_zero_failures'), 1, 0)} "
                  f"({(base.get('ladder') or {}).get('stopped_by', '-')}), switch "
                  f"{_fmt(switch.get('max_cps_zero_failures'), 1, 0)} "
