@@ -107,10 +107,8 @@ class HttpClient:
         # a hanging server at hundreds of calls a second must not take every file descriptor of the process
         self._slots = asyncio.Semaphore(max_connections)
 
-    async def request(self, method: str, url: str, headers: dict[str, str], body: bytes = b"",
-                      sent: typing.Callable[[], None] | None = None) -> HttpReply:
-        """Send one request and read its answer within `timeout` s (TimeoutError), or raise HttpError.  `sent`
-        runs once, as soon as the request is handed to the socket, before anything can answer it."""
+    async def request(self, method: str, url: str, headers: dict[str, str], body: bytes = b"") -> HttpReply:
+        """Send one request and read its answer within `timeout` s (TimeoutError), or raise HttpError."""
         parts = urllib.parse.urlsplit(url)
         if parts.scheme != "http" or not parts.hostname:
             raise ValueError(f"not an http:// URL: {url}")
@@ -127,18 +125,15 @@ class HttpClient:
             lines.append(f"Content-Length: {len(body)}")
         message = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
         async with asyncio.timeout(self.timeout), self._slots:  # the wait for a slot is part of the timeout
-            return await self._exchange((host, port), message, method, sent)
+            return await self._exchange((host, port), message, method)
 
-    async def _exchange(self, origin: tuple[str, int], message: bytes, method: str,
-                        sent: typing.Callable[[], None] | None) -> HttpReply:
+    async def _exchange(self, origin: tuple[str, int], message: bytes, method: str) -> HttpReply:
         conn, reused = self._take(origin), True
         if conn is None:
             conn, reused = await self._connect(origin), False
         try:
             assert conn.transport is not None
             conn.transport.write(message)
-            if sent is not None:
-                sent()
             try:
                 reply, keep = await _read_reply(conn, method)
             except ServerDisconnected:
@@ -188,16 +183,11 @@ class HttpClient:
 class HttpTransport:
     """One way to send a request whatever its scheme: `http://` through `HttpClient`, `https://` through
     aiohttp.  Either raises HttpError (an OSError) for a request that got no answer, TimeoutError after
-    `timeout` s.
+    `timeout` s.  `before` runs before each request leaves (the store's commit)."""
 
-    `leaving` (the store's commit) runs as each request leaves: an `http://` one just after it is written, in the
-    same turn of the loop, so that nothing (its answer, a REST request the app sends on reading it) is handled
-    before it ran, and the app starts on the request while it runs; an `https://` one just before aiohttp takes
-    it.  Only a crash of the process in that turn can leave a request sent whose report is not on disk."""
-
-    def __init__(self, timeout: float, user_agent: str, leaving: typing.Callable[[], None] | None = None) -> None:
+    def __init__(self, timeout: float, user_agent: str, before: typing.Callable[[], None] | None = None) -> None:
         self.timeout = timeout
-        self.leaving = leaving
+        self.before = before
         self.client = HttpClient(timeout, user_agent)
         self._session: aiohttp.ClientSession | None = None
         self._user_agent = user_agent
@@ -211,10 +201,10 @@ class HttpTransport:
 
     async def request(self, method: str, url: str, headers: dict[str, str], body: bytes = b"") -> HttpReply:
         """The answer to one request; redirects are answers (not followed)."""
+        if self.before is not None:
+            self.before()
         if url.startswith("http://"):
-            return await self.client.request(method, url, headers, body, self.leaving)
-        if self.leaving is not None:
-            self.leaving()
+            return await self.client.request(method, url, headers, body)
         try:
             # encoded=True: send byte for byte the URL the caller signed (yarl would otherwise re-quote it)
             async with self.session().request(method, yarl.URL(url, encoded=True), data=body or None,

@@ -161,10 +161,9 @@ class Store:
     Group commit: a write made on a thread that runs an event loop opens a transaction that is committed
     `COMMIT_DELAY` s later, so the many small writes of a burst of events (calls' rows, their SIP events, their
     webhooks) share one commit, and the pages they touch are written once.  Anything that shows the outside
-    world what the store holds commits with it (`commit`): a webhook or TwiML request in the loop turn it is
-    written in, before its answer can be read (`switch.core.http_client.HttpTransport`'s `leaving`), an HTTP
-    response before its headers (app.py).  So a crash loses at most the writes of the last `COMMIT_DELAY` s that
-    nobody was told of, and those of the turn that sent a request.  The same connection
+    world what the store holds commits first (`commit`): a webhook or TwiML request before it goes out
+    (`switch.core.http_client.HttpTransport`'s `before`), an HTTP response before its headers (app.py).  So a
+    crash loses at most the writes of the last `COMMIT_DELAY` s that nobody was told of.  The same connection
     reads its own writes at once.  Writes from other threads commit as they go.
 
     A live call's row is written whole once and then by UPDATEs of the columns that changed (the row last
@@ -318,8 +317,8 @@ class Store:
         """Write the call's row: whole the first time, then only the columns that changed (class doc).
 
         With a loop running, as `append` does, the row is written when the group commits, or before the next read
-        or delete, whichever comes first, as the call is then: a request that reports the call (its TwiML fetch,
-        a status callback) leaves before the row is written, and several saves in a group are one write."""
+        or delete, whichever comes first, as the call is then (a request that reports the call commits first, so
+        the row is on disk before it leaves); several saves in a group are one write."""
         with self._lock:
             if not self._db.in_transaction:
                 self._begin_group()

@@ -99,7 +99,7 @@ class WebhookDispatcher:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._started = False
         # every webhook leaves through it (switch.core.http_client; multipart ones through its aiohttp session),
-        # and what a webhook reports is on disk as it leaves
+        # and what a webhook reports is on disk before it leaves
         self._http = HttpTransport(timeout, f"softswitch/{__version__}", store.commit)
         self.observers: list[Observer] = []
         self.attempt_observers: list[AttemptObserver] = []

@@ -244,7 +244,7 @@ class VoiceEngine:
         return path
 
     async def start(self) -> None:
-        # what a TwiML request tells the app about a call is on disk as it leaves (the store's group commit)
+        # what a TwiML request tells the app about a call is on disk before it leaves (the store's group commit)
         self.transport = HttpTransport(self._fetch_timeout, f"softswitch/{__version__}", self.calls.store.commit)
         self.session = aiohttp.ClientSession()
         self.fetcher = fetcher = TimedFetcher(self.transport, self._sign, timeout=self._fetch_timeout)

@@ -138,27 +138,6 @@ async def test_a_kept_connection_the_server_closed_is_retried_on_a_new_one(clien
     assert server.connections == 2 and len(server.requests) == 2
 
 
-async def test_sent_runs_once_as_each_request_is_written_before_its_answer(client: HttpClient) -> None:
-    """`sent` (the store's commit in the switch) runs in the turn the request is written in: the server has not
-    read it yet.  Once per request, a retry on a new connection included; never for one that could not leave."""
-    server = RawServer(fixed(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"), close_after=1)
-    base = await server.start()
-    seen: list[int] = []  # requests the server had read when `sent` ran
-    try:
-        for body in (b"1", b"2"):  # the second goes out on the kept connection the server closed: retried
-            reply = await client.request("POST", base + "/a", {}, body, sent=lambda: seen.append(len(server.requests)))
-            assert reply.body == b"ok"
-            await asyncio.sleep(0.05)
-        port = int(base.rsplit(":", 1)[1])
-    finally:
-        await server.stop()
-    assert seen == [0, 1] and server.connections == 2 and len(server.requests) == 2
-    await asyncio.sleep(0.05)
-    with pytest.raises(ConnectError):
-        await client.request("POST", f"http://127.0.0.1:{port}/a", {}, b"3", sent=lambda: seen.append(-1))
-    assert seen == [0, 1]
-
-
 async def test_basic_auth_from_the_url_and_connection_close(client: HttpClient) -> None:
     server = RawServer(fixed(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"))
     base = await server.start()
