@@ -224,13 +224,17 @@ class Store:
         the next read or delete, whichever comes first, and goes in with the others of its statement in one
         `executemany`: a call's events cost one statement per commit instead of one each."""
         with self._lock:
-            if not self._db.in_transaction:
-                self._begin_group()
-            if not self._db.in_transaction:  # no loop on this thread: as it comes
+            if not self._grouped():  # no loop on this thread: as it comes
                 self.writes += 1
                 self._db.execute(sql, args)
                 return
             self._appended.setdefault(sql, []).append(args)
+
+    def _grouped(self) -> bool:
+        """Whether a group's transaction is open, opening one if a loop runs on this thread (lock held)."""
+        if not self._db.in_transaction:
+            self._begin_group()
+        return self._db.in_transaction
 
     def _flush_appended(self) -> None:
         """Write the calls `save_call` kept and the rows `append` kept (lock held), each statement's rows in the
@@ -320,9 +324,7 @@ class Store:
         or delete, whichever comes first, as the call is then (a request that reports the call commits first, so
         the row is on disk before it leaves); several saves in a group are one write."""
         with self._lock:
-            if not self._db.in_transaction:
-                self._begin_group()
-            if self._db.in_transaction:
+            if self._grouped():
                 self._unsaved[call.sid] = call
                 return
         self._write_call(call, self._execute)  # no loop on this thread: as it comes

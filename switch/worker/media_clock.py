@@ -28,7 +28,6 @@ class MediaClock:
         self._idle_s = idle_s
         self._quiet_since: float | None = None
         self.running = True
-        self.stops = 0  # how often it stopped (the worker's stats)
 
     def need(self) -> None:
         """Before the worker acts: the clock runs, and the quiet time starts again."""
@@ -48,4 +47,3 @@ class MediaClock:
         elif now - self._quiet_since >= self._idle_s:
             self._ep.audDevManager().setNoDev()
             self.running = False
-            self.stops += 1

@@ -13,16 +13,13 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from media.audio import read_wav, write_wav
-from media.tones import dominant_frequency, sine
+from media.audio import write_wav
+from media.tones import sine
 from switch.app import Switch, start_switch
-from switch.core.service import CallUpdate
-from switch.core.status import CallStatus
 from switch.worker.media_clock import IDLE_S
-from tests.peers.inprocess import answered_call, in_process_config
+from tests.peers.inprocess import answered_call, assert_heard_second_of_tone, in_process_config, play_and_hang_up
 from tests.peers.phone import PhoneProcess
 
 
@@ -65,13 +62,7 @@ async def test_an_idle_workers_clock_stops_and_runs_again_for_the_next_call(swit
         assert clock_thread(pid)
         await asyncio.sleep(IDLE_S + 1)
         assert clock_thread(pid)  # a live call keeps it, connected or not
-        assert await switch.calls.media.play(sid, str(tone)) == "eof"
-        await switch.calls.update_call(sid, CallUpdate(status=CallStatus.COMPLETED))
-        await phone.event("hangup", timeout=10)
-        await phone.wait_async(10)
-    samples, rate = read_wav(heard)
-    loud = samples[np.abs(samples.astype(np.int32)) > 1000]
-    assert len(loud) > 0.8 * rate  # about a second of tone arrived
-    assert abs(dominant_frequency(samples, rate) - 700.0) < 10
+        await play_and_hang_up(switch, phone, sid, tone)
+    assert_heard_second_of_tone(heard, 700.0)
     took = await clock_becomes(pid, False, IDLE_S + 3)
     assert took >= IDLE_S - 0.5  # not before the worker was quiet for IDLE_S

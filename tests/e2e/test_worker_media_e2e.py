@@ -13,17 +13,16 @@ import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from media.audio import read_wav, write_wav
+from media.audio import write_wav
 from media.recording import finalize, read_raw
 from media.tones import dominant_frequency, rms, sine
 from switch.app import Switch, start_switch
 from switch.core.service import CallUpdate
 from switch.core.status import CallStatus
 from switch.workers.protocol import RecordDone
-from tests.peers.inprocess import answered_call, in_process_config
+from tests.peers.inprocess import answered_call, assert_heard_second_of_tone, in_process_config, play_and_hang_up
 from tests.peers.phone import PhoneProcess
 
 
@@ -39,15 +38,8 @@ async def test_play_reaches_the_far_end(switch: Switch, tmp_path: Path) -> None:
     heard = tmp_path / "heard.wav"
     with PhoneProcess(["--answer", "auto", "--record", str(heard), "--exit-after-calls", "1"]) as phone:
         sid = await answered_call(switch, phone)
-        reason = await switch.calls.media.play(sid, str(tone))
-        assert reason == "eof"
-        await switch.calls.update_call(sid, CallUpdate(status=CallStatus.COMPLETED))
-        await phone.event("hangup", timeout=10)
-        await phone.wait_async(10)
-    samples, rate = read_wav(heard)
-    loud = samples[np.abs(samples.astype(np.int32)) > 1000]
-    assert len(loud) > 0.8 * rate  # about a second of tone arrived
-    assert abs(dominant_frequency(samples, rate) - 700.0) < 10
+        await play_and_hang_up(switch, phone, sid, tone)
+    assert_heard_second_of_tone(heard, 700.0)
 
 
 async def test_tap_records_the_caller_and_a_looping_player_stops_at_once(switch: Switch, tmp_path: Path) -> None:
