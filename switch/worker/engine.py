@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from switch.worker.accounts import Accounts
 from switch.worker.conference import ConferenceManager
 from switch.worker.dialog import fold as fold_dialog
 from switch.worker.failures import leg_failure, media_failure
@@ -38,7 +39,6 @@ from switch.worker.pjmedia import (
     create_transport,
     endpoint_config,
     error_text,
-    local_account_config,
     set_codec_priorities,
 )
 from switch.worker.port_legs import PortLegs, is_port_uri
@@ -132,11 +132,11 @@ class Engine:
         self.ports = PortLegs(self.media, emit, self.legs)  # browsers' legs: switch.worker.port_legs
         self.guard = RxGuard()
         self.tracer = SipTracer(emit, config.log_level) if config.sip_trace else None
-        self._auth_accounts: dict[tuple[str, str], LocalAccount] = {}
         self._running = False
         self.ep = pj.Endpoint()
         self.clock = MediaClock(self.ep, self._holds_media)
-        self.account: LocalAccount | None = None
+        self.accounts = Accounts(self, f"sip:softswitch@{config.host}:{config.port}", config.outbound_proxy,
+                                 lambda: {id(leg.account_ref) for leg in self.legs.values()})
         self.capacity = 0
         self._wake_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._wake_host = "127.0.0.1" if config.host in ("0.0.0.0", "::") else config.host
@@ -154,7 +154,7 @@ class Engine:
         ep.libStart()
         ep.audDevManager().setNullDev()  # the bridge's clock: stopped while the worker holds nothing (`clock`)
         set_codec_priorities(ep)
-        self.account = self._make_account(None)
+        self.accounts.start()
         self.capacity = max_calls_compiled()
         self.guard.install()  # malformed input stopped before pjsip acts on it (switch.worker.rxguard)
         self.guard.calibrate(self._wake_host, self.config.port, lambda: self.ep.libHandleEvents(_POLL_MS))
@@ -173,35 +173,6 @@ class Engine:
                     raise RuntimeError(f"cannot bind SIP {self.config.host}:{self.config.port}: "
                                        f"{error_text(exc)}") from None
                 time.sleep(0.2)
-
-    def _make_account(self, auth: tuple[str, str] | None) -> LocalAccount:
-        acfg = local_account_config(f"sip:softswitch@{self.config.host}:{self.config.port}", None)
-        if self.config.outbound_proxy:
-            acfg.sipConfig.proxies.append(self.config.outbound_proxy)
-        if auth is not None:
-            cred = pj.AuthCredInfo("digest", "*", auth[0], 0, auth[1])
-            acfg.sipConfig.authCreds.append(cred)
-        acc = LocalAccount(self)
-        acc.create(acfg, auth is None)
-        return acc
-
-    def _account_for(self, auth: tuple[str, str] | None) -> LocalAccount:
-        assert self.account is not None
-        if auth is None:
-            return self.account
-        acc = self._auth_accounts.get(auth)
-        if acc is None:
-            # pjsua has room for 8 accounts; credentials sets beyond a handful reuse by eviction.
-            if len(self._auth_accounts) >= 6:
-                busy = {id(leg.account_ref) for leg in self.legs.values()}
-                for key, old in list(self._auth_accounts.items()):
-                    if id(old) not in busy:
-                        old.shutdown()
-                        del self._auth_accounts[key]
-                        break
-            acc = self._make_account(auth)
-            self._auth_accounts[auth] = acc
-        return acc
 
     def run(self) -> None:
         """Loop until shutdown: handle SIP events, then drain commands."""
@@ -245,11 +216,7 @@ class Engine:
             self.ep.libHandleEvents(_POLL_MS)
         self.media.close_all()
         self.legs.clear()
-        for acc in [*self._auth_accounts.values(), self.account]:
-            if acc is not None:
-                acc.shutdown()
-        self._auth_accounts.clear()
-        self.account = None
+        self.accounts.shutdown()
         self.guard.uninstall()
         self.ep.libDestroy()
 
@@ -362,7 +329,7 @@ class Engine:
         """Answered by `InviteSent`, or `DialFailed` when pjsua refuses (a bad URI, no free call slot, ...)."""
         leg_id = command.leg
         try:
-            leg = Leg(self, leg_id, self._account_for(command.auth))
+            leg = Leg(self, leg_id, self.accounts.for_leg(command.auth))
             prm = pj.CallOpParam(True)
             if command.from_uri:
                 prm.txOption.localUri = command.from_uri
