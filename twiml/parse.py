@@ -74,7 +74,7 @@ from twiml.xmlread import MAX_DEPTH, read_xml
 __all__ = ["CHILDREN", "DEFAULT_MAX_BYTES", "MAX_DEPTH", "NOUNS", "VERBS", "Response", "TwimlError", "parse"]
 
 DEFAULT_MAX_BYTES: Final = 64 * 1024
-"""Deepest element nesting accepted; real TwiML needs about six (Response, Gather, Say, SSML)."""
+"""The largest document `parse` accepts unless told otherwise, in bytes (UTF-8 for text)."""
 CACHED_MAX_CHARS: Final = 8 * 1024
 """Documents up to this length are kept, parsed, for the next call that gets the same one (see `parse`)."""
 CACHED_DOCUMENTS: Final = 256

@@ -15,6 +15,7 @@ from defusedxml.ElementTree import DefusedXMLParser
 from twiml.errors import PARSE_FAILURE, TwimlError
 
 MAX_DEPTH: Final = 32
+"""Deepest element nesting accepted; real TwiML needs about six (Response, Gather, Say, SSML)."""
 
 
 class _LineTreeBuilder(ET.TreeBuilder):
